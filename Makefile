@@ -1,0 +1,29 @@
+# Two commands set everything up: `make reproduce` and `make test`.
+# Every target creates or refreshes .venv from pyproject.toml first (skipped when nothing changed).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: reproduce test lab bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	touch $(STAMP)
+
+reproduce: $(STAMP)  ## run every notebook headless and write build/report.md
+	$(BIN)/python -m mlsys_core.report notebooks --out build
+
+test: $(STAMP)  ## unit tests, then the notebooks under nbval
+	$(BIN)/python -m pytest tests notebooks --nbval-lax --sanitize-with tests/nbval_sanitize.cfg
+
+lab: $(STAMP)  ## JupyterLab on the notebooks
+	$(BIN)/jupyter lab notebooks
+
+bench: $(STAMP)  ## side-by-side benchmarks, each ends with one RESULT line
+	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf build $(VENV)

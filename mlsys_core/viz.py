@@ -1,0 +1,21 @@
+"""Shared plotting glue: one figure style for every notebook. Plot functions take results, return a Figure."""
+
+from __future__ import annotations
+
+DPI = 80  # modest, so that executed notebooks stay small
+
+
+def figure(ncols: int = 1, nrows: int = 1, width: float = 5.0, height: float = 3.4, **kwargs):
+    """A matplotlib `(Figure, axes)` pair sized per panel, at the suite's dpi, with a tight layout."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(width * ncols, height * nrows), dpi=DPI, layout="constrained", **kwargs
+    )
+    return fig, axes
+
+
+def bar_labels(ax, fmt: str = "{:.2f}") -> None:
+    """Write each bar's value above it."""
+    for container in ax.containers:
+        ax.bar_label(container, fmt=fmt, fontsize=8)
