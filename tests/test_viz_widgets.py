@@ -1,0 +1,38 @@
+import matplotlib
+
+matplotlib.use("Agg")
+
+from mlsys_core import viz, widgets
+
+
+def test_figure_has_suite_dpi_and_panels():
+    fig, axes = viz.figure(ncols=2, width=4, height=3)
+    assert fig.dpi == viz.DPI
+    assert len(axes) == 2
+    assert tuple(fig.get_size_inches()) == (8, 3)
+
+
+def test_bar_labels_writes_values():
+    fig, ax = viz.figure()
+    ax.bar(["a", "b"], [1.234, 5.0])
+    viz.bar_labels(ax, "{:.1f}")
+    assert sorted(t.get_text() for t in ax.texts) == ["1.2", "5.0"]
+
+
+def test_explore_wires_compute_then_draw():
+    calls = []
+
+    def compute(n, scale):
+        calls.append((n, scale))
+        return [i * scale for i in range(n)]
+
+    def draw(values):
+        fig, ax = viz.figure()
+        ax.plot(values)
+        return fig
+
+    panel = widgets.explore(compute, draw, n=(1, 10), scale=[1, 2])
+    labels = {w.description for w in panel.children[:-1]}
+    assert labels == {"n", "scale"}
+    panel.children[0].value = 7
+    assert calls[-1][0] == 7
