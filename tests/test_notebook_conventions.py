@@ -1,0 +1,45 @@
+"""Every notebook keeps the suite's conventions (DESIGN.md): Colab cell first, backend before JAX,
+committed executed, at least one checked output, small, and no machine-specific paths."""
+
+import pathlib
+import re
+
+import nbformat
+import pytest
+
+NOTEBOOKS = sorted((pathlib.Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
+
+
+def test_the_notebooks_are_there():
+    names = {p.stem for p in NOTEBOOKS}
+    assert "00_start_here" in names
+
+
+@pytest.fixture(params=NOTEBOOKS, ids=lambda p: p.name)
+def notebook(request):
+    return request.param, nbformat.read(request.param, as_version=4)
+
+
+def test_first_cells_are_badge_colab_install_then_backend(notebook):
+    path, nb = notebook
+    first_md = next(c for c in nb.cells if c.cell_type == "markdown")
+    assert f"blob/main/notebooks/{path.name}" in first_md.source, "Colab badge must point at this notebook"
+    code = [c.source for c in nb.cells if c.cell_type == "code"]
+    assert 'if "google.colab" in sys.modules:' in code[0]
+    assert '"jax=={jax.__version__}"' in code[0], "the Colab cell must keep Colab's own jax"
+    assert "backend.setup(" in code[1]
+
+
+def test_committed_executed_with_checked_outputs(notebook):
+    path, nb = notebook
+    code = [c for c in nb.cells if c.cell_type == "code" and c.source.strip()]
+    assert all(c.execution_count is not None for c in code), f"{path.name} has cells that were not run"
+    checked = [c for c in code if c.source.startswith("# NBVAL_CHECK_OUTPUT")]
+    assert checked and all(c.outputs for c in checked)
+
+
+def test_small_and_free_of_machine_paths(notebook):
+    path, _ = notebook
+    text = path.read_text()
+    assert path.stat().st_size < 2_000_000
+    assert not re.search(r"/(work|root|home|tmp)/", text)
