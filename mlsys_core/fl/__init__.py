@@ -1,0 +1,15 @@
+"""Paper 3 — Towards Federated Learning at Scale (Bonawitz et al., SysML 2019), built for real.
+
+- `population`: millions of devices as arrays, with diurnal eligibility windows across time zones.
+- `protocol`: round configs, reservoir selection with over-selection, reporting, pace steering, and
+  `simulate()`, a vectorised discrete-event model of rounds over a simulated day.
+- `actors`: Coordinator, Selectors, Master Aggregator, Aggregators exchanging messages on the
+  simulated clock, with fault injection (and the survey's two-actor alternative).
+- `fedavg`: FedAvg in JAX, all clients of a round in one jit + vmap; `training` drives it with the
+  protocol on non-IID digits, with late updates discarded or recycled.
+- `telemetry`: session strings, per-round counters, and the privacy of per-device dashboards.
+- `plans`: FL plans (device + server part), versioned per device runtime.
+- `plots`: figures for the notebook (results in, Figure out).
+
+Importing this package does not start JAX.
+"""

@@ -1,0 +1,135 @@
+"""A device population as arrays: time zones, nightly eligibility windows, speeds, links, drop-out.
+
+A device is *eligible* (idle, charging, on an unmetered network) inside its nightly window in local
+time, and only if it has an unmetered network at all. Everything is a NumPy array of length N, so a
+population of 10 M devices fits in ~300 MB and every query is one vectorised expression.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from mlsys_core.fl import _checks
+
+HOUR_S = 3600.0
+DAY_S = 86400.0
+
+# (UTC offset in hours, share of devices): weighted towards the Americas and Europe, as a phone
+# keyboard's users might be. The mix sets the size of the diurnal swing.
+DEFAULT_TIME_ZONES = (
+    (-8.0, 0.15), (-6.0, 0.1), (-5.0, 0.2), (-3.0, 0.1), (0.0, 0.06),
+    (1.0, 0.14), (3.0, 0.05), (5.5, 0.08), (8.0, 0.07), (9.0, 0.05),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class PopulationConfig:
+    """How devices are drawn. Times of day are local hours; rates are per second; sizes in bytes."""
+
+    num_devices: int = 100_000
+    time_zones: tuple[tuple[float, float], ...] = DEFAULT_TIME_ZONES
+    unmetered_fraction: float = 0.85
+    window_start_h: float = 23.0
+    window_start_std_h: float = 1.5
+    window_length_h: float = 7.0
+    window_length_std_h: float = 1.0
+    drop_out_range: tuple[float, float] = (0.06, 0.10)
+    examples_median: float = 200.0
+    examples_per_s_median: float = 5.0
+    speed_sigma: float = 0.5
+    down_bytes_per_s_median: float = 2e6
+    up_bytes_per_s_median: float = 1e6
+    bandwidth_sigma: float = 0.6
+    runtime_versions: tuple[int, ...] = (1, 2, 3, 4, 5)
+    runtime_weights: tuple[float, ...] = (0.03, 0.07, 0.2, 0.3, 0.4)
+
+    def __post_init__(self):
+        _checks.number("num_devices", self.num_devices, 1, 50_000_000, integer=True)
+        if not self.time_zones or any(len(z) != 2 or z[1] < 0 for z in self.time_zones):
+            raise ValueError(f"time_zones must be non-empty (offset_h, weight >= 0) pairs, got {self.time_zones!r}")
+        if sum(w for _, w in self.time_zones) <= 0:
+            raise ValueError(f"time_zones weights must sum to > 0, got {self.time_zones!r}")
+        _checks.number("unmetered_fraction", self.unmetered_fraction, 0.0, 1.0)
+        _checks.number("window_start_h", self.window_start_h, 0.0, 24.0)
+        _checks.number("window_length_h", self.window_length_h, 0.0, 24.0, low_open=True)
+        for name in ("window_start_std_h", "window_length_std_h", "speed_sigma", "bandwidth_sigma"):
+            _checks.number(name, getattr(self, name), 0.0, 24.0)
+        lo, hi = self.drop_out_range
+        if not 0.0 <= lo <= hi < 1.0:
+            raise ValueError(f"drop_out_range must satisfy 0 <= low <= high < 1, got {self.drop_out_range!r}")
+        for name in ("examples_median", "examples_per_s_median", "down_bytes_per_s_median", "up_bytes_per_s_median"):
+            _checks.number(name, getattr(self, name), 0.0, low_open=True)
+        if len(self.runtime_versions) != len(self.runtime_weights) or not self.runtime_versions:
+            raise ValueError(
+                f"runtime_versions and runtime_weights must be non-empty and equally long, got "
+                f"{self.runtime_versions!r} and {self.runtime_weights!r}"
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class Population:
+    """N devices as parallel arrays (all of length `size`)."""
+
+    tz_offset_h: np.ndarray  # float32, UTC offset
+    window_start_h: np.ndarray  # float32, local hour the nightly eligible window opens
+    window_length_h: np.ndarray  # float32
+    unmetered: np.ndarray  # bool, has an unmetered network at all
+    drop_out_p: np.ndarray  # float32, chance to drop during a round
+    num_examples: np.ndarray  # int32, local training examples
+    examples_per_s: np.ndarray  # float32, training speed
+    down_bytes_per_s: np.ndarray  # float32
+    up_bytes_per_s: np.ndarray  # float32
+    runtime_version: np.ndarray  # int8
+
+    @property
+    def size(self) -> int:
+        return len(self.tz_offset_h)
+
+
+def make_population(config: PopulationConfig, seed: int) -> Population:
+    """Draw `config.num_devices` devices with a NumPy generator seeded by `seed`."""
+    rng = np.random.default_rng(seed)
+    n = config.num_devices
+    offsets = np.array([z[0] for z in config.time_zones], np.float32)
+    weights = np.array([z[1] for z in config.time_zones], np.float64)
+    logn = lambda median, sigma: (median * np.exp(sigma * rng.standard_normal(n))).astype(np.float32)  # noqa: E731
+    lo, hi = config.drop_out_range
+    rw = np.asarray(config.runtime_weights, np.float64)
+    return Population(
+        tz_offset_h=rng.choice(offsets, size=n, p=weights / weights.sum()),
+        window_start_h=np.mod(rng.normal(config.window_start_h, config.window_start_std_h, n), 24.0).astype(np.float32),
+        window_length_h=np.clip(rng.normal(config.window_length_h, config.window_length_std_h, n), 0.5, 23.0).astype(np.float32),
+        unmetered=rng.random(n) < config.unmetered_fraction,
+        drop_out_p=rng.uniform(lo, hi, n).astype(np.float32),
+        num_examples=np.maximum(1, logn(config.examples_median, 0.6)).astype(np.int32),
+        examples_per_s=logn(config.examples_per_s_median, config.speed_sigma),
+        down_bytes_per_s=logn(config.down_bytes_per_s_median, config.bandwidth_sigma),
+        up_bytes_per_s=logn(config.up_bytes_per_s_median, config.bandwidth_sigma),
+        runtime_version=rng.choice(np.asarray(config.runtime_versions, np.int8), size=n, p=rw / rw.sum()),
+    )
+
+
+def local_hour(pop: Population, t_s, idx=slice(None)) -> np.ndarray:
+    """Local hour of day in [0, 24) of devices `idx` at simulated UTC time(s) `t_s`."""
+    return np.mod(np.asarray(t_s) / HOUR_S + pop.tz_offset_h[idx], 24.0)
+
+
+def is_eligible(pop: Population, t_s, idx=slice(None)) -> np.ndarray:
+    """Whether devices `idx` are idle, charging and on an unmetered network at time(s) `t_s`."""
+    into = np.mod(local_hour(pop, t_s, idx) - pop.window_start_h[idx], 24.0)
+    return pop.unmetered[idx] & (into < pop.window_length_h[idx])
+
+
+def next_eligible_s(pop: Population, t_s, idx=slice(None)) -> np.ndarray:
+    """Earliest time >= `t_s` at which devices `idx` are eligible (inf for those never eligible)."""
+    t_s = np.asarray(t_s, np.float64)
+    into = np.mod(local_hour(pop, t_s, idx) - pop.window_start_h[idx], 24.0)
+    wait_h = np.where(into < pop.window_length_h[idx], 0.0, 24.0 - into + 1e-4)  # +0.36 s: past rounding
+    return np.where(pop.unmetered[idx], t_s + wait_h * HOUR_S, np.inf)
+
+
+def eligible_by_hour(pop: Population, hours_utc: np.ndarray) -> np.ndarray:
+    """Number of eligible devices at each UTC hour in `hours_utc` (the diurnal swing)."""
+    return np.array([np.count_nonzero(is_eligible(pop, h * HOUR_S)) for h in hours_utc])

@@ -1,0 +1,108 @@
+"""Telemetry: per-device session strings, per-round counters, and what they reveal.
+
+Each device event is one character, so a session reads like `-v[]+^`:
+
+    -  checked in                 v  plan and checkpoint downloaded
+    x  rejected, told when to return   P  rejected: no plan for its runtime
+    [  training started           ]  training finished
+    +  upload started             ^  upload accepted
+    L  upload rejected as late    R  late upload kept for recycling
+    !  interrupted (dropped out, or its actor crashed)
+
+Events are stored as three arrays (device, time, code) for the first `traced_devices` device ids
+(devices are drawn i.i.d., so that is a random sample), which keeps a 1 M-device day cheap.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+CODES = "-xPv[]+^LR!"
+LEGEND = {
+    "-": "check-in", "x": "rejected (come back later)", "P": "rejected: no plan for runtime",
+    "v": "plan + checkpoint downloaded", "[": "training started", "]": "training finished",
+    "+": "upload started", "^": "upload accepted", "L": "upload rejected as late",
+    "R": "late upload kept for recycling", "!": "interrupted",
+}
+
+
+class EventLog:
+    """Append-only device events of the traced devices; `arrays()` returns them sorted by device, time."""
+
+    def __init__(self, traced_devices: int):
+        self.traced_devices = traced_devices
+        self._chunks: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+
+    def add(self, ids: np.ndarray, t_s: np.ndarray, code: str) -> None:
+        keep = ids < self.traced_devices
+        if keep.any():
+            t = np.broadcast_to(np.asarray(t_s, np.float64), ids.shape)[keep]
+            self._chunks.append((ids[keep].astype(np.int32), t, np.full(t.shape, CODES.index(code), np.uint8)))
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if not self._chunks:
+            return np.zeros(0, np.int32), np.zeros(0), np.zeros(0, np.uint8)
+        ids, t, c = (np.concatenate(x) for x in zip(*self._chunks))
+        order = np.lexsort((t, ids))
+        return ids[order], t[order], c[order]
+
+
+def session_string(log: EventLog, device: int) -> str:
+    """The device's events as code characters, one space-separated session per check-in."""
+    ids, _, codes = log.arrays()
+    text = "".join(CODES[c] for c in codes[ids == device])
+    return " ".join("-" + s for s in text.split("-") if s) if text.startswith("-") else text
+
+
+def device_checkin_times(log: EventLog, device: int) -> np.ndarray:
+    """Times (s) at which `device` checked in: what a per-device dashboard shows about one user."""
+    ids, t, codes = log.arrays()
+    return t[(ids == device) & (codes == CODES.index("-"))]
+
+
+def infer_window(hours: np.ndarray) -> tuple[float, float]:
+    """Guess a daily window (start_h, length_h) from event hours of day: the complement of the largest gap.
+
+    This is the attack the survey warns about: check-ins happen only while the phone is idle,
+    charging and on Wi-Fi, so their hours of day trace the user's sleep.
+    """
+    h = np.sort(np.mod(np.asarray(hours, np.float64), 24.0))
+    if len(h) == 0:
+        return float("nan"), 0.0
+    gaps = np.diff(np.concatenate([h, h[:1] + 24.0]))
+    i = int(np.argmax(gaps))
+    start = h[(i + 1) % len(h)]
+    return float(start), float(24.0 - gaps[i])
+
+
+def aggregate_only(log: EventLog, bin_s: float, horizon_s: float, k_min: int) -> np.ndarray:
+    """Mitigation: keep only the number of distinct devices checking in per time bin, no device ids.
+
+    Bins with fewer than `k_min` distinct devices are suppressed (reported as 0), so no bin can
+    describe one user. Returns an int array of length ceil(horizon_s / bin_s).
+    """
+    ids, t, codes = log.arrays()
+    sel = codes == CODES.index("-")
+    nbins = int(np.ceil(horizon_s / bin_s))
+    b = np.minimum((t[sel] // bin_s).astype(np.int64), nbins - 1)
+    pairs = np.unique(np.stack([b, ids[sel].astype(np.int64)]), axis=1) if sel.any() else np.zeros((2, 0), np.int64)
+    counts = np.bincount(pairs[0], minlength=nbins)
+    return np.where(counts >= k_min, counts, 0)
+
+
+@dataclasses.dataclass
+class RoundCounters:
+    """Per-round counters as columns; `column(name)` gives a NumPy array over rounds."""
+
+    rows: list[dict] = dataclasses.field(default_factory=list)
+
+    def append(self, **row) -> None:
+        self.rows.append(row)
+
+    def column(self, name: str) -> np.ndarray:
+        return np.array([r[name] for r in self.rows])
+
+    def __len__(self) -> int:
+        return len(self.rows)
