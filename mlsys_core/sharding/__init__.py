@@ -1,0 +1,14 @@
+"""Paper 1 - "Exploring the Limits of Concurrency in ML Training on Google TPUs" (Kumar et al., MLSys 2021).
+
+- `models`: an MLP classifier (digits) and an optimizer-heavy FFN stack, as plain pytrees.
+- `optimizers`: SGD/momentum/Adam from optax, LAMB/LARS with shard-exact trust ratios.
+- `strategies`: data-parallel steps under `jax.shard_map` - replicated, weight-update sharding, FSDP.
+- `spmd`: 2-D (data x model) Megatron-style model parallelism, distributed batch norm with a group
+  size, distributed evaluation.
+- `inspection`: collectives parsed from HLO, memory per device.
+- `cost_model`: step time vs chip count (compute, ring all-reduce, weight update), MLPerf v0.7 table.
+- `launch`: the same training under `jax.distributed` in several processes.
+- `plots`: figures for the notebook (take results, compute nothing).
+
+Importing this package never starts a JAX backend; call `mlsys_core.backend.setup()` first.
+"""

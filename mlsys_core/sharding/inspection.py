@@ -1,0 +1,129 @@
+"""Make the invisible visible: which collectives a step runs, and what each device holds in memory.
+
+`collectives` reads HLO text - XLA's optimised program (`jit(f).lower(...).compile()`) or the program
+as written (`jit(f).lower(...)`) - and returns one row per collective with its result's dtype, shape
+and bytes per device. Compare both for bfloat16: XLA:CPU promotes bf16 reductions to f32 (its
+reduction regions are suffixed `_promoted`), TPUs and GPUs keep them in bf16.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+
+import jax
+import numpy as np
+
+COLLECTIVE_KINDS = ("all-reduce", "reduce-scatter", "all-gather", "all-to-all", "collective-permute")
+_DTYPE_BYTES = {"pred": 1, "s8": 1, "u8": 1, "bf16": 2, "f16": 2, "s16": 2, "u16": 2,
+                "f32": 4, "s32": 4, "u32": 4, "f64": 8, "s64": 8, "u64": 8}
+_LINE = re.compile(r"=\s+(\(.*?\)|[a-z0-9]+\[[0-9,]*\]\S*)\s+(" + "|".join(COLLECTIVE_KINDS) + r")(-start)?\(")
+_ARRAY = re.compile(r"([a-z]+[0-9]*)\[([0-9,]*)\]")
+_GROUPS = re.compile(r"replica_groups=(?:\{\{([0-9,]*)\}|\[\d+,(\d+)\])")
+
+
+@dataclasses.dataclass(frozen=True)
+class Collective:
+    """One collective's result on one device: `kind` in COLLECTIVE_KINDS, HLO `dtype`, `shape`, `bytes`.
+
+    `group_size` is how many devices take part (None if the HLO does not say).
+    """
+
+    kind: str
+    dtype: str
+    shape: tuple[int, ...]
+    bytes: int
+    group_size: int | None = None
+
+    @property
+    def wire_bytes(self) -> float | None:
+        """Bytes each device sends with the bandwidth-optimal ring algorithm, from the result size.
+
+        all-reduce 2(n-1)/n x result; reduce-scatter (n-1) x result (its result is one shard);
+        all-gather (n-1)/n x result. So reduce-scatter + all-gather move what one all-reduce does.
+        """
+        n = self.group_size
+        if n is None or self.kind not in ("all-reduce", "reduce-scatter", "all-gather"):
+            return None
+        factor = {"all-reduce": 2 * (n - 1) / n, "reduce-scatter": n - 1, "all-gather": (n - 1) / n}[self.kind]
+        return factor * self.bytes
+
+
+def _hlo_text(program) -> str:
+    if isinstance(program, str):
+        return program
+    if isinstance(program, jax.stages.Lowered):
+        return program.as_text(dialect="hlo")
+    return program.as_text()
+
+
+def collectives(program) -> list[Collective]:
+    """Rows (kind, dtype, shape, bytes) for each collective in a Compiled, Lowered or HLO string.
+
+    A combined collective (tuple result) gives one row per array. Async `*-start` ops count once
+    (their `*-done` is skipped); for a start op whose tuple holds (operands, results), the results count.
+    """
+    rows = []
+    for line in _hlo_text(program).splitlines():
+        m = _LINE.search(line)
+        if not m:
+            continue
+        arrays = [(d, tuple(int(s) for s in dims.split(",") if s)) for d, dims in _ARRAY.findall(m.group(1))]
+        if m.group(3) and m.group(2) != "all-reduce" and len(arrays) > 1:
+            arrays = arrays[len(arrays) // 2:]
+        g = _GROUPS.search(line)
+        group = None if g is None else (len(g.group(1).split(",")) if g.group(1) is not None else int(g.group(2)))
+        for dtype, shape in arrays:
+            rows.append(Collective(m.group(2), dtype, shape, _DTYPE_BYTES.get(dtype, 4) * math.prod(shape), group))
+    return rows
+
+
+def bytes_by_kind(rows: list[Collective]) -> dict[str, int]:
+    """Total result bytes per device for each collective kind present."""
+    out: dict[str, int] = {}
+    for r in rows:
+        out[r.kind] = out.get(r.kind, 0) + r.bytes
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class MemoryPerDevice:
+    """Bytes one device holds: parameters, optimizer state, reduced gradients; `temp_bytes` from XLA."""
+
+    params_bytes: int
+    opt_state_bytes: int
+    grad_bytes: int
+    temp_bytes: int | None = None
+
+    @property
+    def total_bytes(self) -> int:
+        return self.params_bytes + self.opt_state_bytes + self.grad_bytes
+
+
+def _bytes_on_first_device(tree) -> int:
+    """Sum over leaves of the bytes of the shard that the first addressable device holds."""
+    total = 0
+    for leaf in jax.tree.leaves(tree):
+        shard = leaf.addressable_shards[0]
+        total += math.prod(shard.data.shape) * np.dtype(leaf.dtype).itemsize
+    return total
+
+
+def memory_per_device(trainer, state, compiled=None) -> MemoryPerDevice:
+    """Memory per device of a `strategies.Trainer` state, read from the arrays' shards.
+
+    Every device holds the same amount (even shards), so the first device stands for all.
+    Gradient bytes are those kept after reduction: a full copy (replicated) or one shard (wus,
+    fsdp). `compiled`, if given, adds XLA's temporary-buffer bytes from `memory_analysis()`.
+    """
+    _, leaves = state.layout
+    n = trainer.num_shards
+    if trainer.strategy == "replicated":
+        grad = sum(math.prod(s) * np.dtype(d).itemsize for s, d in leaves)
+    else:
+        grad = sum(-(-math.prod(s) // n) * np.dtype(d).itemsize for s, d in leaves)
+    temp = None
+    if compiled is not None and (analysis := compiled.memory_analysis()) is not None:
+        temp = int(analysis.temp_size_in_bytes)
+    return MemoryPerDevice(_bytes_on_first_device(state.params), _bytes_on_first_device(state.opt_state), grad, temp)
