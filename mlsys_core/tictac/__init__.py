@@ -1,0 +1,13 @@
+"""Paper 4 — TicTac: communication scheduling for parameter-server training and inference.
+
+- `graph`: `OpGraph`, a validated DAG of recv ops (parameter transfers) and compute ops, with the
+  dependency bitsets `deps` TicTac's properties are built on.
+- `jaxgraph`: op DAGs from real JAX programs (`trace` -> `FlatProgram`, `to_graph`), eager execution.
+- `models`: an MLP, a small CNN, a ResNet-style and an Inception-style network in plain JAX.
+- `ordering`: TIC, TAC (fast incremental kernel), baselines random / layer / reverse, `schedule`.
+- `simulate`: the parameter-server simulator (`Cluster`, `simulate` -> `SimResult`).
+- `ps`: a real parameter server over loopback TCP with rate-limited links and JAX workers.
+- `experiments`: the notebook's measurements as pure functions; `plots`: their figures.
+
+Importing this package does not start JAX.
+"""

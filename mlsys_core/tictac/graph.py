@@ -1,0 +1,166 @@
+"""The op DAG TicTac schedules: recv ops (parameter transfers, with bytes) and compute ops (with FLOPs).
+
+Nodes `0 .. n_recv-1` are recvs, nodes `n_recv .. n_recv+n_compute-1` are compute ops. Edges point
+from producer to consumer. `deps(op)` — the set of recvs an op needs, transitively — is kept as a
+bitset: row `i` of `OpGraph.deps` (shape `(n_nodes, words)`, uint64) has bit `r` set iff recv `r`
+reaches node `i`. A numba kernel fills it in one pass over a topological order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import numba
+import numpy as np
+
+
+@numba.njit(cache=True)
+def _deps_kernel(n_recv, n_nodes, topo, pred_ptr, pred_idx, words):
+    bits = np.zeros((n_nodes, words), dtype=np.uint64)
+    for r in range(n_recv):
+        bits[r, r >> 6] = np.uint64(1) << np.uint64(r & 63)
+    for v in topo:
+        for k in range(pred_ptr[v], pred_ptr[v + 1]):
+            p = pred_idx[k]
+            for w in range(words):
+                bits[v, w] |= bits[p, w]
+    return bits
+
+
+def _csr(keys: np.ndarray, values: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Group `values` by `keys` in 0..n-1: (indptr (n+1,), values sorted by key, stable)."""
+    order = np.argsort(keys, kind="stable")
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.add.at(indptr, keys + 1, 1)
+    return np.cumsum(indptr), values[order].astype(np.int64)
+
+
+def popcount(bits: np.ndarray) -> np.ndarray:
+    """Number of set bits per row of a uint64 bitset matrix `(rows, words)` -> `(rows,)` int64."""
+    return np.bitwise_count(bits).sum(axis=-1, dtype=np.int64)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class OpGraph:
+    """A validated DAG of `n_recv` recv ops and `len(compute_flops)` compute ops.
+
+    `recv_bytes` (n_recv,) bytes each parameter transfer carries; `compute_flops` (n_compute,)
+    estimated work per compute op; `src`, `dst` (n_edges,) node ids; names are for display.
+    Raises ValueError on a cycle, on an edge into a recv, or on a compute op that no recv reaches.
+    """
+
+    recv_bytes: np.ndarray
+    compute_flops: np.ndarray
+    src: np.ndarray
+    dst: np.ndarray
+    recv_names: tuple[str, ...] = ()
+    compute_names: tuple[str, ...] = ()
+    name: str = "graph"
+
+    def __post_init__(self):
+        rb = np.asarray(self.recv_bytes, dtype=np.float64).reshape(-1)
+        cf = np.asarray(self.compute_flops, dtype=np.float64).reshape(-1)
+        src = np.asarray(self.src, dtype=np.int64).reshape(-1)
+        dst = np.asarray(self.dst, dtype=np.int64).reshape(-1)
+        if rb.size == 0:
+            raise ValueError("recv_bytes must name at least one recv op, got none")
+        if np.any(rb < 0) or not np.all(np.isfinite(rb)):
+            raise ValueError("recv_bytes must be finite and >= 0")
+        if np.any(cf < 0) or not np.all(np.isfinite(cf)):
+            raise ValueError("compute_flops must be finite and >= 0")
+        if src.shape != dst.shape:
+            raise ValueError(f"src and dst must have the same length, got {src.size} and {dst.size}")
+        n = rb.size + cf.size
+        if src.size and (src.min() < 0 or dst.min() < 0 or src.max() >= n or dst.max() >= n):
+            raise ValueError(f"edge endpoints must be node ids in [0, {n}), got out-of-range ids")
+        if np.any(dst < rb.size):
+            bad = int(dst[dst < rb.size][0])
+            raise ValueError(f"recv ops have no inputs, but an edge points into recv {bad}")
+        for attr, value in (("recv_bytes", rb), ("compute_flops", cf), ("src", src), ("dst", dst)):
+            value.setflags(write=False)
+            object.__setattr__(self, attr, value)
+        if self.recv_names and len(self.recv_names) != rb.size:
+            raise ValueError(f"recv_names must have {rb.size} entries, got {len(self.recv_names)}")
+        if self.compute_names and len(self.compute_names) != cf.size:
+            raise ValueError(f"compute_names must have {cf.size} entries, got {len(self.compute_names)}")
+        topo = self._topological_order()
+        object.__setattr__(self, "topo", topo)
+        reached = popcount(self.deps[rb.size:]) > 0
+        if not reached.all():
+            op = int(np.flatnonzero(~reached)[0])
+            label = self.compute_names[op] if self.compute_names else f"compute op {op}"
+            raise ValueError(f"{label} (node {rb.size + op}) has no path from any recv op")
+
+    @property
+    def n_recv(self) -> int:
+        return self.recv_bytes.size
+
+    @property
+    def n_compute(self) -> int:
+        return self.compute_flops.size
+
+    @property
+    def n_nodes(self) -> int:
+        return self.n_recv + self.n_compute
+
+    @functools.cached_property
+    def preds(self) -> tuple[np.ndarray, np.ndarray]:
+        """CSR of predecessors: (indptr (n_nodes+1,), node ids)."""
+        return _csr(self.dst, self.src, self.n_nodes)
+
+    @functools.cached_property
+    def succs(self) -> tuple[np.ndarray, np.ndarray]:
+        """CSR of successors: (indptr (n_nodes+1,), node ids)."""
+        return _csr(self.src, self.dst, self.n_nodes)
+
+    def _topological_order(self) -> np.ndarray:
+        """Kahn's algorithm over the CSR; ValueError naming the nodes left on a cycle."""
+        indeg = np.bincount(self.dst, minlength=self.n_nodes)
+        ptr, idx = self.succs
+        order = _kahn(indeg.astype(np.int64), ptr, idx)
+        if order.size < self.n_nodes:
+            left = np.setdiff1d(np.arange(self.n_nodes), order)[:5].tolist()
+            raise ValueError(f"graph has a cycle (nodes on or after it include {left})")
+        return order
+
+    @functools.cached_property
+    def deps(self) -> np.ndarray:
+        """Bitset `(n_nodes, ceil(n_recv/64))` uint64: bit r of row i set iff recv r reaches node i."""
+        ptr, idx = self.preds
+        bits = _deps_kernel(self.n_recv, self.n_nodes, self.topo, ptr, idx, (self.n_recv + 63) // 64)
+        bits.setflags(write=False)
+        return bits
+
+    @functools.cached_property
+    def first_use(self) -> np.ndarray:
+        """Per recv, the id of its first consumer in program order (n_nodes if unused): layer order."""
+        first = np.full(self.n_recv, self.n_nodes, dtype=np.int64)
+        from_recv = self.src < self.n_recv
+        np.minimum.at(first, self.src[from_recv], self.dst[from_recv])
+        return first
+
+
+@numba.njit(cache=True)
+def _kahn(indeg, ptr, idx):
+    n = indeg.size
+    order = np.empty(n, dtype=np.int64)
+    stack = np.empty(n, dtype=np.int64)
+    top = 0
+    for v in range(n - 1, -1, -1):
+        if indeg[v] == 0:
+            stack[top] = v
+            top += 1
+    k = 0
+    while top > 0:
+        top -= 1
+        v = stack[top]
+        order[k] = v
+        k += 1
+        for j in range(ptr[v], ptr[v + 1]):
+            u = idx[j]
+            indeg[u] -= 1
+            if indeg[u] == 0:
+                stack[top] = u
+                top += 1
+    return order[:k]

@@ -1,0 +1,288 @@
+"""Transfer orders: TicTac's TIC and TAC heuristics and the baselines they are measured against.
+
+Definitions (PAPERS.md, after the authors' code). R is the set of outstanding recvs; for a compute op,
+deps = the recvs it needs (transitively). With a time oracle `time(.)`:
+  M(op)  = sum of time(r) over deps(op) ∩ R          (communication still blocking op)
+  P(r)   = sum of time(op) over ops with deps ∩ R = {r}   (compute that r alone unblocks)
+  M⁺(r)  = min M(op) over ops with |deps ∩ R| > 1 and r ∈ deps   (cheapest op r helps to unblock);
+           a recv whose dependents all need nothing else gets M⁺ = time(r), an unused recv +inf.
+TIC uses time(recv) = 1, time(compute) = 0 and sorts recvs by M⁺ (ties by recv index).
+TAC repeatedly takes the head of the order "A before B iff min(P_B, M_A) < min(P_A, M_B)" — Johnson's
+two-machine rule with M(r) = time(r) — ties by smaller M⁺, then recv index; it removes the head
+from R and updates the properties incrementally (numba kernel), so each step costs one pass over
+the distinct dependency sets instead of a full recomputation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numba
+import numpy as np
+
+from mlsys_core.tictac.graph import OpGraph
+
+SCHEDULERS = ("random", "layer", "reverse", "tic", "tac")
+
+
+@dataclasses.dataclass(frozen=True)
+class TimeOracle:
+    """Analytic op times: a transfer takes latency + bytes / bandwidth, an op flops / rate + overhead."""
+
+    bandwidth_gbps: float = 1.0
+    latency_us: float = 50.0
+    gflops: float = 10.0
+    op_overhead_us: float = 2.0
+
+    def __post_init__(self):
+        for name in ("bandwidth_gbps", "gflops"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and np.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+        for name in ("latency_us", "op_overhead_us"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and np.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+
+    def recv_seconds(self, graph: OpGraph, share: int = 1) -> np.ndarray:
+        """(n_recv,) seconds per transfer when `share` flows split the link equally."""
+        return self.latency_us * 1e-6 + graph.recv_bytes * 8.0 * share / (self.bandwidth_gbps * 1e9)
+
+    def compute_seconds(self, graph: OpGraph) -> np.ndarray:
+        """(n_compute,) seconds per compute op."""
+        return graph.compute_flops / (self.gflops * 1e9) + self.op_overhead_us * 1e-6
+
+
+@numba.njit(cache=True)
+def _popcount(x):
+    x = x - ((x >> np.uint64(1)) & np.uint64(0x5555555555555555))
+    x = (x & np.uint64(0x3333333333333333)) + ((x >> np.uint64(2)) & np.uint64(0x3333333333333333))
+    x = (x + (x >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
+    return (x * np.uint64(0x0101010101010101)) >> np.uint64(56)
+
+
+@numba.njit(cache=True)
+def _lowest_bit(x):
+    """Index of the lowest set bit of a nonzero uint64."""
+    return np.int64(_popcount((x & (~x + np.uint64(1))) - np.uint64(1)))
+
+
+@numba.njit(cache=True)
+def _membership(sets, n_recv):
+    """CSR recv -> indices of the dependency sets containing it."""
+    n_sets, words = sets.shape
+    counts = np.zeros(n_recv + 1, dtype=np.int64)
+    for s in range(n_sets):
+        for w in range(words):
+            x = sets[s, w]
+            while x != 0:
+                b = _lowest_bit(x)
+                counts[w * 64 + b + 1] += 1
+                x &= x - np.uint64(1)
+    ptr = np.cumsum(counts)
+    fill = ptr[:-1].copy()
+    idx = np.empty(ptr[-1], dtype=np.int64)
+    for s in range(n_sets):
+        for w in range(words):
+            x = sets[s, w]
+            while x != 0:
+                r = w * 64 + _lowest_bit(x)
+                idx[fill[r]] = s
+                fill[r] += 1
+                x &= x - np.uint64(1)
+    return ptr, idx
+
+
+def dependency_sets(graph: OpGraph, compute_seconds: np.ndarray):
+    """Distinct deps rows of the compute ops: (sets (U, words) uint64, summed op time (U,))."""
+    bits = np.ascontiguousarray(graph.deps[graph.n_recv:])
+    rows = bits.view(np.dtype((np.void, bits.shape[1] * 8))).ravel()
+    _, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
+    weight = np.bincount(inverse.ravel(), weights=compute_seconds, minlength=first.size)
+    return bits[first], weight
+
+
+@numba.njit(cache=True)
+def _tic_kernel(bits, visit, cnt, n_recv):
+    """Visit ops by ascending M (multi-recv ops first); each recv takes the M of the first op holding it."""
+    words = bits.shape[1]
+    covered = np.zeros(words, dtype=np.uint64)
+    mplus = np.full(n_recv, np.inf)
+    left = n_recv
+    for s in visit:
+        value = cnt[s] if cnt[s] > 1 else 1.0  # an op needing only r: r's own (unit) time
+        for w in range(words):
+            fresh = bits[s, w] & ~covered[w]
+            covered[w] |= fresh
+            while fresh != 0:
+                mplus[w * 64 + _lowest_bit(fresh)] = value
+                fresh &= fresh - np.uint64(1)
+                left -= 1
+        if left == 0:
+            break
+    return mplus
+
+
+def tic_priority(graph: OpGraph) -> np.ndarray:
+    """M⁺ (n_recv,) under TIC's oracle (every transfer 1, every op 0) with all recvs outstanding."""
+    bits = graph.deps[graph.n_recv:]
+    cnt = np.bitwise_count(bits).sum(axis=1, dtype=np.int64)
+    visit = np.argsort(np.where(cnt > 1, cnt, graph.n_recv + 1), kind="stable")
+    return _tic_kernel(bits, visit, cnt, graph.n_recv)
+
+
+def tic(graph: OpGraph) -> np.ndarray:
+    """TIC order (n_recv,): recvs by ascending M⁺ under unit transfer times, ties by index."""
+    return np.lexsort((np.arange(graph.n_recv), tic_priority(graph)))
+
+
+@numba.njit(cache=True)
+def _tac_kernel(sets, weight, t, ptr, idx):
+    n_sets, words = sets.shape
+    n_recv = t.size
+    mset = np.zeros(n_sets)
+    cnt = np.zeros(n_sets, dtype=np.int64)
+    for r in range(n_recv):
+        for k in range(ptr[r], ptr[r + 1]):
+            mset[idx[k]] += t[r]
+            cnt[idx[k]] += 1
+    p = np.zeros(n_recv)
+    multi = np.zeros(n_recv, dtype=np.int64)
+    for r in range(n_recv):
+        for k in range(ptr[r], ptr[r + 1]):
+            s = idx[k]
+            if cnt[s] == 1:
+                p[r] += weight[s]
+            else:
+                multi[r] += 1
+    alive = np.ones(n_recv, dtype=np.bool_)
+    alive_bits = np.zeros(words, dtype=np.uint64)
+    for r in range(n_recv):
+        alive_bits[r >> 6] |= np.uint64(1) << np.uint64(r & 63)
+    cand = np.zeros(n_recv, dtype=np.bool_)
+    cand_bits = np.zeros(words, dtype=np.uint64)
+    win_bits = np.zeros(words, dtype=np.uint64)
+    order = np.empty(n_recv, dtype=np.int64)
+    for step in range(n_recv):
+        # Johnson's rule head: smallest M among {M <= P}, else largest P.
+        best1 = np.inf
+        best2 = -1.0
+        for r in range(n_recv):
+            if alive[r]:
+                if t[r] <= p[r]:
+                    if t[r] < best1:
+                        best1 = t[r]
+                elif p[r] > best2:
+                    best2 = p[r]
+        n_cand = 0
+        head = -1
+        cand_bits[:] = 0
+        for r in range(n_recv):
+            hit = False
+            if alive[r]:
+                if best1 < np.inf:
+                    hit = t[r] <= p[r] and t[r] == best1
+                else:
+                    hit = p[r] == best2
+            cand[r] = hit
+            if hit:
+                n_cand += 1
+                cand_bits[r >> 6] |= np.uint64(1) << np.uint64(r & 63)
+                if head < 0:
+                    head = r
+        if n_cand > 1:
+            # tie: smallest M⁺ among the candidates, over sets still needing > 1 recv
+            best = np.inf
+            win_bits[:] = 0
+            for s in range(n_sets):
+                if cnt[s] > 1 and mset[s] <= best:
+                    touch = False
+                    for w in range(words):
+                        if sets[s, w] & cand_bits[w]:
+                            touch = True
+                            break
+                    if touch:
+                        if mset[s] < best:
+                            best = mset[s]
+                            win_bits[:] = 0
+                        for w in range(words):
+                            win_bits[w] |= sets[s, w] & cand_bits[w]
+            head = -1
+            head_value = np.inf
+            for r in range(n_recv):
+                if cand[r]:
+                    if multi[r] > 0:
+                        in_win = (win_bits[r >> 6] >> np.uint64(r & 63)) & np.uint64(1)
+                        value = best if in_win else np.inf
+                    else:
+                        value = t[r] if ptr[r + 1] > ptr[r] else np.inf
+                    if head < 0 or value < head_value:
+                        head = r
+                        head_value = value
+        order[step] = head
+        alive[head] = False
+        alive_bits[head >> 6] &= ~(np.uint64(1) << np.uint64(head & 63))
+        for k in range(ptr[head], ptr[head + 1]):
+            s = idx[k]
+            mset[s] -= t[head]
+            cnt[s] -= 1
+            if cnt[s] == 1:
+                for w in range(words):
+                    x = sets[s, w] & alive_bits[w]
+                    if x != 0:
+                        last = w * 64 + _lowest_bit(x)
+                        p[last] += weight[s]
+                        multi[last] -= 1
+                        break
+    return order
+
+
+def tac(graph: OpGraph, recv_seconds: np.ndarray, compute_seconds: np.ndarray) -> np.ndarray:
+    """TAC order (n_recv,) under the time oracle `recv_seconds` (n_recv,), `compute_seconds` (n_compute,)."""
+    t = np.asarray(recv_seconds, dtype=np.float64)
+    c = np.asarray(compute_seconds, dtype=np.float64)
+    if t.shape != (graph.n_recv,) or c.shape != (graph.n_compute,):
+        raise ValueError(f"oracle shapes must be ({graph.n_recv},) and ({graph.n_compute},), got {t.shape}, {c.shape}")
+    if np.any(t < 0) or np.any(c < 0):
+        raise ValueError("oracle times must be >= 0")
+    sets, weight = dependency_sets(graph, c)
+    ptr, idx = _membership(sets, graph.n_recv)
+    return _tac_kernel(sets, weight, t, ptr, idx)
+
+
+def layer_order(graph: OpGraph) -> np.ndarray:
+    """Recvs by their first consumer in program order (P3 / ByteScheduler-style layer priority)."""
+    return np.lexsort((np.arange(graph.n_recv), graph.first_use))
+
+
+def reverse_order(graph: OpGraph) -> np.ndarray:
+    """Layer order reversed (last layer's parameters first)."""
+    return layer_order(graph)[::-1].copy()
+
+
+def schedule(graph: OpGraph, scheduler: str, oracle: TimeOracle | None = None, workers: int = 1,
+             iterations: int = 1, seed: int = 0, recv_seconds=None, compute_seconds=None) -> np.ndarray:
+    """Orders `(iterations, workers, n_recv)` for `scheduler` in SCHEDULERS.
+
+    "random" draws a fresh permutation per iteration and per worker (stock TensorFlow: no order is
+    enforced); the others give every worker the same order every iteration. TAC uses the oracle's
+    times at the per-worker bandwidth share, unless `recv_seconds` / `compute_seconds` are given
+    (e.g. a perturbed or measured oracle).
+    """
+    if scheduler not in SCHEDULERS:
+        raise ValueError(f"scheduler must be one of {SCHEDULERS}, got {scheduler!r}")
+    for name, value in (("workers", workers), ("iterations", iterations)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+    if scheduler == "random":
+        rng = np.random.default_rng(seed)
+        keys = rng.random((iterations, workers, graph.n_recv))
+        return np.argsort(keys, axis=-1)
+    if scheduler == "tac":
+        oracle = oracle or TimeOracle()
+        t = oracle.recv_seconds(graph, share=workers) if recv_seconds is None else recv_seconds
+        c = oracle.compute_seconds(graph) if compute_seconds is None else compute_seconds
+        order = tac(graph, t, c)
+    else:
+        order = {"layer": layer_order, "reverse": reverse_order, "tic": tic}[scheduler](graph)
+    return np.broadcast_to(order, (iterations, workers, graph.n_recv))
