@@ -86,7 +86,7 @@ class SteeringConfig:
     retry_s: float = 60.0
     initial_delay_s: float = 600.0
     min_delay_s: float = 30.0
-    max_delay_s: float = 4 * 3600.0
+    max_delay_s: float = 1800.0
     checkin_headroom: float = 2.0
     small_population_factor: float = 3.0
     sync_jitter_s: float = 10.0
@@ -234,8 +234,8 @@ class SimResult:
     duration_s: float
     log: EventLog
     version: int  # committed rounds (model versions)
-    recycled: int
-    checkin_times_sample: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
+    recycled: int  # late updates applied in a later committed round
+    pending_recycle: int  # late updates still waiting for a commit when the simulation ended
 
 
 class _Steer:
@@ -267,7 +267,8 @@ class _Steer:
         rate = checkins / max(window_s, 1.0)
         self.active = rate * self.delay_s
         need = self.s.checkin_headroom * self.config.target / self.round_s
-        self.delay_s = float(np.clip(self.delay_s * math.sqrt(max(rate, 1e-3) / need), self.s.min_delay_s, self.s.max_delay_s))
+        gain = float(np.clip(math.sqrt(max(rate, 1e-3) / need), 0.5, 1.5))  # damped: at most x1.5 per round
+        self.delay_s = float(np.clip(self.delay_s * gain, self.s.min_delay_s, self.s.max_delay_s))
 
 
 def simulate(pop: Population, config: RoundConfig, steering: SteeringConfig, duration_s: float, seed: int, *,
@@ -291,18 +292,27 @@ def simulate(pop: Population, config: RoundConfig, steering: SteeringConfig, dur
     open_s = prev_end = prev_close = 0.0
     r = 0
 
-    def arrivals(horizon: float) -> tuple[np.ndarray, np.ndarray, int]:
-        """One pass over devices due to check in before `horizon`; returns eligible, planned ones."""
+    def checked_in(ids: np.ndarray, t: np.ndarray) -> None:
+        np.add.at(load, np.minimum((t // load_bin_s).astype(np.int64), len(load) - 1), 1)
+        log.add(ids, t, "-")
+
+    def arrivals(horizon: float, record: bool) -> tuple[np.ndarray, np.ndarray, int]:
+        """One pass over devices due to check in before `horizon`; returns eligible ones with a plan.
+
+        Devices without a plan are rejected on the spot; the others are recorded as checked in now
+        if `record` (else the caller records them once it knows they arrived in the window).
+        """
         cand = np.flatnonzero(next_s < horizon)
         t = next_s[cand]
         ok = is_eligible(pop, t, cand)
         next_s[cand[~ok]] = next_eligible_s(pop, t[~ok], cand[~ok])  # asleep devices do not call in
         ids, t = cand[ok], t[ok]
-        np.add.at(load, np.minimum((t // load_bin_s).astype(np.int64), len(load) - 1), 1)
-        log.add(ids, t, "-")
         no_plan = ~supported[ids]
+        checked_in(ids[no_plan], t[no_plan])
         log.add(ids[no_plan], t[no_plan], "P")
         next_s[ids[no_plan]] = t[no_plan] + steering.no_plan_retry_s
+        if record:
+            checked_in(ids[~no_plan], t[~no_plan])
         return ids[~no_plan], t[~no_plan], int(np.count_nonzero(no_plan))
 
     while open_s < duration_s:
@@ -310,7 +320,7 @@ def simulate(pop: Population, config: RoundConfig, steering: SteeringConfig, dur
         horizon = max(open_s + config.selection_timeout_s, prev_end)
         got_ids, got_t, no_plan = [], [], 0
         while np.any(next_s < horizon):
-            ids, t, k = arrivals(horizon)
+            ids, t, k = arrivals(horizon, record=False)
             next_s[ids] = np.inf  # held by a Selector
             got_ids.append(ids), got_t.append(t)
             no_plan += k
@@ -322,6 +332,7 @@ def simulate(pop: Population, config: RoundConfig, steering: SteeringConfig, dur
         later = t > close_s
         next_s[ids[later]] = t[later]  # they arrive during the next selection instead
         ids, t = ids[~later], t[~later]
+        checked_in(ids, t)
         steer.observe(len(ids) + no_plan, close_s - open_s, close_s - prev_close)
         row = dict(round=r, open_s=open_s, close_s=close_s, checkins=len(ids) + no_plan, rejected_no_plan=no_plan,
                    steering=steer.mode(), version=version)
@@ -359,7 +370,7 @@ def simulate(pop: Population, config: RoundConfig, steering: SteeringConfig, dur
         next_s[sel] = finished + steering.cooldown_s
         configured = (~sess.dropped) | (sess.drop_s > close_s + sess.download_s)
         counters.append(
-            **row, end_s=res.end_s, selected=len(sel), rejected=len(rejected), dropped=int(sess.dropped.sum()),
+            **row, end_s=res.end_s, selected=len(sel), rejected=len(rejected), dropped=int((sess.dropped & ~res.lost).sum()),
             lost=int(res.lost.sum()), accepted=int(res.accepted.sum()), late=int(late.sum()), recycled=taken_n,
             committed=res.committed, reason=res.reason,
             bytes_down=int(configured.sum()) * (config.plan_bytes + config.checkpoint_bytes),
@@ -371,21 +382,24 @@ def simulate(pop: Population, config: RoundConfig, steering: SteeringConfig, dur
         )
         # Without pipelining, devices calling in while the round reports are rejected on the spot.
         if not config.pipelined:
-            gap_rejected = 0
+            gap_rejected = gap_no_plan = 0
             while np.any(next_s < res.resume_s):
-                ids, t, _ = arrivals(res.resume_s)
+                ids, t, k = arrivals(res.resume_s, record=True)
+                gap_no_plan += k
                 next_s[ids] = t + steer.delays(rng, len(ids), 0.0) + np.where(
                     steer.mode() == "synchronise", res.resume_s - t, 0.0)
                 log.add(ids, t, "x")
                 gap_rejected += len(ids)
             counters.rows[-1]["rejected"] += gap_rejected
+            counters.rows[-1]["checkins"] += gap_rejected + gap_no_plan
+            counters.rows[-1]["rejected_no_plan"] += gap_no_plan
             open_s = res.resume_s
         else:
             open_s = close_s
         prev_end, prev_close = res.resume_s, close_s
         r += 1
     return SimResult(counters, load[: int(math.ceil(duration_s / load_bin_s))], load_bin_s, duration_s, log,
-                     version, recycled)
+                     version, recycled, len(buffer.ids))
 
 
 def _log_sessions(log: EventLog, s: Sessions, start_s: float, res: RoundResult, late: np.ndarray, recycle: bool):
@@ -397,5 +411,25 @@ def _log_sessions(log: EventLog, s: Sessions, start_s: float, res: RoundResult, 
         log.add(s.ids[alive], at[alive], code)
     log.add(s.ids[res.accepted], s.report_s[res.accepted], "^")
     log.add(s.ids[late], s.report_s[late], "R" if recycle else "L")
-    log.add(s.ids[s.dropped], s.drop_s[s.dropped], "!")
+    dropped = s.dropped & ~res.lost
+    log.add(s.ids[dropped], s.drop_s[dropped], "!")
     log.add(s.ids[res.lost], np.full(int(res.lost.sum()), res.end_s), "!")
+
+
+def commit_share(pop: Population, config: RoundConfig, over_selection: np.ndarray, rounds: int, seed: int) -> np.ndarray:
+    """Share of rounds that commit at each over-selection factor, availability aside.
+
+    Each round selects `target` devices uniformly from the whole population and runs reporting
+    alone, isolating what over-selection is for: covering drop-outs and stragglers in the window.
+    """
+    _checks.number("rounds", rounds, 1, integer=True)
+    rng = np.random.default_rng(seed)
+    shares = []
+    for factor in np.asarray(over_selection, np.float64):
+        cfg = dataclasses.replace(config, over_selection=float(factor))
+        ok = 0
+        for _ in range(rounds):
+            ids = rng.choice(pop.size, size=min(cfg.target, pop.size), replace=False)
+            ok += reporting_outcome(sample_sessions(rng, pop, ids, 0.0, cfg).report_s, 0.0, cfg).committed
+        shares.append(ok / rounds)
+    return np.array(shares)

@@ -1,0 +1,214 @@
+"""Paper 3: population, round protocol, pace steering, plans and telemetry (NumPy only)."""
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mlsys_core.fl import plans as PL
+from mlsys_core.fl import telemetry as T
+from mlsys_core.fl.population import (DAY_S, HOUR_S, PopulationConfig, eligible_by_hour, is_eligible,
+                                      make_population, next_eligible_s)
+from mlsys_core.fl.protocol import (RecycleBuffer, RoundConfig, SteeringConfig, reporting_outcome,
+                                    commit_share, reservoir_sample, simulate, staleness_weight, take_recyclable)
+
+SMALL = make_population(PopulationConfig(num_devices=20_000), seed=3)
+
+
+@pytest.mark.parametrize("field, value", [
+    ("goal_count", 0), ("over_selection", 0.9), ("min_reports", 11), ("reporting_window_s", -1.0),
+    ("selection_timeout_s", -5.0), ("min_goal_fraction", 0.0),
+])
+def test_bad_round_config_names_the_field(field, value):
+    with pytest.raises(ValueError, match=field):
+        RoundConfig(**{"goal_count": 10, field: value})
+
+
+def test_round_config_type_errors_and_defaults():
+    with pytest.raises(TypeError, match="goal_count"):
+        RoundConfig(goal_count=True)
+    cfg = RoundConfig(goal_count=100)
+    assert cfg.min_reports == 100 and cfg.target == 130 and cfg.min_selected == 80
+
+
+@pytest.mark.parametrize("kwargs, field", [({"mode": "fast"}, "mode"), ({"retry_s": 0.0}, "retry_s"),
+                                           ({"max_delay_s": 1.0}, "max_delay_s")])
+def test_bad_steering_config(kwargs, field):
+    with pytest.raises(ValueError, match=field):
+        SteeringConfig(**kwargs)
+
+
+@pytest.mark.parametrize("kwargs, field", [({"num_devices": 0}, "num_devices"), ({"drop_out_range": (0.2, 0.1)}, "drop_out_range"),
+                                           ({"unmetered_fraction": 1.5}, "unmetered_fraction")])
+def test_bad_population_config(kwargs, field):
+    with pytest.raises(ValueError, match=field):
+        PopulationConfig(**kwargs)
+
+
+def test_population_eligibility_is_consistent_and_swings_over_the_day():
+    t = np.linspace(0, DAY_S, 7)
+    for t0 in t:
+        nxt = next_eligible_s(SMALL, t0)
+        finite = np.isfinite(nxt)
+        assert np.all(nxt[finite] >= t0)
+        assert np.all(is_eligible(SMALL, nxt[finite], np.flatnonzero(finite)))
+        assert not np.any(SMALL.unmetered[~finite])
+    counts = eligible_by_hour(SMALL, np.arange(24))
+    assert counts.max() / counts.min() > 2.0  # the diurnal swing
+    assert np.all((SMALL.drop_out_p >= 0.06) & (SMALL.drop_out_p <= 0.10))
+
+
+@given(n=st.integers(0, 300), data=st.data())
+@settings(max_examples=60, deadline=None)
+def test_reservoir_sample_picks_k_distinct_positions(n, data):
+    k = data.draw(st.integers(0, n))
+    got = reservoir_sample(np.random.default_rng(n), n, k)
+    assert len(got) == k and len(np.unique(got)) == k and np.all((got >= 0) & (got < n))
+
+
+def test_reservoir_sample_is_uniform():
+    rng = np.random.default_rng(0)
+    hits = np.zeros(20)
+    for _ in range(4000):
+        hits[reservoir_sample(rng, 20, 5)] += 1
+    assert np.allclose(hits / 4000, 5 / 20, atol=0.03)  # every arrival kept with probability k/n
+
+
+@given(times=st.lists(st.one_of(st.floats(0, 500), st.just(math.inf)), min_size=1, max_size=60),
+       goal=st.integers(1, 40), frac=st.floats(0.05, 1.0), window=st.floats(1.0, 400.0))
+@settings(max_examples=150, deadline=None)
+def test_round_commits_iff_min_reports_arrive_in_window(times, goal, frac, window):
+    cfg = RoundConfig(goal_count=goal, min_reports=max(1, int(goal * frac)), reporting_window_s=window)
+    report = np.array(times)
+    out = reporting_outcome(report, 0.0, cfg)
+    in_window = np.count_nonzero(report <= window)
+    assert out.committed == (in_window >= cfg.min_reports)
+    assert out.accepted.sum() == min(goal, in_window)
+    assert np.all(report[out.accepted] <= out.end_s) and out.end_s <= window
+    late = np.isfinite(report) & ~out.accepted
+    assert np.all(report[late] >= out.end_s)  # every non-accepted update came at or after the close
+
+
+@given(arrivals=st.lists(st.floats(0, 1000), max_size=30), commits=st.lists(st.floats(0, 1200), max_size=10))
+@settings(max_examples=100, deadline=None)
+def test_recycled_updates_are_taken_exactly_once_and_weighted(arrivals, commits):
+    buf = RecycleBuffer.empty().add(np.arange(len(arrivals)), np.array(arrivals, float), 0, np.full(len(arrivals), 10.0))
+    seen = []
+    for version, end in enumerate(sorted(commits), start=1):
+        taken, buf = take_recyclable(buf, end, version)
+        assert np.all(np.array(arrivals)[taken["ids"]] <= end)  # never before it arrived
+        assert np.allclose(taken["weight"], 10.0 / np.sqrt(1.0 + version))
+        seen.extend(taken["ids"].tolist())
+    assert len(seen) == len(set(seen))  # at most once
+    last = max(commits, default=-1.0)
+    assert set(seen) == {i for i, a in enumerate(arrivals) if a <= last}  # and exactly once if a commit follows
+    assert staleness_weight(3) == pytest.approx(0.5)
+
+
+def _run(config, steering=SteeringConfig(), hours=3.0, pop=SMALL, seed=1, **kw):
+    return simulate(pop, config, steering, hours * HOUR_S, seed, traced_devices=pop.size, **kw)
+
+
+@given(goal=st.integers(5, 60), over=st.floats(1.0, 1.6), window=st.floats(20.0, 200.0),
+       pipelined=st.booleans(), recycle=st.booleans(), mode=st.sampled_from(["none", "spread", "synchronise", "auto"]))
+@settings(max_examples=12, deadline=None)
+def test_simulation_loses_nothing_and_counts_nothing_twice(goal, over, window, pipelined, recycle, mode):
+    cfg = RoundConfig(goal_count=goal, over_selection=over, reporting_window_s=window, pipelined=pipelined,
+                      recycle_late=recycle, min_reports=max(1, goal // 2))
+    res = _run(cfg, SteeringConfig(mode=mode, retry_s=120.0), hours=1.0, pop=make_population(PopulationConfig(num_devices=3000), 5))
+    c = res.counters
+    sel, acc, late, drop, lost = (c.column(k) for k in ("selected", "accepted", "late", "dropped", "lost"))
+    assert np.all(sel == acc + late + drop + lost)
+    assert np.all(c.column("checkins") == sel + c.column("rejected") + c.column("rejected_no_plan"))
+    ids, _, codes = res.log.arrays()
+    count = lambda ch: int(np.count_nonzero(codes == T.CODES.index(ch)))  # noqa: E731
+    assert count("-") == c.column("checkins").sum()
+    assert count("^") == acc.sum()
+    assert count("R" if recycle else "L") == late.sum() and count("L" if recycle else "R") == 0
+    assert count("!") == (drop + lost).sum()
+    committed = c.column("committed")
+    assert np.all(committed == (acc >= cfg.min_reports))
+    if recycle:
+        assert res.recycled + res.pending_recycle == late.sum()
+        assert np.all(c.column("recycled")[~committed] == 0)
+    else:
+        assert res.recycled == 0 and c.column("recycled").sum() == 0
+
+
+def test_simulation_is_deterministic():
+    a = _run(RoundConfig(goal_count=50), hours=1.0)
+    b = _run(RoundConfig(goal_count=50), hours=1.0)
+    assert a.counters.rows == b.counters.rows
+
+
+def test_over_selection_raises_the_commit_share():
+    share = commit_share(SMALL, RoundConfig(goal_count=50), np.array([1.0, 1.3]), rounds=100, seed=0)
+    assert share[0] < 0.2 and share[1] > 0.9
+
+
+def test_pace_steering_flattens_the_check_in_load():
+    cfg = RoundConfig(goal_count=50)
+    none = _run(cfg, SteeringConfig(mode="none"), hours=2.0)
+    spread = _run(cfg, SteeringConfig(mode="spread"), hours=2.0)
+    assert spread.checkins_per_bin[30:].mean() < 0.5 * none.checkins_per_bin[30:].mean()
+    # ... while still finding devices for about as many committed rounds
+    assert spread.counters.column("committed").sum() >= 0.8 * none.counters.column("committed").sum()
+
+
+def test_synchronised_steering_returns_rejected_devices_together():
+    res = _run(RoundConfig(goal_count=50, pipelined=False), SteeringConfig(mode="synchronise", sync_jitter_s=5.0), hours=1.0)
+    ids, t, codes = res.log.arrays()
+    rejected = np.unique(ids[codes == T.CODES.index("x")])
+    assert len(rejected) > 0
+    assert res.counters.column("committed").mean() > 0.9
+
+
+def test_devices_without_a_plan_are_rejected_with_the_reason():
+    plans = PL.generate_versioned_plans("t", 1, PL.DevicePlan(), PL.ServerPlan())
+    assert 1 not in plans and set(plans) == {2, 3, 4, 5}  # runtime 1 has no tanh and no lowering for it
+    res = _run(RoundConfig(goal_count=50), hours=1.0, plans=plans)
+    ids, _, codes = res.log.arrays()
+    no_plan = np.unique(ids[codes == T.CODES.index("P")])
+    assert len(no_plan) > 0 and np.all(SMALL.runtime_version[no_plan] == 1)
+    accepted = np.unique(ids[codes == T.CODES.index("^")])
+    assert np.all(SMALL.runtime_version[accepted] != 1)
+    assert res.counters.column("rejected_no_plan").sum() == len(ids[codes == T.CODES.index("P")])
+
+
+def test_plan_lowering_and_validation():
+    assert PL.lower(("softmax_xent",), PL.RUNTIME_OPS[2]) == ("softmax", "log", "mul", "sum")
+    assert PL.lower(("softmax_xent",), PL.RUNTIME_OPS[1]) == ("max", "sub", "exp", "sum", "div", "log", "mul", "sum")
+    assert PL.lower(("fused_sgd",), PL.RUNTIME_OPS[4]) is None
+    plans = PL.generate_versioned_plans("t", 7, PL.DevicePlan(ops=("dense", "relu")), PL.ServerPlan())
+    assert set(plans) == {1, 2, 3, 4, 5} and plans[1].device.ops == ("matmul", "add", "relu")
+    assert plans[3].device.ops == ("dense", "relu") and plans[3].version == 7
+    with pytest.raises(ValueError, match="batch_size"):
+        PL.DevicePlan(batch_size=0)
+    with pytest.raises(ValueError, match="aggregation"):
+        PL.ServerPlan(aggregation="median")
+
+
+def test_session_strings_and_schedule_inference():
+    res = _run(RoundConfig(goal_count=100), SteeringConfig(mode="spread", cooldown_s=1800.0), hours=24.0,
+               pop=make_population(PopulationConfig(num_devices=3000), 9))
+    pop = make_population(PopulationConfig(num_devices=3000), 9)
+    ids, _, codes = res.log.arrays()
+    busy = np.bincount(ids[codes == T.CODES.index("-")], minlength=3000)
+    device = int(np.argmax(busy))
+    text = T.session_string(res.log, device)
+    assert text.startswith("-") and all(s.startswith("-") for s in text.split(" "))
+    assert "-v[]+^" in text.replace(" ", "") or "-v[]+L" in text.replace(" ", "")
+    start_h, length_h = T.infer_window((T.device_checkin_times(res.log, device) / HOUR_S + pop.tz_offset_h[device]))
+    true_start = float(pop.window_start_h[device])
+    assert abs((start_h - true_start + 12) % 24 - 12) < 1.0  # the dashboard reveals when this user sleeps
+    assert length_h <= pop.window_length_h[device] + 0.1
+
+
+def test_aggregate_only_telemetry_suppresses_small_bins():
+    log = T.EventLog(100)
+    log.add(np.array([1, 2, 3, 1]), np.array([10.0, 20.0, 30.0, 40.0]), "-")
+    log.add(np.array([4]), np.array([4000.0]), "-")
+    counts = T.aggregate_only(log, bin_s=3600.0, horizon_s=7200.0, k_min=2)
+    assert counts.tolist() == [3, 0]  # three distinct devices; the lone device at hour 1 is suppressed
