@@ -203,10 +203,10 @@ class ActorSystem:
                 send(t + hop, master, 0, "partial", (idx, payload))
             elif kind == "partial":
                 state["partials"][payload[0]] = payload[1]
-            elif kind == "deadline" and state["done"] is None:
+            # The Master finishes once every partial is in, or at the deadline without the missing ones.
+            if state["done"] is None and (kind == "deadline" or (kind == "partial" and len(state["partials"]) == len(groups))):
                 parts = list(state["partials"].values())
-                accepted = np.logical_or.reduce(parts) if parts else np.zeros(n, bool)
-                state["done"] = (t, accepted)
+                state["done"] = (t, np.logical_or.reduce(parts) if parts else np.zeros(n, bool))
                 if not topo.merged:
                     send(t + hop, "coordinator", 0, "result")
             elif kind == "result":
