@@ -69,6 +69,22 @@ def dirichlet_split(labels: np.ndarray, num_clients: int, alpha: float, seed: in
     return [np.sort(np.concatenate(p)) for p in parts]
 
 
+def resample_clients(labels: np.ndarray, num_clients: int, examples_per_client: int, alpha: float,
+                     seed: int) -> list[np.ndarray]:
+    """Many equal-sized non-IID clients from a small dataset: each draws a class mix ~ Dir(alpha),
+    then `examples_per_client` example indices of those classes (with replacement across clients)."""
+    _checks.number("num_clients", num_clients, 1, integer=True)
+    _checks.number("examples_per_client", examples_per_client, 1, integer=True)
+    _checks.number("alpha", alpha, 0.0, low_open=True)
+    rng = np.random.default_rng(seed)
+    classes = np.unique(labels)
+    by_class = [np.flatnonzero(labels == c) for c in classes]
+    mix = rng.dirichlet(np.full(len(classes), alpha), size=num_clients)
+    drawn = (mix.cumsum(1)[:, None, :] < rng.random((num_clients, examples_per_client, 1))).sum(-1)
+    drawn = np.minimum(drawn, len(classes) - 1)
+    return [np.array([rng.choice(by_class[c]) for c in row]) for row in drawn]
+
+
 def pad_clients(x: np.ndarray, y: np.ndarray, parts: list[np.ndarray], batch_size: int) -> ClientData:
     """Stack clients' examples into padded arrays with masks (shapes in `ClientData`)."""
     longest = max(1, max(len(p) for p in parts))
