@@ -1,0 +1,272 @@
+"""The DRAM cache in front of NVM: LRU over vectors with threshold admission of prefetched vectors.
+
+On a miss the vector's whole 4 KB block is read from NVM (once per request, however many of the
+request's vectors it holds). The requested vector is admitted; each other vector of the block is
+admitted only if it has been looked up at least `admission_threshold` times before (t = 0 admits the
+whole block, `NO_PREFETCH` none). The per-request kernel is sequential by nature, so it is compiled
+with numba; everything around it is NumPy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numba
+import numpy as np
+
+from mlsys_core.bandana.placement import BlockMap
+from mlsys_core.bandana.trace import Trace
+from mlsys_core.bandana.workload import BLOCK_BYTES
+
+NO_PREFETCH = np.iinfo(np.int64).max  # t = infinity: admit no prefetched vector
+
+
+@numba.njit(cache=True)
+def _dense_ids(keys):
+    """Keys -> 0..K-1 in order of first appearance (direct-address table when the key range is small)."""
+    n = keys.size
+    out = np.empty(n, dtype=np.int64)
+    hi = 0
+    for i in range(n):
+        if keys[i] > hi:
+            hi = keys[i]
+    table = np.full(hi + 1, -1, dtype=np.int64)
+    k = 0
+    for i in range(n):
+        key = keys[i]
+        if table[key] < 0:
+            table[key] = k
+            k += 1
+        out[i] = table[key]
+    return out, k
+
+
+def dense_ids(keys: np.ndarray) -> tuple[np.ndarray, int]:
+    """(ids, K): non-negative integer keys relabelled 0..K-1 (first appearance order)."""
+    keys = np.ascontiguousarray(keys)
+    if keys.size == 0:
+        raise ValueError("the trace is empty: no keys to simulate")
+    if keys.min() < 0:
+        raise ValueError("keys must be non-negative integers")
+    if int(keys.max()) > 8 * keys.size + (1 << 20):  # sparse ids: relabel by sorting instead
+        _, inv = np.unique(keys, return_inverse=True)
+        return inv.astype(np.int64), int(inv.max()) + 1
+    out, k = _dense_ids(keys.astype(np.int64))
+    return out, int(k)
+
+
+@numba.njit(cache=True)
+def _lru_misses(ids, num_keys, capacity):
+    """Misses of a unit-size LRU holding `capacity` objects (doubly linked list over dense ids)."""
+    prev = np.full(num_keys, -1, dtype=np.int64)
+    nxt = np.full(num_keys, -1, dtype=np.int64)
+    cached = np.zeros(num_keys, dtype=np.bool_)
+    head = -1
+    tail = -1
+    size = 0
+    misses = 0
+    for i in range(ids.size):
+        k = ids[i]
+        if cached[k]:
+            if k != head:  # unlink, then push to the front
+                p = prev[k]
+                q = nxt[k]
+                nxt[p] = q
+                if q >= 0:
+                    prev[q] = p
+                else:
+                    tail = p
+                prev[k] = -1
+                nxt[k] = head
+                prev[head] = k
+                head = k
+            continue
+        misses += 1
+        if capacity == 0:
+            continue
+        if size == capacity:  # evict the tail
+            t = tail
+            tail = prev[t]
+            if tail >= 0:
+                nxt[tail] = -1
+            else:
+                head = -1
+            cached[t] = False
+            size -= 1
+        cached[k] = True
+        prev[k] = -1
+        nxt[k] = head
+        if head >= 0:
+            prev[head] = k
+        else:
+            tail = k
+        head = k
+        size += 1
+    return misses
+
+
+def lru_misses(keys: np.ndarray, capacity_objects: int) -> int:
+    """Misses of plain LRU (unit-size objects) over `keys`, a cache of `capacity_objects` objects."""
+    if isinstance(capacity_objects, bool) or not isinstance(capacity_objects, (int, np.integer)) or capacity_objects < 0:
+        raise ValueError(f"capacity_objects must be an int >= 0, got {capacity_objects!r}")
+    ids, k = dense_ids(keys)
+    return int(_lru_misses(ids, k, int(capacity_objects)))
+
+
+@numba.njit(cache=True)
+def _admission_lru(keys, request_ptr, block_of, block_ptr, block_members, key_bytes, capacity_bytes,
+                   threshold, counts, block_bytes):
+    num_keys = key_bytes.size
+    prev = np.full(num_keys, -1, dtype=np.int64)
+    nxt = np.full(num_keys, -1, dtype=np.int64)
+    cached = np.zeros(num_keys, dtype=np.bool_)
+    unused_prefetch = np.zeros(num_keys, dtype=np.bool_)
+    last_read = np.full(block_ptr.size - 1, -1, dtype=np.int64)
+    num_requests = request_ptr.size - 1
+    blocks_read = np.zeros(num_requests, dtype=np.int32)
+    hits_per_request = np.zeros(num_requests, dtype=np.int32)
+    head = -1
+    tail = -1
+    used = 0
+    hits = 0
+    prefetch_hits = 0
+    prefetch_admitted = 0
+    useful_bytes = 0
+    for r in range(num_requests):
+        for i in range(request_ptr[r], request_ptr[r + 1]):
+            k = keys[i]
+            if cached[k]:
+                hits += 1
+                hits_per_request[r] += 1
+                if unused_prefetch[k]:
+                    unused_prefetch[k] = False
+                    prefetch_hits += 1
+                    useful_bytes += key_bytes[k]
+                if k != head:
+                    p = prev[k]
+                    q = nxt[k]
+                    nxt[p] = q
+                    if q >= 0:
+                        prev[q] = p
+                    else:
+                        tail = p
+                    prev[k] = -1
+                    nxt[k] = head
+                    prev[head] = k
+                    head = k
+                counts[k] += 1
+                continue
+            useful_bytes += key_bytes[k]
+            b = block_of[k]
+            new_read = last_read[b] != r
+            if new_read:
+                last_read[b] = r
+                blocks_read[r] += 1
+            # Admit the requested vector first, then (on a fresh read) the block's other vectors.
+            for j in range(-1, block_ptr[b + 1] - block_ptr[b]):
+                if j < 0:
+                    u = k
+                else:
+                    if not new_read:
+                        break
+                    u = block_members[block_ptr[b] + j]
+                    if u == k or cached[u] or counts[u] < threshold:
+                        continue
+                if key_bytes[u] > capacity_bytes:
+                    continue
+                while used + key_bytes[u] > capacity_bytes:  # evict from the tail
+                    t = tail
+                    tail = prev[t]
+                    if tail >= 0:
+                        nxt[tail] = -1
+                    else:
+                        head = -1
+                    cached[t] = False
+                    unused_prefetch[t] = False
+                    used -= key_bytes[t]
+                cached[u] = True
+                unused_prefetch[u] = j >= 0
+                if j >= 0:
+                    prefetch_admitted += 1
+                prev[u] = -1
+                nxt[u] = head
+                if head >= 0:
+                    prev[head] = u
+                else:
+                    tail = u
+                head = u
+                used += key_bytes[u]
+            counts[k] += 1
+    return hits, prefetch_hits, prefetch_admitted, useful_bytes, blocks_read, hits_per_request
+
+
+@dataclasses.dataclass(frozen=True)
+class CacheConfig:
+    """A DRAM cache of `capacity_bytes` with prefetch admission threshold `admission_threshold` (t)."""
+
+    capacity_bytes: int
+    admission_threshold: int = 0
+
+    def __post_init__(self):
+        for field in ("capacity_bytes", "admission_threshold"):
+            v = getattr(self, field)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+                raise TypeError(f"{field} must be an int, got {v!r}")
+        if self.capacity_bytes < 0:
+            raise ValueError(f"capacity_bytes must be >= 0, got {self.capacity_bytes}")
+        if self.admission_threshold < 0:
+            raise ValueError(
+                f"admission_threshold must be >= 0 (0 admits whole blocks; NO_PREFETCH admits none), "
+                f"got {self.admission_threshold}"
+            )
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class CacheResult:
+    """What one cache simulation measured. Arrays are per request."""
+
+    lookups: int
+    hits: int
+    prefetch_hits: int
+    prefetch_admitted: int
+    useful_bytes: int
+    blocks_read: np.ndarray
+    hits_per_request: np.ndarray
+
+    @property
+    def hit_rate(self) -> float:
+        return self.hits / self.lookups
+
+    @property
+    def total_blocks_read(self) -> int:
+        return int(self.blocks_read.sum())
+
+    @property
+    def bytes_read(self) -> int:
+        return self.total_blocks_read * BLOCK_BYTES
+
+    @property
+    def effective_bandwidth(self) -> float:
+        """Useful bytes / bytes read from NVM (1.0 = every byte read is used before it leaves DRAM)."""
+        return self.useful_bytes / self.bytes_read if self.bytes_read else float("nan")
+
+
+def simulate_cache(trace: Trace, blocks: BlockMap, config: CacheConfig, past_counts: np.ndarray | None = None) -> CacheResult:
+    """Run `trace` through the cache; blocks come from `blocks` (see `placement.block_map`).
+
+    `past_counts` (num_keys,) seeds the access counts used for admission (e.g. counts from the past
+    trace the placement was learned on); by default counting starts at zero.
+    """
+    keys = trace.keys
+    num_keys = blocks.key_bytes.size
+    if past_counts is None:
+        counts = np.zeros(num_keys, dtype=np.int64)
+    else:
+        counts = np.array(past_counts, dtype=np.int64)
+        if counts.shape != (num_keys,):
+            raise ValueError(f"past_counts must have shape ({num_keys},), got {counts.shape}")
+    hits, ph, pa, useful, blocks_read, hpr = _admission_lru(
+        keys, trace.request_ptr, blocks.block_of, blocks.block_ptr, blocks.block_members, blocks.key_bytes,
+        np.int64(config.capacity_bytes), np.int64(config.admission_threshold), counts, BLOCK_BYTES,
+    )
+    return CacheResult(trace.num_lookups, int(hits), int(ph), int(pa), int(useful), blocks_read, hpr)

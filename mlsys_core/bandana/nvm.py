@@ -1,0 +1,153 @@
+"""An NVM device model (Intel Optane P4800X figures), NVM endurance under table refreshes, memory cost.
+
+The device turns block reads into time. A request issues its block reads together, so they run at
+queue depth n; by Little's law each takes n / IOPS(n) and so does the batch. IOPS rises with queue
+depth from the QD1 figure to the peak (interpolated in log2 of the depth) and stays there; batches
+deeper than the peak depth run in waves. Spec figures [PAPERS.md]: 4 KB random read 108K IOPS at QD1
+(8.9 us mean latency), 585K IOPS at QD16 (2.23 GB/s), sequential read 2.4 GB/s, 30 drive writes/day.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from mlsys_core.bandana.workload import BLOCK_BYTES
+
+
+@dataclasses.dataclass(frozen=True)
+class NVMDevice:
+    """Block-device model of an NVM SSD; defaults: Optane P4800X (measured 4 KB random reads)."""
+
+    qd1_iops: float = 108_000.0
+    peak_iops: float = 585_000.0
+    peak_queue_depth: int = 16
+    sequential_read_bytes_per_s: float = 2.4e9
+    capacity_bytes: int = 375 * 10**9
+    rated_drive_writes_per_day: float = 30.0
+    dram_lookup_latency_us: float = 0.1  # a cached vector (assumption: one DRAM access path)
+
+    def __post_init__(self):
+        for field in ("qd1_iops", "peak_iops", "sequential_read_bytes_per_s", "rated_drive_writes_per_day"):
+            if not getattr(self, field) > 0:
+                raise ValueError(f"{field} must be > 0, got {getattr(self, field)!r}")
+        if self.peak_iops < self.qd1_iops:
+            raise ValueError(f"peak_iops ({self.peak_iops}) must be >= qd1_iops ({self.qd1_iops})")
+        if self.peak_queue_depth < 1:
+            raise ValueError(f"peak_queue_depth must be >= 1, got {self.peak_queue_depth}")
+        if self.capacity_bytes < 1 or self.dram_lookup_latency_us < 0:
+            raise ValueError("capacity_bytes must be >= 1 and dram_lookup_latency_us >= 0")
+
+    def iops(self, queue_depth) -> np.ndarray:
+        """4 KB random-read IOPS at each queue depth (>= 1)."""
+        qd = np.asarray(queue_depth, dtype=np.float64)
+        if np.any(qd < 1):
+            raise ValueError("queue_depth must be >= 1")
+        if self.peak_queue_depth == 1:
+            return np.full(qd.shape, self.peak_iops)
+        frac = np.clip(np.log2(qd) / np.log2(self.peak_queue_depth), 0.0, 1.0)
+        return self.qd1_iops * (self.peak_iops / self.qd1_iops) ** frac
+
+    def batch_latency_us(self, num_blocks) -> np.ndarray:
+        """Time to read `num_blocks` blocks issued together (0 for none), in microseconds."""
+        n = np.asarray(num_blocks, dtype=np.float64)
+        if np.any(n < 0):
+            raise ValueError("num_blocks must be >= 0")
+        depth = np.clip(n, 1, self.peak_queue_depth)
+        return np.where(n > 0, n / self.iops(depth) * 1e6, 0.0)
+
+    def request_latency_us(self, blocks_read, lookups_hit) -> np.ndarray:
+        """Per-request latency: the NVM batch plus DRAM time for cached vectors."""
+        return self.batch_latency_us(blocks_read) + self.dram_lookup_latency_us * np.asarray(lookups_hit, dtype=np.float64)
+
+    @property
+    def peak_read_bytes_per_s(self) -> float:
+        return self.peak_iops * BLOCK_BYTES
+
+    def effective_bandwidth_bytes_per_s(self, useful_fraction: float) -> float:
+        """Useful bytes per second when the device reads 4 KB blocks at peak and `useful_fraction` is used."""
+        return useful_fraction * self.peak_read_bytes_per_s
+
+
+def latency_percentiles(latency_us: np.ndarray, percentiles=(50.0, 99.0, 99.9)) -> dict[float, float]:
+    """{percentile: latency in us}."""
+    latency_us = np.asarray(latency_us)
+    if latency_us.size == 0:
+        raise ValueError("latency_us is empty")
+    return {float(p): float(np.percentile(latency_us, p)) for p in percentiles}
+
+
+def skewed_refresh_rates(num_tables: int, mean_per_day: float = 15.0, cv: float = 0.5, seed: int = 0) -> np.ndarray:
+    """Refreshes per day of each table: lognormal with mean `mean_per_day` and coefficient of variation `cv`.
+
+    cv = 0 gives every table the mean (the paper's 10-20 refreshes a day, uniformly).
+    """
+    if num_tables < 1 or not mean_per_day > 0 or cv < 0:
+        raise ValueError(f"need num_tables >= 1, mean_per_day > 0, cv >= 0; got {num_tables}, {mean_per_day}, {cv}")
+    if cv == 0:
+        return np.full(num_tables, float(mean_per_day))
+    sigma2 = np.log1p(cv**2)
+    rng = np.random.default_rng(seed)
+    return mean_per_day * np.exp(rng.normal(-sigma2 / 2, np.sqrt(sigma2), num_tables))
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class EnduranceReport:
+    """Per-drive writes per day (in drive capacities) against the rated budget."""
+
+    drive_writes_per_day: np.ndarray
+    budget: float
+
+    @property
+    def fraction_over_budget(self) -> float:
+        return float(np.mean(self.drive_writes_per_day > self.budget))
+
+    @property
+    def worst(self) -> float:
+        return float(self.drive_writes_per_day.max())
+
+
+def endurance(table_bytes, refreshes_per_day, device: NVMDevice = NVMDevice(), fill_fraction: float = 0.9) -> EnduranceReport:
+    """Drive writes per day when tables (in order) fill drives up to `fill_fraction` and each refresh
+    rewrites its whole table. A table larger than a drive is striped over several."""
+    sizes = np.asarray(table_bytes, dtype=np.float64)
+    rates = np.asarray(refreshes_per_day, dtype=np.float64)
+    if sizes.shape != rates.shape or sizes.ndim != 1 or sizes.size == 0:
+        raise ValueError("table_bytes and refreshes_per_day must be 1-D arrays of one non-zero length")
+    if np.any(sizes <= 0) or np.any(rates < 0):
+        raise ValueError("table_bytes must be > 0 and refreshes_per_day >= 0")
+    if not 0 < fill_fraction <= 1:
+        raise ValueError(f"fill_fraction must be in (0, 1], got {fill_fraction!r}")
+    usable = device.capacity_bytes * fill_fraction
+    # Lay tables end to end over the drives; a drive's writes are the bytes of each table on it x rate.
+    start = np.concatenate([[0.0], np.cumsum(sizes)[:-1]])
+    end = start + sizes
+    num_drives = int(np.ceil(end[-1] / usable))
+    edges = np.arange(num_drives + 1) * usable
+    overlap = np.clip(np.minimum(end[None, :], edges[1:, None]) - np.maximum(start[None, :], edges[:-1, None]), 0, None)
+    written = overlap @ rates
+    return EnduranceReport(written / device.capacity_bytes, device.rated_drive_writes_per_day)
+
+
+@dataclasses.dataclass(frozen=True)
+class MemoryPrices:
+    """US$ per GB. Defaults are the survey's figures: ~$6.25/GB DRAM (32,000 GB for ~$200,000) and
+    NVM about 10x cheaper per bit."""
+
+    dram_usd_per_gb: float = 6.25
+    nvm_usd_per_gb: float = 0.625
+
+    def __post_init__(self):
+        if not (self.dram_usd_per_gb > 0 and self.nvm_usd_per_gb > 0):
+            raise ValueError("prices must be > 0")
+
+
+def memory_cost_usd(model_bytes: float, dram_cache_bytes: float, prices: MemoryPrices = MemoryPrices()) -> dict[str, float]:
+    """Cost of holding the embeddings all in DRAM vs on NVM with a DRAM cache."""
+    if model_bytes <= 0 or dram_cache_bytes < 0:
+        raise ValueError("model_bytes must be > 0 and dram_cache_bytes >= 0")
+    gb = 1e9
+    all_dram = model_bytes / gb * prices.dram_usd_per_gb
+    nvm = model_bytes / gb * prices.nvm_usd_per_gb + dram_cache_bytes / gb * prices.dram_usd_per_gb
+    return {"all_dram_usd": all_dram, "nvm_plus_cache_usd": nvm, "saving": 1 - nvm / all_dram}

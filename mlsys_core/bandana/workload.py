@@ -1,0 +1,189 @@
+"""Embedding tables and a time-ordered request stream with Zipf popularity and co-access communities.
+
+A request reads a set of vectors from one or more tables. Vectors of a table belong to latent
+*communities* (vectors a request tends to read together, e.g. posts of one topic); the ids of a
+community are scattered over the id space, so id order (sequential placement) does not reveal them
+but the request history (SHP) and, weakly, the vector values (k-means) do. Defaults follow the
+survey's two table classes: post tables take ~95% of lookups, user tables hold larger vectors and
+~75% of the bytes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from mlsys_core.bandana.trace import Trace
+
+BLOCK_BYTES = 4096  # NVM read granularity (bytes)
+
+
+@dataclasses.dataclass(frozen=True)
+class EmbeddingTable:
+    """One embedding table: `num_vectors` vectors of `dim` values of `dtype`, stored in 4 KB blocks.
+
+    Popularity: communities are drawn with Zipf exponent `community_zipf`, vectors within a community
+    with `vector_zipf`. A lookup comes from the request's community with probability `affinity`,
+    otherwise from the whole table (Zipf `vector_zipf` over a random ranking).
+    `lookups_per_request` is the mean number of lookups a request makes in this table (Poisson).
+    `semantic_noise` is the spread of vector values around their community's centroid (k-means signal).
+    """
+
+    name: str
+    num_vectors: int
+    dim: int
+    dtype: str = "float32"
+    lookups_per_request: float = 1.0
+    num_communities: int = 512
+    community_zipf: float = 0.9
+    vector_zipf: float = 0.9
+    affinity: float = 0.8
+    semantic_noise: float = 1.0
+
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"name must be a non-empty string, got {self.name!r}")
+        for field in ("num_vectors", "dim", "num_communities"):
+            value = getattr(self, field)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{field} must be an int >= 1, got {value!r}")
+        try:
+            np.dtype(self.dtype)
+        except TypeError as e:
+            raise ValueError(f"dtype must be a NumPy dtype name, got {self.dtype!r}") from e
+        if self.bytes_per_vector > BLOCK_BYTES:
+            raise ValueError(
+                f"a vector of table {self.name!r} takes {self.bytes_per_vector} bytes "
+                f"(dim {self.dim} x {self.dtype}), larger than a {BLOCK_BYTES}-byte block"
+            )
+        if self.num_communities > self.num_vectors:
+            raise ValueError(
+                f"num_communities must be <= num_vectors ({self.num_vectors}), got {self.num_communities}"
+            )
+        if not self.lookups_per_request > 0:
+            raise ValueError(f"lookups_per_request must be > 0, got {self.lookups_per_request!r}")
+        for field in ("community_zipf", "vector_zipf", "semantic_noise"):
+            if not getattr(self, field) >= 0:
+                raise ValueError(f"{field} must be >= 0, got {getattr(self, field)!r}")
+        if not 0 <= self.affinity <= 1:
+            raise ValueError(f"affinity must be in [0, 1], got {self.affinity!r}")
+
+    @property
+    def bytes_per_vector(self) -> int:
+        return self.dim * np.dtype(self.dtype).itemsize
+
+    @property
+    def block_capacity(self) -> int:
+        """Vectors per 4 KB block."""
+        return BLOCK_BYTES // self.bytes_per_vector
+
+    @property
+    def num_blocks(self) -> int:
+        return -(-self.num_vectors // self.block_capacity)
+
+    @property
+    def table_bytes(self) -> int:
+        return self.num_vectors * self.bytes_per_vector
+
+
+def default_tables(scale: float = 1.0) -> tuple[EmbeddingTable, ...]:
+    """A post table (64 B vectors, ~95% of lookups) and a user table (128 B vectors, ~75% of bytes)."""
+    if not scale > 0:
+        raise ValueError(f"scale must be > 0, got {scale!r}")
+    n = max(1024, int(32768 * scale))
+    post = EmbeddingTable("post", n, 16, lookups_per_request=19.0, num_communities=max(4, n // 64))
+    user = EmbeddingTable(
+        "user", 3 * n // 2, 32, lookups_per_request=1.0, num_communities=max(4, 3 * n // 128),
+        affinity=0.5,
+    )
+    return post, user
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkloadConfig:
+    """A request stream over `tables`: `num_requests` requests in time order, reproducible from `seed`."""
+
+    tables: tuple[EmbeddingTable, ...] = dataclasses.field(default_factory=default_tables)
+    num_requests: int = 100_000
+    seed: int = 0
+
+    def __post_init__(self):
+        if not isinstance(self.tables, tuple) or not self.tables:
+            raise ValueError(f"tables must be a non-empty tuple of EmbeddingTable, got {self.tables!r}")
+        for t in self.tables:
+            if not isinstance(t, EmbeddingTable):
+                raise TypeError(f"tables must hold EmbeddingTable objects, got {type(t).__name__}")
+        names = [t.name for t in self.tables]
+        if len(set(names)) != len(names):
+            raise ValueError(f"table names must be unique, got {names}")
+        if isinstance(self.num_requests, bool) or not isinstance(self.num_requests, int) or self.num_requests < 1:
+            raise ValueError(f"num_requests must be an int >= 1, got {self.num_requests!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise TypeError(f"seed must be an int, got {self.seed!r}")
+
+
+def _zipf_cdf(n: int, exponent: float) -> np.ndarray:
+    w = 1.0 / np.arange(1, n + 1, dtype=np.float64) ** exponent
+    cdf = np.cumsum(w)
+    return cdf / cdf[-1]
+
+
+def _draw(cdf: np.ndarray, rng: np.random.Generator, size) -> np.ndarray:
+    """Ranks 0..len(cdf)-1 drawn by inverse CDF (vectorised)."""
+    return np.minimum(np.searchsorted(cdf, rng.random(size), side="right"), len(cdf) - 1)
+
+
+def community_of(table: EmbeddingTable, seed: int) -> np.ndarray:
+    """(num_vectors,) int64: each vector's community; communities are scattered over the id space."""
+    rng = np.random.default_rng([seed, 1, len(table.name), table.num_vectors])
+    return (rng.permutation(table.num_vectors) % table.num_communities).astype(np.int64)
+
+
+def _table_lookups(table: EmbeddingTable, num_requests: int, seed: int, index: int):
+    """(request index, vector id) arrays of one table's lookups, requests in time order."""
+    rng = np.random.default_rng([seed, 2, index])
+    community = community_of(table, seed)
+    members = np.argsort(community, kind="stable")  # vectors grouped by community
+    sizes = np.bincount(community, minlength=table.num_communities)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    counts = rng.poisson(table.lookups_per_request, num_requests)
+    request = np.repeat(np.arange(num_requests, dtype=np.int64), counts)
+    n = request.size
+    # Each request has one community in this table (a random community ranking, Zipf over it).
+    community_rank = rng.permutation(table.num_communities)
+    req_community = community_rank[_draw(_zipf_cdf(table.num_communities, table.community_zipf), rng, num_requests)]
+    c = req_community[request]
+    # Within a community: Zipf over its members (rank r -> r-th member; sizes differ by at most one).
+    max_size = int(sizes.max())
+    within = _draw(_zipf_cdf(max_size, table.vector_zipf), rng, n)
+    within = np.minimum(within, sizes[c] - 1)
+    from_community = members[starts[c] + within]
+    # Background lookups: Zipf over the whole table under a random ranking.
+    ranking = rng.permutation(table.num_vectors)
+    background = ranking[_draw(_zipf_cdf(table.num_vectors, table.vector_zipf), rng, n)]
+    vector = np.where(rng.random(n) < table.affinity, from_community, background)
+    # A request reads a vector once: drop repeats inside a request.
+    key = request * table.num_vectors + vector
+    _, first = np.unique(key, return_index=True)
+    first.sort()
+    return request[first], vector[first]
+
+
+def generate_trace(config: WorkloadConfig) -> Trace:
+    """The request stream of `config` as a `Trace` (lookups ordered by request, i.e. by time)."""
+    parts = [_table_lookups(t, config.num_requests, config.seed, i) for i, t in enumerate(config.tables)]
+    request = np.concatenate([p[0] for p in parts])
+    table = np.concatenate([np.full(p[0].size, i, dtype=np.int32) for i, p in enumerate(parts)])
+    vector = np.concatenate([p[1] for p in parts])
+    order = np.argsort(request, kind="stable")
+    return Trace.from_lookups(config.tables, request[order], table[order], vector[order])
+
+
+def table_vectors(table: EmbeddingTable, seed: int) -> np.ndarray:
+    """(num_vectors, dim) vector values: community centroid + `semantic_noise` x Gaussian noise."""
+    rng = np.random.default_rng([seed, 3, len(table.name), table.num_vectors])
+    centroids = rng.standard_normal((table.num_communities, table.dim))
+    noise = rng.standard_normal((table.num_vectors, table.dim))
+    values = centroids[community_of(table, seed)] + table.semantic_noise * noise
+    return values.astype(table.dtype)
