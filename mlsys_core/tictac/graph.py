@@ -164,3 +164,23 @@ def _kahn(indeg, ptr, idx):
                 stack[top] = u
                 top += 1
     return order[:k]
+
+
+def random_graph(n_recv: int, n_compute: int, seed: int = 0, max_preds: int = 3,
+                 max_bytes: float = 1e6, max_flops: float = 1e7) -> OpGraph:
+    """A random DAG for tests and exercises: op i reads 1..max_preds earlier nodes (at least one),
+    so node ids are a topological order and every op is reached from some recv."""
+    rng = np.random.default_rng(seed)
+    src, dst = [], []
+    for i in range(n_compute):
+        node = n_recv + i
+        k = int(rng.integers(1, max_preds + 1))
+        preds = np.unique(rng.integers(0, node, size=k))
+        src.extend(preds.tolist())
+        dst.extend([node] * preds.size)
+    return OpGraph(
+        recv_bytes=rng.uniform(0.05, 1.0, n_recv) * max_bytes,
+        compute_flops=rng.uniform(0.05, 1.0, n_compute) * max_flops,
+        src=np.array(src, dtype=np.int64), dst=np.array(dst, dtype=np.int64),
+        name=f"random({n_recv}, {n_compute}, seed={seed})",
+    )

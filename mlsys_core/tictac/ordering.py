@@ -250,6 +250,29 @@ def tac(graph: OpGraph, recv_seconds: np.ndarray, compute_seconds: np.ndarray) -
     return _tac_kernel(sets, weight, t, ptr, idx)
 
 
+def properties(graph: OpGraph, recv_seconds, compute_seconds, outstanding=None):
+    """M (n_compute,), P (n_recv,) and M⁺ (n_recv,) for the outstanding recvs (bool mask, default all).
+
+    A direct dense evaluation of the definitions (O(ops x recvs)), for teaching and for checking
+    the incremental kernel; entries for recvs not outstanding are NaN in P and M⁺.
+    """
+    t = np.asarray(recv_seconds, dtype=np.float64)
+    c = np.asarray(compute_seconds, dtype=np.float64)
+    alive = np.ones(graph.n_recv, bool) if outstanding is None else np.asarray(outstanding, bool)
+    bits = np.unpackbits(graph.deps[graph.n_recv:].view(np.uint8), axis=1, bitorder="little")
+    needs = bits[:, : graph.n_recv].astype(bool)
+    live = needs & alive
+    m_ops = live @ t
+    count = live.sum(axis=1)
+    p = (live & (count == 1)[:, None]).T @ c
+    multi = live & (count > 1)[:, None]
+    m_plus = np.where(multi, m_ops[:, None], np.inf).min(axis=0, initial=np.inf)
+    no_multi = ~multi.any(axis=0)
+    m_plus = np.where(no_multi & needs.any(axis=0), t, m_plus)
+    p, m_plus = np.where(alive, p, np.nan), np.where(alive, m_plus, np.nan)
+    return m_ops, p, m_plus
+
+
 def layer_order(graph: OpGraph) -> np.ndarray:
     """Recvs by their first consumer in program order (P3 / ByteScheduler-style layer priority)."""
     return np.lexsort((np.arange(graph.n_recv), graph.first_use))
