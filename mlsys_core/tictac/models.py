@@ -8,27 +8,26 @@ gradient computation a worker runs per iteration. Parameters are initialised fro
 
 from __future__ import annotations
 
+import numpy as np
+
 MODELS = ("mlp", "cnn", "resnet", "inception")
 MODES = ("infer", "train")
 
 
-def _dense(key, n_in, n_out):
-    import jax
-    import jax.numpy as jnp
-
-    return {"w": jax.random.normal(key, (n_in, n_out)) * (2.0 / n_in) ** 0.5, "b": jnp.zeros(n_out)}
+def _normal(rng, shape, fan_in):
+    return (rng.standard_normal(shape) * (2.0 / fan_in) ** 0.5).astype(np.float32)
 
 
-def _conv(key, k, c_in, c_out):
-    import jax
+def _dense(rng, n_in, n_out):
+    return {"w": _normal(rng, (n_in, n_out), n_in), "b": np.zeros(n_out, np.float32)}
 
-    return {"w": jax.random.normal(key, (k, k, c_in, c_out)) * (2.0 / (k * k * c_in)) ** 0.5}
+
+def _conv(rng, k, c_in, c_out):
+    return {"w": _normal(rng, (k, k, c_in, c_out), k * k * c_in)}
 
 
 def _norm(c):
-    import jax.numpy as jnp
-
-    return {"scale": jnp.ones(c), "bias": jnp.zeros(c)}
+    return {"scale": np.ones(c, np.float32), "bias": np.zeros(c, np.float32)}
 
 
 def conv2d(x, w, stride=1):
@@ -48,40 +47,43 @@ def batch_norm(x, p, eps=1e-5):
 
 
 def init(model: str, seed: int = 0, depth: int = 4, width: int = 16) -> dict:
-    """Parameters of `model` (one of MODELS). `depth`: hidden layers / residual blocks / modules."""
-    import jax
+    """Parameters of `model` (one of MODELS) as float32 NumPy arrays (He-normal, from `seed`).
+
+    `depth`: hidden layers / conv layers / residual blocks / inception modules. NumPy, so that
+    building a model compiles nothing.
+    """
 
     if model not in MODELS:
         raise ValueError(f"model must be one of {MODELS}, got {model!r}")
     if depth < 1 or width < 1:
         raise ValueError(f"depth and width must be >= 1, got depth={depth}, width={width}")
-    keys = iter(jax.random.split(jax.random.key(seed), 8 * depth + 8))
+    rng = np.random.default_rng(seed)
     if model == "mlp":
         sizes = [64] + [16 * width] * depth
-        layers = [_dense(next(keys), a, b) for a, b in zip(sizes[:-1], sizes[1:])]
-        return {"layers": layers, "head": _dense(next(keys), sizes[-1], 10)}
+        layers = [_dense(rng, a, b) for a, b in zip(sizes[:-1], sizes[1:])]
+        return {"layers": layers, "head": _dense(rng, sizes[-1], 10)}
     if model == "cnn":
         chans = [1] + [width * 2 ** min(i, 2) for i in range(depth)]
-        convs = [{**_conv(next(keys), 3, a, b), "b": jax.numpy.zeros(b)} for a, b in zip(chans[:-1], chans[1:])]
+        convs = [{**_conv(rng, 3, a, b), "b": np.zeros(b, np.float32)} for a, b in zip(chans[:-1], chans[1:])]
         side = 8 >> sum(1 for i in range(depth) if i in (1, 2))
-        return {"convs": convs, "head": _dense(next(keys), chans[-1] * side * side, 10)}
+        return {"convs": convs, "head": _dense(rng, chans[-1] * side * side, 10)}
     if model == "resnet":
-        blocks = [{"conv1": _conv(next(keys), 3, width, width), "bn1": _norm(width),
-                   "conv2": _conv(next(keys), 3, width, width), "bn2": _norm(width)} for _ in range(depth)]
-        return {"stem": _conv(next(keys), 3, 1, width), "stem_bn": _norm(width), "blocks": blocks,
-                "head": _dense(next(keys), width, 10)}
+        blocks = [{"conv1": _conv(rng, 3, width, width), "bn1": _norm(width),
+                   "conv2": _conv(rng, 3, width, width), "bn2": _norm(width)} for _ in range(depth)]
+        return {"stem": _conv(rng, 3, 1, width), "stem_bn": _norm(width), "blocks": blocks,
+                "head": _dense(rng, width, 10)}
     c = width
     modules = []
     c_in = c
     for _ in range(depth):
         modules.append({
-            "b1": _conv(next(keys), 1, c_in, c), "b3_reduce": _conv(next(keys), 1, c_in, c // 2),
-            "b3": _conv(next(keys), 3, c // 2, c), "b5_reduce": _conv(next(keys), 1, c_in, c // 4),
-            "b5": _conv(next(keys), 5, c // 4, c // 2), "pool_proj": _conv(next(keys), 1, c_in, c // 2),
+            "b1": _conv(rng, 1, c_in, c), "b3_reduce": _conv(rng, 1, c_in, c // 2),
+            "b3": _conv(rng, 3, c // 2, c), "b5_reduce": _conv(rng, 1, c_in, c // 4),
+            "b5": _conv(rng, 5, c // 4, c // 2), "pool_proj": _conv(rng, 1, c_in, c // 2),
             "bn": _norm(3 * c),
         })
         c_in = 3 * c
-    return {"stem": _conv(next(keys), 3, 1, c), "modules": modules, "head": _dense(next(keys), c_in, 10)}
+    return {"stem": _conv(rng, 3, 1, c), "modules": modules, "head": _dense(rng, c_in, 10)}
 
 
 def apply(model: str, params: dict, x):
@@ -132,8 +134,6 @@ def loss(model: str, params: dict, x, y):
 
 def batch(batch_size: int = 32, seed: int = 0):
     """A reproducible batch of real UCI digits: (x (batch, 8, 8, 1) float32, y (batch,) int32)."""
-    import numpy as np
-
     from mlsys_core.data import load_digits
 
     x, y = load_digits()

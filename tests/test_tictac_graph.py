@@ -1,0 +1,117 @@
+"""Op DAGs: validation, dependency bitsets, and graphs traced from real JAX programs."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mlsys_core.tictac import jaxgraph, models
+from mlsys_core.tictac.graph import OpGraph, random_graph
+
+
+def _graph(src, dst, n_recv=2, n_compute=2):
+    return OpGraph(np.ones(n_recv), np.ones(n_compute), np.array(src), np.array(dst))
+
+
+def test_cycle_is_rejected():
+    with pytest.raises(ValueError, match="cycle"):
+        _graph([0, 2, 3, 1], [2, 3, 2, 3])
+
+
+def test_compute_op_without_recv_path_is_rejected():
+    # op 3 has no inputs at all
+    with pytest.raises(ValueError, match="no path from any recv"):
+        _graph([0, 1], [2, 2])
+
+
+def test_edge_into_recv_and_bad_ids_are_rejected():
+    with pytest.raises(ValueError, match="into recv"):
+        _graph([2, 0, 1], [0, 2, 3])
+    with pytest.raises(ValueError, match="node ids"):
+        _graph([0, 9], [2, 3])
+    with pytest.raises(ValueError, match="recv_bytes"):
+        OpGraph(np.array([-1.0]), np.ones(1), np.array([0]), np.array([1]))
+
+
+def _reach_bruteforce(g):
+    reach = np.zeros((g.n_nodes, g.n_recv), bool)
+    reach[np.arange(g.n_recv), np.arange(g.n_recv)] = True
+    for v in g.topo:
+        for s, d in zip(g.src, g.dst):
+            if d == v:
+                reach[v] |= reach[s]
+    return reach
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(1, 70), st.integers(1, 40), st.integers(0, 10_000))
+def test_deps_bitsets_match_reachability(n_recv, n_compute, seed):
+    g = random_graph(n_recv, n_compute, seed=seed)
+    bits = np.unpackbits(g.deps.view(np.uint8), axis=1, bitorder="little")[:, :n_recv].astype(bool)
+    np.testing.assert_array_equal(bits, _reach_bruteforce(g))
+
+
+def test_nested_jit_custom_jvp_custom_vjp_and_remat_are_flattened():
+    @jax.custom_vjp
+    def clip_grad(x):
+        return jnp.sin(x)
+
+    clip_grad.defvjp(lambda x: (jnp.sin(x), x), lambda x, g: (g * jnp.cos(x),))
+
+    def f(p, x):
+        h = jax.jit(lambda a, b: jax.nn.relu(a @ b))(x, p["w"])  # jit + custom_jvp (relu)
+        h = jax.checkpoint(lambda a: jnp.tanh(a) * p["s"])(h)
+        return clip_grad(h).sum()
+
+    p = {"w": jnp.ones((3, 4)), "s": jnp.float32(2.0)}
+    x = jnp.arange(6.0).reshape(2, 3) / 6
+    for fn in (f, jax.value_and_grad(f)):
+        prog = jaxgraph.trace(fn, p, x)
+        names = {e.primitive.name for e in prog.eqns}
+        assert not names & set(jaxgraph.INLINED), names
+        out, _ = jaxgraph.run_eager(prog, jax.tree_util.tree_leaves(p), x)
+        jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5), out, fn(p, x))
+
+
+def test_recvs_are_parameter_leaves_with_bytes_and_dot_flops():
+    fn, params, inputs = models.program("mlp", "infer", depth=2, width=4, batch_size=8)
+    prog = jaxgraph.trace(fn, params, *inputs)
+    g = jaxgraph.to_graph(prog)
+    leaves = jax.tree_util.tree_leaves(params)
+    assert g.n_recv == len(leaves) == 6
+    np.testing.assert_array_equal(g.recv_bytes, [leaf.size * 4 for leaf in leaves])
+    dots = [f for f, n in zip(g.compute_flops, g.compute_names) if n == "dot_general"]
+    assert sorted(dots) == sorted([2 * 8 * 64 * 64, 2 * 8 * 64 * 64, 2 * 8 * 64 * 10])
+    assert all("'" in name for name in g.recv_names)
+
+
+@pytest.mark.parametrize("model", models.MODELS)
+def test_models_trace_to_valid_forward_and_training_graphs(model):
+    fn, params, inputs = models.program(model, "train", depth=2, width=8, batch_size=4)
+    train = jaxgraph.to_graph(jaxgraph.trace(fn, params, *inputs))
+    infer = jaxgraph.to_graph(jaxgraph.trace(*models.program(model, "infer", depth=2, width=8, batch_size=4)[:2],
+                                             inputs[0]))
+    assert train.n_recv == infer.n_recv == len(jax.tree_util.tree_leaves(params))
+    assert train.n_compute > 2 * infer.n_compute  # the backward pass
+    assert train.compute_flops.sum() > 2 * infer.compute_flops.sum()
+    # every parameter is needed by the loss, so the last ops depend on every recv
+    assert (np.bitwise_count(train.deps).sum(axis=1) == train.n_recv).any()
+
+
+def test_training_program_runs_eagerly_to_jax_value_and_grad():
+    fn, params, inputs = models.program("mlp", "train", depth=2, width=4, batch_size=4)
+    prog = jaxgraph.trace(fn, params, *inputs)
+    (loss, grads), seconds = jaxgraph.run_eager(prog, jax.tree_util.tree_leaves(params), *inputs, timings=True)
+    ref_loss, ref_grads = fn(params, *inputs)
+    np.testing.assert_allclose(loss, ref_loss, rtol=1e-4)
+    jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5), grads, ref_grads)
+    assert seconds.shape == (len(prog.eqns),) and (seconds > 0).all()
+
+
+def test_unknown_model_and_mode_are_rejected():
+    with pytest.raises(ValueError, match="model must be one of"):
+        models.init("vgg")
+    with pytest.raises(ValueError, match="mode must be one of"):
+        models.program("mlp", "serve")
