@@ -259,8 +259,10 @@ def train(trainer: Trainer, params, batches) -> tuple[TrainState, list[float]]:
     losses = []
     for batch in batches:
         state, loss = trainer.step(state, trainer.shard_batch(batch))
-        losses.append(loss)
-    return state, [float(np.asarray(l.addressable_data(0))) for l in losses]
+        # One step in flight at a time: XLA:CPU's simulated devices share a thread pool, and many
+        # queued collective programs on a busy host can starve a rendezvous past its timeout.
+        losses.append(float(np.asarray(jax.block_until_ready(loss).addressable_data(0))))
+    return state, losses
 
 
 def reference_train(loss_fn: Callable, optimizer: optax.GradientTransformation, params, batches) -> tuple[Any, list[float]]:

@@ -1,0 +1,168 @@
+"""Step time vs chip count: compute + gradient all-reduce (alpha-beta) + weight update, replicated or WUS.
+
+A back-of-the-envelope model of data-parallel training at a fixed global batch (the MLPerf setting):
+as chips grow, per-chip compute shrinks as 1/n, the all-reduce's bandwidth term stays ~constant
+and its latency term grows with the hops, and the replicated weight update stays constant - so at
+thousands of chips the update and the collectives dominate, and weight-update sharding removes the
+update's share (it becomes 1/n). `TPU_V3` holds approximate public TPU-v3 figures; link bandwidth,
+latency and achieved utilisation are assumptions, stated as such wherever they are shown.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+TOPOLOGIES = ("ring", "torus")
+
+
+def _positive(obj, *names):
+    for name in names:
+        value = getattr(obj, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise ValueError(f"{name} must be a positive number, got {value!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Chip:
+    """One accelerator: peak FLOP/s, memory and link bandwidth (bytes/s), per-hop latency, utilisation."""
+
+    name: str
+    peak_flops: float
+    hbm_bytes_per_s: float
+    link_bytes_per_s: float
+    link_latency_s: float
+    utilisation: float = 0.4  # achieved fraction of peak in the model's compute (assumed)
+
+    def __post_init__(self):
+        _positive(self, "peak_flops", "hbm_bytes_per_s", "link_bytes_per_s", "link_latency_s", "utilisation")
+        if self.utilisation > 1:
+            raise ValueError(f"utilisation must be in (0, 1], got {self.utilisation}")
+
+
+# Peak bf16 FLOP/s and HBM bandwidth: Google's published TPU-v3 figures. Link bandwidth, hop latency
+# and utilisation: assumptions for illustration.
+TPU_V3 = Chip("TPU-v3 (approx.)", peak_flops=123e12, hbm_bytes_per_s=900e9,
+              link_bytes_per_s=70e9, link_latency_s=1e-6, utilisation=0.4)
+
+
+@dataclasses.dataclass(frozen=True)
+class Workload:
+    """A model trained at a fixed global batch: parameters, training FLOPs per example, data to see.
+
+    `update_bytes_per_param`: memory traffic of one optimizer update per parameter (Adam/LAMB in
+    f32 read p, g, m, v and write p, m, v: 28 B; SGD+momentum / LARS: 20 B).
+    `grad_bytes_per_param`: 4 for f32 gradients on the wire, 2 for bf16.
+    """
+
+    name: str
+    params: float
+    train_flops_per_example: float
+    global_batch: int
+    examples_to_train: float
+    update_bytes_per_param: float = 28.0
+    grad_bytes_per_param: float = 2.0
+
+    def __post_init__(self):
+        _positive(self, "params", "train_flops_per_example", "global_batch", "examples_to_train",
+                  "update_bytes_per_param", "grad_bytes_per_param")
+
+    @property
+    def steps(self) -> float:
+        return self.examples_to_train / self.global_batch
+
+
+# Assumed round figures (not from the MLPerf logs): ResNet-50 25.6 M params, ~4.1 G multiply-adds
+# forward per 224px image (x2 FLOPs, x3 for forward+backward), ImageNet 1.28 M images for 88 epochs.
+RESNET50 = Workload("ResNet-50", params=25.6e6, train_flops_per_example=3 * 2 * 4.1e9, global_batch=65536,
+                    examples_to_train=88 * 1.281e6, update_bytes_per_param=20.0)
+# BERT-large-like: 334 M params, 512 tokens x 6 FLOPs per param per token, LAMB.
+BERT_LARGE = Workload("BERT-large", params=334e6, train_flops_per_example=6 * 334e6 * 512, global_batch=8192,
+                      examples_to_train=8192 * 600, update_bytes_per_param=28.0)
+
+# MLPerf v0.7 Google submissions (PAPERS.md): benchmark -> (chips, seconds, global batch).
+MLPERF_V07 = {
+    "ResNet-50": (4096, 28.3, 65536),
+    "BERT": (4096, 23.6, 8192),
+    "Transformer": (4096, 15.5, 2048),
+    "SSD": (4096, 27.7, 4096),
+    "Mask R-CNN": (512, 8.13 * 60, 256),
+    "GNMT": (512, 2.10 * 60, 8192),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class StepBreakdown:
+    """Seconds per step of each part, for `chips` chips; `total_s` assumes no overlap."""
+
+    chips: int
+    compute_s: float
+    allreduce_s: float
+    update_s: float
+
+    @property
+    def total_s(self) -> float:
+        return self.compute_s + self.allreduce_s + self.update_s
+
+
+def allreduce_s(nbytes: float, chips: int, chip: Chip, topology: str = "torus") -> float:
+    """Alpha-beta time of a bandwidth-optimal all-reduce (= reduce-scatter + all-gather) of `nbytes`.
+
+    ring: 2(n-1)/n * bytes / bw + 2(n-1) hops. torus (sqrt(n) x sqrt(n), as on a TPU pod): a ring
+    along x, then along y on 1/n_x of the data: far fewer hops for the same bandwidth term.
+    """
+    if topology not in TOPOLOGIES:
+        raise ValueError(f"topology must be one of {TOPOLOGIES}, got {topology!r}")
+    if chips == 1:
+        return 0.0
+    bw, alpha = chip.link_bytes_per_s, chip.link_latency_s
+    if topology == "ring":
+        return 2 * (chips - 1) / chips * nbytes / bw + 2 * (chips - 1) * alpha
+    nx = 2 ** math.ceil(math.log2(chips) / 2)
+    ny = chips // nx
+    t = 2 * (nx - 1) / nx * nbytes / bw + 2 * (nx - 1) * alpha
+    if ny > 1:
+        t += 2 * (ny - 1) / ny * nbytes / nx / bw + 2 * (ny - 1) * alpha
+    return t
+
+
+def step_time(workload: Workload, chip: Chip, chips: int, strategy: str = "replicated", topology: str = "torus") -> StepBreakdown:
+    """Per-step compute, all-reduce and weight-update seconds at `chips` chips (fixed global batch)."""
+    if strategy not in ("replicated", "wus"):
+        raise ValueError(f"strategy must be 'replicated' or 'wus', got {strategy!r}")
+    if isinstance(chips, bool) or not isinstance(chips, (int, np.integer)) or chips < 1:
+        raise ValueError(f"chips must be an int >= 1, got {chips!r}")
+    compute = workload.train_flops_per_example * workload.global_batch / chips / (chip.peak_flops * chip.utilisation)
+    comm = allreduce_s(workload.params * workload.grad_bytes_per_param, chips, chip, topology)
+    update = workload.params * workload.update_bytes_per_param / chip.hbm_bytes_per_s
+    if strategy == "wus":
+        update /= chips
+    return StepBreakdown(int(chips), compute, comm, update)
+
+
+def scaling_curve(workload: Workload, chip: Chip, chips: list[int], topology: str = "torus") -> dict:
+    """{"chips", "replicated", "wus"} -> per-chip-count breakdowns, and time to train in seconds."""
+    out = {"chips": list(chips)}
+    for strategy in ("replicated", "wus"):
+        rows = [step_time(workload, chip, c, strategy, topology) for c in chips]
+        out[strategy] = rows
+        out[f"{strategy}_train_s"] = [r.total_s * workload.steps for r in rows]
+    return out
+
+
+WORKLOADS = {"ResNet-50": RESNET50, "BERT-large": BERT_LARGE}
+
+
+def explore_curve(workload: str = "BERT-large", utilisation: float = 0.4, link_gb_per_s: float = 70.0,
+                  grad_bits: int = 16, max_chips: int = 4096) -> dict:
+    """`scaling_curve` over 16..max_chips for a named workload with TPU-v3 and the given assumptions."""
+    if workload not in WORKLOADS:
+        raise ValueError(f"workload must be one of {tuple(WORKLOADS)}, got {workload!r}")
+    if grad_bits not in (16, 32):
+        raise ValueError(f"grad_bits must be 16 or 32, got {grad_bits!r}")
+    chip = dataclasses.replace(TPU_V3, utilisation=utilisation, link_bytes_per_s=link_gb_per_s * 1e9)
+    w = dataclasses.replace(WORKLOADS[workload], grad_bytes_per_param=grad_bits / 8)
+    chips = [2**k for k in range(4, int(math.log2(max_chips)) + 1)]
+    return {**scaling_curve(w, chip, chips), "workload": workload}

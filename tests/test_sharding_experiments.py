@@ -1,0 +1,30 @@
+"""The notebook's experiment functions: deterministic data, and the widget's measurement."""
+
+import numpy as np
+import pytest
+
+from mlsys_core.sharding import experiments, timing
+
+
+def test_digits_split_and_batches_are_seeded():
+    a, b = experiments.digits_split(seed=3), experiments.digits_split(seed=3)
+    assert all(np.array_equal(u, v) for u, v in zip(a, b))
+    assert len(a[0]) + len(a[2]) == 1797 and len(a[2]) == 360
+    batches = experiments.epoch_batches(a[0], a[1], batch=500, steps=4, seed=1)
+    assert [len(x) for x, _ in batches] == [500] * 4
+    assert len({tuple(map(tuple, x[:2])) for x, _ in batches}) == 4  # reshuffled, not repeated
+    again = experiments.epoch_batches(a[0], a[1], batch=500, steps=4, seed=1)
+    assert all(np.array_equal(x, y) for (x, _), (y, _) in zip(batches, again))
+
+
+def test_measure_config_reports_sharded_memory_and_bf16_bytes():
+    f32 = experiments.measure_config(devices=4, strategy="wus", width=32, grad_dtype="float32", batch=8, repeats=1)
+    bf16 = experiments.measure_config(devices=4, strategy="wus", width=32, grad_dtype="bfloat16", batch=8, repeats=1)
+    assert f32.memory.opt_state_bytes == 2 * 4 * f32.params // 4 + 4  # Adam mu, nu on 1/4 each (+ count)
+    assert bf16.collective_bytes["reduce-scatter"] == f32.collective_bytes["reduce-scatter"] // 2
+    assert f32.step_ms > 0 and f32.params == 4 * (2 * 32 * 128 + 128 + 32)
+
+
+def test_time_steps_validates_counts():
+    with pytest.raises(ValueError, match="repeats"):
+        timing.time_steps(lambda s, b: (s, 0.0), 0, None, repeats=0)

@@ -1,0 +1,86 @@
+"""HLO collectives parser, the cost model and the plots (fast: no training)."""
+
+import dataclasses
+
+import matplotlib
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mlsys_core.sharding import cost_model, inspection, plots
+
+matplotlib.use("Agg")
+
+HLO = """
+  %all-reduce = (f32[30]{0}, f32[64,30]{1,0}) all-reduce(%a, %b), channel_id=1, replica_groups={{0,1,2,3,4,5,6,7}}, to_apply=%add
+  %reduce_scatter.1 = bf16[240]{0} reduce-scatter(%c), channel_id=2, replica_groups=[2,4]<=[8], dimensions={0}
+  %ag-start = (f32[16]{0}, f32[128]{0}) all-gather-start(%d), channel_id=3, replica_groups={{0,1,2,3,4,5,6,7}}, dimensions={0}
+  %ag-done = f32[128]{0} all-gather-done(%ag-start)
+  %add.3 = f32[128]{0} add(%x, %y)
+"""
+
+
+def test_collectives_parses_tuples_async_and_iota_groups():
+    rows = inspection.collectives(HLO)
+    assert [(r.kind, r.dtype, r.shape, r.bytes, r.group_size) for r in rows] == [
+        ("all-reduce", "f32", (30,), 120, 8),
+        ("all-reduce", "f32", (64, 30), 7680, 8),
+        ("reduce-scatter", "bf16", (240,), 480, 4),
+        ("all-gather", "f32", (128,), 512, 8),
+    ]
+    assert inspection.bytes_by_kind(rows) == {"all-reduce": 7800, "reduce-scatter": 480, "all-gather": 512}
+
+
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(2, 64), shard=st.integers(1, 10_000))
+def test_reduce_scatter_plus_all_gather_move_what_an_all_reduce_moves(n, shard):
+    full = 4 * n * shard
+    ar = inspection.Collective("all-reduce", "f32", (n * shard,), full, n)
+    rs = inspection.Collective("reduce-scatter", "f32", (shard,), 4 * shard, n)
+    ag = inspection.Collective("all-gather", "f32", (n * shard,), full, n)
+    assert rs.wire_bytes + ag.wire_bytes == pytest.approx(ar.wire_bytes)
+
+
+def test_wus_removes_the_update_share_and_compute_shrinks_with_chips():
+    w, chip = cost_model.BERT_LARGE, cost_model.TPU_V3
+    rep = [cost_model.step_time(w, chip, n) for n in (64, 4096)]
+    wus = cost_model.step_time(w, chip, 4096, "wus")
+    assert rep[1].compute_s == pytest.approx(rep[0].compute_s / 64)
+    assert rep[1].update_s == rep[0].update_s and wus.update_s == pytest.approx(rep[1].update_s / 4096)
+    assert rep[1].update_s / rep[1].total_s > rep[0].update_s / rep[0].total_s  # the update's share grows
+
+
+@settings(max_examples=20, deadline=None)
+@given(chips=st.sampled_from([2, 4, 16, 64, 256, 1024, 4096]), nbytes=st.floats(1e3, 1e10))
+def test_torus_allreduce_never_slower_than_ring(chips, nbytes):
+    chip = cost_model.TPU_V3
+    assert cost_model.allreduce_s(nbytes, chips, chip, "torus") <= cost_model.allreduce_s(nbytes, chips, chip, "ring") * (1 + 1e-12)
+    assert cost_model.allreduce_s(nbytes, 1, chip) == 0.0
+
+
+def test_cost_model_rejects_bad_inputs():
+    with pytest.raises(ValueError, match="utilisation"):
+        dataclasses.replace(cost_model.TPU_V3, utilisation=1.5)
+    with pytest.raises(ValueError, match="params"):
+        dataclasses.replace(cost_model.RESNET50, params=0)
+    with pytest.raises(ValueError, match="strategy"):
+        cost_model.step_time(cost_model.RESNET50, cost_model.TPU_V3, 8, "fsdp")
+    with pytest.raises(ValueError, match="topology"):
+        cost_model.allreduce_s(1.0, 8, cost_model.TPU_V3, "mesh")
+    with pytest.raises(ValueError, match="workload"):
+        cost_model.explore_curve("GPT")
+
+
+def test_explore_curve_and_plots_render():
+    curve = cost_model.explore_curve("ResNet-50", utilisation=0.5, link_gb_per_s=100.0, grad_bits=32)
+    assert curve["chips"][0] == 16 and curve["chips"][-1] == 4096
+    assert all(w <= r for w, r in zip(curve["wus_train_s"], curve["replicated_train_s"]))
+    mem = inspection.MemoryPerDevice(100, 200, 50)
+    figs = [
+        plots.scaling(curve, "ResNet-50", (4096, 28.3)),
+        plots.memory_per_device({"replicated": mem, "wus": mem}),
+        plots.collective_bytes({"replicated": {"all-reduce": 10}, "wus": {"reduce-scatter": 1, "all-gather": 9}}),
+        plots.step_times({"a": 1.0, "b": 2.0}),
+        plots.accuracy_bars({1: 0.9, 8: 0.95}, "g", "t"),
+    ]
+    assert all(isinstance(f, matplotlib.figure.Figure) for f in figs)
