@@ -213,10 +213,10 @@ def _send_iteration(conns, streams, it, bandwidth_gbps, chunk):
 
 
 def run(config: PSConfig, schedulers=("random", "tic", "tac")) -> dict[str, Trial]:
-    """Run each scheduler, in the given order, for `warmup + iterations` iterations.
+    """Run each scheduler for `warmup + iterations` iterations, interleaved round-robin.
 
     The same worker processes serve every scheduler, so JAX's one-off costs in a fresh worker (the
-    first call of each primitive compiles it) land in the first scheduler's warm-up iterations.
+    first call of each primitive compiles it) land in the first-listed scheduler's first iteration.
     TAC uses a measured time oracle: this machine's eager time of every compute op.
     """
     import jax
@@ -270,8 +270,14 @@ def _serve(config: PSConfig, orders: dict, messages, reference: float) -> dict[s
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             conns[struct.unpack("!I", _read_exact(conn.makefile("rb"), 4))[0]] = conn
         readers = [c.makefile("rb") for c in conns]
-        trials = {name: _trial(config, name, order, conns, readers, messages, reference, deadline)
-                  for name, order in orders.items()}
+        n_iter = config.warmup + config.iterations
+        stats = {name: Stats(n_iter, workers) for name in orders}
+        for it in range(n_iter):  # schedulers interleaved, so drifts in machine load hit all alike
+            for name, order in orders.items():
+                _iteration(config, it, order[it], conns, readers, messages, reference, stats[name])
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"real parameter server exceeded timeout_s={config.timeout_s}")
+        trials = {name: st.trial(name, config.warmup) for name, st in stats.items()}
         for conn in conns:
             conn.sendall(HEADER.pack(STOP, 0, 0, 0, 0))
         for proc in procs:
@@ -298,27 +304,31 @@ def _serve(config: PSConfig, orders: dict, messages, reference: float) -> dict[s
             proc.stderr.close()
 
 
-def _trial(config, scheduler, orders, conns, readers, messages, reference, deadline) -> Trial:
-    """Serve one scheduler's iterations to connected workers; verify what comes back."""
-    n_iter, workers, n = orders.shape
-    iteration_s, worker_s = np.zeros(n_iter), np.zeros((n_iter, workers))
-    orders_ok, crc_errors, outputs_ok, sent = True, 0, True, 0
-    for it in range(n_iter):
-        streams = [b"".join(messages[i] for i in orders[it, w]) for w in range(workers)]
-        start = time.perf_counter()
-        sent += _send_iteration(conns, streams, it, config.bandwidth_gbps, config.chunk_bytes)
-        for w, reader in enumerate(readers):
-            got_it, bad, seconds, total = REPORT.unpack(_read_exact(reader, REPORT.size))
-            got = np.frombuffer(_read_exact(reader, 4 * n), dtype=">u4")
-            orders_ok &= got_it == it and np.array_equal(got, orders[it, w])
-            crc_errors += bad
-            outputs_ok &= bool(np.isclose(total, reference, rtol=1e-4, atol=1e-4))
-            worker_s[it, w] = seconds
-        iteration_s[it] = time.perf_counter() - start
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"real parameter server exceeded timeout_s={config.timeout_s}")
-    return Trial(scheduler, iteration_s, worker_s, config.warmup, bool(orders_ok), int(crc_errors),
-                 bool(outputs_ok), sent)
+class Stats:
+    """What one scheduler's iterations measured and verified so far."""
+
+    def __init__(self, n_iter: int, workers: int):
+        self.iteration_s, self.worker_s = np.zeros(n_iter), np.zeros((n_iter, workers))
+        self.orders_ok, self.crc_errors, self.outputs_ok, self.sent = True, 0, True, 0
+
+    def trial(self, scheduler: str, warmup: int) -> Trial:
+        return Trial(scheduler, self.iteration_s, self.worker_s, warmup, bool(self.orders_ok),
+                     int(self.crc_errors), bool(self.outputs_ok), self.sent)
+
+
+def _iteration(config, it, orders, conns, readers, messages, reference, stats: Stats) -> None:
+    """Serve one iteration (orders: (workers, n_recv)) to connected workers; verify what comes back."""
+    streams = [b"".join(messages[i] for i in order) for order in orders]
+    start = time.perf_counter()
+    stats.sent += _send_iteration(conns, streams, it, config.bandwidth_gbps, config.chunk_bytes)
+    for w, reader in enumerate(readers):
+        got_it, bad, seconds, total = REPORT.unpack(_read_exact(reader, REPORT.size))
+        got = np.frombuffer(_read_exact(reader, 4 * orders.shape[1]), dtype=">u4")
+        stats.orders_ok &= got_it == it and np.array_equal(got, orders[w])
+        stats.crc_errors += bad
+        stats.outputs_ok &= bool(np.isclose(total, reference, rtol=1e-4, atol=1e-4))
+        stats.worker_s[it, w] = seconds
+    stats.iteration_s[it] = time.perf_counter() - start
 
 
 def _parse(argv=None):

@@ -1,0 +1,129 @@
+"""Figures for the TicTac notebook. Each takes results from `experiments` / `ps` and returns a Figure."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mlsys_core import viz
+
+
+def _done(fig):
+    """Detach the figure from pyplot, so that a notebook shows it once (as the cell's value)."""
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return fig
+
+
+def gantt(tl):
+    """Timeline of one worker: transfers per parameter server (top lanes) and compute ops (bottom)."""
+    fig, ax = viz.figure(width=8, height=2.8)
+    ms = 1e3
+    servers = int(tl.recv_server.max()) + 1
+    colors = np.linspace(0, 1, tl.recv_start.size)
+    import matplotlib
+
+    cmap = matplotlib.colormaps["viridis"]
+    for p in range(servers):
+        mine = np.flatnonzero(tl.recv_server == p)
+        ax.broken_barh([(s * ms, (e - s) * ms) for s, e in zip(tl.recv_start[mine], tl.recv_end[mine])],
+                       (servers - p + 0.6, 0.8), facecolors=[cmap(colors[i]) for i in mine], edgecolor="white",
+                       linewidth=0.3)
+    ax.broken_barh([(s * ms, (e - s) * ms) for s, e in zip(tl.op_start, tl.op_end)], (0.1, 0.8),
+                   facecolors="tab:orange", edgecolor="none")
+    ax.axvline(tl.lower * ms, color="k", ls=":", lw=1, label="L = max(comm, comp)")
+    ax.axvline(tl.upper * ms, color="k", ls="--", lw=1, label="U = comm + comp")
+    ax.set_yticks([0.5] + [servers - p + 1 for p in range(servers)],
+                  ["compute"] + [f"PS {p} link" for p in range(servers)])
+    ax.set_xlabel("time in iteration (ms)")
+    ax.set_title(f"{tl.graph.name}, {tl.scheduler}: makespan {tl.makespan * ms:.2f} ms, E = {tl.efficiency:.2f}, "
+                 f"{tl.speedup:.2f}x random", fontsize=9)
+    ax.legend(fontsize=7, loc="lower right")
+    return _done(fig)
+
+
+def speedups(rows, schedulers=("layer", "reverse", "tic", "tac")):
+    """Grouped bars: throughput over random order per model and mode."""
+    fig, ax = viz.figure(width=8, height=3)
+    labels = [f"{r['model']}\n{r['mode']}" for r in rows]
+    x = np.arange(len(rows))
+    width = 0.8 / len(schedulers)
+    for k, name in enumerate(schedulers):
+        ax.bar(x + (k - (len(schedulers) - 1) / 2) * width, [r[name] for r in rows], width, label=name)
+    ax.axhline(1.0, color="k", lw=0.8)
+    ax.set_xticks(x, labels, fontsize=8)
+    ax.set_ylabel("throughput / random order")
+    ax.legend(fontsize=8, ncols=4)
+    return _done(fig)
+
+
+def efficiency_hist(values: dict):
+    """Histograms of scheduling efficiency E per scheduler."""
+    fig, ax = viz.figure()
+    bins = np.linspace(0, 1, 21)
+    for name, e in values.items():
+        ax.hist(np.ravel(e), bins=bins, alpha=0.6, label=name)
+    ax.set_xlabel("scheduling efficiency E")
+    ax.set_ylabel("worker-iterations")
+    ax.legend(fontsize=8)
+    return _done(fig)
+
+
+def workers_sweep(sweep):
+    """Speedup over random against the number of workers."""
+    fig, ax = viz.figure()
+    for name in ("tac", "tic", "layer"):
+        ax.plot(sweep["workers"], sweep[name], marker="o", label=name)
+    ax.set_xscale("log", base=2)
+    ax.axhline(1.0, color="k", lw=0.8)
+    ax.set_xlabel("workers sharing the PS link")
+    ax.set_ylabel("throughput / random order")
+    ax.legend(fontsize=8)
+    return _done(fig)
+
+
+def oracle_error(result):
+    """TAC's slowdown against the noise in its time oracle."""
+    fig, ax = viz.figure()
+    ax.plot(result["sigma"], 100 * result["mean_loss"], marker="o", label="TAC, mean over noisy oracles")
+    ax.plot(result["sigma"], 100 * result["worst_loss"], marker="s", label="TAC, worst")
+    ax.axhline(100 * result["random_loss"], color="tab:red", ls="--", label="random order")
+    ax.set_xlabel("oracle noise sigma (log-normal)")
+    ax.set_ylabel("slowdown vs exact oracle (%)")
+    ax.legend(fontsize=8)
+    return _done(fig)
+
+
+def heuristic_cost(cost):
+    """Ordering time against graph size."""
+    fig, ax = viz.figure()
+    ax.loglog(cost["ops"], cost["tic_s"], marker="o", label="TIC")
+    ax.loglog(cost["ops"], cost["tac_s"], marker="s", label="TAC")
+    ax.set_xlabel("compute ops in the graph")
+    ax.set_ylabel("ordering time (s)")
+    ax.legend(fontsize=8)
+    return _done(fig)
+
+
+def real_server(trials):
+    """Real loopback iteration times per scheduler, warm-up iterations marked."""
+    fig, ax = viz.figure(width=6)
+    for name, trial in trials.items():
+        ax.plot(np.arange(trial.iteration_s.size), 1e3 * trial.iteration_s, marker="o", label=name)
+    first = next(iter(trials.values()))
+    ax.axvspan(-0.5, first.warmup - 0.5, color="grey", alpha=0.2, label="warm-up")
+    ax.set_yscale("log")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("iteration time (ms)")
+    ax.legend(fontsize=8)
+    return _done(fig)
+
+
+def bars(values: dict, ylabel: str):
+    """Horizontal bars of named values."""
+    fig, ax = viz.figure(width=6, height=0.35 * len(values) + 1)
+    names = list(values)
+    ax.barh(names, [values[n] for n in names], color="tab:blue")
+    ax.invert_yaxis()
+    ax.set_xlabel(ylabel)
+    return _done(fig)
