@@ -8,6 +8,7 @@ median of >= 5 steps after warm-up. Ends with one RESULT line.
 from __future__ import annotations
 
 import argparse
+import os
 
 from mlsys_core import backend
 
@@ -20,34 +21,22 @@ def main() -> None:
 
     backend.setup(cpu_devices=8)
     import jax
-    import optax
 
-    from mlsys_core.sharding import inspection, models, strategies, timing
+    from mlsys_core.sharding import experiments, models
 
-    print(backend.info())
+    print(backend.info(), f"(host load average {os.getloadavg()[0]:.1f}: other work on this machine slows every strategy)")
     model = models.FFNStack(d_model=512, d_ff=2048, blocks=4)
-    params = model.init(jax.random.key(0))
-    n_params = models.parameter_count(params)
-    batch = models.regression_batch(jax.random.key(1), args.batch, model.d_model)
-    mesh = strategies.data_mesh(8)
+    n_params = models.parameter_count(jax.eval_shape(model.init, jax.random.key(0)))
     print(f"model: FFNStack 4 x (512 x 2048), {n_params:,} parameters, Adam, global batch {args.batch}")
-
-    medians, memory = {}, {}
-    for name in strategies.STRATEGIES:
-        trainer = strategies.Trainer(models.regression_loss(model), optax.adam(1e-3), mesh, name)
-        state = trainer.init(params)
-        placed = trainer.shard_batch(batch)
-        compiled = trainer.lower(state, placed).compile()
-        memory[name] = inspection.memory_per_device(trainer, state, compiled)
-        comm = inspection.bytes_by_kind(inspection.collectives(compiled))
-        result, _ = timing.time_steps(trainer.step_fn(state), state, placed, repeats=args.repeats)
-        medians[name] = result.median_s
-        m = memory[name]
+    profile = experiments.profile_strategies(model, batch=args.batch, devices=8, repeats=args.repeats)
+    medians = {name: t.median_s for name, (_, _, t) in profile.items()}
+    memory = {name: m for name, (m, _, _) in profile.items()}
+    for name, (m, comm, t) in profile.items():
         print(
-            f"{name:>10}: median {1e3 * result.median_s:8.1f} ms over {len(result.times_s)} steps "
-            f"(min {1e3 * min(result.times_s):.1f}, max {1e3 * max(result.times_s):.1f}); per device: "
+            f"{name:>10}: median {1e3 * t.median_s:8.1f} ms over {len(t.times_s)} steps "
+            f"(min {1e3 * min(t.times_s):.1f}, max {1e3 * max(t.times_s):.1f}); per device: "
             f"params {m.params_bytes / 2**20:.1f} MiB, optimizer {m.opt_state_bytes / 2**20:.1f} MiB, "
-            f"grads {m.grad_bytes / 2**20:.1f} MiB; collectives {comm}"
+            f"grads {m.grad_bytes / 2**20:.1f} MiB; collectives (MiB) {({k: round(v / 2**20, 2) for k, v in comm.items()})}"
         )
     ratio = memory["wus"].opt_state_bytes / memory["replicated"].opt_state_bytes
     print(

@@ -28,3 +28,10 @@ def test_measure_config_reports_sharded_memory_and_bf16_bytes():
 def test_time_steps_validates_counts():
     with pytest.raises(ValueError, match="repeats"):
         timing.time_steps(lambda s, b: (s, 0.0), 0, None, repeats=0)
+
+
+def test_calibrate_one_device_measures_both_terms():
+    from mlsys_core.sharding import models
+
+    compute_s, update_s = experiments.calibrate_one_device(models.FFNStack(16, 32, 1), batch=8, repeats=1)
+    assert compute_s > 0 and update_s > 0

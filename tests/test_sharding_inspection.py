@@ -84,3 +84,10 @@ def test_explore_curve_and_plots_render():
         plots.accuracy_bars({1: 0.9, 8: 0.95}, "g", "t"),
     ]
     assert all(isinstance(f, matplotlib.figure.Figure) for f in figs)
+
+
+def test_shared_host_model_repeats_only_the_replicated_update():
+    assert cost_model.shared_host_step_s(0.1, 0.05, 8) == pytest.approx(0.5)
+    assert cost_model.shared_host_step_s(0.1, 0.05, 8, "wus") == pytest.approx(0.15)
+    with pytest.raises(ValueError, match="devices"):
+        cost_model.shared_host_step_s(0.1, 0.05, 0)

@@ -166,3 +166,18 @@ def explore_curve(workload: str = "BERT-large", utilisation: float = 0.4, link_g
     w = dataclasses.replace(WORKLOADS[workload], grad_bytes_per_param=grad_bits / 8)
     chips = [2**k for k in range(4, int(math.log2(max_chips)) + 1)]
     return {**scaling_curve(w, chip, chips), "workload": workload}
+
+
+def shared_host_step_s(compute_s: float, update_s: float, devices: int, strategy: str = "replicated") -> float:
+    """The model's compute + update terms for simulated devices that share one host's cores.
+
+    There the devices' work adds up instead of running side by side: the batch's forward/backward
+    (`compute_s`, measured on one device for the whole batch) is split, not repeated, while the
+    replicated update (`update_s`, one full optimizer update) is repeated on every device and the
+    WUS/FSDP update is done once in 1/N pieces. Communication is left out, so it is a lower bound.
+    """
+    if strategy not in ("replicated", "wus", "fsdp"):
+        raise ValueError(f"strategy must be 'replicated', 'wus' or 'fsdp', got {strategy!r}")
+    if isinstance(devices, bool) or not isinstance(devices, int) or devices < 1:
+        raise ValueError(f"devices must be an int >= 1, got {devices!r}")
+    return compute_s + (devices if strategy == "replicated" else 1) * update_s

@@ -81,8 +81,8 @@ def max_param_diff(a, b) -> float:
     return max(float(jnp.max(jnp.abs(u - v))) for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
 
 
-def time_strategies(model: models.FFNStack, batch: int = 64, devices: int = 8, repeats: int = 5, seed: int = 0) -> dict:
-    """Median step seconds of each strategy for `model` with Adam: {strategy: StepTiming}."""
+def profile_strategies(model: models.FFNStack, batch: int = 64, devices: int = 8, repeats: int = 5, seed: int = 0) -> dict:
+    """Each strategy for `model` with Adam, compiled once: {strategy: (MemoryPerDevice, bytes by kind, StepTiming)}."""
     params = model.init(jax.random.key(seed))
     host_batch = models.regression_batch(jax.random.key(seed + 1), batch, model.d_model)
     out = {}
@@ -90,7 +90,12 @@ def time_strategies(model: models.FFNStack, batch: int = 64, devices: int = 8, r
         trainer = strategies.Trainer(models.regression_loss(model), optimizers.make("adam", 1e-3),
                                      strategies.data_mesh(devices), name)
         state = trainer.init(params)
-        out[name], _ = timing.time_steps(trainer.step_fn(state), state, trainer.shard_batch(host_batch), repeats=repeats)
+        placed = trainer.shard_batch(host_batch)
+        compiled = trainer.lower(state, placed).compile()
+        memory = inspection.memory_per_device(trainer, state, compiled)
+        comm = inspection.bytes_by_kind(inspection.collectives(compiled))
+        result, _ = timing.time_steps(compiled, state, placed, repeats=repeats)
+        out[name] = (memory, comm, result)
     return out
 
 
@@ -160,3 +165,23 @@ def bn_group_experiment(group_sizes=(1, 2, 4, 8), per_replica_batch: int = 4, st
         predict = lambda q, v: jnp.argmax(bn.apply(q, v, stats=stats), axis=1)  # noqa: E731
         out[g] = spmd.distributed_accuracy(predict, p, xt, yt, strategies.data_mesh(8))
     return out
+
+
+def calibrate_one_device(model: models.FFNStack, batch: int = 64, repeats: int = 5, seed: int = 0) -> tuple[float, float]:
+    """Median seconds on one device of (forward+backward over `batch`, one full Adam update)."""
+    import optax
+
+    params = model.init(jax.random.key(seed))
+    host_batch = models.regression_batch(jax.random.key(seed + 1), batch, model.d_model)
+    optimizer = optax.adam(1e-3)
+    grad_fn = jax.jit(jax.grad(models.regression_loss(model)))
+    grads = grad_fn(params, host_batch)
+
+    @jax.jit
+    def update(params, opt_state):
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state
+
+    fb, _ = timing.time_steps(lambda p, b: (p, grad_fn(p, b)), params, host_batch, repeats=repeats)
+    up, _ = timing.time_steps(lambda s, _: (update(*s), 0.0), (params, optimizer.init(params)), None, repeats=repeats)
+    return fb.median_s, up.median_s
