@@ -84,3 +84,11 @@ def test_bad_cluster_and_orders_are_rejected():
         simulate(g, np.zeros((1, 2, 3), dtype=int), Cluster(workers=1))
     with pytest.raises(ValueError, match="executor"):
         simulate(g, np.arange(3)[None, None], Cluster(workers=1), executor="lazy")
+
+
+def test_headroom_is_what_perfect_overlap_gains():
+    g = OpGraph([1e6, 1e6], [1e7, 1.0], [0, 1], [2, 3])
+    cluster = Cluster(workers=1, latency_us=0.0, bandwidth_gbps=8.0, gflops=10.0, op_overhead_us=0.0)
+    res = simulate(g, np.array([[[0, 1]]]), cluster)
+    # comm 2 ms, comp 1 ms: U = 3 ms, L = 2 ms, S = 0.5
+    assert res.headroom[0, 0] == pytest.approx(0.5)

@@ -38,12 +38,13 @@ def speedup(results: dict[str, SimResult], baseline: str = "random") -> dict[str
 
 
 def speedup_table(cluster: Cluster, iterations: int = 20, seed: int = 0) -> list[dict]:
-    """Per bundled model and mode: speedups of every scheduler over random, and mean E (random, TAC)."""
+    """Per bundled model and mode: speedups of every scheduler over random, headroom S, mean E (random, TAC)."""
     rows = []
     for model in models.MODELS:
         for mode in models.MODES:
             res = compare(model_graph(model, mode), cluster, iterations=iterations, seed=seed)
             rows.append({"model": model, "mode": mode, **speedup(res),
+                         "S": float(res["tac"].headroom.mean()),
                          "E_random": float(res["random"].efficiency.mean()),
                          "E_tac": float(res["tac"].efficiency.mean())})
     return rows

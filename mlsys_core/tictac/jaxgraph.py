@@ -7,7 +7,7 @@ an `OpGraph`: each parameter leaf is a recv op carrying its bytes, each equation
 reads a parameter is a compute op with a FLOP estimate. Equations that read only the input batch or
 constants need no transfer and can run before any recv arrives, so they are left out of the DAG.
 `run_eager` executes the flat program one primitive at a time — the real worker and the measured
-time oracle use it.
+time oracle (`measured_seconds`) use it.
 """
 
 from __future__ import annotations
@@ -216,3 +216,13 @@ def run_eager(program: FlatProgram, param_leaves, *inputs, timings: bool = False
             seconds[i] = time.perf_counter() - start
     outs = [values[v] if kind == "v" else v for kind, v in program.outputs]
     return jax.tree_util.tree_unflatten(program.out_tree, outs), seconds
+
+
+def measured_seconds(program: FlatProgram, params, inputs, repeats: int = 3) -> np.ndarray:
+    """A measured time oracle: per compute op of `to_graph(program)`, the fastest of `repeats` eager
+    runs on this machine (after one untimed run that compiles every primitive)."""
+    import jax
+
+    leaves = jax.tree_util.tree_leaves(params)
+    runs = np.stack([run_eager(program, leaves, *inputs, timings=True)[1] for _ in range(repeats + 1)][1:])
+    return runs.min(axis=0)[param_dependent(program)]

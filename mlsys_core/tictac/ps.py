@@ -233,22 +233,11 @@ def run(config: PSConfig, schedulers=("random", "tic", "tac")) -> dict[str, Tria
     payloads = [np.ascontiguousarray(np.asarray(leaf)).tobytes() for leaf in jax.tree_util.tree_leaves(params)]
     messages = [HEADER.pack(PARAM, 0, i, len(p), zlib.crc32(p)) + p for i, p in enumerate(payloads)]
     oracle = ordering.TimeOracle(bandwidth_gbps=config.bandwidth_gbps, latency_us=0.0)
-    compute_s = measured_compute_seconds(program, params, inputs)
+    compute_s = jaxgraph.measured_seconds(program, params, inputs)
     n_iter = config.warmup + config.iterations
     orders = {name: ordering.schedule(graph, name, oracle, config.workers, n_iter, config.seed,
                                       compute_seconds=compute_s) for name in schedulers}
     return _serve(config, orders, messages, reference)
-
-
-def measured_compute_seconds(program, params, inputs, repeats: int = 3) -> np.ndarray:
-    """A measured time oracle: per graph compute op, the fastest of `repeats` eager runs on this machine."""
-    import jax
-
-    from mlsys_core.tictac import jaxgraph
-
-    leaves = jax.tree_util.tree_leaves(params)
-    runs = np.stack([jaxgraph.run_eager(program, leaves, *inputs, timings=True)[1] for _ in range(repeats + 1)][1:])
-    return runs.min(axis=0)[jaxgraph.param_dependent(program)]
 
 
 def _serve(config: PSConfig, orders: dict, messages, reference: float) -> dict[str, Trial]:

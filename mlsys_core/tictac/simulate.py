@@ -73,6 +73,11 @@ class SimResult:
     efficiency: np.ndarray
 
     @property
+    def headroom(self) -> np.ndarray:
+        """Speedup headroom S = (U - L) / L per iteration and worker: what perfect overlap could gain."""
+        return (self.upper - self.lower) / self.lower
+
+    @property
     def throughput(self) -> float:
         """Iterations per second over the run."""
         return float(self.iteration_time.size / self.iteration_time.sum())
