@@ -125,13 +125,15 @@ def alternatives(graph: OpGraph, cluster: Cluster, iterations: int = 20, seed: i
 
 @dataclasses.dataclass(frozen=True)
 class Timeline:
-    """One worker's iteration for the Gantt widget: transfer and op intervals plus the summary."""
+    """One worker's iteration for the Gantt widget: transfer intervals with each recv's server and
+    layer rank (0 = first used), op intervals, and the summary numbers."""
 
     graph: OpGraph
     scheduler: str
     recv_start: np.ndarray
     recv_end: np.ndarray
     recv_server: np.ndarray
+    recv_layer: np.ndarray
     op_start: np.ndarray
     op_end: np.ndarray
     makespan: float
@@ -153,6 +155,7 @@ def timeline(model: str = "resnet", mode: str = "infer", bandwidth_gbps: float =
     arrival = res.arrival[0, 0]
     duration = cluster.recv_seconds(graph)
     return Timeline(graph, scheduler, arrival - duration, arrival, np.arange(graph.n_recv) % parameter_servers,
+                    np.argsort(ordering.layer_order(graph)),
                     res.start[0, 0], res.finish[0, 0], float(res.iteration_time[0]), float(res.lower[0, 0]),
                     float(res.upper[0, 0]), float(res.efficiency[0, 0]),
                     float(rnd.iteration_time.mean() / res.iteration_time[0]))

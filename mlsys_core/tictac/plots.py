@@ -16,11 +16,12 @@ def _done(fig):
 
 
 def gantt(tl):
-    """Timeline of one worker: transfers per parameter server (top lanes) and compute ops (bottom)."""
+    """Timeline of one worker: transfers per parameter server (top lanes; colour = layer, dark = first
+    used) and compute ops (bottom)."""
     fig, ax = viz.figure(width=8, height=2.8)
     ms = 1e3
     servers = int(tl.recv_server.max()) + 1
-    colors = np.linspace(0, 1, tl.recv_start.size)
+    colors = tl.recv_layer / max(1, tl.recv_layer.size - 1)
     import matplotlib
 
     cmap = matplotlib.colormaps["viridis"]

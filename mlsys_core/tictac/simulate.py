@@ -204,7 +204,7 @@ def arrivals(graph: OpGraph, orders: np.ndarray, cluster: Cluster, seed: int = 0
     orders = np.asarray(orders)
     if orders.ndim != 3 or orders.shape[1] != cluster.workers or orders.shape[2] != graph.n_recv:
         raise ValueError(f"orders must have shape (iterations, {cluster.workers}, {graph.n_recv}), got {orders.shape}")
-    if not np.array_equal(np.sort(orders[0, 0]), np.arange(graph.n_recv)):
+    if not (np.sort(orders, axis=-1) == np.arange(graph.n_recv)).all():
         raise ValueError("each order must be a permutation of the recv ids")
     seconds = np.broadcast_to(cluster.recv_seconds(graph), orders.shape)
     if cluster.jitter > 0:
