@@ -159,11 +159,11 @@ def worker_main(config: PSConfig, port: int, worker_id: int) -> None:
                     heapq.heappush(ready, i)
 
         while done < len(program.eqns) or len(order) < len(leaves):
-            block = not ready
+            idle = not ready  # nothing to run: wait for the next transfer (bounded by timeout_s)
             try:
                 while True:
-                    kind, _, index, payload, ok = messages.get(block=block, timeout=config.timeout_s)
-                    block = False
+                    kind, _, index, payload, ok = messages.get(block=idle, timeout=config.timeout_s)
+                    idle = False
                     if kind == STOP:
                         return
                     dtype, shape = specs[index]
@@ -172,7 +172,8 @@ def worker_main(config: PSConfig, port: int, worker_id: int) -> None:
                     bad += not ok
                     arrived(program.param_vars[index])
             except queue.Empty:
-                pass
+                if idle:
+                    raise TimeoutError(f"worker {worker_id}: no transfer for {config.timeout_s} s") from None
             if ready:
                 i = heapq.heappop(ready)
                 jaxgraph.run_eqn(program.eqns[i], values)
