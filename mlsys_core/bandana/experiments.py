@@ -7,6 +7,7 @@ widgets and the benchmark share one tested code path.
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 
@@ -19,7 +20,7 @@ from mlsys_core.bandana.placement import (
 )
 from mlsys_core.bandana.shp import Hypergraph, SHPConfig, shp_placement
 from mlsys_core.bandana.trace import Trace
-from mlsys_core.bandana.workload import WorkloadConfig, generate_trace, table_vectors
+from mlsys_core.bandana.workload import WorkloadConfig, default_tables, generate_trace, table_vectors
 
 PLACEMENTS = ("sequential", "random", "kmeans", "shp")
 THRESHOLDS = (0, 1, 2, 4, 8, NO_PREFETCH)
@@ -124,3 +125,44 @@ def dram_saved_at_equal_hit_rate(capacities: np.ndarray, base_hit: np.ndarray, n
 def latency_profile(result: CacheResult, device: NVMDevice = NVMDevice()) -> dict[float, float]:
     """p50 / p99 / p99.9 request latency (us) of a cache simulation through the device model."""
     return latency_percentiles(device.request_latency_us(result.blocks_read, result.hits_per_request))
+
+
+@functools.lru_cache(maxsize=8)
+def _explore_setup(post_lookups_per_request: float, placement: str, seed: int):
+    post, user = default_tables(0.25)
+    post = dataclasses.replace(post, lookups_per_request=float(post_lookups_per_request))
+    exp = Experiment.from_config(WorkloadConfig(tables=(post, user), num_requests=20_000, seed=seed))
+    return exp, exp.blocks(learn_placements(exp.past, placement, seed))
+
+
+def explore(cache_fraction: float, threshold: int, placement: str, sampling_rate: float,
+            post_lookups_per_request: float, seed: int = 0) -> dict:
+    """One point of the design space on a small workload (for widgets): the full simulation of the
+    post table's cache and its mini-cache estimate at `sampling_rate`, plus bandwidth and latency.
+    `post_lookups_per_request` sets the table mix (the user table keeps 1 lookup per request)."""
+    exp, blocks = _explore_setup(float(post_lookups_per_request), placement, seed)
+    fractions = np.array([0.02, 0.05, 0.1, 0.2, 0.4])
+    full = threshold_table(exp, blocks, "post", [threshold], fractions)
+    mini = threshold_table(exp, blocks, "post", [threshold], fractions, rate=sampling_rate, seed=seed)
+    res = exp.simulate(blocks, cache_fraction, threshold)
+    post_share = float(np.mean(exp.future.table == 0))
+    return {
+        "fractions": fractions, "full": full.hit_rates[0], "mini": mini.hit_rates[0], "hit_rate": res.hit_rate,
+        "effective_bandwidth": res.effective_bandwidth, "latency_us": latency_profile(res),
+        "post_share": post_share, "placement": placement, "threshold": threshold, "rate": sampling_rate,
+    }
+
+
+def gain_vs_affinity(affinities, cache_fraction: float = 0.1, scale: float = 0.25, num_requests: int = 20_000,
+                     seed: int = 0) -> dict[str, np.ndarray]:
+    """SHP / sequential effective-bandwidth gain, without and with the cache, as the post table's
+    co-access strength (`affinity`: share of lookups from the request's community) varies."""
+    no_cache, with_cache = [], []
+    for a in affinities:
+        post, user = default_tables(scale)
+        tables = (dataclasses.replace(post, affinity=float(a)), user)
+        exp = Experiment.from_config(WorkloadConfig(tables=tables, num_requests=num_requests, seed=seed))
+        rows = compare_placements(exp, {m: learn_placements(exp.past, m, seed) for m in ("sequential", "shp")}, cache_fraction)
+        no_cache.append(rows["shp"]["eb_no_cache"] / rows["sequential"]["eb_no_cache"])
+        with_cache.append(rows["shp"]["eb_cache"] / rows["sequential"]["eb_cache"])
+    return {"affinity": np.asarray(affinities, dtype=float), "no_cache": np.array(no_cache), "with_cache": np.array(with_cache)}

@@ -75,9 +75,16 @@ def _check_sizes(cache_sizes) -> np.ndarray:
 
 
 def _curve(distances: np.ndarray, sizes: np.ndarray, total: float, extra_hits: float) -> np.ndarray:
-    """Hit rate at each size: (#distances < size + extra_hits) / total, clipped to [0, 1]."""
+    """Hit rate at each size: (#distances < size + extra_hits) / total, clipped to [0, 1].
+
+    Between integer sizes the count is interpolated linearly (exact at integer sizes), so scaled
+    sample distances do not count a whole lattice bucket early.
+    """
     d = np.sort(distances)
-    hits = np.searchsorted(d, sizes, side="left") + extra_hits
+    lo = np.floor(sizes)
+    below = np.searchsorted(d, lo, side="left")
+    below_next = np.searchsorted(d, lo + 1, side="left")
+    hits = below + (sizes - lo) * (below_next - below) + extra_hits
     return np.clip(hits / total, 0.0, 1.0)
 
 
@@ -120,11 +127,11 @@ def shards_hit_rate_curve(keys: np.ndarray, cache_sizes, rate: float, seed: int 
     if sample.size == 0:
         return np.zeros(sizes.size)
     d = stack_distances(sample)
-    reuse = d[d >= 0] / rate
+    reuse = d[d >= 0]  # in sample units: a cache of C keys holds about C * R sampled keys
     if adjust:
         expected = keys.size * rate
-        return _curve(reuse, sizes, expected, expected - sample.size)
-    return _curve(reuse, sizes, sample.size, 0.0)
+        return _curve(reuse, sizes * rate, expected, expected - sample.size)
+    return _curve(reuse, sizes * rate, sample.size, 0.0)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

@@ -1,0 +1,150 @@
+"""Figures for the Bandana notebook. Each takes computed results and returns a matplotlib Figure."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mlsys_core import viz
+
+
+def _t_label(t: int) -> str:
+    return "t=inf (no prefetch)" if t >= np.iinfo(np.int64).max else f"t={t}"
+
+
+def placements(rows: dict, cache_fraction: float):
+    """Bars: effective bandwidth per placement without and with the DRAM cache."""
+    fig, axes = viz.figure(ncols=2, width=4.2)
+    names = list(rows)
+    x = np.arange(len(names))
+    axes[0].bar(x, [rows[n]["fanout"] for n in names], color="tab:gray")
+    axes[0].set_title("blocks read per request (no cache)")
+    axes[1].bar(x - 0.2, [rows[n]["eb_no_cache"] for n in names], 0.4, label="no cache")
+    axes[1].bar(x + 0.2, [rows[n]["eb_cache"] for n in names], 0.4, label=f"cache {cache_fraction:.0%}, best t")
+    axes[1].set_title("effective bandwidth (useful / read bytes)")
+    axes[1].legend(fontsize=8)
+    for ax in axes:
+        ax.set_xticks(x, names)
+        viz.bar_labels(ax, "{:.3f}" if ax is axes[1] else "{:.1f}")
+    return fig
+
+
+def threshold_curves(grid, fractions, title: str = ""):
+    """Hit rate against cache size, one line per admission threshold t."""
+    fig, ax = viz.figure()
+    for t, row in zip(grid.thresholds, grid.hit_rates):
+        ax.plot(np.asarray(fractions) * 100, row, marker="o", label=_t_label(int(t)))
+    ax.set_xlabel("DRAM cache (% of table bytes)")
+    ax.set_ylabel("hit rate")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def minicache_vs_full(fractions, full, minis: dict):
+    """Full-simulation hit rates against mini-cache estimates (one panel per t shown in `full`)."""
+    fig, axes = viz.figure(ncols=len(full.thresholds), width=3.0)
+    for k, (ax, t) in enumerate(zip(np.atleast_1d(axes), full.thresholds)):
+        ax.plot(np.asarray(fractions) * 100, full.hit_rates[k], "k-o", label="full")
+        for rate, grid in minis.items():
+            ax.plot(np.asarray(fractions) * 100, grid.hit_rates[k], "--", marker=".", label=f"R={rate}")
+        ax.set_title(_t_label(int(t)), fontsize=9)
+        ax.set_xlabel("cache (% of table)")
+    np.atleast_1d(axes)[0].set_ylabel("hit rate")
+    np.atleast_1d(axes)[0].legend(fontsize=7)
+    return fig
+
+
+def hit_rate_curves(sizes, curves: dict, xlabel: str = "cache size (vectors)"):
+    """Hit-rate curves (name -> hit rates at `sizes`)."""
+    fig, ax = viz.figure()
+    for name, hits in curves.items():
+        ax.plot(sizes, hits, label=name)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("hit rate")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def latency_tails(profiles: dict):
+    """Grouped bars of p50 / p99 / p99.9 request latency for each configuration."""
+    fig, ax = viz.figure(width=6)
+    names = list(profiles)
+    pcts = list(next(iter(profiles.values())))
+    x = np.arange(len(names))
+    w = 0.8 / len(pcts)
+    for i, p in enumerate(pcts):
+        ax.bar(x + (i - (len(pcts) - 1) / 2) * w, [profiles[n][p] for n in names], w, label=f"p{p:g}")
+    ax.set_xticks(x, names, fontsize=8)
+    ax.set_ylabel("request latency (us)")
+    ax.legend(fontsize=8)
+    viz.bar_labels(ax, "{:.0f}")
+    return fig
+
+
+def endurance_sweep(cvs, worst, over):
+    """Worst drive's writes/day and the share of drives over budget, against the spread of refresh rates."""
+    fig, axes = viz.figure(ncols=2, width=4)
+    axes[0].plot(cvs, worst, marker="o")
+    axes[0].axhline(30, color="tab:red", ls="--", label="rated 30 DWPD")
+    axes[0].set_xlabel("coefficient of variation of refreshes/day")
+    axes[0].set_ylabel("worst drive (drive writes / day)")
+    axes[0].legend(fontsize=8)
+    axes[1].plot(cvs, np.asarray(over) * 100, marker="o", color="tab:red")
+    axes[1].set_xlabel("coefficient of variation of refreshes/day")
+    axes[1].set_ylabel("drives over budget (%)")
+    return fig
+
+
+def cost_vs_bandwidth(cache_fractions, saving, eb):
+    """Memory-cost saving of NVM + DRAM cache against the effective bandwidth obtained."""
+    fig, ax = viz.figure()
+    ax.plot(np.asarray(cache_fractions) * 100, np.asarray(saving) * 100, marker="o", label="cost saved vs all-DRAM (%)")
+    ax.set_xlabel("DRAM cache (% of model bytes)")
+    ax.set_ylabel("cost saved (%)")
+    ax2 = ax.twinx()
+    ax2.plot(np.asarray(cache_fractions) * 100, eb, marker="s", color="tab:orange", label="effective bandwidth")
+    ax2.set_ylabel("effective bandwidth (useful / read)")
+    fig.legend(fontsize=8, loc="lower center")
+    return fig
+
+
+def explore_panel(result: dict):
+    """The widget's view: full vs mini-cache hit-rate curve, and the chosen point's numbers."""
+    fig, axes = viz.figure(ncols=2, width=4.2)
+    x = result["fractions"] * 100
+    axes[0].plot(x, result["full"], "k-o", label="full simulation")
+    axes[0].plot(x, result["mini"], "--s", label=f"mini-cache R={result['rate']}")
+    axes[0].set_xlabel("post-table cache (% of its bytes)")
+    axes[0].set_ylabel("hit rate")
+    axes[0].set_title(f"{result['placement']}, {_t_label(int(result['threshold']))}", fontsize=9)
+    axes[0].legend(fontsize=8)
+    lat = result["latency_us"]
+    axes[1].bar([f"p{p:g}" for p in lat], list(lat.values()), color="tab:purple")
+    axes[1].set_ylabel("request latency (us)")
+    axes[1].set_title(f"hit {result['hit_rate']:.2f}, eff. bw {result['effective_bandwidth']:.3f}, "
+                      f"post share {result['post_share']:.0%}", fontsize=9)
+    return fig
+
+
+def useful_bandwidth(vectors_per_block, curves: dict):
+    """Useful GB/s against the vectors of each 4 KB block that a request uses (name -> GB/s)."""
+    fig, ax = viz.figure()
+    for name, gbps in curves.items():
+        ax.plot(vectors_per_block, gbps, marker=".", label=name)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("vectors used per 4 KB block read")
+    ax.set_ylabel("useful bandwidth (GB/s)")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def gain_vs_affinity(result: dict):
+    """SHP's effective-bandwidth gain over sequential placement against the workload's co-access strength."""
+    fig, ax = viz.figure()
+    ax.plot(result["affinity"], result["no_cache"], marker="o", label="no cache")
+    ax.plot(result["affinity"], result["with_cache"], marker="s", label="with cache, best t")
+    ax.axhspan(2, 3, color="tab:green", alpha=0.15, label="paper: 2-3x")
+    ax.set_xlabel("post-table affinity (share of lookups from the request's community)")
+    ax.set_ylabel("SHP / sequential effective bandwidth")
+    ax.legend(fontsize=8)
+    return fig
