@@ -342,7 +342,7 @@ def simulate(pop: Population, config: RoundConfig, steering: SteeringConfig, dur
             counters.append(**row, end_s=close_s, selected=0, rejected=len(ids), dropped=0, lost=0, accepted=0,
                             late=0, recycled=0, committed=False, reason="selection timeout", bytes_down=0,
                             bytes_up=0, selection_s=close_s - open_s, configuration_s=0.0, reporting_s=0.0,
-                            wasted_compute_s=0.0, messages=0)
+                            wasted_compute_s=0.0, messages=0, resume_s=close_s)
             open_s = prev_end = prev_close = close_s
             r += 1
             continue
@@ -378,7 +378,7 @@ def simulate(pop: Population, config: RoundConfig, steering: SteeringConfig, dur
             selection_s=close_s - open_s, configuration_s=float(np.median(sess.download_s)),
             reporting_s=res.end_s - close_s,
             wasted_compute_s=0.0 if config.recycle_late else float(sess.compute_s[late].sum()),
-            messages=res.messages,
+            messages=res.messages, resume_s=res.resume_s,
         )
         # Without pipelining, devices calling in while the round reports are rejected on the spot.
         if not config.pipelined:

@@ -34,32 +34,38 @@ class EventLog:
     def __init__(self, traced_devices: int):
         self.traced_devices = traced_devices
         self._chunks: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self._sorted: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def add(self, ids: np.ndarray, t_s: np.ndarray, code: str) -> None:
         keep = ids < self.traced_devices
         if keep.any():
             t = np.broadcast_to(np.asarray(t_s, np.float64), ids.shape)[keep]
             self._chunks.append((ids[keep].astype(np.int32), t, np.full(t.shape, CODES.index(code), np.uint8)))
+            self._sorted = None
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        if not self._chunks:
-            return np.zeros(0, np.int32), np.zeros(0), np.zeros(0, np.uint8)
-        ids, t, c = (np.concatenate(x) for x in zip(*self._chunks))
-        order = np.lexsort((t, ids))
-        return ids[order], t[order], c[order]
+        if self._sorted is None:
+            if not self._chunks:
+                return np.zeros(0, np.int32), np.zeros(0), np.zeros(0, np.uint8)
+            ids, t, c = (np.concatenate(x) for x in zip(*self._chunks))
+            order = np.lexsort((t, ids))
+            self._sorted = ids[order], t[order], c[order]
+        return self._sorted
 
 
 def session_string(log: EventLog, device: int) -> str:
     """The device's events as code characters, one space-separated session per check-in."""
     ids, _, codes = log.arrays()
-    text = "".join(CODES[c] for c in codes[ids == device])
+    lo, hi = np.searchsorted(ids, [device, device + 1])
+    text = "".join(CODES[c] for c in codes[lo:hi])
     return " ".join("-" + s for s in text.split("-") if s) if text.startswith("-") else text
 
 
 def device_checkin_times(log: EventLog, device: int) -> np.ndarray:
     """Times (s) at which `device` checked in: what a per-device dashboard shows about one user."""
     ids, t, codes = log.arrays()
-    return t[(ids == device) & (codes == CODES.index("-"))]
+    lo, hi = np.searchsorted(ids, [device, device + 1])
+    return t[lo:hi][codes[lo:hi] == CODES.index("-")]
 
 
 def infer_window(hours: np.ndarray) -> tuple[float, float]:

@@ -16,7 +16,8 @@ import numpy as np
 
 from mlsys_core.data import load_digits
 from mlsys_core.fl import _checks
-from mlsys_core.fl.fedavg import ModelConfig, accuracy, client_deltas, dirichlet_split, init_params, pad_clients
+from mlsys_core.fl.fedavg import (ModelConfig, accuracy, client_deltas, dirichlet_split, init_params, pad_clients,
+                                  sgd_step)
 from mlsys_core.fl.population import PopulationConfig, make_population
 from mlsys_core.fl.protocol import (RecycleBuffer, RoundConfig, reporting_outcome, reservoir_sample,
                                     sample_sessions, take_recyclable)
@@ -61,11 +62,8 @@ def federated_training(round_config: RoundConfig, model: ModelConfig, train: Tra
     Returns per-round arrays: time_s (end of reporting), accuracy (held-out), committed, accepted,
     late, recycled, wasted_compute_s (device seconds of late updates thrown away).
     """
-    rng = np.random.default_rng(seed)
-    x, y = load_digits()
-    order = rng.permutation(len(y))
-    n_test = int(len(y) * train.test_fraction)
-    test, tr = order[:n_test], order[n_test:]
+    round_config = dataclasses.replace(round_config, epochs=model.epochs)  # sessions train as long as the model does
+    rng, x, y, tr, test = _split(seed, train.test_fraction)
     parts = dirichlet_split(y[tr], train.num_clients, train.alpha, seed)
     data = pad_clients(x[tr], y[tr], parts, model.batch_size)
     pop = make_population(dataclasses.replace(population or PopulationConfig(), num_devices=train.num_clients), seed)
@@ -110,3 +108,23 @@ def federated_training(round_config: RoundConfig, model: ModelConfig, train: Tra
         cols["recycled"].append(recycled)
         cols["wasted_compute_s"].append(0.0 if round_config.recycle_late else float(sess.compute_s[late].sum()))
     return {k: np.array(v) for k, v in cols.items()}
+
+
+def _split(seed: int, test_fraction: float):
+    rng = np.random.default_rng(seed)
+    x, y = load_digits()
+    order = rng.permutation(len(y))
+    n_test = int(len(y) * test_fraction)
+    return rng, x, y, order[n_test:], order[:n_test]
+
+
+def centralised_accuracy(model: ModelConfig, train: TrainConfig, steps: int, seed: int) -> float:
+    """Baseline: the same model trained centrally for `steps` mini-batch SGD steps on the same train split."""
+    _, x, y, tr, test = _split(seed, train.test_fraction)
+    params = init_params(jax.random.key(seed), model)
+    step = jax.jit(sgd_step, static_argnames="model")
+    rng = np.random.default_rng(seed)
+    for _ in range(steps):
+        batch = rng.choice(tr, size=model.batch_size, replace=False)
+        params = step(params, x[batch], y[batch], model)
+    return float(accuracy(params, x[test], y[test]))

@@ -1,0 +1,96 @@
+"""Figures for notebook 03 (results in, matplotlib Figure out; nothing is computed here)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mlsys_core import viz
+
+
+def diurnal(swing: dict):
+    fig, ax = viz.figure()
+    ax.plot(swing["hours"], swing["eligible"] / 1e3)
+    ax.set(xlabel="hour of day (UTC)", ylabel="eligible devices (thousands)",
+           title=f"idle + charging + unmetered: {swing['ratio']:.1f}x swing")
+    return fig
+
+
+def commit_share(factors: np.ndarray, curves: dict, goal_count: int):
+    fig, ax = viz.figure()
+    for p, share in curves.items():
+        ax.plot(factors, share, marker="o", ms=3, label=f"drop-out {p:.0%}")
+    ax.axvline(1.3, color="gray", ls=":", label="paper: 130%")
+    ax.set(xlabel="over-selection factor", ylabel="share of rounds that commit", title=f"goal count {goal_count}")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def dashboard(hours: np.ndarray, per_hour: dict, checkins_per_s: np.ndarray, bin_s: float):
+    """Telemetry dashboard: rounds, device outcomes per hour, and server load."""
+    fig, axes = viz.figure(ncols=3, width=4.2)
+    axes[0].bar(hours, per_hour["committed"], label="committed")
+    axes[0].bar(hours, per_hour["abandoned"], bottom=per_hour["committed"], label="abandoned")
+    axes[0].set(xlabel="hour (UTC)", ylabel="rounds per hour")
+    axes[0].legend(fontsize=8)
+    bottom = np.zeros(len(hours))
+    for k in ("accepted", "late", "dropped"):
+        axes[1].bar(hours, per_hour[k] / 1e3, bottom=bottom, label=k)
+        bottom += per_hour[k] / 1e3
+    axes[1].set(xlabel="hour (UTC)", ylabel="devices per hour (thousands)")
+    axes[1].legend(fontsize=8)
+    axes[2].plot(np.arange(len(checkins_per_s)) * bin_s / 3600, checkins_per_s)
+    axes[2].set(xlabel="hour (UTC)", ylabel="check-ins per second")
+    return fig
+
+
+def steering(comparison: dict, bin_s: float):
+    fig, ax = viz.figure(width=6)
+    for mode, r in comparison.items():
+        ax.plot(np.arange(len(r["checkins_per_s"])) * bin_s / 3600, r["checkins_per_s"], lw=1,
+                label=f"{mode}: mean {r['mean_per_s']:.0f}/s, {r['committed']} rounds")
+    ax.set(xlabel="hour (UTC)", ylabel="check-ins per second", yscale="log", title="server load vs pace steering")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def training(curves: dict):
+    fig, axes = viz.figure(ncols=2)
+    for label, r in curves.items():
+        axes[0].plot(np.arange(1, len(r["accuracy"]) + 1), r["accuracy"], label=label)
+        axes[1].plot(r["time_s"] / 60, r["accuracy"], label=label)
+    axes[0].set(xlabel="round", ylabel="test accuracy")
+    axes[1].set(xlabel="simulated minutes", ylabel="test accuracy")
+    axes[0].legend(fontsize=8)
+    return fig
+
+
+def schedule_leak(user_hours: np.ndarray, true_window: tuple, inferred_window: tuple, aggregate: np.ndarray,
+                  bin_h: float):
+    fig, axes = viz.figure(ncols=2)
+    ax = axes[0]
+    ax.eventplot(np.mod(user_hours, 24.0), lineoffsets=0.5, linelengths=0.6)
+    for (start, length), color, label in ((true_window, "C2", "true sleep window"), (inferred_window, "C3", "inferred")):
+        ends = [(start, min(start + length, 24.0))] + ([(0.0, start + length - 24.0)] if start + length > 24 else [])
+        for i, (a, b) in enumerate(ends):
+            ax.axvspan(a, b, 0.85 if color == "C2" else 0.0, 1.0 if color == "C2" else 0.15, color=color, alpha=0.5,
+                       label=label if i == 0 else None)
+    ax.set(xlim=(0, 24), yticks=[], xlabel="local hour", title="one user's check-ins (per-device telemetry)")
+    ax.legend(fontsize=8, loc="center right")
+    axes[1].bar(np.arange(len(aggregate)) * bin_h, aggregate, width=bin_h)
+    axes[1].set(xlabel="hour (UTC)", ylabel="distinct devices checking in", title="aggregate-only telemetry")
+    return fig
+
+
+def explore(result: dict):
+    fig, axes = viz.figure(ncols=3, width=4)
+    res = result["result"]
+    c = res.counters
+    axes[0].plot(np.arange(len(res.checkins_per_bin)) * res.load_bin_s / 3600, res.checkins_per_bin / res.load_bin_s)
+    axes[0].set(xlabel="hour (UTC)", ylabel="check-ins per second", title=f"{len(c)} rounds, "
+                f"{result['committed_share']:.0%} committed")
+    out = result["outcomes"]
+    axes[1].bar(list(out), list(out.values()))
+    axes[1].set(ylabel="share of selected devices", title="session outcomes")
+    axes[2].imshow(result["class_mix"], aspect="auto", cmap="Blues")
+    axes[2].set(xlabel="digit class", ylabel="client", title="Dirichlet(alpha) split")
+    return fig
