@@ -6,8 +6,8 @@ from mlsys_core.sharding import launch
 
 
 def test_two_processes_of_four_devices_equal_one_of_eight():
-    results = launch.main(["--processes", "2", "--cpu-devices", "4", "--strategy", "wus", "--steps", "3"])
-    single = launch.run(strategy="wus", steps=3)
+    results = launch.main(["--processes", "2", "--cpu-devices", "4", "--strategy", "wus", "--steps", "2"])
+    single = launch.run(strategy="wus", steps=2)
     assert sorted(r["process"] for r in results) == [0, 1]
     assert {r["devices"] for r in results} == {8} and single["devices"] == 8 and single["processes"] == 1
     for r in results:

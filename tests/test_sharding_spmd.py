@@ -71,11 +71,11 @@ def test_batch_the_data_axis_cannot_divide_is_rejected(digits):
 def test_batch_norm_over_all_replicas_equals_one_device_and_small_groups_differ(digits):
     bn = spmd.BatchNormMLP()
     p0 = bn.init(jax.random.key(0))
-    ref, _ = strategies.reference_train(bn.loss(None), optax.adam(1e-2), p0, batches(digits, 10))
+    ref, _ = strategies.reference_train(bn.loss(None), optax.adam(1e-2), p0, batches(digits, 5))
     diffs = {}
     for g in (1, 8):
         trainer = strategies.Trainer(bn.loss("bn"), optax.adam(1e-2), spmd.bn_mesh(8, g), "wus", data_axes=("group", "bn"))
-        state, _ = strategies.train(trainer, p0, batches(digits, 10))
+        state, _ = strategies.train(trainer, p0, batches(digits, 5))
         diffs[g] = max_diff(trainer.full_params(state), ref)
     assert diffs[8] < ATOL
     assert diffs[1] > 1e-3  # statistics of 8 examples instead of 64: a different model

@@ -57,8 +57,11 @@ def test_strategies_match_single_device_over_20_steps(mesh_size, params0, refere
         mesh, axes = mesh_2x4(), ("x", "y")
     else:
         mesh, axes = strategies.data_mesh(mesh_size), ("data",)
+    # Replicated is the baseline; on the small meshes WUS and FSDP are checked against one device
+    # directly, and all three are compared with each other on the 8-device meshes.
+    names = strategies.STRATEGIES if mesh_size in (8, "2x4") else ("wus", "fsdp")
     finals = {}
-    for name in strategies.STRATEGIES:
+    for name in names:
         trainer = strategies.Trainer(LOSS, optax.adam(1e-2), mesh, name, data_axes=axes)
         state, losses = trainer.init(params0), []
         for i, batch in enumerate(batches()):
@@ -70,8 +73,8 @@ def test_strategies_match_single_device_over_20_steps(mesh_size, params0, refere
         assert max_diff(finals[name], ref_params) < STEPS_ATOL, name
         np.testing.assert_allclose(losses, ref_losses, atol=STEPS_ATOL)
         assert losses[-1] < losses[0]  # it actually trains
-    assert max_diff(finals["wus"], finals["replicated"]) < STEPS_ATOL
-    assert max_diff(finals["fsdp"], finals["wus"]) < STEPS_ATOL
+    for name in names:
+        assert max_diff(finals[name], finals["wus"]) < STEPS_ATOL
 
 
 @pytest.mark.parametrize("name", optimizers.OPTIMIZERS)
@@ -83,45 +86,37 @@ def test_every_paper_optimizer_is_shard_exact_under_wus(name, params0):
     assert max_diff(trainer.full_params(state), ref) < STEPS_ATOL
 
 
-def test_optax_lamb_is_not_shard_exact_but_ours_is(params0):
-    """optax.lamb's trust ratio uses the local shard's norm: under WUS it drifts; ours sums the norms."""
+def test_optax_lamb_is_not_shard_exact_under_wus(params0):
+    """optax.lamb's trust ratio uses the local shard's norm, so under WUS it drifts from one device;
+    `optimizers.lamb` sums the norms across shards (checked exact by the test above)."""
     ref, _ = strategies.reference_train(LOSS, optax.lamb(1e-2), params0, batches(steps=3))
     plain = strategies.Trainer(LOSS, optax.lamb(1e-2), strategies.data_mesh(4), "wus")
     state, _ = strategies.train(plain, params0, batches(steps=3))
     assert max_diff(plain.full_params(state), ref) > 100 * STEPS_ATOL
-    ours = strategies.Trainer(LOSS, optimizers.lamb(1e-2), strategies.data_mesh(4), "wus")
-    state, _ = strategies.train(ours, params0, batches(steps=3))
-    assert max_diff(ours.full_params(state), ref) < STEPS_ATOL
 
 
-def test_optimizer_state_per_device_is_one_nth(params0):
+def test_memory_per_device_and_hlo_collectives_of_each_strategy():
     model = models.MLP((64, 32, 16))  # every leaf divisible by 8: no padding
     p = model.init(jax.random.key(0))
-    mem = {}
+    loss = models.classifier_loss(model)
+    batch = (np.zeros((16, 64), np.float32), np.zeros(16, np.int32))
+    mem, kinds = {}, {}
     for name in strategies.STRATEGIES:
-        trainer = strategies.Trainer(models.classifier_loss(model), optax.adam(1e-3), strategies.data_mesh(8), name)
-        mem[name] = inspection.memory_per_device(trainer, trainer.init(p))
-    n_params = models.parameter_count(p)
-    assert mem["replicated"].opt_state_bytes == 2 * 4 * n_params + 4  # mu, nu (+ int32 count)
-    assert mem["wus"].opt_state_bytes == 2 * 4 * n_params // 8 + 4
-    assert mem["wus"].params_bytes == mem["replicated"].params_bytes == 4 * n_params
-    assert mem["fsdp"].params_bytes == 4 * n_params // 8
+        trainer = strategies.Trainer(loss, optax.adam(1e-3), strategies.data_mesh(8), name)
+        state = trainer.init(p)
+        mem[name] = inspection.memory_per_device(trainer, state)
+        kinds[name] = inspection.bytes_by_kind(inspection.collectives(trainer.lower(state, trainer.shard_batch(batch)).compile()))
+    n_bytes = 4 * models.parameter_count(p)
+    assert mem["replicated"].opt_state_bytes == 2 * n_bytes + 4  # Adam mu, nu (+ int32 count)
+    assert mem["wus"].opt_state_bytes == mem["fsdp"].opt_state_bytes == 2 * n_bytes // 8 + 4
+    assert mem["wus"].params_bytes == mem["replicated"].params_bytes == n_bytes
+    assert mem["fsdp"].params_bytes == n_bytes // 8
     assert mem["wus"].grad_bytes == mem["replicated"].grad_bytes // 8
-
-
-def test_hlo_shows_reduce_scatter_and_all_gather_for_wus(params0):
-    kinds = {}
-    for name in strategies.STRATEGIES:
-        trainer = strategies.Trainer(LOSS, optax.adam(1e-3), strategies.data_mesh(8), name)
-        state = trainer.init(params0)
-        rows = inspection.collectives(trainer.lower(state, trainer.shard_batch(batches(1)[0])).compile())
-        kinds[name] = inspection.bytes_by_kind(rows)
-    n_bytes = 4 * models.parameter_count(params0)
     assert kinds["replicated"]["all-reduce"] >= n_bytes and "reduce-scatter" not in kinds["replicated"]
     for name in ("wus", "fsdp"):
         assert kinds[name].get("all-reduce", 0) <= 8  # only the scalar loss
-        assert kinds[name]["all-gather"] >= n_bytes
-        assert n_bytes / 8 <= kinds[name]["reduce-scatter"] < n_bytes / 8 + 8 * 4 * 4  # padding of 4 leaves
+        assert kinds[name]["all-gather"] == n_bytes
+        assert kinds[name]["reduce-scatter"] == n_bytes // 8
 
 
 def test_bf16_gradients_halve_the_bytes_written_and_stay_close(params0):
@@ -135,8 +130,8 @@ def test_bf16_gradients_halve_the_bytes_written_and_stay_close(params0):
         rs[key] = (sum(r.bytes for r in rows), {r.dtype for r in rows})
     assert rs["bf16"] == (rs["f32"][0] // 2, {"bf16"}) and rs["f32"][1] == {"f32"}
     # bf16 gradients carry ~3 significant digits; Adam's normalised steps keep the drift small.
-    s16, l16 = strategies.train(trainer16, params0, batches(steps=10))
-    s32, l32 = strategies.train(trainer32, params0, batches(steps=10))
+    s16, l16 = strategies.train(trainer16, params0, batches(steps=5))
+    s32, l32 = strategies.train(trainer32, params0, batches(steps=5))
     assert max_diff(s16.params, s32.params) < 5e-3
     np.testing.assert_allclose(l16, l32, atol=5e-3)
 

@@ -214,6 +214,7 @@ class Trainer:
 
     @functools.cached_property
     def _steps(self) -> dict:
+        """Jitted functions per parameter layout (a cache; the dataclass itself stays frozen)."""
         return {}
 
     def step_fn(self, state: TrainState) -> Callable:
@@ -246,11 +247,13 @@ class Trainer:
         if self.strategy != "fsdp":
             return state.params
         treedef, leaves = state.layout
-        rep = NamedSharding(self.mesh, P())
-        unflat = jax.jit(
-            lambda ps: [self._unflat(f, s) for f, (s, _) in zip(jax.tree.leaves(ps), leaves)], out_shardings=rep
-        )
-        return jax.tree.unflatten(treedef, unflat(state.params))
+        key = ("full_params", state.layout)
+        if key not in self._steps:
+            self._steps[key] = jax.jit(
+                lambda ps: [self._unflat(f, s) for f, (s, _) in zip(jax.tree.leaves(ps), leaves)],
+                out_shardings=NamedSharding(self.mesh, P()),
+            )
+        return jax.tree.unflatten(treedef, self._steps[key](state.params))
 
 
 def train(trainer: Trainer, params, batches) -> tuple[TrainState, list[float]]:
