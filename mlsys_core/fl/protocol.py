@@ -2,7 +2,7 @@
 
 A round: eligible devices check in; the Selectors keep a reservoir sample of `target` =
 goal_count x over_selection of them and reject the rest, telling each when to come back (pace
-steering). Selection closes when the reservoir is full (or at the selection timeout, if at least a
+steering; in this model the rejected hear so when selection closes). Selection closes when the reservoir is full (or at the selection timeout, if at least a
 minimum fraction of the goal arrived; otherwise the round is abandoned). Selected devices download
 the plan and checkpoint, train, and upload. Reporting ends when `goal_count` updates arrived or the
 reporting window closes; the round commits if at least `min_reports` arrived in time. Uploads after
@@ -253,13 +253,14 @@ class _Steer:
         small = self.active < self.s.small_population_factor * self.config.target
         return "synchronise" if small else "spread"
 
-    def delays(self, rng, n: int, sync_in_s: float) -> np.ndarray:
+    def delays(self, rng, n: int, sync_in_s) -> np.ndarray:
+        """Come-back delays for `n` devices; `sync_in_s` (scalar or per device) is when synchronised ones return."""
         mode = self.mode()
         if mode == "none":
             return rng.uniform(0.5, 1.5, n) * self.s.retry_s
         if mode == "spread":
             return rng.uniform(0.0, 2.0 * self.delay_s, n)
-        return max(sync_in_s, 0.0) + rng.uniform(0.0, self.s.sync_jitter_s, n)
+        return np.maximum(sync_in_s, 0.0) + rng.uniform(0.0, self.s.sync_jitter_s, n)
 
     def observe(self, checkins: int, window_s: float, round_s: float) -> None:
         """Little's law: active devices ~ rate x mean delay; steer the rate toward headroom x need."""
@@ -386,8 +387,7 @@ def simulate(pop: Population, config: RoundConfig, steering: SteeringConfig, dur
             while np.any(next_s < res.resume_s):
                 ids, t, k = arrivals(res.resume_s, record=True)
                 gap_no_plan += k
-                next_s[ids] = t + steer.delays(rng, len(ids), 0.0) + np.where(
-                    steer.mode() == "synchronise", res.resume_s - t, 0.0)
+                next_s[ids] = t + steer.delays(rng, len(ids), res.resume_s - t)  # synchronised: back at the next open
                 log.add(ids, t, "x")
                 gap_rejected += len(ids)
             counters.rows[-1]["rejected"] += gap_rejected
