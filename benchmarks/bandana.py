@@ -10,7 +10,12 @@
 
 KaHyPar's PyPI wheel ships no preset, so the benchmark writes its own configuration (below): direct
 k-way mode on the km1 objective, Louvain community detection, multilevel coarsening, a pool of
-initial-partitioning algorithms, k-way FM refinement (no flow refinement).
+initial-partitioning algorithms, k-way FM refinement (no flow refinement). Its contraction limit
+(c-t = 160 per block, as in KaHyPar's sea20 presets) exceeds the 32 vectors of a block, so KaHyPar
+partitions this instance without coarsening; with epsilon 0.03 a block may hold floor(1.03 x 32) = 32
+vectors, which leaves its single-vertex FM moves almost no room. A trial with c-t = 20 read 266,040
+blocks in 110 s (vs 303,387 in ~67 s with c-t = 160), so the gap to SHP's pairwise swaps is not a
+matter of that setting.
 
 Run: `python benchmarks/bandana.py` (needs the `bench` extra). Ends with one `RESULT` line.
 """

@@ -91,19 +91,6 @@ def test_oracle_general_layout_and_next_access(tmp_path):
     assert np.array_equal(T.read_oracle_general(path), keys)
 
 
-@settings(max_examples=10, deadline=None)
-@given(st.integers(0, 2**32 - 1), st.floats(1.05, 2.0), st.integers(1, 800))
-def test_libcachesim_reads_our_file_with_identical_lru_misses(tmp_path_factory, seed, zipf, capacity):
-    import libcachesim as lcs
-
-    keys = (np.random.default_rng(seed).zipf(zipf, 5000) % 3000).astype(np.uint64)
-    path = tmp_path_factory.mktemp("lcs") / "z.oracleGeneral.bin"
-    T.write_oracle_general(path, keys)
-    reader = lcs.TraceReader(str(path), lcs.TraceType.ORACLE_GENERAL_TRACE)
-    miss_ratio, _ = lcs.LRU(capacity).process_trace(reader)
-    assert round(miss_ratio * keys.size) == C.lru_misses(keys, capacity)
-
-
 # --- bad input ----------------------------------------------------------------------------------
 
 

@@ -115,7 +115,7 @@ def lru_misses(keys: np.ndarray, capacity_objects: int) -> int:
 
 @numba.njit(cache=True)
 def _admission_lru(keys, request_ptr, block_of, block_ptr, block_members, key_bytes, capacity_bytes,
-                   threshold, counts, block_bytes):
+                   threshold, counts):
     num_keys = key_bytes.size
     prev = np.full(num_keys, -1, dtype=np.int64)
     nxt = np.full(num_keys, -1, dtype=np.int64)
@@ -267,6 +267,6 @@ def simulate_cache(trace: Trace, blocks: BlockMap, config: CacheConfig, past_cou
             raise ValueError(f"past_counts must have shape ({num_keys},), got {counts.shape}")
     hits, ph, pa, useful, blocks_read, hpr = _admission_lru(
         keys, trace.request_ptr, blocks.block_of, blocks.block_ptr, blocks.block_members, blocks.key_bytes,
-        np.int64(config.capacity_bytes), np.int64(config.admission_threshold), counts, BLOCK_BYTES,
+        np.int64(config.capacity_bytes), np.int64(config.admission_threshold), counts,
     )
     return CacheResult(trace.num_lookups, int(hits), int(ph), int(pa), int(useful), blocks_read, hpr)

@@ -4,7 +4,7 @@ The device turns block reads into time. A request issues its block reads togethe
 queue depth n; by Little's law each takes n / IOPS(n) and so does the batch. IOPS rises with queue
 depth from the QD1 figure to the peak (interpolated in log2 of the depth) and stays there; batches
 deeper than the peak depth run in waves. Spec figures [PAPERS.md]: 4 KB random read 108K IOPS at QD1
-(8.9 us mean latency), 585K IOPS at QD16 (2.23 GB/s), sequential read 2.4 GB/s, 30 drive writes/day.
+(8.9 us mean latency), 585K IOPS at QD16 (2.23 GB/s), 30 drive writes per day over 375 GB.
 """
 
 from __future__ import annotations
@@ -23,13 +23,12 @@ class NVMDevice:
     qd1_iops: float = 108_000.0
     peak_iops: float = 585_000.0
     peak_queue_depth: int = 16
-    sequential_read_bytes_per_s: float = 2.4e9
     capacity_bytes: int = 375 * 10**9
     rated_drive_writes_per_day: float = 30.0
     dram_lookup_latency_us: float = 0.1  # a cached vector (assumption: one DRAM access path)
 
     def __post_init__(self):
-        for field in ("qd1_iops", "peak_iops", "sequential_read_bytes_per_s", "rated_drive_writes_per_day"):
+        for field in ("qd1_iops", "peak_iops", "rated_drive_writes_per_day"):
             if not getattr(self, field) > 0:
                 raise ValueError(f"{field} must be > 0, got {getattr(self, field)!r}")
         if self.peak_iops < self.qd1_iops:
