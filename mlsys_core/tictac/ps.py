@@ -14,15 +14,15 @@ orders, checksums and outputs against its own jitted reference. Everything is bo
 from __future__ import annotations
 
 import argparse
+import collections
 import dataclasses
 import heapq
 import os
-import queue
+import select
 import socket
 import struct
 import subprocess
 import sys
-import threading
 import time
 import zlib
 
@@ -87,6 +87,10 @@ class Trial:
         """Mean iteration time, with or without the first `warmup` iterations."""
         return float(self.iteration_s[0 if include_warmup else self.warmup:].mean())
 
+    def median_s(self) -> float:
+        """Median iteration time after warm-up: robust to load spikes from other processes."""
+        return float(np.median(self.iteration_s[self.warmup:]))
+
 
 def _program(config: PSConfig):
     from mlsys_core.tictac import jaxgraph, models
@@ -106,17 +110,35 @@ def _read_exact(stream, n: int) -> bytes:
 # ----------------------------------------------------------------------------------------- worker
 
 
-def _receiver(stream, out: queue.Queue):
-    """Worker thread: parse messages, verify CRCs, queue (kind, iteration, index, payload, ok)."""
-    try:
-        while True:
-            kind, it, index, nbytes, crc = HEADER.unpack(_read_exact(stream, HEADER.size))
-            payload = _read_exact(stream, nbytes) if nbytes else b""
-            out.put((kind, it, index, payload, zlib.crc32(payload) == crc))
-            if kind == STOP:
-                return
-    except (ConnectionError, OSError):
-        out.put((STOP, 0, 0, b"", True))
+class _Inbox:
+    """The worker's side of the socket, single-threaded: between two ops it takes whatever bytes
+    have arrived (without waiting), and it blocks only when no op can run. Parses whole messages and
+    checks each payload's CRC-32."""
+
+    def __init__(self, sock: socket.socket):
+        self.sock, self.buffer, self.messages = sock, bytearray(), collections.deque()
+
+    def poll(self, block: bool) -> None:
+        if not block and not select.select([self.sock], [], [], 0)[0]:
+            return
+        data = self.sock.recv(1 << 20)
+        if not data:
+            raise ConnectionError("server closed the connection")
+        self.buffer += data
+        while len(self.buffer) >= HEADER.size:
+            kind, it, index, nbytes, crc = HEADER.unpack_from(self.buffer)
+            end = HEADER.size + nbytes
+            if len(self.buffer) < end:
+                break
+            payload = bytes(self.buffer[HEADER.size:end])
+            del self.buffer[:end]
+            self.messages.append((kind, it, index, payload, zlib.crc32(payload) == crc))
+
+    def next(self):
+        """The next message, waiting for it (bounded by the socket's timeout)."""
+        while not self.messages:
+            self.poll(block=True)
+        return self.messages.popleft()
 
 
 def worker_main(config: PSConfig, port: int, worker_id: int) -> None:
@@ -138,12 +160,11 @@ def worker_main(config: PSConfig, port: int, worker_id: int) -> None:
         runtime_vars.update(eqn.outputs)
     data = dict(zip(program.input_vars, jax.tree_util.tree_leaves(inputs)))
     sock = socket.create_connection(("127.0.0.1", port), timeout=config.timeout_s)
-    sock.settimeout(None)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.sendall(struct.pack("!I", worker_id))
-    messages: queue.Queue = queue.Queue()
-    threading.Thread(target=_receiver, args=(sock.makefile("rb"), messages), daemon=True).start()
+    inbox = _Inbox(sock)
     while True:
-        kind, it, _, _, _ = messages.get(timeout=config.timeout_s)
+        kind, it, _, _, _ = inbox.next()
         if kind == STOP:
             break
         start = time.perf_counter()
@@ -159,21 +180,14 @@ def worker_main(config: PSConfig, port: int, worker_id: int) -> None:
                     heapq.heappush(ready, i)
 
         while done < len(program.eqns) or len(order) < len(leaves):
-            idle = not ready  # nothing to run: wait for the next transfer (bounded by timeout_s)
-            try:
-                while True:
-                    kind, _, index, payload, ok = messages.get(block=idle, timeout=config.timeout_s)
-                    idle = False
-                    if kind == STOP:
-                        return
-                    dtype, shape = specs[index]
-                    values[program.param_vars[index]] = jax.device_put(np.frombuffer(payload, dtype).reshape(shape))
-                    order.append(index)
-                    bad += not ok
-                    arrived(program.param_vars[index])
-            except queue.Empty:
-                if idle:
-                    raise TimeoutError(f"worker {worker_id}: no transfer for {config.timeout_s} s") from None
+            inbox.poll(block=not ready and not inbox.messages)
+            while inbox.messages:
+                kind, _, index, payload, ok = inbox.messages.popleft()
+                dtype, shape = specs[index]
+                values[program.param_vars[index]] = jax.device_put(np.frombuffer(payload, dtype).reshape(shape))
+                order.append(index)
+                bad += not ok
+                arrived(program.param_vars[index])
             if ready:
                 i = heapq.heappop(ready)
                 jaxgraph.run_eqn(program.eqns[i], values)
