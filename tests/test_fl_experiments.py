@@ -54,3 +54,10 @@ def test_schedule_leak_and_explore():
     out = E.explore(num_devices=5000, goal_count=50, hours=1.0)
     assert out["class_mix"].shape == (20, 10) and out["class_mix"].sum() == 1797
     assert plots.explore(out) is not None
+
+
+def test_training_and_leak_plots_draw():
+    curve = {"accuracy": np.array([0.2, 0.5, 0.7]), "time_s": np.array([60.0, 120.0, 180.0])}
+    assert plots.training({"discard": curve, "recycle": curve}) is not None
+    fig = plots.schedule_leak(np.array([22.0, 23.5, 1.0]), (22.0, 7.0), (22.0, 3.0), np.arange(24), 1.0)
+    assert len(fig.axes) == 2
