@@ -40,17 +40,21 @@ def threshold_curves(grid, fractions, title: str = ""):
     return fig
 
 
-def minicache_vs_full(fractions, full, minis: dict):
-    """Full-simulation hit rates against mini-cache estimates (one panel per t shown in `full`)."""
-    fig, axes = viz.figure(ncols=len(full.thresholds), width=3.0)
-    for k, (ax, t) in enumerate(zip(np.atleast_1d(axes), full.thresholds)):
+def minicache_vs_full(fractions, full, minis: dict, show=None):
+    """Full-simulation hit rates against mini-cache estimates, one panel per threshold in `show`
+    (default: all thresholds of `full`)."""
+    show = list(full.thresholds) if show is None else list(show)
+    fig, axes = viz.figure(ncols=len(show), width=3.2)
+    axes = np.atleast_1d(axes)
+    for ax, t in zip(axes, show):
+        k = list(full.thresholds).index(t)
         ax.plot(np.asarray(fractions) * 100, full.hit_rates[k], "k-o", label="full")
         for rate, grid in minis.items():
             ax.plot(np.asarray(fractions) * 100, grid.hit_rates[k], "--", marker=".", label=f"R={rate}")
         ax.set_title(_t_label(int(t)), fontsize=9)
         ax.set_xlabel("cache (% of table)")
-    np.atleast_1d(axes)[0].set_ylabel("hit rate")
-    np.atleast_1d(axes)[0].legend(fontsize=7)
+    axes[0].set_ylabel("hit rate")
+    axes[0].legend(fontsize=7)
     return fig
 
 
@@ -104,7 +108,8 @@ def cost_vs_bandwidth(cache_fractions, saving, eb):
     ax2 = ax.twinx()
     ax2.plot(np.asarray(cache_fractions) * 100, eb, marker="s", color="tab:orange", label="effective bandwidth")
     ax2.set_ylabel("effective bandwidth (useful / read)")
-    fig.legend(fontsize=8, loc="lower center")
+    lines = ax.get_lines() + ax2.get_lines()
+    ax.legend(lines, [line.get_label() for line in lines], fontsize=8, loc="lower left")
     return fig
 
 
