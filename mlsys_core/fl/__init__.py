@@ -9,6 +9,7 @@
   protocol on non-IID digits, with late updates discarded or recycled.
 - `telemetry`: session strings, per-round counters, and the privacy of per-device dashboards.
 - `plans`: FL plans (device + server part), versioned per device runtime.
+- `secagg`: Secure Aggregation for one Aggregator group (pairwise masks, Shamir recovery of drop-outs).
 - `plots`: figures for the notebook (results in, Figure out).
 
 Importing this package does not start JAX.
