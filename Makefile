@@ -17,7 +17,7 @@ reproduce: $(STAMP)  ## run every notebook headless and write build/report.md
 	$(BIN)/python -m mlsys_core.report notebooks --out build
 
 test: $(STAMP)  ## unit tests, then the notebooks under nbval
-	$(BIN)/python -m pytest tests notebooks --nbval-lax --sanitize-with tests/nbval_sanitize.cfg
+	$(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg
 
 lab: $(STAMP)  ## JupyterLab on the notebooks
 	$(BIN)/jupyter lab notebooks
