@@ -77,8 +77,9 @@ def test_strategies_match_single_device_over_20_steps(mesh_size, params0, refere
         assert max_diff(finals[name], finals["wus"]) < STEPS_ATOL
 
 
-@pytest.mark.parametrize("name", optimizers.OPTIMIZERS)
-def test_every_paper_optimizer_is_shard_exact_under_wus(name, params0):
+# Adam runs in the 20-step test above; plain SGD is momentum without the trace.
+@pytest.mark.parametrize("name", ["momentum", "lamb", "lars"])
+def test_the_papers_other_optimizers_are_shard_exact_under_wus(name, params0):
     opt = optimizers.make(name, 1e-2)
     ref, _ = strategies.reference_train(LOSS, opt, params0, batches(steps=3))
     trainer = strategies.Trainer(LOSS, opt, strategies.data_mesh(4), "wus")
@@ -136,7 +137,7 @@ def test_bf16_gradients_halve_the_bytes_written_and_stay_close(params0):
     np.testing.assert_allclose(l16, l32, atol=5e-3)
 
 
-@settings(max_examples=6, deadline=None)
+@settings(max_examples=4, deadline=None)
 @given(shape=st.lists(st.integers(1, 11), min_size=1, max_size=3), n=st.sampled_from([1, 2, 4, 8]))
 def test_fsdp_layout_round_trips_any_shape(shape, n):
     params = {"w": jnp.arange(np.prod(shape), dtype=jnp.float32).reshape(shape)}
