@@ -13,9 +13,8 @@ threshold t, so the server can still unmask the sum when devices drop out after 
 Arithmetic is modulo 2^modulus_bits (inputs must be non-negative integers whose group sum fits).
 Shares travel through the server; we count them as authenticated ciphertexts (+28 bytes) but do
 not encrypt them here. The cost is quadratic in the group size, which is why the FL system runs it
-per Aggregator over groups of at least k devices. X25519 is written out here in pure Python (the
-Montgomery ladder), so this runs where the `cryptography` package is not installed; it is for
-teaching, not constant-time.
+per Aggregator over groups of at least k devices. Key agreement is the `cryptography` package's X25519
+(imported when a group runs).
 """
 
 from __future__ import annotations
@@ -67,31 +66,18 @@ def _unchunk(values: list[int], length: int) -> bytes:
     return b"".join(v.to_bytes(s, "big") for v, s in zip(values, sizes))
 
 
-P25519 = 2**255 - 19
-BASE_POINT = (9).to_bytes(32, "little")
+def public_key(private: bytes) -> bytes:
+    """The X25519 public key (RFC 7748) of a 32-byte private key, from the `cryptography` package."""
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+    return X25519PrivateKey.from_private_bytes(private).public_key().public_bytes_raw()
 
 
-def x25519(scalar: bytes, u: bytes) -> bytes:
-    """RFC 7748 X25519: scalar multiplication on Curve25519 by the Montgomery ladder."""
-    k = bytearray(scalar)
-    k[0] &= 248
-    k[31] = (k[31] & 127) | 64
-    k = int.from_bytes(k, "little")
-    x1 = int.from_bytes(u, "little") & ((1 << 255) - 1)
-    x2, z2, x3, z3, swap = 1, 0, x1, 1, 0
-    for t in reversed(range(255)):
-        bit = (k >> t) & 1
-        if swap ^ bit:
-            x2, x3, z2, z3 = x3, x2, z3, z2
-        swap = bit
-        a, b, c, d = x2 + z2, x2 - z2, x3 + z3, x3 - z3
-        aa, bb, da, cb = a * a, b * b, d * a, c * b
-        e = aa - bb
-        x3, z3 = (da + cb) ** 2 % P25519, x1 * (da - cb) ** 2 % P25519
-        x2, z2 = aa * bb % P25519, e * (aa + 121665 * e) % P25519
-    if swap:
-        x2, z2 = x3, z3
-    return (x2 * pow(z2, P25519 - 2, P25519) % P25519).to_bytes(32, "little")
+def agree(private: bytes, peer_public: bytes) -> bytes:
+    """The X25519 shared secret of `private` and a peer's public key: both ends derive the same bytes."""
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+
+    return X25519PrivateKey.from_private_bytes(private).exchange(X25519PublicKey.from_public_bytes(peer_public))
 
 
 def prg(seed: bytes, d: int) -> np.ndarray:
@@ -135,14 +121,14 @@ def secure_aggregate(inputs: np.ndarray, dropped: np.ndarray, threshold: int, mo
     mod_mask = np.uint32((1 << modulus_bits) - 1) if modulus_bits < 32 else np.uint32(0xFFFFFFFF)
     # 1. advertise keys
     private = [rng.bytes(KEY_BYTES) for _ in range(n)]
-    public = [x25519(p, BASE_POINT) for p in private]
+    public = [public_key(p) for p in private]
     # 2. share keys and self-mask seeds (share i of a secret goes to device i)
     self_seed = [rng.bytes(SEED_BYTES) for _ in range(n)]
     key_shares = [[shamir_share(c, n, threshold, rng) for c in _chunks(p)] for p in private]
     seed_shares = [[shamir_share(c, n, threshold, rng) for c in _chunks(b)] for b in self_seed]
 
     def pair_mask(u_private: bytes, v: int) -> np.ndarray:
-        return prg(x25519(u_private, public[v]), d)
+        return prg(agree(u_private, public[v]), d)
 
     # 3. masked inputs from the devices still there
     survivors = ~np.asarray(dropped, bool)
