@@ -35,3 +35,18 @@ def test_calibrate_one_device_measures_both_terms():
 
     compute_s, update_s = experiments.calibrate_one_device(models.FFNStack(16, 32, 1), batch=8, repeats=1)
     assert compute_s > 0 and update_s > 0
+
+
+def test_time_interleaved_runs_every_step_and_threads_each_state():
+    calls = []
+
+    def make(name):
+        def step(state, batch):
+            calls.append(name)
+            return state + batch, 0.0
+        return step
+
+    out = timing.time_interleaved({"a": (make("a"), 0, 1), "b": (make("b"), 10, 2)}, repeats=3, warmup=1)
+    assert [len(t.times_s) for t in out.values()] == [3, 3]
+    assert calls[:2] == ["a", "b"] and calls[2:4] == ["b", "a"]  # the order rotates each round
+    assert calls.count("a") == calls.count("b") == 4

@@ -82,21 +82,25 @@ def max_param_diff(a, b) -> float:
 
 
 def profile_strategies(model: models.FFNStack, batch: int = 64, devices: int = 8, repeats: int = 5, seed: int = 0) -> dict:
-    """Each strategy for `model` with Adam, compiled once: {strategy: (MemoryPerDevice, bytes by kind, StepTiming)}."""
+    """Each strategy for `model` with Adam, compiled once: {strategy: (MemoryPerDevice, bytes by kind, StepTiming)}.
+
+    The strategies' steps are timed interleaved (`timing.time_interleaved`), so a busy moment on a
+    shared machine does not favour one of them.
+    """
     params = model.init(jax.random.key(seed))
     host_batch = models.regression_batch(jax.random.key(seed + 1), batch, model.d_model)
-    out = {}
+    runs, info = {}, {}
     for name in strategies.STRATEGIES:
         trainer = strategies.Trainer(models.regression_loss(model), optimizers.make("adam", 1e-3),
                                      strategies.data_mesh(devices), name)
         state = trainer.init(params)
         placed = trainer.shard_batch(host_batch)
         compiled = trainer.lower(state, placed).compile()
-        memory = inspection.memory_per_device(trainer, state, compiled)
-        comm = inspection.bytes_by_kind(inspection.collectives(compiled))
-        result, _ = timing.time_steps(compiled, state, placed, repeats=repeats)
-        out[name] = (memory, comm, result)
-    return out
+        info[name] = (inspection.memory_per_device(trainer, state, compiled),
+                      inspection.bytes_by_kind(inspection.collectives(compiled)))
+        runs[name] = (compiled, state, placed)
+    timings = timing.time_interleaved(runs, repeats=repeats)
+    return {name: (*info[name], timings[name]) for name in strategies.STRATEGIES}
 
 
 def time_mesh_shapes(shapes, width: int = 512, batch: int = 64, repeats: int = 5, seed: int = 0) -> dict:

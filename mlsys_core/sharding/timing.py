@@ -37,3 +37,25 @@ def time_steps(step, state, batch, repeats: int = 7, warmup: int = 2) -> tuple[S
         jax.block_until_ready((state, loss))
         times.append(time.perf_counter() - start)
     return StepTiming(tuple(times)), state
+
+
+def time_interleaved(runs: dict, repeats: int = 7, warmup: int = 2) -> dict:
+    """Time several steps fairly on a shared machine: {name: (step, state, batch)} -> {name: StepTiming}.
+
+    Round r times one step of every run, in an order rotated by r, so that load from other work on
+    the machine falls on all of them alike instead of on whichever happened to run at a busy moment.
+    """
+    if repeats < 1 or warmup < 1:
+        raise ValueError(f"repeats and warmup must be >= 1, got repeats={repeats}, warmup={warmup}")
+    names = list(runs)
+    states = {name: state for name, (_, state, _) in runs.items()}
+    times: dict = {name: [] for name in names}
+    for r in range(warmup + repeats):
+        for name in names[r % len(names):] + names[: r % len(names)]:
+            step, _, batch = runs[name]
+            start = time.perf_counter()
+            states[name], loss = step(states[name], batch)
+            jax.block_until_ready((states[name], loss))
+            if r >= warmup:
+                times[name].append(time.perf_counter() - start)
+    return {name: StepTiming(tuple(times[name])) for name in names}
