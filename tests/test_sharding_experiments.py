@@ -50,3 +50,8 @@ def test_time_interleaved_runs_every_step_and_threads_each_state():
     assert [len(t.times_s) for t in out.values()] == [3, 3]
     assert calls[:2] == ["a", "b"] and calls[2:4] == ["b", "a"]  # the order rotates each round
     assert calls.count("a") == calls.count("b") == 4
+
+
+def test_calibrate_collectives_times_both_patterns():
+    out = experiments.calibrate_collectives(1000, devices=4, repeats=1)
+    assert set(out) == {"replicated", "wus"} and all(v > 0 for v in out.values())

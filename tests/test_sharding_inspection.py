@@ -88,6 +88,6 @@ def test_explore_curve_and_plots_render():
 
 def test_shared_host_model_repeats_only_the_replicated_update():
     assert cost_model.shared_host_step_s(0.1, 0.05, 8) == pytest.approx(0.5)
-    assert cost_model.shared_host_step_s(0.1, 0.05, 8, "wus") == pytest.approx(0.15)
+    assert cost_model.shared_host_step_s(0.1, 0.05, 8, "wus", comm_s=0.02) == pytest.approx(0.17)
     with pytest.raises(ValueError, match="devices"):
         cost_model.shared_host_step_s(0.1, 0.05, 0)

@@ -168,16 +168,18 @@ def explore_curve(workload: str = "BERT-large", utilisation: float = 0.4, link_g
     return {**scaling_curve(w, chip, chips), "workload": workload}
 
 
-def shared_host_step_s(compute_s: float, update_s: float, devices: int, strategy: str = "replicated") -> float:
-    """The model's compute + update terms for simulated devices that share one host's cores.
+def shared_host_step_s(compute_s: float, update_s: float, devices: int, strategy: str = "replicated",
+                       comm_s: float = 0.0) -> float:
+    """The model's three terms for simulated devices that share one host's cores.
 
     There the devices' work adds up instead of running side by side: the batch's forward/backward
     (`compute_s`, measured on one device for the whole batch) is split, not repeated, while the
     replicated update (`update_s`, one full optimizer update) is repeated on every device and the
-    WUS/FSDP update is done once in 1/N pieces. Communication is left out, so it is a lower bound.
+    WUS/FSDP update is done once in 1/N pieces. `comm_s` is the strategy's measured collectives
+    (all-reduce, or reduce-scatter + all-gather).
     """
     if strategy not in ("replicated", "wus", "fsdp"):
         raise ValueError(f"strategy must be 'replicated', 'wus' or 'fsdp', got {strategy!r}")
     if isinstance(devices, bool) or not isinstance(devices, int) or devices < 1:
         raise ValueError(f"devices must be an int >= 1, got {devices!r}")
-    return compute_s + (devices if strategy == "replicated" else 1) * update_s
+    return compute_s + (devices if strategy == "replicated" else 1) * update_s + comm_s

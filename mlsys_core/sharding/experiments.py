@@ -189,3 +189,27 @@ def calibrate_one_device(model: models.FFNStack, batch: int = 64, repeats: int =
     fb, _ = timing.time_steps(lambda p, b: (p, grad_fn(p, b)), params, host_batch, repeats=repeats)
     up, _ = timing.time_steps(lambda s, _: (update(*s), 0.0), (params, optimizer.init(params)), None, repeats=repeats)
     return fb.median_s, up.median_s
+
+
+def calibrate_collectives(n_params: int, devices: int = 8, repeats: int = 5) -> dict:
+    """Median seconds of the gradient collectives for `n_params` float32 values on a `devices` mesh.
+
+    {"replicated": all-reduce (psum), "wus": reduce-scatter + all-gather}: the communication terms
+    of the cost model, measured on this machine's mesh.
+    """
+    from jax import lax
+    from jax.sharding import PartitionSpec as P
+
+    mesh = strategies.data_mesh(devices)
+    n = -(-n_params // devices) * devices
+    x = jax.device_put(jnp.ones((devices, n), jnp.float32), jax.NamedSharding(mesh, P("data")))
+    programs = {
+        "replicated": lambda v: lax.psum(v[0], "data")[None],
+        "wus": lambda v: lax.all_gather(lax.psum_scatter(v[0], "data", tiled=True), "data", tiled=True)[None],
+    }
+    out = {}
+    for name, body in programs.items():
+        fn = jax.jit(jax.shard_map(body, mesh=mesh, in_specs=P("data"), out_specs=P("data")))
+        result, _ = timing.time_steps(lambda s, b: (s, fn(b)), None, x, repeats=repeats)
+        out[name] = result.median_s
+    return out
