@@ -55,6 +55,47 @@ def dense_ids(keys: np.ndarray) -> tuple[np.ndarray, int]:
     return out, int(k)
 
 
+# List helpers shared by both kernels. Plain @njit (LLVM inlines them): timed on 2 M Zipf ids, as fast as
+# the hand-inlined code, while inline="always" (numba IR inlining) was ~2.5x slower.
+@numba.njit
+def _push_front(k, prev, nxt, head, tail):
+    """Link `k` in at the head of the list; returns the new (head, tail)."""
+    prev[k] = -1
+    nxt[k] = head
+    if head >= 0:
+        prev[head] = k
+    else:
+        tail = k
+    return k, tail
+
+
+@numba.njit
+def _move_to_front(k, prev, nxt, head, tail):
+    """Unlink cached `k` and push it to the front; returns the new (head, tail)."""
+    if k == head:
+        return head, tail
+    p = prev[k]
+    q = nxt[k]
+    nxt[p] = q
+    if q >= 0:
+        prev[q] = p
+    else:
+        tail = p
+    return _push_front(k, prev, nxt, head, tail)
+
+
+@numba.njit
+def _pop_tail(prev, nxt, head, tail):
+    """Unlink the tail (the list must be non-empty); returns (evicted, new head, new tail)."""
+    t = tail
+    tail = prev[t]
+    if tail >= 0:
+        nxt[tail] = -1
+    else:
+        head = -1
+    return t, head, tail
+
+
 @numba.njit(cache=True)
 def _lru_misses(ids, num_keys, capacity):
     """Misses of a unit-size LRU holding `capacity` objects (doubly linked list over dense ids)."""
@@ -68,39 +109,17 @@ def _lru_misses(ids, num_keys, capacity):
     for i in range(ids.size):
         k = ids[i]
         if cached[k]:
-            if k != head:  # unlink, then push to the front
-                p = prev[k]
-                q = nxt[k]
-                nxt[p] = q
-                if q >= 0:
-                    prev[q] = p
-                else:
-                    tail = p
-                prev[k] = -1
-                nxt[k] = head
-                prev[head] = k
-                head = k
+            head, tail = _move_to_front(k, prev, nxt, head, tail)
             continue
         misses += 1
         if capacity == 0:
             continue
         if size == capacity:  # evict the tail
-            t = tail
-            tail = prev[t]
-            if tail >= 0:
-                nxt[tail] = -1
-            else:
-                head = -1
+            t, head, tail = _pop_tail(prev, nxt, head, tail)
             cached[t] = False
             size -= 1
         cached[k] = True
-        prev[k] = -1
-        nxt[k] = head
-        if head >= 0:
-            prev[head] = k
-        else:
-            tail = k
-        head = k
+        head, tail = _push_front(k, prev, nxt, head, tail)
         size += 1
     return misses
 
@@ -142,18 +161,7 @@ def _admission_lru(keys, request_ptr, block_of, block_ptr, block_members, key_by
                     unused_prefetch[k] = False
                     prefetch_hits += 1
                     useful_bytes += key_bytes[k]
-                if k != head:
-                    p = prev[k]
-                    q = nxt[k]
-                    nxt[p] = q
-                    if q >= 0:
-                        prev[q] = p
-                    else:
-                        tail = p
-                    prev[k] = -1
-                    nxt[k] = head
-                    prev[head] = k
-                    head = k
+                head, tail = _move_to_front(k, prev, nxt, head, tail)
                 counts[k] += 1
                 continue
             useful_bytes += key_bytes[k]
@@ -175,12 +183,7 @@ def _admission_lru(keys, request_ptr, block_of, block_ptr, block_members, key_by
                 if key_bytes[u] > capacity_bytes:
                     continue
                 while used + key_bytes[u] > capacity_bytes:  # evict from the tail
-                    t = tail
-                    tail = prev[t]
-                    if tail >= 0:
-                        nxt[tail] = -1
-                    else:
-                        head = -1
+                    t, head, tail = _pop_tail(prev, nxt, head, tail)
                     cached[t] = False
                     unused_prefetch[t] = False
                     used -= key_bytes[t]
@@ -188,13 +191,7 @@ def _admission_lru(keys, request_ptr, block_of, block_ptr, block_members, key_by
                 unused_prefetch[u] = j >= 0
                 if j >= 0:
                     prefetch_admitted += 1
-                prev[u] = -1
-                nxt[u] = head
-                if head >= 0:
-                    prev[head] = u
-                else:
-                    tail = u
-                head = u
+                head, tail = _push_front(u, prev, nxt, head, tail)
                 used += key_bytes[u]
             counts[k] += 1
     return hits, prefetch_hits, prefetch_admitted, useful_bytes, blocks_read, hits_per_request
