@@ -150,6 +150,26 @@ def _side_gains(edge_ptr, pins, pin_bucket, pin_sibling, pin_active, n, num_buck
     return keep - join
 
 
+@numba.njit
+def _pair_moves(order, i, j, n_a, n_b, gain, move_probability, out, no):
+    """Pair opposite movers order[i + m] and order[j + m] (each list best first) while a pair gains.
+
+    Each pair moves with `move_probability` and is written to out[no:]; returns (pairs consumed, new no).
+    """
+    m = 0
+    while m < n_a and m < n_b:
+        a = order[i + m]
+        b = order[j + m]
+        if gain[a] + gain[b] <= 0:
+            break
+        if np.random.random() < move_probability:
+            out[no] = a
+            out[no + 1] = b
+            no += 2
+        m += 1
+    return m, no
+
+
 @numba.njit(cache=True)
 def _swap_sides(order, group_start, gain, size0, size1, max0, max1, move_probability):
     """Swap the best pairs across each split; then let unpaired positive movers use the slack.
@@ -165,17 +185,7 @@ def _swap_sides(order, group_start, gain, size0, size1, max0, max1, move_probabi
             continue
         n0 = j - i
         n1 = k - j
-        m = 0
-        while m < n0 and m < n1:
-            a = order[i + m]
-            b = order[j + m]
-            if gain[a] + gain[b] <= 0:
-                break
-            if np.random.random() < move_probability:
-                flips[nf] = a
-                flips[nf + 1] = b
-                nf += 2
-            m += 1
+        m, nf = _pair_moves(order, i, j, n0, n1, gain, move_probability, flips, nf)
         s0 = size0[g]
         s1 = size1[g]
         for r in range(m, n0):  # unpaired movers with positive gain into the side with room
@@ -343,6 +353,21 @@ def _kway_targets(edge_ptr, pins, vertex_ptr, vertex_edges, block_of, num_blocks
     return target, gain
 
 
+@numba.njit
+def _fill_free_slots(order, start, stop, src, dst, gain, fill, capacity, out, no):
+    """Unpaired movers order[start:stop] (best first) with positive gain take free slots in their
+    target blocks (`fill` updated); written to out[no:], returns the new no."""
+    for r in range(start, stop):
+        a = order[r]
+        if gain[a] <= 0 or fill[dst[a]] >= capacity:
+            break
+        fill[dst[a]] += 1
+        fill[src[a]] -= 1
+        out[no] = a
+        no += 1
+    return no
+
+
 @numba.njit(cache=True)
 def _kway_moves(order, src, dst, gain, fill, capacity, move_probability, seed):
     """Pair moves a->b with b->a (best first); unpaired movers fill free slots. `order` sorts
@@ -362,33 +387,9 @@ def _kway_moves(order, src, dst, gain, fill, capacity, move_probability, seed):
         k = j
         while k < n and min(src[order[k]], dst[order[k]]) == lo_ and max(src[order[k]], dst[order[k]]) == hi_:
             k += 1
-        m = 0
-        while m < j - i and m < k - j:
-            a = order[i + m]
-            b = order[j + m]
-            if gain[a] + gain[b] <= 0:
-                break
-            if np.random.random() < move_probability:
-                out[no] = a
-                out[no + 1] = b
-                no += 2
-            m += 1
-        for r in range(m, j - i):
-            a = order[i + r]
-            if gain[a] <= 0 or fill[dst[a]] >= capacity:
-                break
-            fill[dst[a]] += 1
-            fill[src[a]] -= 1
-            out[no] = a
-            no += 1
-        for r in range(m, k - j):
-            b = order[j + r]
-            if gain[b] <= 0 or fill[dst[b]] >= capacity:
-                break
-            fill[dst[b]] += 1
-            fill[src[b]] -= 1
-            out[no] = b
-            no += 1
+        m, no = _pair_moves(order, i, j, j - i, k - j, gain, move_probability, out, no)
+        no = _fill_free_slots(order, i + m, j, src, dst, gain, fill, capacity, out, no)
+        no = _fill_free_slots(order, j + m, k, src, dst, gain, fill, capacity, out, no)
         i = k
     return out[:no]
 
