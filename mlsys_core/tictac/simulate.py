@@ -83,6 +83,12 @@ class SimResult:
         return float(self.iteration_time.size / self.iteration_time.sum())
 
 
+@numba.njit(cache=True, inline="always")
+def _before(key_a, id_a, key_b, id_b):
+    """Heap order: earlier ready time first, then smaller node id."""
+    return key_a < key_b or (key_a == key_b and id_a < id_b)
+
+
 @numba.njit(cache=True)
 def _heap_push(keys, ids, size, key, node):
     i = size
@@ -90,7 +96,7 @@ def _heap_push(keys, ids, size, key, node):
     ids[i] = node
     while i > 0:
         parent = (i - 1) // 2
-        if keys[parent] < keys[i] or (keys[parent] == keys[i] and ids[parent] < ids[i]):
+        if _before(keys[parent], ids[parent], keys[i], ids[i]):
             break
         keys[parent], keys[i] = keys[i], keys[parent]
         ids[parent], ids[i] = ids[i], ids[parent]
@@ -106,9 +112,9 @@ def _heap_pop(keys, ids, size):
     i = 0
     while True:
         left, right, small = 2 * i + 1, 2 * i + 2, i
-        if left < size and (keys[left] < keys[small] or (keys[left] == keys[small] and ids[left] < ids[small])):
+        if left < size and _before(keys[left], ids[left], keys[small], ids[small]):
             small = left
-        if right < size and (keys[right] < keys[small] or (keys[right] == keys[small] and ids[right] < ids[small])):
+        if right < size and _before(keys[right], ids[right], keys[small], ids[small]):
             small = right
         if small == i:
             break
@@ -116,6 +122,16 @@ def _heap_pop(keys, ids, size):
         ids[small], ids[i] = ids[i], ids[small]
         i = small
     return key, node, size
+
+
+@numba.njit(cache=True, inline="always")
+def _free_slot(free):
+    """The compute slot that frees up first (lowest index on ties)."""
+    m = 0
+    for j in range(1, free.size):
+        if free[j] < free[m]:
+            m = j
+    return m
 
 
 @numba.njit(cache=True)
@@ -137,10 +153,7 @@ def _run_worker(arrival, op_time, n_recv, indeg, ptr, idx, slots, free0, start, 
                 size = _heap_push(keys, ids, size, ready[s], s)
     while size > 0:
         key, v, size = _heap_pop(keys, ids, size)
-        m = 0
-        for j in range(1, slots):
-            if free[j] < free[m]:
-                m = j
+        m = _free_slot(free)
         t0 = max(free[m], key)
         t1 = t0 + op_time[v - n_recv]
         free[m] = t1
@@ -166,10 +179,7 @@ def _run_in_order(arrival, op_time, n_recv, topo, pptr, pidx, slots, free0, star
         for k in range(pptr[v], pptr[v + 1]):
             p = pidx[k]
             ready = max(ready, arrival[p] if p < n_recv else finish[p - n_recv])
-        m = 0
-        for j in range(1, slots):
-            if free[j] < free[m]:
-                m = j
+        m = _free_slot(free)
         t0 = max(free[m], ready, last_start)
         start[v - n_recv] = t0
         finish[v - n_recv] = t0 + op_time[v - n_recv]
@@ -259,5 +269,5 @@ def simulate(graph: OpGraph, orders: np.ndarray, cluster: Cluster, seed: int = 0
     gap = upper - lower
     efficiency = np.clip(np.where(gap > 0, (upper - makespan) / np.where(gap > 0, gap, 1.0), 1.0), 0.0, 1.0)
     iteration_time = makespan.max(axis=1)
-    return SimResult(arrival, start, finish, makespan, iteration_time, makespan.max(axis=1) - makespan.min(axis=1),
+    return SimResult(arrival, start, finish, makespan, iteration_time, iteration_time - makespan.min(axis=1),
                      comm, comp, lower, upper, efficiency)
