@@ -123,12 +123,14 @@ class BlockStore:
             raise ValueError(f"vector ids must be in [0, {self.num_vectors})")
         out = np.empty((ids.size, self.dim), dtype=self.dtype)
         vb = self.dim * self.dtype.itemsize
-        blocks = self.block_of[ids]
-        for b in np.unique(blocks):
+        uniq, inv = np.unique(self.block_of[ids], return_inverse=True)
+        order = np.argsort(inv, kind="stable")  # lookups grouped by block
+        bounds = np.searchsorted(inv[order], np.arange(uniq.size + 1))
+        for j, b in enumerate(uniq):
             data = np.frombuffer(self.read_block(int(b)), dtype=np.uint8)
-            for i in np.flatnonzero(blocks == b):
-                s = int(self.slot[ids[i]]) * vb
-                out[i] = data[s : s + vb].view(self.dtype)
+            vectors = data[: BLOCK_BYTES // vb * vb].view(self.dtype).reshape(-1, self.dim)  # by slot
+            rows = order[bounds[j] : bounds[j + 1]]
+            out[rows] = vectors[self.slot[ids[rows]]]
         return out
 
     def close(self) -> None:
