@@ -140,5 +140,7 @@ def test_bad_scheduler_and_oracle_inputs_are_rejected():
         ordering.TimeOracle(bandwidth_gbps=-1.0)
     with pytest.raises(ValueError, match="oracle shapes"):
         ordering.tac(g, np.ones(2), np.ones(4))
+    with pytest.raises(ValueError, match="recv_seconds must be finite"):
+        ordering.tac(g, np.array([1.0, np.nan, 1.0]), np.ones(4))
     with pytest.raises(ValueError, match="workers"):
         ordering.schedule(g, "tic", workers=0)

@@ -20,7 +20,7 @@ import dataclasses
 import numba
 import numpy as np
 
-from mlsys_core.tictac.graph import OpGraph
+from mlsys_core.tictac.graph import OpGraph, popcount
 
 SCHEDULERS = ("random", "layer", "reverse", "tic", "tac")
 
@@ -126,7 +126,7 @@ def _tic_kernel(bits, visit, cnt, n_recv):
 def tic_priority(graph: OpGraph) -> np.ndarray:
     """M⁺ (n_recv,) under TIC's oracle (every transfer 1, every op 0) with all recvs outstanding."""
     bits = graph.deps[graph.n_recv:]
-    cnt = np.bitwise_count(bits).sum(axis=1, dtype=np.int64)
+    cnt = popcount(bits)
     visit = np.argsort(np.where(cnt > 1, cnt, graph.n_recv + 1), kind="stable")
     return _tic_kernel(bits, visit, cnt, graph.n_recv)
 
@@ -243,8 +243,10 @@ def tac(graph: OpGraph, recv_seconds: np.ndarray, compute_seconds: np.ndarray) -
     c = np.asarray(compute_seconds, dtype=np.float64)
     if t.shape != (graph.n_recv,) or c.shape != (graph.n_compute,):
         raise ValueError(f"oracle shapes must be ({graph.n_recv},) and ({graph.n_compute},), got {t.shape}, {c.shape}")
-    if np.any(t < 0) or np.any(c < 0):
-        raise ValueError("oracle times must be >= 0")
+    for name, value in (("recv_seconds", t), ("compute_seconds", c)):
+        bad = value[~(np.isfinite(value) & (value >= 0))]
+        if bad.size:
+            raise ValueError(f"{name} must be finite and >= 0, got {float(bad[0])!r}")
     sets, weight = dependency_sets(graph, c)
     ptr, idx = _membership(sets, graph.n_recv)
     return _tac_kernel(sets, weight, t, ptr, idx)
