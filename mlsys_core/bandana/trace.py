@@ -78,11 +78,6 @@ class Trace:
         """(num_lookups,) int64 global key of each lookup."""
         return self.table_offsets[self.table] + self.vector
 
-    @property
-    def key_bytes(self) -> np.ndarray:
-        """(num_keys,) bytes of each key's vector."""
-        return np.repeat([t.bytes_per_vector for t in self.tables], [t.num_vectors for t in self.tables]).astype(np.int64)
-
     def request_ids(self) -> np.ndarray:
         return np.repeat(np.arange(self.num_requests, dtype=np.int64), np.diff(self.request_ptr))
 
