@@ -95,9 +95,9 @@ def oracle_error(graph: OpGraph, cluster: Cluster, sigmas=(0.0, 0.25, 0.5, 1.0, 
 def heuristic_cost(blocks=(8, 32, 96), repeats: int = 3) -> dict[str, np.ndarray]:
     """Wall time of TIC and TAC (best of `repeats`) on ResNet-style training graphs of growing depth."""
     rows = {"recvs": [], "ops": [], "tic_s": [], "tac_s": []}
+    oracle = Cluster().oracle()
     for depth in blocks:
         g = model_graph("resnet", "train", depth=depth, width=4, batch_size=4)
-        oracle = Cluster().oracle()
         t, c = oracle.recv_seconds(g), oracle.compute_seconds(g)
         for key, fn in (("tic_s", lambda: ordering.tic(g)), ("tac_s", lambda: ordering.tac(g, t, c))):
             best = np.inf

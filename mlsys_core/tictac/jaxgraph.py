@@ -52,7 +52,7 @@ class FlatProgram:
 
 
 def _size(aval) -> int:
-    return int(math.prod(getattr(aval, "shape", ()))) if hasattr(aval, "shape") else 1
+    return int(math.prod(aval.shape)) if hasattr(aval, "shape") else 1
 
 
 def estimate_flops(name: str, in_avals, out_avals, params) -> float:
@@ -108,9 +108,10 @@ def _flatten(jaxpr, consts, env, eqns, counter):
             counter[0] += 1
             env[var] = ("v", counter[0])
             outputs.append(counter[0])
-        flops = estimate_flops(name, [a.aval for a in eqn.invars], [v.aval for v in eqn.outvars], eqn.params)
         if name in ("scan", "while", "cond"):
             flops = _control_flow_flops(eqn)
+        else:
+            flops = estimate_flops(name, [a.aval for a in eqn.invars], [v.aval for v in eqn.outvars], eqn.params)
         eqns.append(FlatEqn(eqn.primitive, dict(eqn.params), tuple(read(a) for a in eqn.invars),
                             tuple(outputs), flops))
 
