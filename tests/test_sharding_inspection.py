@@ -67,6 +67,10 @@ def test_cost_model_rejects_bad_inputs():
         cost_model.step_time(cost_model.RESNET50, cost_model.TPU_V3, 8, "fsdp")
     with pytest.raises(ValueError, match="topology"):
         cost_model.allreduce_s(1.0, 8, cost_model.TPU_V3, "mesh")
+    with pytest.raises(ValueError, match="chips must be an int >= 1, got 0"):
+        cost_model.allreduce_s(1.0, 0, cost_model.TPU_V3)
+    with pytest.raises(ValueError, match="max_chips must be an int >= 16"):
+        cost_model.explore_curve(max_chips=8)
     with pytest.raises(ValueError, match="workload"):
         cost_model.explore_curve("GPT")
 

@@ -18,6 +18,11 @@ import numpy as np
 TOPOLOGIES = ("ring", "torus")
 
 
+def _check_chips(name: str, chips, minimum: int = 1) -> None:
+    if isinstance(chips, bool) or not isinstance(chips, (int, np.integer)) or chips < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {chips!r}")
+
+
 def _positive(obj, *names):
     for name in names:
         value = getattr(obj, name)
@@ -115,6 +120,7 @@ def allreduce_s(nbytes: float, chips: int, chip: Chip, topology: str = "torus") 
     """
     if topology not in TOPOLOGIES:
         raise ValueError(f"topology must be one of {TOPOLOGIES}, got {topology!r}")
+    _check_chips("chips", chips)
     if chips == 1:
         return 0.0
     bw, alpha = chip.link_bytes_per_s, chip.link_latency_s
@@ -132,8 +138,7 @@ def step_time(workload: Workload, chip: Chip, chips: int, strategy: str = "repli
     """Per-step compute, all-reduce and weight-update seconds at `chips` chips (fixed global batch)."""
     if strategy not in ("replicated", "wus"):
         raise ValueError(f"strategy must be 'replicated' or 'wus', got {strategy!r}")
-    if isinstance(chips, bool) or not isinstance(chips, (int, np.integer)) or chips < 1:
-        raise ValueError(f"chips must be an int >= 1, got {chips!r}")
+    _check_chips("chips", chips)
     compute = workload.train_flops_per_example * workload.global_batch / chips / (chip.peak_flops * chip.utilisation)
     comm = allreduce_s(workload.params * workload.grad_bytes_per_param, chips, chip, topology)
     update = workload.params * workload.update_bytes_per_param / chip.hbm_bytes_per_s
@@ -162,6 +167,7 @@ def explore_curve(workload: str = "BERT-large", utilisation: float = 0.4, link_g
         raise ValueError(f"workload must be one of {tuple(WORKLOADS)}, got {workload!r}")
     if grad_bits not in (16, 32):
         raise ValueError(f"grad_bits must be 16 or 32, got {grad_bits!r}")
+    _check_chips("max_chips", max_chips, minimum=16)
     chip = dataclasses.replace(TPU_V3, utilisation=utilisation, link_bytes_per_s=link_gb_per_s * 1e9)
     w = dataclasses.replace(WORKLOADS[workload], grad_bytes_per_param=grad_bits / 8)
     chips = [2**k for k in range(4, int(math.log2(max_chips)) + 1)]
@@ -180,6 +186,5 @@ def shared_host_step_s(compute_s: float, update_s: float, devices: int, strategy
     """
     if strategy not in ("replicated", "wus", "fsdp"):
         raise ValueError(f"strategy must be 'replicated', 'wus' or 'fsdp', got {strategy!r}")
-    if isinstance(devices, bool) or not isinstance(devices, int) or devices < 1:
-        raise ValueError(f"devices must be an int >= 1, got {devices!r}")
+    _check_chips("devices", devices)
     return compute_s + (devices if strategy == "replicated" else 1) * update_s + comm_s
