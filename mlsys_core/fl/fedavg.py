@@ -155,8 +155,7 @@ def client_deltas(params: dict, data: ClientData, model: ModelConfig) -> dict:
 @functools.partial(jax.jit, static_argnames="model")
 def vmap_round(params: dict, data: ClientData, weights, model: ModelConfig) -> dict:
     """One FedAvg round: train all clients (vmap) and apply the weighted mean of their deltas."""
-    deltas = jax.vmap(client_update, in_axes=(None, 0, 0, 0, None))(params, data.x, data.y, data.mask, model)
-    return jax.tree.map(jnp.add, params, weighted_mean(deltas, weights))
+    return jax.tree.map(jnp.add, params, weighted_mean(client_deltas(params, data, model), weights))
 
 
 _client_update_jit = jax.jit(client_update, static_argnames="model")
