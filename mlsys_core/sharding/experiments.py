@@ -10,6 +10,9 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
+from jax import lax
+from jax.sharding import PartitionSpec as P
 
 from mlsys_core import data
 
@@ -173,8 +176,6 @@ def bn_group_experiment(group_sizes=(1, 2, 4, 8), per_replica_batch: int = 4, st
 
 def calibrate_one_device(model: models.FFNStack, batch: int = 64, repeats: int = 5, seed: int = 0) -> tuple[float, float]:
     """Median seconds on one device of (forward+backward over `batch`, one full Adam update)."""
-    import optax
-
     params = model.init(jax.random.key(seed))
     host_batch = models.regression_batch(jax.random.key(seed + 1), batch, model.d_model)
     optimizer = optax.adam(1e-3)
@@ -197,9 +198,6 @@ def calibrate_collectives(n_params: int, devices: int = 8, repeats: int = 5) -> 
     {"replicated": all-reduce (psum), "wus": reduce-scatter + all-gather}: the communication terms
     of the cost model, measured on this machine's mesh.
     """
-    from jax import lax
-    from jax.sharding import PartitionSpec as P
-
     mesh = strategies.data_mesh(devices)
     n = -(-n_params // devices) * devices
     x = jax.device_put(jnp.ones((devices, n), jnp.float32), jax.NamedSharding(mesh, P("data")))
