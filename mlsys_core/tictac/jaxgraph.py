@@ -221,7 +221,7 @@ def run_eager(program: FlatProgram, param_leaves, *inputs, timings: bool = False
 
 def measured_seconds(program: FlatProgram, params, inputs, repeats: int = 3) -> np.ndarray:
     """A measured time oracle: per compute op of `to_graph(program)`, the fastest of `repeats` eager
-    runs on this machine (after one untimed run that compiles every primitive)."""
+    runs on this machine (after one discarded run that compiles every primitive)."""
     import jax
 
     leaves = jax.tree_util.tree_leaves(params)

@@ -9,8 +9,8 @@ deps = the recvs it needs (transitively). With a time oracle `time(.)`:
 TIC uses time(recv) = 1, time(compute) = 0 and sorts recvs by M⁺ (ties by recv index).
 TAC repeatedly takes the head of the order "A before B iff min(P_B, M_A) < min(P_A, M_B)" — Johnson's
 two-machine rule with M(r) = time(r) — ties by smaller M⁺, then recv index; it removes the head
-from R and updates the properties incrementally (numba kernel), so each step costs one pass over
-the distinct dependency sets instead of a full recomputation.
+from R and updates the properties incrementally (numba kernel): a step costs a pass over the recvs
+(and over the distinct dependency sets only to break a tie) instead of a full recomputation.
 """
 
 from __future__ import annotations
