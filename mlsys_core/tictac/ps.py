@@ -158,6 +158,7 @@ def worker_main(config: PSConfig, port: int, worker_id: int) -> None:
             consumers.setdefault(var, []).append(i)
             needs[i] += 1
         runtime_vars.update(eqn.outputs)
+    no_wait = [i for i in range(len(program.eqns)) if needs[i] == 0]  # ascending, so already a heap
     data = dict(zip(program.input_vars, jax.tree_util.tree_leaves(inputs)))
     sock = socket.create_connection(("127.0.0.1", port), timeout=config.timeout_s)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -168,9 +169,7 @@ def worker_main(config: PSConfig, port: int, worker_id: int) -> None:
         if kind == STOP:
             break
         start = time.perf_counter()
-        values, missing = dict(data), needs.copy()
-        ready = [i for i in range(len(program.eqns)) if missing[i] == 0]
-        heapq.heapify(ready)
+        values, missing, ready = dict(data), needs.copy(), list(no_wait)
         order, bad, done = [], 0, 0
 
         def arrived(var):
