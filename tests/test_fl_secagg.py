@@ -51,3 +51,14 @@ def test_zero_inputs_sum_to_zero_and_bytes_match_the_formula():
     assert 1.6 < secagg.expansion(2**10, 2**20, 16) < 1.9  # the paper reports 1.73x
     with pytest.raises(ValueError, match="threshold"):
         secagg.secure_aggregate(inputs, np.zeros(5, bool), threshold=9, modulus_bits=20, seed=0)
+
+
+@pytest.mark.parametrize("inputs, dropped", [
+    (np.zeros(5, np.int64), np.zeros(5, bool)),  # 1-D: not one row per device
+    (np.full((5, 4), -1), np.zeros(5, bool)),  # negative
+    (np.zeros((5, 4)), np.zeros(5, bool)),  # floats
+    (np.zeros((5, 4), np.int64), np.zeros(4, bool)),  # one drop flag short
+])
+def test_bad_inputs_are_rejected_with_a_clear_message(inputs, dropped):
+    with pytest.raises(ValueError, match="inputs|dropped"):
+        secagg.secure_aggregate(inputs, dropped, threshold=3, modulus_bits=16, seed=0)

@@ -114,7 +114,12 @@ def secure_aggregate(inputs: np.ndarray, dropped: np.ndarray, threshold: int, mo
     """Run the four phases for one group. `inputs` (n, d) non-negative ints; `dropped[u]`: device u
     vanishes after sharing keys (before sending its masked input). Aborts if fewer than `threshold`
     survive."""
+    inputs = np.asarray(inputs)
+    if inputs.ndim != 2 or not np.issubdtype(inputs.dtype, np.integer) or (inputs.size and inputs.min() < 0):
+        raise ValueError(f"inputs must be an (n, d) array of non-negative ints, got {inputs.dtype} {inputs.shape}")
     n, d = inputs.shape
+    if np.shape(dropped) != (n,):
+        raise ValueError(f"dropped must be one bool per device, shape ({n},), got {np.shape(dropped)}")
     _checks.number("threshold", threshold, 2, n, integer=True)
     _checks.number("modulus_bits", modulus_bits, 1, 32, integer=True)
     rng = np.random.default_rng(seed)
