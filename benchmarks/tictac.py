@@ -22,8 +22,8 @@ backend.setup(cpu_devices=8)
 import numpy as np  # noqa: E402
 
 from mlsys_core.tictac import graph as graph_mod  # noqa: E402
-from mlsys_core.tictac import jaxgraph, models, ordering  # noqa: E402
-from mlsys_core.tictac.simulate import Cluster, simulate  # noqa: E402
+from mlsys_core.tictac import experiments, jaxgraph, models, ordering  # noqa: E402
+from mlsys_core.tictac.simulate import Cluster  # noqa: E402
 
 
 def best_of(fn, repeats=3):
@@ -70,22 +70,13 @@ def main() -> None:
           f"-> kernel is ~{direct / tac_s:.0f}x faster")
 
     cluster = Cluster(workers=4, parameter_servers=1, bandwidth_gbps=1.0, gflops=10.0)
-    speedups = {"infer": {}, "train": {}}
     print(f"\nsimulated throughput over random order ({cluster.workers} workers, {cluster.bandwidth_gbps} Gbit/s):")
     print(f"{'model':10s} {'mode':6s} " + " ".join(f"{s:>8s}" for s in ordering.SCHEDULERS[1:]))
-    for model in models.MODELS:
-        for mode in models.MODES:
-            fn, params, inputs = models.program(model, mode)
-            g = jaxgraph.to_graph(jaxgraph.trace(fn, params, *inputs))
-            times = {}
-            for name in ordering.SCHEDULERS:
-                orders = ordering.schedule(g, name, cluster.oracle(), cluster.workers, 20, seed=0)
-                times[name] = simulate(g, orders, cluster, seed=0).iteration_time.mean()
-            gains = {name: times["random"] / times[name] for name in ordering.SCHEDULERS[1:]}
-            speedups[mode][model] = gains["tac"]
-            print(f"{model:10s} {mode:6s} " + " ".join(f"{gains[s]:8.3f}" for s in ordering.SCHEDULERS[1:]))
-    infer = max(speedups["infer"].values())
-    train = max(speedups["train"].values())
+    rows = experiments.speedup_table(cluster, iterations=20, seed=0)
+    for row in rows:
+        print(f"{row['model']:10s} {row['mode']:6s} " + " ".join(f"{row[s]:8.3f}" for s in ordering.SCHEDULERS[1:]))
+    infer = max(row["tac"] for row in rows if row["mode"] == "infer")
+    train = max(row["tac"] for row in rows if row["mode"] == "train")
     print(f"\nRESULT tictac tic_seconds={tic_s:.4f} tac_seconds={tac_s:.4f} recvs={deep.n_recv} "
           f"ops={deep.n_compute} infer_speedup={infer:.3f} train_speedup={train:.3f}")
 
