@@ -14,8 +14,8 @@ so every vertex's gain follows from one pass over the requests. Two modes:
   halves balanced, `imbalance` lets a half grow by that fraction (never past its blocks' capacity);
 * direct k-way: each vertex's best target block; moves a->b are paired with moves b->a.
 
-Gains are computed in one numba pass over the hyperedges (O(pins) per round), so a round over
-millions of pins takes milliseconds.
+Gains are computed in one numba pass over the hyperedges (O(pins) per round): a bisection round
+over 1.5 M pins took ~30 ms on a shared 2-core CPU.
 """
 
 from __future__ import annotations
