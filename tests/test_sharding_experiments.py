@@ -15,6 +15,11 @@ def test_digits_split_and_batches_are_seeded():
     assert len({tuple(map(tuple, x[:2])) for x, _ in batches}) == 4  # reshuffled, not repeated
     again = experiments.epoch_batches(a[0], a[1], batch=500, steps=4, seed=1)
     assert all(np.array_equal(x, y) for (x, _), (y, _) in zip(batches, again))
+    assert [len(x) for x, _ in experiments.epoch_batches(a[0], a[1], batch=3000, steps=2)] == [3000] * 2
+    with pytest.raises(ValueError, match="test_size must be an int in 1..1796, got 0"):
+        experiments.digits_split(test_size=0)
+    with pytest.raises(ValueError, match="batch must be an int >= 1"):
+        experiments.epoch_batches(a[0], a[1], batch=0, steps=1)
 
 
 def test_measure_config_reports_sharded_memory_and_bf16_bytes():

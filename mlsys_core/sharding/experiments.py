@@ -22,6 +22,8 @@ from . import inspection, models, optimizers, spmd, strategies, timing
 def digits_split(seed: int = 0, test_size: int = 360):
     """(x_train, y_train, x_test, y_test) from the UCI digits, split by a seeded permutation."""
     x, y = data.load_digits()
+    if isinstance(test_size, bool) or not isinstance(test_size, (int, np.integer)) or not 1 <= test_size < len(x):
+        raise ValueError(f"test_size must be an int in 1..{len(x) - 1}, got {test_size!r}")
     order = np.random.default_rng(seed).permutation(len(x))
     train, test = order[:-test_size], order[-test_size:]
     return x[train], y[train], x[test], y[test]
@@ -29,10 +31,12 @@ def digits_split(seed: int = 0, test_size: int = 360):
 
 def epoch_batches(x, y, batch: int, steps: int, seed: int = 0):
     """`steps` batches of `batch` examples, reshuffling each pass over (x, y) with `seed`."""
+    if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
+        raise ValueError(f"batch must be an int >= 1, got {batch!r}")
     rng = np.random.default_rng(seed)
     out, order = [], np.array([], dtype=np.int64)
     while len(out) < steps:
-        if len(order) < batch:
+        while len(order) < batch:
             order = np.concatenate([order, rng.permutation(len(x))])
         idx, order = order[:batch], order[batch:]
         out.append((x[idx], y[idx]))
