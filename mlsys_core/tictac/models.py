@@ -137,6 +137,8 @@ def batch(batch_size: int = 32, seed: int = 0):
     from mlsys_core.data import load_digits
 
     x, y = load_digits()
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or not 1 <= batch_size <= len(x):
+        raise ValueError(f"batch_size must be an int in 1..{len(x)}, got {batch_size!r}")
     idx = np.random.default_rng(seed).choice(len(x), size=batch_size, replace=False)
     return x[idx].reshape(-1, 8, 8, 1), y[idx]
 
