@@ -13,6 +13,7 @@ import dataclasses
 
 import jax
 import numpy as np
+from jax.flatten_util import ravel_pytree
 
 from mlsys_core.data import load_digits
 from mlsys_core.fl import _checks
@@ -41,20 +42,6 @@ class TrainConfig:
         _checks.number("server_learning_rate", self.server_learning_rate, 0.0, low_open=True)
 
 
-def _flat(deltas: dict, c: int) -> np.ndarray:
-    """Stacked per-client pytree -> (c, P) matrix, leaves in `jax.tree.leaves` order."""
-    return np.concatenate([np.asarray(leaf).reshape(c, -1) for leaf in jax.tree.leaves(deltas)], axis=1)
-
-
-def _unflat(vec: np.ndarray, like: dict) -> dict:
-    leaves, treedef = jax.tree.flatten(like)
-    out, i = [], 0
-    for leaf in leaves:
-        out.append(vec[i: i + leaf.size].reshape(leaf.shape).astype(leaf.dtype))
-        i += leaf.size
-    return jax.tree.unflatten(treedef, out)
-
-
 def federated_training(round_config: RoundConfig, model: ModelConfig, train: TrainConfig, seed: int,
                        population: PopulationConfig | None = None) -> dict[str, np.ndarray]:
     """Train on digits split over clients by Dir(alpha), round by round on the simulated clock.
@@ -68,9 +55,10 @@ def federated_training(round_config: RoundConfig, model: ModelConfig, train: Tra
     data = pad_clients(x[tr], y[tr], parts, model.batch_size)
     pop = make_population(dataclasses.replace(population or PopulationConfig(), num_devices=train.num_clients), seed)
     params = init_params(jax.random.key(seed), model)
+    flat_params, unravel = ravel_pytree(params)  # per-client deltas are kept as flat rows
     target = min(round_config.target, train.num_clients)
     busy_until = np.zeros(train.num_clients)
-    buffer, buf_deltas = RecycleBuffer.empty(), np.zeros((0, sum(p.size for p in jax.tree.leaves(params))))
+    buffer, buf_deltas = RecycleBuffer.empty(), np.zeros((0, flat_params.size))
     t, version = 0.0, 0
     cols = {k: [] for k in ("time_s", "accuracy", "committed", "accepted", "late", "recycled", "wasted_compute_s")}
     for _ in range(train.rounds):
@@ -83,7 +71,8 @@ def federated_training(round_config: RoundConfig, model: ModelConfig, train: Tra
         out = reporting_outcome(sess.report_s, t, round_config)
         late = np.isfinite(sess.report_s) & ~out.accepted
         padded = np.concatenate([sel, np.zeros(target - len(sel), np.int64)])
-        deltas = _flat(client_deltas(params, data.take(padded), model), target)[: len(sel)]
+        deltas = np.asarray(jax.vmap(lambda d: ravel_pytree(d)[0])(client_deltas(params, data.take(padded), model)))
+        deltas = deltas[: len(sel)]
         weights, stack = data.num_examples[sel] * out.accepted, deltas
         recycled = 0
         if out.committed and round_config.recycle_late:
@@ -96,7 +85,7 @@ def federated_training(round_config: RoundConfig, model: ModelConfig, train: Tra
             buf_deltas = np.concatenate([buf_deltas, deltas[late]])
         if out.committed and weights.sum() > 0:
             step = train.server_learning_rate * (weights @ stack) / weights.sum()
-            params = jax.tree.map(lambda p, d: p + d, params, _unflat(step, params))
+            params = jax.tree.map(lambda p, d: p + d, params, unravel(step))
             version += 1
         busy_until[sel] = np.where(np.isfinite(sess.report_s), sess.report_s, sess.drop_s)
         t = out.end_s
