@@ -53,6 +53,16 @@ class ConfigResult:
     params: int
 
 
+def _ffn_step(model: models.FFNStack, params, host_batch, strategy: str, optimizer: str = "adam",
+              devices: int = 8, grad_dtype=None):
+    """The FFN stack's regression step under `strategy`: (trainer, placed state, placed batch, lowered step)."""
+    trainer = strategies.Trainer(models.regression_loss(model), optimizers.make(optimizer, 1e-3),
+                                 strategies.data_mesh(devices), strategy, grad_dtype=grad_dtype)
+    state = trainer.init(params)
+    placed = trainer.shard_batch(host_batch)
+    return trainer, state, placed, trainer.lower(state, placed)
+
+
 def measure_config(devices: int = 8, strategy: str = "wus", optimizer: str = "adam", width: int = 512,
                    grad_dtype: str = "float32", batch: int = 64, repeats: int = 5, seed: int = 0) -> ConfigResult:
     """Memory per device, collectives (as written, so bf16 shows) and median step time of the FFN stack.
@@ -62,14 +72,12 @@ def measure_config(devices: int = 8, strategy: str = "wus", optimizer: str = "ad
     model = models.FFNStack(d_model=width, d_ff=4 * width, blocks=4)
     params = model.init(jax.random.key(seed))
     dtype = None if grad_dtype == "float32" else jnp.dtype(grad_dtype)
-    trainer = strategies.Trainer(models.regression_loss(model), optimizers.make(optimizer, 1e-3),
-                                 strategies.data_mesh(devices), strategy, grad_dtype=dtype)
-    state = trainer.init(params)
-    placed = trainer.shard_batch(models.regression_batch(jax.random.key(seed + 1), batch, width))
-    lowered = trainer.lower(state, placed)
-    memory = inspection.memory_per_device(trainer, state, lowered.compile())
+    host_batch = models.regression_batch(jax.random.key(seed + 1), batch, width)
+    trainer, state, placed, lowered = _ffn_step(model, params, host_batch, strategy, optimizer, devices, dtype)
+    compiled = lowered.compile()
+    memory = inspection.memory_per_device(trainer, state, compiled)
     comm = inspection.bytes_by_kind(inspection.collectives(lowered))
-    result, _ = timing.time_steps(trainer.step_fn(state), state, placed, repeats=repeats)
+    result, _ = timing.time_steps(compiled, state, placed, repeats=repeats)
     return ConfigResult(memory, comm, 1e3 * result.median_s, models.parameter_count(params))
 
 
@@ -98,11 +106,8 @@ def profile_strategies(model: models.FFNStack, batch: int = 64, devices: int = 8
     host_batch = models.regression_batch(jax.random.key(seed + 1), batch, model.d_model)
     runs, info = {}, {}
     for name in strategies.STRATEGIES:
-        trainer = strategies.Trainer(models.regression_loss(model), optimizers.make("adam", 1e-3),
-                                     strategies.data_mesh(devices), name)
-        state = trainer.init(params)
-        placed = trainer.shard_batch(host_batch)
-        compiled = trainer.lower(state, placed).compile()
+        trainer, state, placed, lowered = _ffn_step(model, params, host_batch, name, "adam", devices)
+        compiled = lowered.compile()
         info[name] = (inspection.memory_per_device(trainer, state, compiled),
                       inspection.bytes_by_kind(inspection.collectives(compiled)))
         runs[name] = (compiled, state, placed)
