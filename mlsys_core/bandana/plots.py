@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 from mlsys_core import viz
+from mlsys_core.bandana.cache import NO_PREFETCH
 
 
 def _t_label(t: int) -> str:
-    return "t=inf (no prefetch)" if t >= np.iinfo(np.int64).max else f"t={t}"
+    return "t=inf (no prefetch)" if t >= NO_PREFETCH else f"t={t}"
 
 
 def placements(rows: dict, cache_fraction: float):
