@@ -20,13 +20,17 @@ class StepTiming:
         return statistics.median(self.times_s)
 
 
+def _check_counts(repeats: int, warmup: int) -> None:
+    if repeats < 1 or warmup < 1:
+        raise ValueError(f"repeats and warmup must be >= 1, got repeats={repeats}, warmup={warmup}")
+
+
 def time_steps(step, state, batch, repeats: int = 7, warmup: int = 2) -> tuple[StepTiming, object]:
     """Time `state, loss = step(state, batch)`; returns the timing and the final state.
 
     Each step is followed by `jax.block_until_ready`, so asynchronous dispatch cannot hide work.
     """
-    if repeats < 1 or warmup < 1:
-        raise ValueError(f"repeats and warmup must be >= 1, got repeats={repeats}, warmup={warmup}")
+    _check_counts(repeats, warmup)
     for _ in range(warmup):
         state, loss = step(state, batch)
         jax.block_until_ready((state, loss))
@@ -45,8 +49,9 @@ def time_interleaved(runs: dict, repeats: int = 7, warmup: int = 2) -> dict:
     Round r times one step of every run, in an order rotated by r, so that load from other work on
     the machine falls on all of them alike instead of on whichever happened to run at a busy moment.
     """
-    if repeats < 1 or warmup < 1:
-        raise ValueError(f"repeats and warmup must be >= 1, got repeats={repeats}, warmup={warmup}")
+    _check_counts(repeats, warmup)
+    if not runs:
+        raise ValueError("runs must hold at least one {name: (step, state, batch)}, got none")
     names = list(runs)
     states = {name: state for name, (_, state, _) in runs.items()}
     times: dict = {name: [] for name in names}
