@@ -244,6 +244,9 @@ def test_placements_respect_block_capacity(small_trace):
 def test_placement_rejects_overfull_blocks():
     with pytest.raises(ValueError, match="more than block_capacity"):
         P.Placement(np.zeros(5, dtype=np.int64), 4)
+    for bad in (0, 2.5, "4"):
+        with pytest.raises(ValueError, match="block_capacity must be an int"):
+            P.Placement(np.arange(5, dtype=np.int64), bad)
 
 
 @settings(max_examples=12, deadline=None)

@@ -26,8 +26,9 @@ class Placement:
         b = np.asarray(self.block_of)
         if b.ndim != 1 or b.size == 0 or not np.issubdtype(b.dtype, np.integer):
             raise ValueError(f"block_of must be a non-empty 1-D int array, got {b.dtype} {b.shape}")
-        if self.block_capacity < 1:
-            raise ValueError(f"block_capacity must be >= 1, got {self.block_capacity}")
+        cap = self.block_capacity
+        if isinstance(cap, bool) or not isinstance(cap, (int, np.integer)) or cap < 1:
+            raise ValueError(f"block_capacity must be an int >= 1, got {cap!r}")
         if b.min() < 0:
             raise ValueError("block_of must be >= 0")
         fill = np.bincount(b)
