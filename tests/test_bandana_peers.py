@@ -1,6 +1,7 @@
 """Paper 2 (Bandana) against its peer libCacheSim (the `bench` extra; not installed on the GPU machine)."""
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -8,12 +9,12 @@ from mlsys_core.bandana import cache as C
 from mlsys_core.bandana import mrc as M
 from mlsys_core.bandana import trace as T
 
+lcs = pytest.importorskip("libcachesim", reason="peer tests need the `bench` extra")
+
 
 @settings(max_examples=10, deadline=None)
 @given(st.integers(0, 2**32 - 1), st.floats(1.05, 2.0), st.integers(1, 800))
 def test_libcachesim_reads_our_file_with_identical_lru_misses(tmp_path_factory, seed, zipf, capacity):
-    import libcachesim as lcs
-
     keys = (np.random.default_rng(seed).zipf(zipf, 5000) % 3000).astype(np.uint64)
     path = tmp_path_factory.mktemp("lcs") / "z.oracleGeneral.bin"
     T.write_oracle_general(path, keys)
@@ -23,8 +24,6 @@ def test_libcachesim_reads_our_file_with_identical_lru_misses(tmp_path_factory, 
 
 
 def test_one_pass_curve_matches_libcachesim_per_size(tmp_path):
-    import libcachesim as lcs
-
     keys = (np.random.default_rng(1).zipf(1.2, 8000) % 2000).astype(np.uint64)
     path = tmp_path / "c.oracleGeneral.bin"
     T.write_oracle_general(path, keys)
