@@ -32,8 +32,8 @@ def _csr(keys: np.ndarray, values: np.ndarray, n: int) -> tuple[np.ndarray, np.n
     """Group `values` by `keys` in 0..n-1: (indptr (n+1,), values sorted by key, stable)."""
     order = np.argsort(keys, kind="stable")
     indptr = np.zeros(n + 1, dtype=np.int64)
-    np.add.at(indptr, keys + 1, 1)
-    return np.cumsum(indptr), values[order].astype(np.int64)
+    indptr[1:] = np.cumsum(np.bincount(keys, minlength=n))
+    return indptr, values[order].astype(np.int64)
 
 
 def popcount(bits: np.ndarray) -> np.ndarray:
