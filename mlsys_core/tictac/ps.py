@@ -339,7 +339,7 @@ def _parse(argv=None):
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--worker-id", type=int, required=True)
     for field in dataclasses.fields(PSConfig):
-        parser.add_argument(f"--{field.name.replace('_', '-')}", type=type(getattr(PSConfig(), field.name)))
+        parser.add_argument(f"--{field.name.replace('_', '-')}", type=type(field.default))
     ns = parser.parse_args(argv)
     values = {f.name: getattr(ns, f.name) for f in dataclasses.fields(PSConfig) if getattr(ns, f.name) is not None}
     return PSConfig(**values), ns.port, ns.worker_id
