@@ -67,6 +67,12 @@ def _lowest_bit(x):
     return np.int64(_popcount((x & (~x + np.uint64(1))) - np.uint64(1)))
 
 
+@numba.njit(cache=True, inline="always")
+def _bit(r):
+    """Mask of bit r within its 64-bit word (word r >> 6)."""
+    return np.uint64(1) << np.uint64(r & 63)
+
+
 @numba.njit(cache=True)
 def _membership(sets, n_recv):
     """CSR recv -> indices of the dependency sets containing it."""
@@ -158,7 +164,7 @@ def _tac_kernel(sets, weight, t, ptr, idx):
     alive = np.ones(n_recv, dtype=np.bool_)
     alive_bits = np.zeros(words, dtype=np.uint64)
     for r in range(n_recv):
-        alive_bits[r >> 6] |= np.uint64(1) << np.uint64(r & 63)
+        alive_bits[r >> 6] |= _bit(r)
     cand = np.zeros(n_recv, dtype=np.bool_)
     cand_bits = np.zeros(words, dtype=np.uint64)
     win_bits = np.zeros(words, dtype=np.uint64)
@@ -187,7 +193,7 @@ def _tac_kernel(sets, weight, t, ptr, idx):
             cand[r] = hit
             if hit:
                 n_cand += 1
-                cand_bits[r >> 6] |= np.uint64(1) << np.uint64(r & 63)
+                cand_bits[r >> 6] |= _bit(r)
                 if head < 0:
                     head = r
         if n_cand > 1:
@@ -212,8 +218,7 @@ def _tac_kernel(sets, weight, t, ptr, idx):
             for r in range(n_recv):
                 if cand[r]:
                     if multi[r] > 0:
-                        in_win = (win_bits[r >> 6] >> np.uint64(r & 63)) & np.uint64(1)
-                        value = best if in_win else np.inf
+                        value = best if win_bits[r >> 6] & _bit(r) else np.inf
                     else:
                         value = t[r] if ptr[r + 1] > ptr[r] else np.inf
                     if head < 0 or value < head_value:
@@ -221,7 +226,7 @@ def _tac_kernel(sets, weight, t, ptr, idx):
                         head_value = value
         order[step] = head
         alive[head] = False
-        alive_bits[head >> 6] &= ~(np.uint64(1) << np.uint64(head & 63))
+        alive_bits[head >> 6] &= ~_bit(head)
         for k in range(ptr[head], ptr[head + 1]):
             s = idx[k]
             mset[s] -= t[head]
