@@ -58,6 +58,16 @@ def test_torus_allreduce_never_slower_than_ring(chips, nbytes):
     assert cost_model.allreduce_s(nbytes, 1, chip) == 0.0
 
 
+def test_torus_of_any_chip_count_uses_every_chip():
+    # 6 chips: a 3 x 2 torus - ring of 3 on all the data, then ring of 2 on a third of it.
+    chip, nbytes = cost_model.TPU_V3, 1e8
+    bw, alpha = chip.link_bytes_per_s, chip.link_latency_s
+    expected = 2 * (2 / 3) * nbytes / bw + 4 * alpha + 2 * (1 / 2) * nbytes / 3 / bw + 2 * alpha
+    assert cost_model.allreduce_s(nbytes, 6, chip) == pytest.approx(expected)
+    # a prime count has no 2-D factorisation: the torus is a ring
+    assert cost_model.allreduce_s(nbytes, 7, chip) == pytest.approx(cost_model.allreduce_s(nbytes, 7, chip, "ring"))
+
+
 def test_cost_model_rejects_bad_inputs():
     with pytest.raises(ValueError, match="utilisation"):
         dataclasses.replace(cost_model.TPU_V3, utilisation=1.5)

@@ -115,8 +115,9 @@ class StepBreakdown:
 def allreduce_s(nbytes: float, chips: int, chip: Chip, topology: str = "torus") -> float:
     """Alpha-beta time of a bandwidth-optimal all-reduce (= reduce-scatter + all-gather) of `nbytes`.
 
-    ring: 2(n-1)/n * bytes / bw + 2(n-1) hops. torus (sqrt(n) x sqrt(n), as on a TPU pod): a ring
-    along x, then along y on 1/n_x of the data: far fewer hops for the same bandwidth term.
+    ring: 2(n-1)/n * bytes / bw + 2(n-1) hops. torus (n_x x n_y ~ sqrt(n) x sqrt(n), as on a TPU pod;
+    n_x is the smallest divisor of n with n_x >= sqrt(n)): a ring along x, then along y on 1/n_x of
+    the data: far fewer hops for the same bandwidth term.
     """
     if topology not in TOPOLOGIES:
         raise ValueError(f"topology must be one of {TOPOLOGIES}, got {topology!r}")
@@ -126,7 +127,7 @@ def allreduce_s(nbytes: float, chips: int, chip: Chip, topology: str = "torus") 
     bw, alpha = chip.link_bytes_per_s, chip.link_latency_s
     if topology == "ring":
         return 2 * (chips - 1) / chips * nbytes / bw + 2 * (chips - 1) * alpha
-    nx = 2 ** math.ceil(math.log2(chips) / 2)
+    nx = next(d for d in range(math.isqrt(chips - 1) + 1, chips + 1) if chips % d == 0)
     ny = chips // nx
     t = 2 * (nx - 1) / nx * nbytes / bw + 2 * (nx - 1) * alpha
     if ny > 1:
