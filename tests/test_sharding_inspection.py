@@ -31,6 +31,14 @@ def test_collectives_parses_tuples_async_and_iota_groups():
     assert inspection.bytes_by_kind(rows) == {"all-reduce": 7800, "reduce-scatter": 480, "all-gather": 512}
 
 
+def test_collectives_reads_fp8_and_complex_dtypes_whole():
+    rows = inspection.collectives(
+        "  %ar = f8e4m3fn[64]{0} all-reduce(%a), replica_groups={{0,1}}, to_apply=%add\n"
+        "  %ag = c64[8]{0} all-gather(%b), replica_groups={{0,1}}, dimensions={0}\n"
+    )
+    assert [(r.dtype, r.bytes) for r in rows] == [("f8e4m3fn", 64), ("c64", 64)]
+
+
 @settings(max_examples=30, deadline=None)
 @given(n=st.integers(2, 64), shard=st.integers(1, 10_000))
 def test_reduce_scatter_plus_all_gather_move_what_an_all_reduce_moves(n, shard):

@@ -16,10 +16,10 @@ import jax
 import numpy as np
 
 COLLECTIVE_KINDS = ("all-reduce", "reduce-scatter", "all-gather", "all-to-all", "collective-permute")
-_DTYPE_BYTES = {"pred": 1, "s8": 1, "u8": 1, "bf16": 2, "f16": 2, "s16": 2, "u16": 2,
-                "f32": 4, "s32": 4, "u32": 4, "f64": 8, "s64": 8, "u64": 8}
+_DTYPE_BYTES = {"pred": 1, "s8": 1, "u8": 1, "f8e4m3fn": 1, "f8e5m2": 1, "bf16": 2, "f16": 2, "s16": 2,
+                "u16": 2, "f32": 4, "s32": 4, "u32": 4, "f64": 8, "s64": 8, "u64": 8, "c64": 8, "c128": 16}
 _LINE = re.compile(r"=\s+(\(.*?\)|[a-z0-9]+\[[0-9,]*\]\S*)\s+(" + "|".join(COLLECTIVE_KINDS) + r")(-start)?\(")
-_ARRAY = re.compile(r"([a-z]+[0-9]*)\[([0-9,]*)\]")
+_ARRAY = re.compile(r"([a-z][a-z0-9]*)\[([0-9,]*)\]")
 _GROUPS = re.compile(r"replica_groups=(?:\{\{([0-9,]*)\}|\[\d+,(\d+)\])")
 
 
