@@ -8,6 +8,8 @@
 - `inspection`: collectives parsed from HLO, memory per device.
 - `cost_model`: step time vs chip count (compute, ring all-reduce, weight update), MLPerf v0.7 table.
 - `launch`: the same training under `jax.distributed` in several processes.
+- `timing`: median step times after warm-up, alone or interleaved across strategies.
+- `experiments`: the notebook's experiments as seeded functions that return numbers.
 - `plots`: figures for the notebook (take results, compute nothing).
 
 Importing this package never starts a JAX backend; call `mlsys_core.backend.setup()` first.
