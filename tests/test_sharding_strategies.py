@@ -164,6 +164,8 @@ def test_bad_configuration_is_rejected():
         strategies.Trainer(LOSS, optax.sgd(0.1), mesh, "wus", data_axes=("model",))
     with pytest.raises(TypeError, match="optimizer"):
         strategies.Trainer(LOSS, "adam", mesh)
+    with pytest.raises(TypeError, match="loss_fn must be a callable"):
+        strategies.Trainer("mse", optax.sgd(0.1), mesh)
     with pytest.raises(ValueError, match="grad_dtype"):
         strategies.Trainer(LOSS, optax.sgd(0.1), mesh, grad_dtype=jnp.int32)
     with pytest.raises(ValueError, match="optimizer must be one of"):

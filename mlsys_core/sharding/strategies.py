@@ -99,6 +99,8 @@ class Trainer:
         unknown = [a for a in axes if a not in self.mesh.axis_names]
         if not axes or unknown:
             raise ValueError(f"data_axes must be axes of the mesh {self.mesh.axis_names}, got {axes!r}")
+        if not callable(self.loss_fn):
+            raise TypeError(f"loss_fn must be a callable loss(params, batch), got {type(self.loss_fn).__name__}")
         if not isinstance(self.optimizer, optax.GradientTransformation):
             raise TypeError(f"optimizer must be an optax.GradientTransformation, got {type(self.optimizer).__name__}")
         if self.grad_dtype is not None and not jnp.issubdtype(self.grad_dtype, jnp.floating):
