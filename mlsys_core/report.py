@@ -137,9 +137,9 @@ def main(argv: list[str] | None = None) -> int:
         if error:
             failures[path.name] = error
     backend.setup()
-    report = render(load_claims(claims_path), str(backend.info()), failures, seconds)
-    (args.out / "report.md").write_text(report, encoding="utf-8")
-    print(f"wrote {args.out / 'report.md'}: {len(load_claims(claims_path))} claims, {len(failures)} failed notebook(s)")
+    claims = load_claims(claims_path)
+    (args.out / "report.md").write_text(render(claims, str(backend.info()), failures, seconds), encoding="utf-8")
+    print(f"wrote {args.out / 'report.md'}: {len(claims)} claims, {len(failures)} failed notebook(s)")
     for name, error in failures.items():
         print(f"FAILED {name}: {error}", file=sys.stderr)
     return 1 if failures else 0
