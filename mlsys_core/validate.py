@@ -1,0 +1,109 @@
+"""The one place argument checks live: a bad value names the parameter, the value and what is allowed.
+
+`TypeError` for the wrong kind of value, `ValueError` for a value of the right kind out of range.
+NumPy integers and floats are accepted wherever Python ones are, and returned as Python ones; `bool`
+is never taken for a number. Every check returns the value it checked, so a frozen config writes
+`object.__setattr__(self, "x", validate.integer("x", self.x, low=1))` or simply calls it for effect.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Callable, Iterable
+
+
+def _range_text(low: float, high: float, low_open: bool, high_open: bool) -> str:
+    if high == math.inf:
+        return f"{'>' if low_open else '>='} {low:g}"
+    if low == -math.inf:
+        return f"{'<' if high_open else '<='} {high:g}"
+    return f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+
+
+def number(
+    name: str,
+    value,
+    low: float = -math.inf,
+    high: float = math.inf,
+    *,
+    low_open: bool = False,
+    high_open: bool = False,
+    integer: bool = False,
+    allow_inf: bool = False,
+):
+    """Check that `value` is a real number (an integer if `integer`) in the given range; return it.
+
+    The range is closed unless `low_open` / `high_open`. NaN is never allowed; +-inf only with
+    `allow_inf` (and then only where the range admits it).
+    """
+    kinds = numbers.Integral if integer else numbers.Real
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        raise TypeError(f"{name} must be {'an int' if integer else 'a number'}, got {value!r}")
+    value = int(value) if isinstance(value, numbers.Integral) else float(value)
+    if math.isnan(value) or (math.isinf(value) and not allow_inf):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    below = value <= low if low_open else value < low
+    above = value >= high if high_open else value > high
+    if below or above:
+        raise ValueError(f"{name} must be {_range_text(low, high, low_open, high_open)}, got {value!r}")
+    return value
+
+
+def integer(name: str, value, low: float = -math.inf, high: float = math.inf) -> int:
+    """Check that `value` is an int (Python or NumPy, not bool) in [low, high]; return it as an int."""
+    return number(name, value, low, high, integer=True)
+
+
+def positive(name: str, value, *, allow_inf: bool = False) -> float:
+    """Check that `value` is a number > 0; return it."""
+    return number(name, value, 0.0, low_open=True, allow_inf=allow_inf)
+
+
+def probability(name: str, value, *, open_low: bool = False, open_high: bool = False) -> float:
+    """Check that `value` is a number in [0, 1] (ends open as asked); return it."""
+    return number(name, value, 0.0, 1.0, low_open=open_low, high_open=open_high)
+
+
+def boolean(name: str, value) -> bool:
+    """Check that `value` is a bool (Python or NumPy); return it as a bool."""
+    if type(value).__name__ not in ("bool", "bool_"):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def string(name: str, value, *, empty: bool = False) -> str:
+    """Check that `value` is a str (non-empty unless `empty`); return it."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a string, got {value!r}")
+    if not empty and not value.strip():
+        raise ValueError(f"{name} must be a non-empty string, got {value!r}")
+    return value
+
+
+def choice(name: str, value, allowed: Iterable):
+    """Check that `value` is one of `allowed`; return it."""
+    allowed = tuple(allowed)
+    try:
+        ok = value in allowed
+    except TypeError:  # an unhashable value against a dict's keys, say
+        ok = False
+    if not ok:
+        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+    return value
+
+
+def instance(name: str, value, kinds: type | tuple[type, ...], what: str | None = None):
+    """Check that `value` is an instance of `kinds`; return it. `what` names the allowed kind in the message."""
+    if not isinstance(value, kinds):
+        if what is None:
+            what = " or ".join(k.__name__ for k in (kinds if isinstance(kinds, tuple) else (kinds,)))
+        raise TypeError(f"{name} must be {what}, got {value!r}")
+    return value
+
+
+def callable_(name: str, value) -> Callable:
+    """Check that `value` can be called; return it."""
+    if not callable(value):
+        raise TypeError(f"{name} must be callable, got {value!r}")
+    return value
