@@ -81,6 +81,10 @@ class Result:
             "figure_png": self.figure_png,
         }
 
+    def __repr__(self) -> str:
+        e = self.evaluation
+        return f"{e.claim.id}: {e.verdict} (measured {show(e.claim, e.estimate)}; rule {e.claim.rule.text})"
+
     def _repr_markdown_(self) -> str:
         return _table([self.row()], with_notes=True)
 
@@ -91,7 +95,7 @@ def _current_cell() -> int | None:
     except ImportError:
         return None
     shell = get_ipython()
-    return None if shell is None else shell.execution_count
+    return None if shell is None else shell.execution_count - 1  # IPython counts the running cell already
 
 
 def _png(figure) -> str:
@@ -229,8 +233,7 @@ th{background:#f3f3f3}.v-reproduced{background:#d9f2d9}.v-exceeds{background:#ff
 small{color:#555}"""
 
 
-def _vclass(verdict: str) -> str:
-    return "v-" + verdict.split()[-1] if verdict != "exceeds paper" else "v-exceeds"
+_VCLASS = dict(zip(STATUSES, ("v-reproduced", "v-exceeds", "v-partly", "v-not", "v-comparable", "v-checked"), strict=True))
 
 
 def render_html(rows: list[dict], backend: str, problems: list[str], notebooks: dict[str, str]) -> str:
@@ -261,7 +264,7 @@ def render_html(rows: list[dict], backend: str, problems: list[str], notebooks: 
                 + "<br>".join(e(n) for n in notes if n) + f"</small>{figure}</td>"
                 f"<td>{e(r['paper_value'])}<br><small>{e(r['source'])}</small></td>"
                 f"<td>{e(r['measured_text'] + unit)}</td><td>{e(r['rule'])}</td>"
-                f"<td class='{_vclass(r['verdict'])}'>{e(r['verdict'])}</td></tr>"
+                f"<td class='{_VCLASS[r['verdict']]}'>{e(r['verdict'])}</td></tr>"
             )
         out.append("</table>")
     return "\n".join(out) + "\n</body></html>\n"

@@ -1,0 +1,73 @@
+"""The shared argument checks: wrong kind -> TypeError, out of range -> ValueError, messages name all three."""
+
+import math
+
+import numpy as np
+import pytest
+
+from mlsys_core import validate as V
+
+
+@pytest.mark.parametrize("value", [3, np.int64(3), np.int8(3)])
+def test_integer_accepts_python_and_numpy_ints_and_returns_int(value):
+    out = V.integer("workers", value, 1, 8)
+    assert out == 3 and type(out) is int
+
+
+@pytest.mark.parametrize("value", [True, 3.0, "3", None, np.float64(3.0)])
+def test_integer_refuses_other_kinds(value):
+    with pytest.raises(TypeError, match=r"workers must be an int, got"):
+        V.integer("workers", value, 1)
+
+
+@pytest.mark.parametrize(
+    "kw, match",
+    [({"value": 0, "low": 1}, r"workers must be >= 1, got 0"),
+     ({"value": 9, "low": 1, "high": 8}, r"workers must be in \[1, 8\], got 9"),
+     ({"value": 9, "high": 8}, r"workers must be <= 8, got 9")],
+)
+def test_integer_range_messages(kw, match):
+    with pytest.raises(ValueError, match=match):
+        V.integer("workers", **kw)
+
+
+def test_number_open_ends_nan_and_inf():
+    assert V.number("x", np.float32(0.5), 0, 1) == 0.5
+    with pytest.raises(ValueError, match=r"x must be in \(0, 1\], got 0"):
+        V.number("x", 0, 0, 1, low_open=True)
+    with pytest.raises(ValueError, match=r"x must be < 1, got 1"):
+        V.number("x", 1, high=1, high_open=True)
+    with pytest.raises(ValueError, match="x must be finite"):
+        V.number("x", math.nan)
+    with pytest.raises(ValueError, match="x must be finite"):
+        V.number("x", math.inf)
+    assert V.number("x", math.inf, 0, allow_inf=True) == math.inf
+    with pytest.raises(TypeError, match="x must be a number"):
+        V.number("x", True)
+
+
+def test_positive_and_probability():
+    assert V.positive("bandwidth_gbps", 0.1) == 0.1
+    with pytest.raises(ValueError, match="bandwidth_gbps must be > 0"):
+        V.positive("bandwidth_gbps", 0)
+    assert V.probability("p", 1) == 1
+    with pytest.raises(ValueError, match=r"p must be in \[0, 1\)"):
+        V.probability("p", 1, open_high=True)
+
+
+def test_boolean_string_choice_instance_callable():
+    assert V.boolean("flag", np.bool_(True)) is True
+    with pytest.raises(TypeError, match="flag must be True or False, got 1"):
+        V.boolean("flag", 1)
+    assert V.string("name", "a") == "a"
+    with pytest.raises(ValueError, match="name must be a non-empty string"):
+        V.string("name", "  ")
+    assert V.string("name", "", empty=True) == ""
+    with pytest.raises(ValueError, match=r"mode must be one of \('infer', 'train'\), got 'eval'"):
+        V.choice("mode", "eval", ("infer", "train"))
+    with pytest.raises(ValueError, match="mode must be one of"):
+        V.choice("mode", ["unhashable"], {"infer": 1})
+    with pytest.raises(TypeError, match="cfg must be dict or list, got 3"):
+        V.instance("cfg", 3, (dict, list))
+    with pytest.raises(TypeError, match="loss_fn must be callable"):
+        V.callable_("loss_fn", 3)
