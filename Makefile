@@ -13,10 +13,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	touch $(STAMP)
 
-reproduce: $(STAMP)  ## run every notebook headless and write build/report.md
+reproduce: $(STAMP)  ## run every notebook headless; write build/report.md, report.html, claims.json
 	$(BIN)/python -m mlsys_core.report notebooks --out build
 
-test: $(STAMP)  ## unit tests, then the notebooks under nbval
+test: $(STAMP)  ## lint, unit tests, then the notebooks under nbval
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg
 
 lab: $(STAMP)  ## JupyterLab on the notebooks

@@ -17,6 +17,8 @@ import subprocess
 import sys
 from collections.abc import Sequence
 
+from mlsys_core import validate
+
 # Set by `launch()` in each child process; read by `setup()`.
 ENV_COORDINATOR = "MLSYS_COORDINATOR"
 ENV_NUM_PROCESSES = "MLSYS_NUM_PROCESSES"
@@ -48,14 +50,6 @@ def _backend_started() -> bool:
     return xla_bridge.backends_are_initialized()
 
 
-def _check_cpu_devices(cpu_devices: object) -> int:
-    if isinstance(cpu_devices, bool) or not isinstance(cpu_devices, int):
-        raise TypeError(f"cpu_devices must be an int >= 1, got {cpu_devices!r}")
-    if cpu_devices < 1:
-        raise ValueError(f"cpu_devices must be >= 1, got {cpu_devices}")
-    return cpu_devices
-
-
 def setup(cpu_devices: int = 8) -> None:
     """Configure JAX before it starts: real TPU/GPU chips if present, else `cpu_devices` CPU devices.
 
@@ -63,7 +57,7 @@ def setup(cpu_devices: int = 8) -> None:
     `RuntimeError`: the device count is fixed for the life of the process (restart the kernel).
     Inside a process started by `launch()`, it also joins the `jax.distributed` runtime.
     """
-    cpu_devices = _check_cpu_devices(cpu_devices)
+    cpu_devices = validate.integer("cpu_devices", cpu_devices, 1)
     import jax
 
     if _backend_started():
@@ -116,9 +110,8 @@ def launch(
     talk over loopback with gloo collectives, so this needs no accelerator. A child that fails makes
     the whole launch raise `RuntimeError` carrying its stderr.
     """
-    if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:
-        raise ValueError(f"processes must be an int >= 1, got {processes!r}")
-    _check_cpu_devices(cpu_devices)
+    validate.integer("processes", processes, 1)
+    validate.integer("cpu_devices", cpu_devices, 1)
     address = f"127.0.0.1:{free_port()}"
     children = []
     for pid in range(processes):

@@ -233,7 +233,7 @@ th{background:#f3f3f3}.v-reproduced{background:#d9f2d9}.v-exceeds{background:#ff
 small{color:#555}"""
 
 
-_VCLASS = dict(zip(STATUSES, ("v-reproduced", "v-exceeds", "v-partly", "v-not", "v-comparable", "v-checked"), strict=True))
+_VCLASS = dict(zip(STATUSES, ("v-reproduced", "v-exceeds", "v-partly", "v-not", "v-comparable", "v-checked")))
 
 
 def render_html(rows: list[dict], backend: str, problems: list[str], notebooks: dict[str, str]) -> str:
@@ -258,7 +258,8 @@ def render_html(rows: list[dict], backend: str, problems: list[str], notebooks: 
             notes = [r["holds_over"], r["details"], "Assumes: " + ("; ".join(r["assumptions"]) or "nothing chosen")]
             if r["notebook"]:
                 notes.append(f"{r['notebook']}, cell [{r['cell']}]")
-            figure = f"<img alt='{e(r['id'])}' src='data:image/png;base64,{r['figure_png']}'>" if r["figure_png"] else ""
+            png = r["figure_png"]
+            figure = f"<img alt='{e(r['id'])}' src='data:image/png;base64,{png}'>" if png else ""
             out.append(
                 f"<tr><td><b>{e(r['statement'])}</b><br><small>{e(r['id'])}<br>"
                 + "<br>".join(e(n) for n in notes if n) + f"</small>{figure}</td>"

@@ -101,9 +101,9 @@ def test_launch_reports_a_failing_child():
         backend.launch(["-c", "1/0"], processes=2)
 
 
-@pytest.mark.parametrize("bad", [0, -1, 1.5])
-def test_launch_rejects_bad_process_count(bad):
-    with pytest.raises(ValueError, match="processes"):
+@pytest.mark.parametrize("bad, error", [(0, ValueError), (-1, ValueError), (1.5, TypeError)])
+def test_launch_rejects_bad_process_count(bad, error):
+    with pytest.raises(error, match="processes must be"):
         backend.launch(["-c", "pass"], processes=bad)
 
 

@@ -43,3 +43,35 @@ def test_small_and_free_of_machine_paths(notebook):
     text = path.read_text()
     assert path.stat().st_size < 2_000_000
     assert not re.search(r"/(work|root|home|tmp)/", text)
+
+
+CHECK_CALL = re.compile(r"""report\.check\(\s*["']([a-z0-9_.]+)["']""")
+
+
+def _code(nb) -> str:
+    return "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+
+
+def test_no_notebook_chooses_a_verdict(notebook):
+    path, nb = notebook
+    code = _code(nb)
+    assert "report.record(" not in code, f"{path.name} records a claim by hand; use report.check"
+    assert not re.search(r"verdict\s*=", code), f"{path.name} passes a verdict; the claim's rule decides"
+    for verdict in ("reproduced", "not comparable"):
+        assert not re.search(rf"""["'](partly |not )?{verdict}["']""", code), f"{path.name} spells out a verdict"
+
+
+def test_every_declared_claim_is_checked_by_exactly_one_cell():
+    from mlsys_core import claims
+
+    where: dict[str, list[str]] = {}
+    for path in NOTEBOOKS:
+        for i, cell in enumerate(nbformat.read(path, as_version=4).cells):
+            if cell.cell_type == "code":
+                for claim_id in CHECK_CALL.findall(cell.source):
+                    where.setdefault(claim_id, []).append(f"{path.name} cell {i}")
+    assert set(where) == set(claims.REGISTRY), {
+        "checked but not declared": sorted(set(where) - set(claims.REGISTRY)),
+        "declared but never checked": sorted(set(claims.REGISTRY) - set(where)),
+    }
+    assert {k: v for k, v in where.items() if len(v) > 1} == {}

@@ -115,9 +115,8 @@ def between(low: float, high: float, *, partly: tuple[float, float]) -> Bands:
     """Reproduced in [low, high]; partly in [partly[0], partly[1]]; not reproduced outside."""
     _ordered("between(partly[0], low, high, partly[1])", partly[0], low, high, partly[1])
     verdicts = (NOT_REPRODUCED, PARTLY, REPRODUCED, PARTLY, NOT_REPRODUCED)
-    return Bands(
-        (partly[0], low, high, partly[1]), verdicts, f"in [{low:g}, {high:g}] (partly in [{partly[0]:g}, {partly[1]:g}])"
-    )
+    text = f"in [{low:g}, {high:g}] (partly in [{partly[0]:g}, {partly[1]:g}])"
+    return Bands((partly[0], low, high, partly[1]), verdicts, text)
 
 
 def equal(value: float, *, atol: float, partly_atol: float) -> Bands:
