@@ -2,6 +2,7 @@
 
 import pathlib
 import re
+
 import tomllib
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent

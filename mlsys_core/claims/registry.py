@@ -82,7 +82,10 @@ class Claim:
             raise ValueError(f"{self.id}: seeds must be 0 (deterministic) or >= {MIN_SEEDS}, got {seeds}")
         if self.sweep is not None:
             validate.instance(f"{self.id}: sweep", self.sweep, Sweep)
-        format(1.0, self.fmt)
+        try:
+            format(1.0, self.fmt)
+        except (TypeError, ValueError):
+            raise ValueError(f"{self.id}: fmt must be a float format spec such as '.3g', got {self.fmt!r}") from None
 
 
 @dataclasses.dataclass(frozen=True)
