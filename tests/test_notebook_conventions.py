@@ -27,6 +27,7 @@ def test_first_cells_are_badge_colab_install_then_backend(notebook):
     code = [c.source for c in nb.cells if c.cell_type == "code"]
     assert 'if "google.colab" in sys.modules:' in code[0]
     assert '"jax=={jax.__version__}"' in code[0], "the Colab cell must keep Colab's own jax"
+    assert "import jaxlib" in code[0], "the Colab cell's %pip line reads jaxlib's version"
     assert "backend.setup(" in code[1]
 
 
