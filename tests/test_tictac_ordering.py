@@ -144,3 +144,7 @@ def test_bad_scheduler_and_oracle_inputs_are_rejected():
         ordering.tac(g, np.array([1.0, np.nan, 1.0]), np.ones(4))
     with pytest.raises(ValueError, match="workers"):
         ordering.schedule(g, "tic", workers=0)
+    with pytest.raises(TypeError, match="iterations must be an int, got 1.5"):
+        ordering.schedule(g, "tic", iterations=1.5)
+    with pytest.raises(ValueError, match=r"op_overhead_us must be >= 0, got -1.0"):
+        ordering.TimeOracle(op_overhead_us=-1.0)

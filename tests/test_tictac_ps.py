@@ -27,3 +27,12 @@ def test_bad_real_server_config_is_rejected():
         ps.PSConfig(model="gpt")
     with pytest.raises(ValueError, match="scheduler"):
         ps.run(ps.PSConfig(), schedulers=("fifo",))
+
+
+def test_real_server_config_checks_kinds():
+    with pytest.raises(TypeError, match="workers must be an int, got 2.5"):
+        ps.PSConfig(workers=2.5)
+    with pytest.raises(ValueError, match=r"warmup must be >= 0, got -1"):
+        ps.PSConfig(warmup=-1)
+    with pytest.raises(ValueError, match=r"bandwidth_gbps must be in \(0, 100\], got 200"):
+        ps.PSConfig(bandwidth_gbps=200)

@@ -92,3 +92,17 @@ def test_headroom_is_what_perfect_overlap_gains():
     res = simulate(g, np.array([[[0, 1]]]), cluster)
     # comm 2 ms, comp 1 ms: U = 3 ms, L = 2 ms, S = 0.5
     assert res.headroom[0, 0] == pytest.approx(0.5)
+
+
+def test_cluster_checks_kinds_and_ranges_through_the_shared_validator():
+    assert Cluster(workers=np.int64(3)).workers == 3  # NumPy ints are ints
+    with pytest.raises(TypeError, match=r"workers must be an int, got True"):
+        Cluster(workers=True)
+    with pytest.raises(TypeError, match=r"parallel_ops must be an int, got 2.0"):
+        Cluster(parallel_ops=2.0)
+    with pytest.raises(ValueError, match=r"jitter must be in \[0, 5\), got 5.0"):
+        Cluster(jitter=5.0)
+    with pytest.raises(TypeError, match="latency_us must be a number"):
+        Cluster(latency_us="50")
+    with pytest.raises(ValueError, match=r"gflops must be > 0, got -1.0"):
+        Cluster(gflops=-1.0)

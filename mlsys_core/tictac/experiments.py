@@ -1,7 +1,9 @@
 """The notebook's measurements as pure, seeded functions (each returns plain numbers / arrays).
 
 They combine `models`/`jaxgraph` (real graphs), `ordering` (TIC, TAC, baselines) and `simulate`
-(the parameter-server model); `plots` draws their results.
+(the parameter-server model); `plots` draws their results. The seed of a measurement seeds the
+random transfer orders and, where a cluster has `jitter`, the transfer-time noise; the functions that
+feed the claims registry take a tuple of `seeds` and return one value per seed.
 """
 
 from __future__ import annotations
@@ -12,9 +14,20 @@ import time
 
 import numpy as np
 
+from mlsys_core import validate
 from mlsys_core.tictac import jaxgraph, models, ordering
 from mlsys_core.tictac.graph import OpGraph
 from mlsys_core.tictac.simulate import Cluster, SimResult, simulate
+
+SEEDS = (0, 1, 2, 3, 4)
+CHAIN_MODELS = ("mlp", "cnn", "resnet")  # no parallel branches: each layer's parameters feed the next layer only
+
+
+def _seeds(seeds) -> tuple[int, ...]:
+    seeds = tuple(seeds)
+    if not seeds:
+        raise ValueError("seeds must hold at least one seed, got none")
+    return tuple(validate.integer("seeds", s, low=0) for s in seeds)
 
 
 @functools.lru_cache(maxsize=32)
@@ -93,22 +106,28 @@ def oracle_error(graph: OpGraph, cluster: Cluster, sigmas=(0.0, 0.25, 0.5, 1.0, 
 
 
 def heuristic_cost(blocks=(8, 32, 96), repeats: int = 3) -> dict[str, np.ndarray]:
-    """Wall time of TIC and TAC (best of `repeats`) on ResNet-style training graphs of growing depth."""
-    rows = {"recvs": [], "ops": [], "tic_s": [], "tac_s": []}
+    """Wall time of TIC and TAC on ResNet-style training graphs of growing depth: `tic_s`, `tac_s`
+    (best of `repeats`, per graph) and `tic_runs_s`, `tac_runs_s` (graphs, repeats), every run."""
+    validate.integer("repeats", repeats, low=1)
+    rows = {"recvs": [], "ops": [], "tic_runs_s": [], "tac_runs_s": []}
     oracle = Cluster().oracle()
     for depth in blocks:
         g = model_graph("resnet", "train", depth=depth, width=4, batch_size=4)
         t, c = oracle.recv_seconds(g), oracle.compute_seconds(g)
-        for key, fn in (("tic_s", lambda: ordering.tic(g)), ("tac_s", lambda: ordering.tac(g, t, c))):
-            best = np.inf
+        runners = (("tic_runs_s", functools.partial(ordering.tic, g)),
+                   ("tac_runs_s", functools.partial(ordering.tac, g, t, c)))
+        for key, fn in runners:
+            runs = []
             for _ in range(repeats):
                 start = time.perf_counter()
                 fn()
-                best = min(best, time.perf_counter() - start)
-            rows[key].append(best)
+                runs.append(time.perf_counter() - start)
+            rows[key].append(runs)
         rows["recvs"].append(g.n_recv)
         rows["ops"].append(g.n_compute)
-    return {k: np.asarray(v) for k, v in rows.items()}
+    out = {k: np.asarray(v) for k, v in rows.items()}
+    out["tic_s"], out["tac_s"] = out["tic_runs_s"].min(axis=1), out["tac_runs_s"].min(axis=1)
+    return out
 
 
 def alternatives(graph: OpGraph, cluster: Cluster, iterations: int = 20, seed: int = 0) -> dict[str, float]:
@@ -159,3 +178,147 @@ def timeline(model: str = "resnet", mode: str = "infer", bandwidth_gbps: float =
                     res.start[0, 0], res.finish[0, 0], float(res.iteration_time[0]), float(res.lower[0, 0]),
                     float(res.upper[0, 0]), float(res.efficiency[0, 0]),
                     float(rnd.iteration_time.mean() / res.iteration_time[0]))
+
+
+# --- measurements for the claims registry: one value per seed, over the assumption's range --------------
+
+
+@dataclasses.dataclass(frozen=True)
+class GainSweep:
+    """TAC's throughput over random order (`speedup`, (bandwidths, models, seeds)) for one `mode`, per
+    link bandwidth, bundled model and seed of the random orders."""
+
+    mode: str
+    bandwidth_gbps: np.ndarray
+    models: tuple[str, ...]
+    seeds: tuple[int, ...]
+    speedup: np.ndarray
+
+    @property
+    def best(self) -> np.ndarray:
+        """(bandwidths, seeds): the best model's speedup per seed — the paper's "up to" figure."""
+        return self.speedup.max(axis=1)
+
+
+def gain_sweep(mode: str, bandwidths_gbps=(0.3, 1.0, 3.0, 10.0), seeds=SEEDS, workers: int = 4,
+               gflops: float = 10.0, iterations: int = 20, model_names=models.MODELS) -> GainSweep:
+    """TAC over random order for every bundled model in `mode`, at each link bandwidth (the workers'
+    compute rate fixed at `gflops`, so the sweep moves the bandwidth/compute ratio), per seed."""
+    validate.choice("mode", mode, models.MODES)
+    seeds = _seeds(seeds)
+    out = np.empty((len(bandwidths_gbps), len(model_names), len(seeds)))
+    for b, bw in enumerate(bandwidths_gbps):
+        cluster = Cluster(workers=workers, bandwidth_gbps=bw, gflops=gflops)
+        for m, model in enumerate(model_names):
+            graph = model_graph(model, mode)
+            for k, seed in enumerate(seeds):
+                out[b, m, k] = speedup(compare(graph, cluster, ("random", "tac"), iterations, seed))["tac"]
+    return GainSweep(mode, np.asarray(bandwidths_gbps, dtype=float), tuple(model_names), seeds, out)
+
+
+@dataclasses.dataclass(frozen=True)
+class StragglerSweep:
+    """Mean straggler spread (slowest - fastest worker, seconds) under random order and TAC, per
+    transfer-noise level `jitter` and seed: `random_s`, `tac_s` (jitters, seeds)."""
+
+    jitter: np.ndarray
+    seeds: tuple[int, ...]
+    random_s: np.ndarray
+    tac_s: np.ndarray
+
+    @property
+    def relative(self) -> np.ndarray:
+        """(jitters, seeds): TAC's spread as a fraction of random order's (finite, 0 = no straggling)."""
+        return self.tac_s / self.random_s
+
+
+def straggler_sweep(graph: OpGraph, jitters=(0.1, 0.3, 0.5), seeds=SEEDS, workers: int = 4,
+                    bandwidth_gbps: float = 1.0, iterations: int = 50) -> StragglerSweep:
+    """Straggler spread of random order and TAC at each jitter and seed. Both schedulers see the same
+    noise: the seed draws one log-normal factor per (iteration, worker, transfer), applied to that
+    transfer whatever its place in the order, so the only difference between them is the order."""
+    seeds = _seeds(seeds)
+    rnd, tac = np.empty((len(jitters), len(seeds))), np.empty((len(jitters), len(seeds)))
+    for j, jitter in enumerate(jitters):
+        cluster = Cluster(workers=workers, bandwidth_gbps=bandwidth_gbps, jitter=jitter)
+        for k, seed in enumerate(seeds):
+            res = compare(graph, cluster, ("random", "tac"), iterations, seed)
+            rnd[j, k], tac[j, k] = res["random"].straggler.mean(), res["tac"].straggler.mean()
+    return StragglerSweep(np.asarray(jitters, dtype=float), seeds, rnd, tac)
+
+
+def workers_gain(graph: OpGraph, cluster: Cluster, workers=(1, 2, 4, 8, 16, 32, 64, 128), seeds=SEEDS,
+                 iterations: int = 20) -> np.ndarray:
+    """(seeds, len(workers)) TAC's speedup over random as more workers share the servers' links."""
+    seeds = _seeds(seeds)
+    out = np.empty((len(seeds), len(workers)))
+    for i, w in enumerate(workers):
+        c = dataclasses.replace(cluster, workers=w)
+        for k, seed in enumerate(seeds):
+            out[k, i] = speedup(compare(graph, c, ("random", "tac"), iterations, seed))["tac"]
+    return out
+
+
+def rise_and_fall(gains) -> np.ndarray:
+    """How far a curve (last axis) rises to its peak and falls after it: min(peak / first, peak / last) - 1.
+
+    0 when the peak sits at either end (a monotone curve), > 0 only when it rises and then falls.
+    """
+    gains = np.asarray(gains, dtype=float)
+    if gains.shape[-1] < 3:
+        raise ValueError(f"rise_and_fall needs >= 3 points per curve, got shape {gains.shape}")
+    peak = gains.max(axis=-1)
+    return np.minimum(peak / gains[..., 0], peak / gains[..., -1]) - 1.0
+
+
+def order_gap(rows: list[dict], scheduler: str, reference: str = "tac", model_names=models.MODELS) -> float:
+    """Largest relative throughput difference |scheduler / reference - 1| over `speedup_table` rows
+    of the given models (both are fixed orders, so the random baseline cancels: deterministic)."""
+    picked = [r for r in rows if r["model"] in model_names]
+    if not picked:
+        raise ValueError(f"model_names must name models in the rows, got {model_names!r}")
+    return float(max(abs(r[scheduler] / r[reference] - 1.0) for r in picked))
+
+
+@dataclasses.dataclass(frozen=True)
+class Efficiency:
+    """Scheduling efficiency E per graph (`graphs`) and seed: mean over workers and iterations of
+    random order (`random`, (graphs, seeds)) and TAC (`tac`, same shape); `samples` pools every
+    worker-iteration's E over the graphs at the first seed, per scheduler (for a histogram)."""
+
+    graphs: tuple[str, ...]
+    seeds: tuple[int, ...]
+    random: np.ndarray
+    tac: np.ndarray
+    samples: dict
+
+    @property
+    def gain(self) -> np.ndarray:
+        """(seeds,) how much TAC raises E over random order, averaged over the graphs."""
+        return (self.tac - self.random).mean(axis=0)
+
+
+def efficiency(cluster: Cluster, seeds=SEEDS, iterations: int = 20) -> Efficiency:
+    """Scheduling efficiency E of random order and TAC on every bundled model and mode."""
+    seeds = _seeds(seeds)
+    names, rnd, tac, samples = [], [], [], {"random": [], "tac": []}
+    for model in models.MODELS:
+        for mode in models.MODES:
+            graph = model_graph(model, mode)
+            names.append(graph.name)
+            per_seed = [compare(graph, cluster, ("random", "tac"), iterations, seed) for seed in seeds]
+            rnd.append([r["random"].efficiency.mean() for r in per_seed])
+            tac.append([r["tac"].efficiency.mean() for r in per_seed])
+            for name in samples:
+                samples[name].append(per_seed[0][name].efficiency.ravel())
+    return Efficiency(tuple(names), seeds, np.asarray(rnd), np.asarray(tac),
+                      {k: np.concatenate(v) for k, v in samples.items()})
+
+
+def interleaved_speedups(trials: dict, baseline: str = "random", scheduler: str = "tac") -> np.ndarray:
+    """Per-iteration ratios baseline time / scheduler time after warm-up, from a real-server run whose
+    schedulers took turns iteration by iteration (so each ratio compares runs made moments apart)."""
+    base, other = trials[baseline], trials[scheduler]
+    if base.warmup != other.warmup or base.iteration_s.shape != other.iteration_s.shape:
+        raise ValueError(f"{baseline} and {scheduler} trials must come from one interleaved run")
+    return base.iteration_s[base.warmup:] / other.iteration_s[other.warmup:]

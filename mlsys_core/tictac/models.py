@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from mlsys_core import validate
+
 MODELS = ("mlp", "cnn", "resnet", "inception")
 MODES = ("infer", "train")
 
@@ -52,11 +54,10 @@ def init(model: str, seed: int = 0, depth: int = 4, width: int = 16) -> dict:
     `depth`: hidden layers / conv layers / residual blocks / inception modules. NumPy, so that
     building a model compiles nothing.
     """
-
-    if model not in MODELS:
-        raise ValueError(f"model must be one of {MODELS}, got {model!r}")
-    if depth < 1 or width < 1:
-        raise ValueError(f"depth and width must be >= 1, got depth={depth}, width={width}")
+    validate.choice("model", model, MODELS)
+    validate.integer("depth", depth, low=1)
+    validate.integer("width", width, low=1)
+    validate.integer("seed", seed, low=0)
     rng = np.random.default_rng(seed)
     if model == "mlp":
         sizes = [64] + [16 * width] * depth
@@ -120,7 +121,7 @@ def apply(model: str, params: dict, x):
                         conv2d(pooled, m["pool_proj"]["w"])]
             h = relu(batch_norm(jnp.concatenate(branches, axis=-1), m["bn"]))
         return h.mean(axis=(1, 2)) @ params["head"]["w"] + params["head"]["b"]
-    raise ValueError(f"model must be one of {MODELS}, got {model!r}")
+    validate.choice("model", model, MODELS)  # raises: every model returned above
 
 
 def loss(model: str, params: dict, x, y):
@@ -137,8 +138,7 @@ def batch(batch_size: int = 32, seed: int = 0):
     from mlsys_core.data import load_digits
 
     x, y = load_digits()
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or not 1 <= batch_size <= len(x):
-        raise ValueError(f"batch_size must be an int in 1..{len(x)}, got {batch_size!r}")
+    validate.integer("batch_size", batch_size, 1, len(x))
     idx = np.random.default_rng(seed).choice(len(x), size=batch_size, replace=False)
     return x[idx].reshape(-1, 8, 8, 1), y[idx]
 
@@ -150,8 +150,7 @@ def program(model: str, mode: str = "infer", seed: int = 0, depth: int = 4, widt
 
     import jax
 
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    validate.choice("mode", mode, MODES)
     params = init(model, seed=seed, depth=depth, width=width)
     x, y = batch(batch_size, seed)
     if mode == "infer":

@@ -20,6 +20,7 @@ import dataclasses
 import numba
 import numpy as np
 
+from mlsys_core import validate
 from mlsys_core.tictac.graph import OpGraph, popcount
 
 SCHEDULERS = ("random", "layer", "reverse", "tic", "tac")
@@ -36,13 +37,9 @@ class TimeOracle:
 
     def __post_init__(self):
         for name in ("bandwidth_gbps", "gflops"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and np.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+            validate.positive(name, getattr(self, name))
         for name in ("latency_us", "op_overhead_us"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and np.isfinite(value) and value >= 0):
-                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+            validate.number(name, getattr(self, name), 0.0)
 
     def recv_seconds(self, graph: OpGraph, share: int = 1) -> np.ndarray:
         """(n_recv,) seconds per transfer when `share` flows split the link equally."""
@@ -299,11 +296,10 @@ def schedule(graph: OpGraph, scheduler: str, oracle: TimeOracle | None = None, w
     times at the per-worker bandwidth share, unless `recv_seconds` / `compute_seconds` are given
     (e.g. a perturbed or measured oracle).
     """
-    if scheduler not in SCHEDULERS:
-        raise ValueError(f"scheduler must be one of {SCHEDULERS}, got {scheduler!r}")
-    for name, value in (("workers", workers), ("iterations", iterations)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+    validate.choice("scheduler", scheduler, SCHEDULERS)
+    validate.integer("workers", workers, low=1)
+    validate.integer("iterations", iterations, low=1)
+    validate.integer("seed", seed, low=0)
     if scheduler == "random":
         rng = np.random.default_rng(seed)
         keys = rng.random((iterations, workers, graph.n_recv))

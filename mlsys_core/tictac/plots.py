@@ -128,3 +128,35 @@ def bars(values: dict, ylabel: str):
     ax.invert_yaxis()
     ax.set_xlabel(ylabel)
     return _done(fig)
+
+
+def gain_sweep(sweeps, paper: dict | None = None):
+    """The best model's throughput over random order against link bandwidth, one line per
+    `experiments.GainSweep` (mean over seeds, bars from the lowest to the highest seed), and the
+    paper's "up to" figure per mode (`paper`: {mode: ratio}) as a dotted line."""
+    fig, ax = viz.figure()
+    for s in sweeps:
+        best = s.best
+        mean = best.mean(axis=1)
+        line = ax.errorbar(s.bandwidth_gbps, mean, yerr=[mean - best.min(axis=1), best.max(axis=1) - mean],
+                           marker="o", capsize=3, label=f"{s.mode}, TAC (best model, {best.shape[1]} seeds)")
+        if paper and s.mode in paper:
+            ax.axhline(paper[s.mode], color=line[0].get_color(), ls=":", lw=1,
+                       label=f"{s.mode}, paper: up to {paper[s.mode]:.3f}x")
+    ax.axhline(1.0, color="k", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_xlabel("link bandwidth (Gbit/s), 10 GFLOP/s per worker")
+    ax.set_ylabel("throughput / random order")
+    ax.legend(fontsize=7)
+    return _done(fig)
+
+
+def straggler_sweep(sweep):
+    """Straggler spread (ms) of random order and TAC against transfer jitter (mean over seeds)."""
+    fig, ax = viz.figure()
+    for name, spread in (("random", sweep.random_s), ("tac", sweep.tac_s)):
+        ax.plot(sweep.jitter, 1e3 * spread.mean(axis=1), marker="o", label=name)
+    ax.set_xlabel("transfer-time jitter (log-normal sigma)")
+    ax.set_ylabel("slowest - fastest worker (ms)")
+    ax.legend(fontsize=8)
+    return _done(fig)

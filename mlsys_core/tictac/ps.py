@@ -28,6 +28,8 @@ import zlib
 
 import numpy as np
 
+from mlsys_core import validate
+
 HEADER = struct.Struct("!BIIQI")  # kind, iteration, param index, payload bytes, crc32
 REPORT = struct.Struct("!IIdd")  # iteration, bad crcs, worker seconds, output sum
 BEGIN, PARAM, STOP = 1, 2, 3
@@ -53,20 +55,14 @@ class PSConfig:
     def __post_init__(self):
         from mlsys_core.tictac.models import MODELS, MODES
 
-        if self.model not in MODELS:
-            raise ValueError(f"model must be one of {MODELS}, got {self.model!r}")
-        if self.mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        validate.choice("model", self.model, MODELS)
+        validate.choice("mode", self.mode, MODES)
         for name in ("workers", "iterations", "depth", "width", "batch_size", "chunk_bytes"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-        if isinstance(self.warmup, bool) or not isinstance(self.warmup, int) or self.warmup < 0:
-            raise ValueError(f"warmup must be an int >= 0, got {self.warmup!r}")
-        if not (isinstance(self.bandwidth_gbps, (int, float)) and 0 < self.bandwidth_gbps <= 100):
-            raise ValueError(f"bandwidth_gbps must be in (0, 100], got {self.bandwidth_gbps!r}")
-        if not (isinstance(self.timeout_s, (int, float)) and self.timeout_s > 0):
-            raise ValueError(f"timeout_s must be > 0, got {self.timeout_s!r}")
+            validate.integer(name, getattr(self, name), low=1)
+        validate.integer("warmup", self.warmup, low=0)
+        validate.integer("seed", self.seed, low=0)
+        validate.number("bandwidth_gbps", self.bandwidth_gbps, 0.0, 100.0, low_open=True)
+        validate.positive("timeout_s", self.timeout_s)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -172,7 +168,7 @@ def worker_main(config: PSConfig, port: int, worker_id: int) -> None:
         values, missing, ready = dict(data), needs.copy(), list(no_wait)
         order, bad, done = [], 0, 0
 
-        def arrived(var):
+        def arrived(var, missing=missing, ready=ready):
             for i in consumers.get(var, ()):
                 missing[i] -= 1
                 if missing[i] == 0:
@@ -238,8 +234,7 @@ def run(config: PSConfig, schedulers=("random", "tic", "tac")) -> dict[str, Tria
     from mlsys_core.tictac import jaxgraph, ordering
 
     for name in schedulers:
-        if name not in ordering.SCHEDULERS:
-            raise ValueError(f"scheduler must be one of {ordering.SCHEDULERS}, got {name!r}")
+        validate.choice("scheduler", name, ordering.SCHEDULERS)
     fn, params, inputs, program = _program(config)
     graph = jaxgraph.to_graph(program)
     reference = float(sum(np.asarray(o, dtype=np.float64).sum()

@@ -16,6 +16,7 @@ import dataclasses
 import numba
 import numpy as np
 
+from mlsys_core import validate
 from mlsys_core.tictac.graph import OpGraph
 from mlsys_core.tictac.ordering import TimeOracle
 
@@ -37,11 +38,8 @@ class Cluster:
 
     def __post_init__(self):
         for name in ("workers", "parameter_servers", "parallel_ops"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-        if not (isinstance(self.jitter, (int, float)) and 0 <= self.jitter < 5):
-            raise ValueError(f"jitter must be a number in [0, 5), got {self.jitter!r}")
+            validate.integer(name, getattr(self, name), low=1)
+        validate.number("jitter", self.jitter, 0.0, 5.0, high_open=True)
         self.oracle()  # validates bandwidth, rates and latencies
 
     def oracle(self) -> TimeOracle:
@@ -244,8 +242,8 @@ def simulate(graph: OpGraph, orders: np.ndarray, cluster: Cluster, seed: int = 0
     With `pipelined`, transfers of the next iteration stream while this one computes (the survey's
     alternative); times are then per-iteration differences of absolute finish times.
     """
-    if executor not in EXECUTORS:
-        raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
+    validate.choice("executor", executor, EXECUTORS)
+    validate.boolean("pipelined", pipelined)
     arrival = arrivals(graph, orders, cluster, seed, pipelined)
     op_time = cluster.oracle().compute_seconds(graph)
     ptr, idx = graph.succs
