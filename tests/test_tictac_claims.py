@@ -64,3 +64,12 @@ def test_timing_claims_take_repeats_and_their_spread_decides():
         verdict("tictac.real_ps_gain", 1.4)
     assert verdict("tictac.heuristic_cost", seeds(0.005, 0.0005)) == "not reproduced"
     assert verdict("tictac.heuristic_cost", seeds(10.0, 0.5)) == "reproduced"
+
+
+def test_the_experiments_measure_over_the_ranges_the_claims_declare():
+    from mlsys_core.tictac import experiments
+
+    for claim_id in ("tictac.inference_gain", "tictac.training_gain"):
+        assert claims.get(claim_id).sweep.values == experiments.BANDWIDTHS_GBPS
+    assert claims.get("tictac.straggler_spread").sweep.values == experiments.JITTERS
+    assert len(experiments.SEEDS) >= max(claims.get(i).seeds for i in IDS)

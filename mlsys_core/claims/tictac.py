@@ -75,7 +75,7 @@ CLAIMS: tuple[Claim, ...] = (
         statement="TicTac's gain first rises, then falls as more workers share the parameter servers",
         paper_value="rises, then falls (2-16 workers)",
         source="unconfirmed secondary source: PAPERS.md",
-        unit="min(peak / first, peak / last) - 1 of TAC's gain over 1-128 workers",
+        unit="rise to and fall from the peak of TAC's gain over 1-128 workers, min(peak/first, peak/last) - 1",
         rule=direction(1, min_effect=0.05),
         assumptions=(
             "simulated PS, ResNet-style inference, 1 Gbit/s shared by all workers, 10 GFLOP/s per worker",
@@ -90,7 +90,7 @@ CLAIMS: tuple[Claim, ...] = (
         statement="Timing-independent TIC orders transfers about as well as timing-aware TAC",
         paper_value="about as good",
         source="unconfirmed secondary source: PAPERS.md",
-        unit="largest |TIC / TAC throughput - 1| over 8 graphs",
+        unit="largest relative throughput gap, TIC vs TAC, over 8 graphs",
         rule=at_most(0.05, partly=0.15),
         assumptions=(
             _SIM + ", 1 Gbit/s, 10 GFLOP/s",
@@ -105,7 +105,7 @@ CLAIMS: tuple[Claim, ...] = (
         "of P3/ByteScheduler orders transfers as well as TAC",
         paper_value="not stated by the paper; the suite's observation (layer priority as in P3, ByteScheduler)",
         source="suite: notebook 04, related work in PAPERS.md",
-        unit="largest |layer / TAC throughput - 1| over 6 graphs",
+        unit="largest relative throughput gap, layer vs TAC, over 6 graphs",
         rule=at_most(0.01, partly=0.05),
         assumptions=(
             _SIM + ", 1 Gbit/s, 10 GFLOP/s",

@@ -20,6 +20,8 @@ from mlsys_core.tictac.graph import OpGraph
 from mlsys_core.tictac.simulate import Cluster, SimResult, simulate
 
 SEEDS = (0, 1, 2, 3, 4)
+BANDWIDTHS_GBPS = (0.3, 1.0, 3.0, 10.0)  # the link bandwidths the gain claims are measured over
+JITTERS = (0.1, 0.3, 0.5)  # the transfer-noise levels the straggler claim is measured over
 CHAIN_MODELS = ("mlp", "cnn", "resnet")  # no parallel branches: each layer's parameters feed the next layer only
 
 
@@ -200,7 +202,7 @@ class GainSweep:
         return self.speedup.max(axis=1)
 
 
-def gain_sweep(mode: str, bandwidths_gbps=(0.3, 1.0, 3.0, 10.0), seeds=SEEDS, workers: int = 4,
+def gain_sweep(mode: str, bandwidths_gbps=BANDWIDTHS_GBPS, seeds=SEEDS, workers: int = 4,
                gflops: float = 10.0, iterations: int = 20, model_names=models.MODELS) -> GainSweep:
     """TAC over random order for every bundled model in `mode`, at each link bandwidth (the workers'
     compute rate fixed at `gflops`, so the sweep moves the bandwidth/compute ratio), per seed."""
@@ -232,7 +234,7 @@ class StragglerSweep:
         return self.tac_s / self.random_s
 
 
-def straggler_sweep(graph: OpGraph, jitters=(0.1, 0.3, 0.5), seeds=SEEDS, workers: int = 4,
+def straggler_sweep(graph: OpGraph, jitters=JITTERS, seeds=SEEDS, workers: int = 4,
                     bandwidth_gbps: float = 1.0, iterations: int = 50) -> StragglerSweep:
     """Straggler spread of random order and TAC at each jitter and seed. Both schedulers see the same
     noise: the seed draws one log-normal factor per (iteration, worker, transfer), applied to that
