@@ -26,7 +26,8 @@ def main() -> None:
 
     from mlsys_core.sharding import experiments, models
 
-    print(backend.info(), f"(host load average {os.getloadavg()[0]:.1f}: other work on this machine slows every strategy)")
+    load = os.getloadavg()[0]
+    print(backend.info(), f"(host load average {load:.1f}: other work on this machine slows every strategy)")
     model = models.FFNStack(d_model=512, d_ff=2048, blocks=4)
     n_params = models.parameter_count(jax.eval_shape(model.init, jax.random.key(0)))
     print(f"model: FFNStack 4 x (512 x 2048), {n_params:,} parameters, Adam, global batch {args.batch}")
@@ -38,7 +39,8 @@ def main() -> None:
             f"{name:>10}: median {1e3 * t.median_s:8.1f} ms over {len(t.times_s)} steps "
             f"(min {1e3 * min(t.times_s):.1f}, max {1e3 * max(t.times_s):.1f}); per device: "
             f"params {m.params_bytes / 2**20:.1f} MiB, optimizer {m.opt_state_bytes / 2**20:.1f} MiB, "
-            f"grads {m.grad_bytes / 2**20:.1f} MiB; collectives (MiB) {({k: round(v / 2**20, 2) for k, v in comm.items()})}"
+            f"grads {m.grad_bytes / 2**20:.1f} MiB; "
+            f"collectives (MiB) {({k: round(v / 2**20, 2) for k, v in comm.items()})}"
         )
     ratio = memory["wus"].opt_state_bytes / memory["replicated"].opt_state_bytes
     print(

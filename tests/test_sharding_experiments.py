@@ -16,9 +16,9 @@ def test_digits_split_and_batches_are_seeded():
     again = experiments.epoch_batches(a[0], a[1], batch=500, steps=4, seed=1)
     assert all(np.array_equal(x, y) for (x, _), (y, _) in zip(batches, again))
     assert [len(x) for x, _ in experiments.epoch_batches(a[0], a[1], batch=3000, steps=2)] == [3000] * 2
-    with pytest.raises(ValueError, match="test_size must be an int in 1..1796, got 0"):
+    with pytest.raises(ValueError, match=r"test_size must be in \[1, 1796\], got 0"):
         experiments.digits_split(test_size=0)
-    with pytest.raises(ValueError, match="batch must be an int >= 1"):
+    with pytest.raises(ValueError, match="batch must be >= 1"):
         experiments.epoch_batches(a[0], a[1], batch=0, steps=1)
 
 
@@ -57,6 +57,104 @@ def test_time_interleaved_runs_every_step_and_threads_each_state():
     assert calls.count("a") == calls.count("b") == 4
 
 
-def test_calibrate_collectives_times_both_patterns():
-    out = experiments.calibrate_collectives(1000, devices=4, repeats=1)
-    assert set(out) == {"replicated", "wus"} and all(v > 0 for v in out.values())
+def test_timing_ratios_pair_the_repeats_of_one_round():
+    a, b = timing.StepTiming((2.0, 3.0, 8.0)), timing.StepTiming((1.0, 1.5, 2.0))
+    np.testing.assert_allclose(timing.ratios(a, b), [2.0, 2.0, 4.0])  # not the ratio of medians (2.0)
+    with pytest.raises(ValueError, match="same rounds"):
+        timing.ratios(a, timing.StepTiming((1.0,)))
+    with pytest.raises(TypeError, match="denominator"):
+        timing.ratios(a, [1.0, 2.0, 3.0])
+
+
+def test_calibrate_collectives_times_both_patterns_in_the_same_rounds():
+    out = experiments.calibrate_collectives(1000, devices=4, repeats=3)
+    assert set(out) == {"replicated", "wus"}
+    assert [len(t.times_s) for t in out.values()] == [3, 3]
+    assert timing.ratios(out["wus"], out["replicated"]).shape == (3,)
+    with pytest.raises(ValueError, match="n_params"):
+        experiments.calibrate_collectives(0, devices=4)
+
+
+def _profile(times: dict, devices: int = 8) -> experiments.StrategyProfile:
+    return experiments.StrategyProfile(devices, {}, {}, {k: timing.StepTiming(v) for k, v in times.items()})
+
+
+def test_strategy_profile_predicts_from_the_shared_host_model():
+    # fb 10 ms, update 5 ms, all-reduce 4 ms, RS+AG 6 ms on 8 devices sharing a host:
+    # replicated 10 + 8 * 5 + 4 = 54 ms, WUS 10 + 5 + 6 = 21 ms.
+    p = _profile({"replicated": (0.054, 0.108), "wus": (0.021, 0.027), "fsdp": (0.02, 0.02),
+                  "forward_backward": (0.010, 0.010), "update": (0.005, 0.005),
+                  "all_reduce": (0.004, 0.004), "reduce_scatter_all_gather": (0.006, 0.006)})
+    assert p.predicted_step_s["replicated"] == pytest.approx(0.054)
+    assert p.predicted_step_s["wus"] == pytest.approx(0.021)
+    np.testing.assert_allclose(p.measured_speedups, [54 / 21, 4.0])
+    np.testing.assert_allclose(p.measured_over_predicted, [1.0, 4.0 / (54 / 21)])
+    assert p.medians_ms["wus"] == pytest.approx(24.0)
+
+
+def test_profile_with_cost_model_times_every_run_in_each_round():
+    from mlsys_core.sharding import models
+
+    p = experiments.profile_with_cost_model(models.FFNStack(16, 64, 1), batch=8, devices=4, repeats=2)
+    assert set(p.timings) == {"replicated", "wus", "fsdp", *experiments.MODEL_TERMS}
+    assert {len(t.times_s) for t in p.timings.values()} == {2}
+    # Adam's moments: 1/4 of replicated under WUS (plus the replicated 4-byte step count)
+    assert p.memory["wus"].opt_state_bytes - 4 == (p.memory["replicated"].opt_state_bytes - 4) // 4
+    assert "reduce-scatter" in p.collective_bytes["wus"] and "reduce-scatter" not in p.collective_bytes["replicated"]
+    assert p.measured_over_predicted.shape == (2,) and np.isfinite(p.predicted_speedup)
+
+
+def test_strategy_agreement_finds_wus_equal_to_replicated_and_lamb_exact():
+    same = experiments.strategy_agreement("wus", "replicated", ("adam",), seeds=(0, 1), steps=3, devices=4)
+    assert same.max_diff.shape == (2, 1) and same.worst_per_seed.max() < 2e-5
+    exact = experiments.strategy_agreement("wus", "single", ("lamb", "lars"), seeds=(0,), steps=3, devices=4)
+    assert exact.optimizers == ("lamb", "lars") and exact.worst_per_seed[0] < 2e-5
+
+
+def test_strategy_agreement_detects_a_training_that_differs(monkeypatch):
+    """optax's own LAMB takes the shard's norm under WUS: the measurement must show the drift."""
+    import optax
+
+    from mlsys_core.sharding import optimizers
+
+    monkeypatch.setattr(optimizers, "make", lambda name, lr: optax.lamb(lr))
+    drift = experiments.strategy_agreement("wus", "single", ("lamb",), seeds=(0,), steps=3, devices=4)
+    assert drift.worst_per_seed[0] > 1e-3
+
+
+def test_strategy_agreement_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="baseline must be one of"):
+        experiments.strategy_agreement("wus", "zero3")
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        experiments.strategy_agreement("wus", "single", ("adagrad",))
+    with pytest.raises(ValueError, match="non-empty"):
+        experiments.strategy_agreement("wus", "single", seeds=())
+
+
+def test_bn_agreement_equals_global_bn_only_over_the_whole_group(monkeypatch):
+    from mlsys_core.sharding import spmd
+
+    full = experiments.bn_agreement(seeds=(0, 1), steps=3)
+    assert full.max_diff.shape == (2, 1) and full.worst_per_seed.max() < 2e-5
+    one_group = spmd.bn_mesh
+    monkeypatch.setattr(spmd, "bn_mesh", lambda replicas, g, devices=None: one_group(replicas, 1, devices))
+    local = experiments.bn_agreement(seeds=(0,), steps=3)  # statistics of 4 examples each: another model
+    assert local.worst_per_seed[0] > 1e-3
+
+
+def test_time_to_train_vs_link_follows_the_cost_model():
+    from mlsys_core.sharding import cost_model
+
+    links = (70.0, 150.0, 330.0)
+    bert = experiments.time_to_train_vs_link("BERT-large", links)
+    assert bert[0] == pytest.approx(cost_model.time_to_train_s(cost_model.BERT_LARGE, cost_model.TPU_V3, 4096))
+    assert np.all(np.diff(bert) < 0)  # a faster link only shortens the all-reduce
+    resnet = experiments.time_to_train_vs_link("ResNet-50", links)
+    # ResNet-50's gradient is 13x smaller than BERT's: the link matters far less to it
+    assert resnet[0] - resnet[-1] < 0.25 * (bert[0] - bert[-1])
+    curve = cost_model.scaling_curve(cost_model.RESNET50, cost_model.TPU_V3, [4096])
+    assert resnet[0] == pytest.approx(curve["wus_train_s"][0])
+    with pytest.raises(ValueError, match="link_gb_per_s"):
+        experiments.time_to_train_vs_link("ResNet-50", (0.0,))
+    with pytest.raises(ValueError, match="workload"):
+        experiments.time_to_train_vs_link("GPT-3")

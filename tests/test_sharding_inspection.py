@@ -17,7 +17,7 @@ HLO = """
   %ag-start = (f32[16]{0}, f32[128]{0}) all-gather-start(%d), channel_id=3, replica_groups={{0,1,2,3,4,5,6,7}}, dimensions={0}
   %ag-done = f32[128]{0} all-gather-done(%ag-start)
   %add.3 = f32[128]{0} add(%x, %y)
-"""
+"""  # noqa: E501 - HLO lines as XLA prints them
 
 
 def test_collectives_parses_tuples_async_and_iota_groups():
@@ -62,7 +62,8 @@ def test_wus_removes_the_update_share_and_compute_shrinks_with_chips():
 @given(chips=st.sampled_from([2, 4, 16, 64, 256, 1024, 4096]), nbytes=st.floats(1e3, 1e10))
 def test_torus_allreduce_never_slower_than_ring(chips, nbytes):
     chip = cost_model.TPU_V3
-    assert cost_model.allreduce_s(nbytes, chips, chip, "torus") <= cost_model.allreduce_s(nbytes, chips, chip, "ring") * (1 + 1e-12)
+    ring = cost_model.allreduce_s(nbytes, chips, chip, "ring")
+    assert cost_model.allreduce_s(nbytes, chips, chip, "torus") <= ring * (1 + 1e-12)
     assert cost_model.allreduce_s(nbytes, 1, chip) == 0.0
 
 
@@ -85,9 +86,9 @@ def test_cost_model_rejects_bad_inputs():
         cost_model.step_time(cost_model.RESNET50, cost_model.TPU_V3, 8, "fsdp")
     with pytest.raises(ValueError, match="topology"):
         cost_model.allreduce_s(1.0, 8, cost_model.TPU_V3, "mesh")
-    with pytest.raises(ValueError, match="chips must be an int >= 1, got 0"):
+    with pytest.raises(ValueError, match="chips must be >= 1, got 0"):
         cost_model.allreduce_s(1.0, 0, cost_model.TPU_V3)
-    with pytest.raises(ValueError, match="max_chips must be an int >= 16"):
+    with pytest.raises(ValueError, match="max_chips must be >= 16"):
         cost_model.explore_curve(max_chips=8)
     with pytest.raises(ValueError, match="workload"):
         cost_model.explore_curve("GPT")

@@ -14,5 +14,6 @@ def test_two_processes_of_four_devices_equal_one_of_eight():
         # gloo and the in-process CPU collectives may add in another order: f32 rounding only.
         np.testing.assert_allclose(r["losses"], single["losses"], rtol=1e-5)
         np.testing.assert_allclose(r["params_head"], single["params_head"], atol=1e-6)
-        np.testing.assert_allclose([r["param_sum"], r["param_sq"]], [single["param_sum"], single["param_sq"]], rtol=1e-5)
+        np.testing.assert_allclose([r["param_sum"], r["param_sq"]], [single["param_sum"], single["param_sq"]],
+                                   rtol=1e-5)
     assert single["losses"][-1] < single["losses"][0]

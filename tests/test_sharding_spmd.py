@@ -56,7 +56,8 @@ def test_weight_the_model_axis_cannot_divide_is_rejected():
     model = models.MLP((64, 30, 10))
     mp = spmd.ModelParallel(models.classifier_loss(model), optax.sgd(0.1), spmd.model_parallel_mesh(2, 4),
                             spmd.megatron_specs(model))
-    with pytest.raises(ValueError, match=r"weight \['layer_0'\]\['b'\] dimension 0 of size 30 .* \('model',\) of size 4"):
+    with pytest.raises(ValueError,
+                       match=r"weight \['layer_0'\]\['b'\] dimension 0 of size 30 .* \('model',\) of size 4"):
         mp.init(model.init(jax.random.key(0)))
 
 
@@ -74,7 +75,8 @@ def test_batch_norm_over_all_replicas_equals_one_device_and_small_groups_differ(
     ref, _ = strategies.reference_train(bn.loss(None), optax.adam(1e-2), p0, batches(digits, 5))
     diffs = {}
     for g in (1, 8):
-        trainer = strategies.Trainer(bn.loss("bn"), optax.adam(1e-2), spmd.bn_mesh(8, g), "wus", data_axes=("group", "bn"))
+        trainer = strategies.Trainer(bn.loss("bn"), optax.adam(1e-2), spmd.bn_mesh(8, g), "wus",
+                                     data_axes=("group", "bn"))
         state, _ = strategies.train(trainer, p0, batches(digits, 5))
         diffs[g] = max_diff(trainer.full_params(state), ref)
     assert diffs[8] < ATOL

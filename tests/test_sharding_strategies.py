@@ -31,7 +31,8 @@ def batches(steps=20, batch=16, seed=1):
 
 
 def max_diff(a, b):
-    return max(float(jnp.max(jnp.abs(jnp.asarray(u) - jnp.asarray(v)))) for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+    pairs = zip(jax.tree.leaves(a), jax.tree.leaves(b))
+    return max(float(jnp.max(jnp.abs(jnp.asarray(u) - jnp.asarray(v)))) for u, v in pairs)
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +48,8 @@ def reference(params0):
 
 
 def mesh_2x4():
-    return jax.sharding.Mesh(np.array(jax.devices()).reshape(2, 4), ("x", "y"), axis_types=(jax.sharding.AxisType.Auto,) * 2)
+    auto = (jax.sharding.AxisType.Auto,) * 2
+    return jax.sharding.Mesh(np.array(jax.devices()).reshape(2, 4), ("x", "y"), axis_types=auto)
 
 
 @pytest.mark.parametrize("mesh_size", [1, 2, 4, 8, "2x4"])
@@ -106,7 +108,8 @@ def test_memory_per_device_and_hlo_collectives_of_each_strategy():
         trainer = strategies.Trainer(loss, optax.adam(1e-3), strategies.data_mesh(8), name)
         state = trainer.init(p)
         mem[name] = inspection.memory_per_device(trainer, state)
-        kinds[name] = inspection.bytes_by_kind(inspection.collectives(trainer.lower(state, trainer.shard_batch(batch)).compile()))
+        compiled = trainer.lower(state, trainer.shard_batch(batch)).compile()
+        kinds[name] = inspection.bytes_by_kind(inspection.collectives(compiled))
     n_bytes = 4 * models.parameter_count(p)
     assert mem["replicated"].opt_state_bytes == 2 * n_bytes + 4  # Adam mu, nu (+ int32 count)
     assert mem["wus"].opt_state_bytes == mem["fsdp"].opt_state_bytes == 2 * n_bytes // 8 + 4
@@ -164,7 +167,7 @@ def test_bad_configuration_is_rejected():
         strategies.Trainer(LOSS, optax.sgd(0.1), mesh, "wus", data_axes=("model",))
     with pytest.raises(TypeError, match="optimizer"):
         strategies.Trainer(LOSS, "adam", mesh)
-    with pytest.raises(TypeError, match="loss_fn must be a callable"):
+    with pytest.raises(TypeError, match="loss_fn must be callable"):
         strategies.Trainer("mse", optax.sgd(0.1), mesh)
     with pytest.raises(ValueError, match="grad_dtype"):
         strategies.Trainer(LOSS, optax.sgd(0.1), mesh, grad_dtype=jnp.int32)

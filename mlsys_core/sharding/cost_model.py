@@ -13,21 +13,15 @@ from __future__ import annotations
 import dataclasses
 import math
 
-import numpy as np
+from mlsys_core import validate
 
 TOPOLOGIES = ("ring", "torus")
-
-
-def _check_chips(name: str, chips, minimum: int = 1) -> None:
-    if isinstance(chips, bool) or not isinstance(chips, (int, np.integer)) or chips < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {chips!r}")
+STRATEGIES = ("replicated", "wus")
 
 
 def _positive(obj, *names):
     for name in names:
-        value = getattr(obj, name)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-            raise ValueError(f"{name} must be a positive number, got {value!r}")
+        validate.positive(name, getattr(obj, name))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,9 +36,8 @@ class Chip:
     utilisation: float = 0.4  # achieved fraction of peak in the model's compute (assumed)
 
     def __post_init__(self):
-        _positive(self, "peak_flops", "hbm_bytes_per_s", "link_bytes_per_s", "link_latency_s", "utilisation")
-        if self.utilisation > 1:
-            raise ValueError(f"utilisation must be in (0, 1], got {self.utilisation}")
+        _positive(self, "peak_flops", "hbm_bytes_per_s", "link_bytes_per_s", "link_latency_s")
+        validate.number("utilisation", self.utilisation, 0.0, 1.0, low_open=True)
 
 
 # Peak bf16 FLOP/s and HBM bandwidth: Google's published TPU-v3 figures. Link bandwidth, hop latency
@@ -119,9 +112,8 @@ def allreduce_s(nbytes: float, chips: int, chip: Chip, topology: str = "torus") 
     n_x is the smallest divisor of n with n_x >= sqrt(n)): a ring along x, then along y on 1/n_x of
     the data: far fewer hops for the same bandwidth term.
     """
-    if topology not in TOPOLOGIES:
-        raise ValueError(f"topology must be one of {TOPOLOGIES}, got {topology!r}")
-    _check_chips("chips", chips)
+    validate.choice("topology", topology, TOPOLOGIES)
+    validate.integer("chips", chips, 1)
     if chips == 1:
         return 0.0
     bw, alpha = chip.link_bytes_per_s, chip.link_latency_s
@@ -135,17 +127,23 @@ def allreduce_s(nbytes: float, chips: int, chip: Chip, topology: str = "torus") 
     return t
 
 
-def step_time(workload: Workload, chip: Chip, chips: int, strategy: str = "replicated", topology: str = "torus") -> StepBreakdown:
+def step_time(workload: Workload, chip: Chip, chips: int, strategy: str = "replicated",
+              topology: str = "torus") -> StepBreakdown:
     """Per-step compute, all-reduce and weight-update seconds at `chips` chips (fixed global batch)."""
-    if strategy not in ("replicated", "wus"):
-        raise ValueError(f"strategy must be 'replicated' or 'wus', got {strategy!r}")
-    _check_chips("chips", chips)
+    validate.choice("strategy", strategy, STRATEGIES)
+    validate.integer("chips", chips, 1)
     compute = workload.train_flops_per_example * workload.global_batch / chips / (chip.peak_flops * chip.utilisation)
     comm = allreduce_s(workload.params * workload.grad_bytes_per_param, chips, chip, topology)
     update = workload.params * workload.update_bytes_per_param / chip.hbm_bytes_per_s
     if strategy == "wus":
         update /= chips
     return StepBreakdown(int(chips), compute, comm, update)
+
+
+def time_to_train_s(workload: Workload, chip: Chip, chips: int, strategy: str = "wus",
+                    topology: str = "torus") -> float:
+    """Seconds to train `workload` on `chips` chips: the step time (no overlap) times the steps."""
+    return step_time(workload, chip, chips, strategy, topology).total_s * workload.steps
 
 
 def scaling_curve(workload: Workload, chip: Chip, chips: list[int], topology: str = "torus") -> dict:
@@ -164,11 +162,9 @@ WORKLOADS = {"ResNet-50": RESNET50, "BERT-large": BERT_LARGE}
 def explore_curve(workload: str = "BERT-large", utilisation: float = 0.4, link_gb_per_s: float = 70.0,
                   grad_bits: int = 16, max_chips: int = 4096) -> dict:
     """`scaling_curve` over 16..max_chips for a named workload with TPU-v3 and the given assumptions."""
-    if workload not in WORKLOADS:
-        raise ValueError(f"workload must be one of {tuple(WORKLOADS)}, got {workload!r}")
-    if grad_bits not in (16, 32):
-        raise ValueError(f"grad_bits must be 16 or 32, got {grad_bits!r}")
-    _check_chips("max_chips", max_chips, minimum=16)
+    validate.choice("workload", workload, WORKLOADS)
+    validate.choice("grad_bits", grad_bits, (16, 32))
+    validate.integer("max_chips", max_chips, 16)
     chip = dataclasses.replace(TPU_V3, utilisation=utilisation, link_bytes_per_s=link_gb_per_s * 1e9)
     w = dataclasses.replace(WORKLOADS[workload], grad_bytes_per_param=grad_bits / 8)
     chips = [2**k for k in range(4, int(math.log2(max_chips)) + 1)]
@@ -185,7 +181,8 @@ def shared_host_step_s(compute_s: float, update_s: float, devices: int, strategy
     WUS/FSDP update is done once in 1/N pieces. `comm_s` is the strategy's measured collectives
     (all-reduce, or reduce-scatter + all-gather).
     """
-    if strategy not in ("replicated", "wus", "fsdp"):
-        raise ValueError(f"strategy must be 'replicated', 'wus' or 'fsdp', got {strategy!r}")
-    _check_chips("devices", devices)
+    validate.choice("strategy", strategy, ("replicated", "wus", "fsdp"))
+    validate.integer("devices", devices, 1)
+    for name, value in (("compute_s", compute_s), ("update_s", update_s), ("comm_s", comm_s)):
+        validate.number(name, value, 0.0)
     return compute_s + (devices if strategy == "replicated" else 1) * update_s + comm_s

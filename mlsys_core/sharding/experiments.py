@@ -14,16 +14,17 @@ import optax
 from jax import lax
 from jax.sharding import PartitionSpec as P
 
-from mlsys_core import data
+from mlsys_core import data, validate
 
-from . import inspection, models, optimizers, spmd, strategies, timing
+from . import cost_model, inspection, models, optimizers, spmd, strategies, timing
+
+SEEDS = (0, 1, 2, 3, 4)
 
 
 def digits_split(seed: int = 0, test_size: int = 360):
     """(x_train, y_train, x_test, y_test) from the UCI digits, split by a seeded permutation."""
     x, y = data.load_digits()
-    if isinstance(test_size, bool) or not isinstance(test_size, (int, np.integer)) or not 1 <= test_size < len(x):
-        raise ValueError(f"test_size must be an int in 1..{len(x) - 1}, got {test_size!r}")
+    validate.integer("test_size", test_size, 1, len(x) - 1)
     order = np.random.default_rng(seed).permutation(len(x))
     train, test = order[:-test_size], order[-test_size:]
     return x[train], y[train], x[test], y[test]
@@ -31,8 +32,8 @@ def digits_split(seed: int = 0, test_size: int = 360):
 
 def epoch_batches(x, y, batch: int, steps: int, seed: int = 0):
     """`steps` batches of `batch` examples, reshuffling each pass over (x, y) with `seed`."""
-    if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
-        raise ValueError(f"batch must be an int >= 1, got {batch!r}")
+    validate.integer("batch", batch, 1)
+    validate.integer("steps", steps, 1)
     rng = np.random.default_rng(seed)
     out, order = [], np.array([], dtype=np.int64)
     while len(out) < steps:
@@ -96,12 +97,9 @@ def max_param_diff(a, b) -> float:
     return max(float(jnp.max(jnp.abs(u - v))) for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
 
 
-def profile_strategies(model: models.FFNStack, batch: int = 64, devices: int = 8, repeats: int = 5, seed: int = 0) -> dict:
-    """Each strategy for `model` with Adam, compiled once: {strategy: (MemoryPerDevice, bytes by kind, StepTiming)}.
-
-    The strategies' steps are timed interleaved (`timing.time_interleaved`), so a busy moment on a
-    shared machine does not favour one of them.
-    """
+def _compiled_strategies(model: models.FFNStack, batch: int, devices: int, seed: int) -> tuple[dict, dict]:
+    """Each strategy's FFN step with Adam, compiled once: ({name: (MemoryPerDevice, bytes by kind)},
+    {name: (compiled step, state, placed batch)} ready for `timing.time_interleaved`)."""
     params = model.init(jax.random.key(seed))
     host_batch = models.regression_batch(jax.random.key(seed + 1), batch, model.d_model)
     runs, info = {}, {}
@@ -111,8 +109,84 @@ def profile_strategies(model: models.FFNStack, batch: int = 64, devices: int = 8
         info[name] = (inspection.memory_per_device(trainer, state, compiled),
                       inspection.bytes_by_kind(inspection.collectives(compiled)))
         runs[name] = (compiled, state, placed)
+    return info, runs
+
+
+def profile_strategies(model: models.FFNStack, batch: int = 64, devices: int = 8, repeats: int = 5,
+                       seed: int = 0) -> dict:
+    """Each strategy for `model` with Adam, compiled once: {strategy: (MemoryPerDevice, bytes by kind, StepTiming)}.
+
+    The strategies' steps are timed interleaved (`timing.time_interleaved`), so a busy moment on a
+    shared machine does not favour one of them.
+    """
+    info, runs = _compiled_strategies(model, batch, devices, seed)
     timings = timing.time_interleaved(runs, repeats=repeats)
     return {name: (*info[name], timings[name]) for name in strategies.STRATEGIES}
+
+
+# The cost model's terms, as run names in `StrategyProfile.timings` (beside the strategies' steps).
+MODEL_TERMS = ("forward_backward", "update", "all_reduce", "reduce_scatter_all_gather")
+
+
+@dataclasses.dataclass(frozen=True)
+class StrategyProfile:
+    """Each strategy's memory per device, collective bytes and step times, and the cost model's terms,
+    all timed in the same interleaved rounds (`timings`: one `StepTiming` per strategy and per
+    `MODEL_TERMS` entry; repeat i of every run comes from round i).
+
+    The terms: forward+backward over the whole batch and one full Adam update, each on one device;
+    the gradient's all-reduce and its reduce-scatter + all-gather on the mesh.
+    """
+
+    devices: int
+    memory: dict
+    collective_bytes: dict
+    timings: dict
+
+    @property
+    def medians_ms(self) -> dict[str, float]:
+        """Median milliseconds per step of each strategy."""
+        return {s: 1e3 * self.timings[s].median_s for s in strategies.STRATEGIES}
+
+    @property
+    def measured_speedups(self) -> np.ndarray:
+        """Per-round replicated / WUS step time."""
+        return timing.ratios(self.timings["replicated"], self.timings["wus"])
+
+    @property
+    def predicted_step_s(self) -> dict[str, float]:
+        """Seconds per step of replicated and WUS that `cost_model.shared_host_step_s` predicts from the
+        medians of the terms (all-reduce for replicated, reduce-scatter + all-gather for WUS)."""
+        fb, up, ar, rsag = (self.timings[t].median_s for t in MODEL_TERMS)
+        return {"replicated": cost_model.shared_host_step_s(fb, up, self.devices, "replicated", ar),
+                "wus": cost_model.shared_host_step_s(fb, up, self.devices, "wus", rsag)}
+
+    @property
+    def predicted_speedup(self) -> float:
+        """The cost model's replicated / WUS step time."""
+        step = self.predicted_step_s
+        return step["replicated"] / step["wus"]
+
+    @property
+    def measured_over_predicted(self) -> np.ndarray:
+        """Per-round measured speed-up over the model's (1 = the model is exact)."""
+        return self.measured_speedups / self.predicted_speedup
+
+
+def profile_with_cost_model(model: models.FFNStack, batch: int = 16, devices: int = 8, repeats: int = 9,
+                            seed: int = 0) -> StrategyProfile:
+    """Profile every strategy (as `profile_strategies`) and time the cost model's terms in the same rounds.
+
+    Assumes the mesh's devices share one host's cores (simulated CPU devices), which is what
+    `StrategyProfile.predicted_step_s` models: their work adds up rather than running side by side.
+    """
+    info, runs = _compiled_strategies(model, batch, devices, seed)
+    runs.update(_one_device_runs(model, batch, seed))
+    n_params = models.parameter_count(jax.eval_shape(model.init, jax.random.key(seed)))
+    collectives = _collective_runs(n_params, devices)
+    runs["all_reduce"], runs["reduce_scatter_all_gather"] = collectives["replicated"], collectives["wus"]
+    timings = timing.time_interleaved(runs, repeats=repeats)
+    return StrategyProfile(devices, {n: m for n, (m, _) in info.items()}, {n: c for n, (_, c) in info.items()}, timings)
 
 
 def time_mesh_shapes(shapes, width: int = 512, batch: int = 64, repeats: int = 5, seed: int = 0) -> dict:
@@ -128,7 +202,7 @@ def time_mesh_shapes(shapes, width: int = 512, batch: int = 64, repeats: int = 5
         step = mp.step_fn(opt)
         placed = mp.shard_batch((x[:batch], y[:batch]))
 
-        def run(state, b):
+        def run(state, b, step=step):
             p, opt = state
             p, opt, loss = step(p, opt, b)
             return (p, opt), loss
@@ -178,13 +252,15 @@ def bn_group_experiment(group_sizes=(1, 2, 4, 8), per_replica_batch: int = 4, st
         state, _ = strategies.train(trainer, params, batches)
         p = trainer.full_params(state)
         stats = bn.population_stats(p, x)
-        predict = lambda q, v: jnp.argmax(bn.apply(q, v, stats=stats), axis=1)  # noqa: E731
+        def predict(q, v, stats=stats):
+            return jnp.argmax(bn.apply(q, v, stats=stats), axis=1)
+
         out[g] = spmd.distributed_accuracy(predict, p, xt, yt, strategies.data_mesh(8))
     return out
 
 
-def calibrate_one_device(model: models.FFNStack, batch: int = 64, repeats: int = 5, seed: int = 0) -> tuple[float, float]:
-    """Median seconds on one device of (forward+backward over `batch`, one full Adam update)."""
+def _one_device_runs(model: models.FFNStack, batch: int, seed: int) -> dict:
+    """{"forward_backward", "update"}: (step, state, batch) runs on one device for `timing`."""
     params = model.init(jax.random.key(seed))
     host_batch = models.regression_batch(jax.random.key(seed + 1), batch, model.d_model)
     optimizer = optax.adam(1e-3)
@@ -196,17 +272,22 @@ def calibrate_one_device(model: models.FFNStack, batch: int = 64, repeats: int =
         updates, opt_state = optimizer.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state
 
-    fb, _ = timing.time_steps(lambda p, b: (p, grad_fn(p, b)), params, host_batch, repeats=repeats)
-    up, _ = timing.time_steps(lambda s, _: (update(*s), 0.0), (params, optimizer.init(params)), None, repeats=repeats)
-    return fb.median_s, up.median_s
+    return {
+        "forward_backward": (lambda p, b: (p, grad_fn(p, b)), params, host_batch),
+        "update": (lambda s, _: (update(*s), 0.0), (params, optimizer.init(params)), None),
+    }
 
 
-def calibrate_collectives(n_params: int, devices: int = 8, repeats: int = 5) -> dict:
-    """Median seconds of the gradient collectives for `n_params` float32 values on a `devices` mesh.
+def calibrate_one_device(model: models.FFNStack, batch: int = 64, repeats: int = 5,
+                         seed: int = 0) -> tuple[float, float]:
+    """Median seconds on one device of (forward+backward over `batch`, one full Adam update), interleaved."""
+    timings = timing.time_interleaved(_one_device_runs(model, batch, seed), repeats=repeats)
+    return timings["forward_backward"].median_s, timings["update"].median_s
 
-    {"replicated": all-reduce (psum), "wus": reduce-scatter + all-gather}: the communication terms
-    of the cost model, measured on this machine's mesh.
-    """
+
+def _collective_runs(n_params: int, devices: int) -> dict:
+    """{"replicated": all-reduce, "wus": reduce-scatter + all-gather} of `n_params` f32 as timing runs."""
+    validate.integer("n_params", n_params, 1)
     mesh = strategies.data_mesh(devices)
     n = -(-n_params // devices) * devices
     x = jax.device_put(jnp.ones((devices, n), jnp.float32), jax.NamedSharding(mesh, P("data")))
@@ -214,9 +295,115 @@ def calibrate_collectives(n_params: int, devices: int = 8, repeats: int = 5) -> 
         "replicated": lambda v: lax.psum(v[0], "data")[None],
         "wus": lambda v: lax.all_gather(lax.psum_scatter(v[0], "data", tiled=True), "data", tiled=True)[None],
     }
-    out = {}
+    runs = {}
     for name, body in programs.items():
         fn = jax.jit(jax.shard_map(body, mesh=mesh, in_specs=P("data"), out_specs=P("data")))
-        result, _ = timing.time_steps(lambda s, b: (s, fn(b)), None, x, repeats=repeats)
-        out[name] = result.median_s
-    return out
+        runs[name] = (lambda s, b, fn=fn: (s, fn(b)), None, x)
+    return runs
+
+
+def calibrate_collectives(n_params: int, devices: int = 8, repeats: int = 5) -> dict[str, timing.StepTiming]:
+    """The gradient collectives for `n_params` float32 values on a `devices` mesh, timed interleaved.
+
+    {"replicated": all-reduce (psum), "wus": reduce-scatter + all-gather}, each a `timing.StepTiming`
+    whose repeat i ran in the same round as the other's (`timing.time_interleaved`), so
+    `timing.ratios(out["wus"], out["replicated"])` compares the two patterns under the same load.
+    These are the communication terms of the cost model, measured on this machine's mesh.
+    """
+    return timing.time_interleaved(_collective_runs(n_params, devices), repeats=repeats)
+
+
+# ---- trainings that must agree, over seeds ------------------------------------------------------
+
+LEARNING_RATES = {"sgd": 0.1, "momentum": 0.05, "adam": 1e-2, "lamb": 1e-2, "lars": 1.0}
+BASELINES = ("single", *strategies.STRATEGIES)
+
+
+@dataclasses.dataclass(frozen=True)
+class Agreement:
+    """How far one training ends from another: `max_diff[i, j]` is the largest |parameter difference|
+    after training with seed `seeds[i]` and optimizer `optimizers[j]`."""
+
+    seeds: tuple[int, ...]
+    optimizers: tuple[str, ...]
+    max_diff: np.ndarray
+
+    @property
+    def worst_per_seed(self) -> np.ndarray:
+        """The largest difference of each seed over the optimizers: shape (len(seeds),)."""
+        return self.max_diff.max(axis=1)
+
+
+def _digits_run(seed: int, steps: int, batch: int):
+    x, y = digits_split(seed)[:2]
+    return epoch_batches(x, y, batch, steps, seed)
+
+
+def strategy_agreement(strategy: str = "wus", baseline: str = "replicated", optimizer_names=("adam",),
+                       seeds=SEEDS, steps: int = 20, batch: int = 64, devices: int = 8) -> Agreement:
+    """Train the digits MLP (64-128-10) under `strategy` and under `baseline` (another strategy, or
+    "single": plain one-device optax) from the same init and batches; max |Δparam| per seed and optimizer.
+
+    Seed s draws the train/test split, the initial weights and the batch order. Learning rates are
+    `LEARNING_RATES`. Each trainer is built once per optimizer and reused over seeds (one compile).
+    """
+    validate.choice("strategy", strategy, strategies.STRATEGIES)
+    validate.choice("baseline", baseline, BASELINES)
+    names = tuple(validate.choice("optimizer", o, optimizers.OPTIMIZERS) for o in optimizer_names)
+    seeds = tuple(validate.integer("seed", s, 0) for s in seeds)
+    if not names or not seeds:
+        raise ValueError(f"optimizer_names and seeds must be non-empty, got {optimizer_names!r}, {seeds!r}")
+    mlp = models.MLP((64, 128, 10))
+    loss = models.classifier_loss(mlp)
+    mesh = strategies.data_mesh(devices)
+    out = np.zeros((len(seeds), len(names)))
+    for j, name in enumerate(names):
+        opt = optimizers.make(name, LEARNING_RATES[name])
+        trainer = strategies.Trainer(loss, opt, mesh, strategy)
+        other = None if baseline == "single" else strategies.Trainer(loss, opt, mesh, baseline)
+        for i, seed in enumerate(seeds):
+            batches, params = _digits_run(seed, steps, batch), mlp.init(jax.random.key(seed))
+            final = trainer.full_params(strategies.train(trainer, params, batches)[0])
+            if other is None:
+                ref, _ = strategies.reference_train(loss, opt, params, batches)
+            else:
+                ref = other.full_params(strategies.train(other, params, batches)[0])
+            out[i, j] = max_param_diff(final, ref)
+    return Agreement(seeds, names, out)
+
+
+def bn_agreement(seeds=SEEDS, steps: int = 10, per_replica_batch: int = 4, replicas: int = 8,
+                 optimizer: str = "lars") -> Agreement:
+    """Distributed batch norm over all `replicas` (one group) vs batch norm on one device over the
+    same global batch: the BN-MLP trained both ways with Adam, max |Δparam| per seed."""
+    seeds = tuple(validate.integer("seed", s, 0) for s in seeds)
+    validate.integer("per_replica_batch", per_replica_batch, 1)
+    validate.choice("optimizer", optimizer, optimizers.OPTIMIZERS)
+    bn = spmd.BatchNormMLP()
+    opt = optimizers.make(optimizer, LEARNING_RATES[optimizer])
+    trainer = strategies.Trainer(bn.loss("bn"), opt, spmd.bn_mesh(replicas, replicas), "wus", data_axes=("group", "bn"))
+    one_device_loss = bn.loss(None)
+    out = np.zeros((len(seeds), 1))
+    for i, seed in enumerate(seeds):
+        batches, params = _digits_run(seed, steps, replicas * per_replica_batch), bn.init(jax.random.key(seed))
+        final = trainer.full_params(strategies.train(trainer, params, batches)[0])
+        ref, _ = strategies.reference_train(one_device_loss, opt, params, batches)
+        out[i, 0] = max_param_diff(final, ref)
+    return Agreement(seeds, (optimizer,), out)
+
+
+# ---- the cost model against MLPerf --------------------------------------------------------------
+
+
+def time_to_train_vs_link(workload: str = "ResNet-50", link_gb_per_s=(70.0, 100.0, 150.0, 200.0, 250.0, 330.0),
+                          chips: int = 4096, utilisation: float = 0.4, strategy: str = "wus") -> np.ndarray:
+    """The cost model's seconds to train a named workload on `chips` TPU-v3-like chips, one value per
+    assumed per-chip link bandwidth (GB/s); torus all-reduce, the workload's own gradient precision."""
+    validate.choice("workload", workload, cost_model.WORKLOADS)
+    w = cost_model.WORKLOADS[workload]
+    out = []
+    for bw in link_gb_per_s:
+        chip = dataclasses.replace(cost_model.TPU_V3, link_bytes_per_s=validate.positive("link_gb_per_s", bw) * 1e9,
+                                   utilisation=utilisation)
+        out.append(cost_model.time_to_train_s(w, chip, chips, strategy))
+    return np.array(out)

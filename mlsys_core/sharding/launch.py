@@ -34,7 +34,8 @@ def run(strategy: str = "wus", steps: int = 5, optimizer: str = "adam", batch: i
         models.classifier_loss(model), optimizers.make(optimizer, 1e-2), strategies.data_mesh(), strategy
     )
     state, losses = strategies.train(trainer, model.init(jax.random.key(seed)), batches)
-    flat = np.concatenate([np.asarray(leaf.addressable_data(0)).ravel() for leaf in jax.tree.leaves(trainer.full_params(state))])
+    leaves = jax.tree.leaves(trainer.full_params(state))
+    flat = np.concatenate([np.asarray(leaf.addressable_data(0)).ravel() for leaf in leaves])
     return {
         "process": jax.process_index(), "processes": jax.process_count(), "devices": jax.device_count(),
         "strategy": strategy, "losses": losses, "param_sum": float(flat.sum()),
@@ -59,7 +60,8 @@ def parse(argv=None) -> argparse.Namespace:
 def main(argv=None) -> list[dict]:
     """Parent: launch the processes and print their JSON lines. Child (inside a launch): train."""
     args = parse(argv)
-    train_args = dict(strategy=args.strategy, steps=args.steps, optimizer=args.optimizer, batch=args.batch, seed=args.seed)
+    train_args = {"strategy": args.strategy, "steps": args.steps, "optimizer": args.optimizer, "batch": args.batch,
+                  "seed": args.seed}
     if backend.ENV_COORDINATOR in os.environ:
         backend.setup(args.cpu_devices)
         print(json.dumps(run(**train_args)))

@@ -12,10 +12,14 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
+from mlsys_core import validate
+
 
 def _check_sizes(name: str, sizes: tuple[int, ...], minimum: int) -> None:
-    if len(sizes) < minimum or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in sizes):
-        raise ValueError(f"{name} must be >= {minimum} positive ints, got {sizes!r}")
+    if len(sizes) < minimum:
+        raise ValueError(f"{name} must hold >= {minimum} sizes, got {sizes!r}")
+    for s in sizes:
+        validate.integer(f"each of {name}", s, 1)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,6 +16,8 @@ import jax.numpy as jnp
 import optax
 from jax import lax
 
+from mlsys_core import validate
+
 OPTIMIZERS = ("sgd", "momentum", "adam", "lamb", "lars")
 
 
@@ -64,7 +66,8 @@ def lamb(learning_rate, b1=0.9, b2=0.999, eps=1e-6, weight_decay=0.0) -> optax.G
     )
 
 
-def lars(learning_rate, weight_decay=0.0, trust_coefficient=0.001, eps=0.0, momentum=0.9) -> optax.GradientTransformation:
+def lars(learning_rate, weight_decay=0.0, trust_coefficient=0.001, eps=0.0,
+         momentum=0.9) -> optax.GradientTransformation:
     """optax.lars's chain with shard-exact trust ratios (You et al. 2017; ResNet-50 in the paper)."""
     return optax.chain(
         optax.add_decayed_weights(weight_decay),
@@ -74,16 +77,16 @@ def lars(learning_rate, weight_decay=0.0, trust_coefficient=0.001, eps=0.0, mome
     )
 
 
+_MAKERS = {
+    "sgd": optax.sgd,
+    "momentum": lambda learning_rate: optax.sgd(learning_rate, momentum=0.9),
+    "adam": optax.adam,
+    "lamb": lamb,
+    "lars": lars,
+}
+
+
 def make(name: str, learning_rate: float) -> optax.GradientTransformation:
     """An optimizer by name (one of `OPTIMIZERS`), shard-exact under every strategy."""
-    if name == "sgd":
-        return optax.sgd(learning_rate)
-    if name == "momentum":
-        return optax.sgd(learning_rate, momentum=0.9)
-    if name == "adam":
-        return optax.adam(learning_rate)
-    if name == "lamb":
-        return lamb(learning_rate)
-    if name == "lars":
-        return lars(learning_rate)
-    raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {name!r}")
+    validate.choice("optimizer", name, OPTIMIZERS)
+    return _MAKERS[name](learning_rate)

@@ -14,7 +14,8 @@ def memory_per_device(memory: dict):
     fig, ax = viz.figure()
     names = list(memory)
     bottom = np.zeros(len(names))
-    for field, label in (("params_bytes", "parameters"), ("opt_state_bytes", "optimizer state"), ("grad_bytes", "gradients")):
+    parts = (("params_bytes", "parameters"), ("opt_state_bytes", "optimizer state"), ("grad_bytes", "gradients"))
+    for field, label in parts:
         values = np.array([getattr(memory[n], field) / MIB for n in names])
         ax.bar(names, values, bottom=bottom, label=label)
         bottom += values

@@ -25,14 +25,18 @@ from jax import lax
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from mlsys_core import validate
+
 from .models import MLP
 
 
 def _auto_mesh(shape: tuple[int, ...], names: tuple[str, ...], devices=None) -> Mesh:
     devices = list(jax.devices() if devices is None else devices)
+    for name, size in zip(names, shape):
+        validate.integer(f"mesh axis {name!r} size", size, 1)
     need = math.prod(shape)
-    if any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in shape) or need > len(devices):
-        raise ValueError(f"mesh shape {shape} for axes {names} needs positive ints with product <= {len(devices)} devices")
+    if need > len(devices):
+        raise ValueError(f"mesh shape {shape} for axes {names} needs {need} devices, only {len(devices)} available")
     return Mesh(np.array(devices[:need]).reshape(shape), names, axis_types=(jax.sharding.AxisType.Auto,) * len(shape))
 
 
@@ -72,8 +76,11 @@ class ModelParallel:
     param_specs: dict
 
     def __post_init__(self):
-        if not isinstance(self.mesh, Mesh) or "data" not in self.mesh.axis_names:
-            raise ValueError(f"mesh must be a Mesh with a 'data' axis, got {self.mesh!r}")
+        validate.instance("mesh", self.mesh, Mesh, "a jax.sharding.Mesh")
+        validate.callable_("loss_fn", self.loss_fn)
+        validate.instance("optimizer", self.optimizer, optax.GradientTransformation, "an optax.GradientTransformation")
+        if "data" not in self.mesh.axis_names:
+            raise ValueError(f"mesh must have a 'data' axis, got axes {self.mesh.axis_names}")
 
     def _shardings(self, specs):
         return jax.tree.map(lambda s: NamedSharding(self.mesh, s), specs, is_leaf=lambda s: isinstance(s, P))
@@ -86,7 +93,9 @@ class ModelParallel:
         params = jax.device_put(params, self._shardings(self.param_specs))
         opt_state = jax.jit(self.optimizer.init)(params)  # per-parameter leaves inherit the layouts
         replicated = NamedSharding(self.mesh, P())
-        opt_state = jax.tree.map(lambda x: x if x.sharding.num_devices == self.mesh.size else jax.device_put(x, replicated), opt_state)
+        opt_state = jax.tree.map(
+            lambda x: x if x.sharding.num_devices == self.mesh.size else jax.device_put(x, replicated), opt_state
+        )
         return params, opt_state
 
     def shard_batch(self, batch):
@@ -133,8 +142,11 @@ class BatchNormMLP:
     eps: float = 1e-5
 
     def __post_init__(self):
-        if len(self.layer_sizes) != 3 or any(not isinstance(s, int) or s < 1 for s in self.layer_sizes):
-            raise ValueError(f"layer_sizes must be 3 positive ints (inputs, hidden, classes), got {self.layer_sizes!r}")
+        if len(self.layer_sizes) != 3:
+            raise ValueError(f"layer_sizes must be 3 sizes (inputs, hidden, classes), got {self.layer_sizes!r}")
+        for size in self.layer_sizes:
+            validate.integer("each of layer_sizes", size, 1)
+        validate.positive("eps", self.eps)
 
     def init(self, key: jax.Array) -> dict:
         inner = MLP(self.layer_sizes).init(key)
@@ -177,8 +189,10 @@ class BatchNormMLP:
 
 def bn_mesh(replicas: int, group_size: int, devices=None) -> Mesh:
     """A (replicas / g, g) mesh with axes ("group", "bn"): batch norm reduces over "bn" only."""
-    if isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 1 or replicas % group_size:
-        raise ValueError(f"group_size must be a positive divisor of replicas={replicas}, got {group_size!r}")
+    validate.integer("replicas", replicas, 1)
+    validate.integer("group_size", group_size, 1, replicas)
+    if replicas % group_size:
+        raise ValueError(f"group_size must be a divisor of replicas={replicas}, got {group_size!r}")
     return _auto_mesh((replicas // group_size, group_size), ("group", "bn"), devices)
 
 

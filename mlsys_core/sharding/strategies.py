@@ -33,6 +33,8 @@ from jax import lax
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from mlsys_core import validate
+
 STRATEGIES = ("replicated", "wus", "fsdp")
 
 
@@ -90,19 +92,15 @@ class Trainer:
     grad_dtype: Any = None
 
     def __post_init__(self):
-        if self.strategy not in STRATEGIES:
-            raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
-        if not isinstance(self.mesh, Mesh):
-            raise TypeError(f"mesh must be a jax.sharding.Mesh, got {type(self.mesh).__name__}")
+        validate.choice("strategy", self.strategy, STRATEGIES)
+        validate.instance("mesh", self.mesh, Mesh, "a jax.sharding.Mesh")
         axes = (self.data_axes,) if isinstance(self.data_axes, str) else tuple(self.data_axes)
         object.__setattr__(self, "data_axes", axes)
         unknown = [a for a in axes if a not in self.mesh.axis_names]
         if not axes or unknown:
             raise ValueError(f"data_axes must be axes of the mesh {self.mesh.axis_names}, got {axes!r}")
-        if not callable(self.loss_fn):
-            raise TypeError(f"loss_fn must be a callable loss(params, batch), got {type(self.loss_fn).__name__}")
-        if not isinstance(self.optimizer, optax.GradientTransformation):
-            raise TypeError(f"optimizer must be an optax.GradientTransformation, got {type(self.optimizer).__name__}")
+        validate.callable_("loss_fn", self.loss_fn)
+        validate.instance("optimizer", self.optimizer, optax.GradientTransformation, "an optax.GradientTransformation")
         if self.grad_dtype is not None and not jnp.issubdtype(self.grad_dtype, jnp.floating):
             raise ValueError(f"grad_dtype must be None or a float dtype, got {self.grad_dtype!r}")
 
@@ -174,17 +172,21 @@ class Trainer:
     def init(self, params) -> TrainState:
         """Place `params` (host or single-device arrays) and build the optimizer state, sharded per strategy."""
         layout = _layout(params)
-        param_specs, opt_specs = self.specs(layout)
         full = self.put(params, jax.tree.map(lambda _: P(), params))
-        def local_init(p):
-            if self.strategy == "replicated":
-                return p, self.optimizer.init(p)
-            shards = jax.tree.map(self._local_slice, p)
-            return (shards if self.strategy == "fsdp" else p), self.optimizer.init(shards)
+        key = ("init", layout)
+        if key not in self._steps:  # one compile per layout, however many inits (seeds) follow
+            param_specs, opt_specs = self.specs(layout)
 
-        fn = jax.shard_map(local_init, mesh=self.mesh, in_specs=(P(),), out_specs=(param_specs, opt_specs))
-        out_shardings = (self._shardings(param_specs), self._shardings(opt_specs))
-        p, opt = jax.jit(fn, out_shardings=out_shardings)(full)
+            def local_init(p):
+                if self.strategy == "replicated":
+                    return p, self.optimizer.init(p)
+                shards = jax.tree.map(self._local_slice, p)
+                return (shards if self.strategy == "fsdp" else p), self.optimizer.init(shards)
+
+            fn = jax.shard_map(local_init, mesh=self.mesh, in_specs=(P(),), out_specs=(param_specs, opt_specs))
+            out_shardings = (self._shardings(param_specs), self._shardings(opt_specs))
+            self._steps[key] = jax.jit(fn, out_shardings=out_shardings)
+        p, opt = self._steps[key](full)
         return TrainState(p, opt, layout)
 
     def _local_step(self, layout, params, opt_state, batch):
@@ -192,7 +194,8 @@ class Trainer:
         treedef, leaves = layout
         cast = (lambda g: g.astype(self.grad_dtype)) if self.grad_dtype is not None else (lambda g: g)
         if self.strategy == "fsdp":
-            gathered = [self._unflat(all_gather_replicated(f, axes), s) for f, (s, _) in zip(jax.tree.leaves(params), leaves)]
+            gathered = [self._unflat(all_gather_replicated(f, axes), s)
+                        for f, (s, _) in zip(jax.tree.leaves(params), leaves)]
             full = jax.tree.unflatten(treedef, gathered)
         else:
             full = params
@@ -203,7 +206,8 @@ class Trainer:
             updates, opt_state = self.optimizer.update(grads, opt_state, full)
             return optax.apply_updates(full, updates), opt_state, loss
         grad_shards = jax.tree.map(
-            lambda g, x: (lax.psum_scatter(cast(self._flat(g)), axes, scatter_dimension=0, tiled=True) / n).astype(x.dtype),
+            lambda g, x: (lax.psum_scatter(cast(self._flat(g)), axes, scatter_dimension=0, tiled=True) / n)
+            .astype(x.dtype),
             grads, full,
         )
         shards = params if self.strategy == "fsdp" else jax.tree.map(self._local_slice, full)
@@ -211,7 +215,8 @@ class Trainer:
         new_shards = optax.apply_updates(shards, updates)
         if self.strategy == "fsdp":
             return new_shards, opt_state, loss
-        new_full = [self._unflat(all_gather_replicated(f, axes), s) for f, (s, _) in zip(jax.tree.leaves(new_shards), leaves)]
+        new_full = [self._unflat(all_gather_replicated(f, axes), s)
+                    for f, (s, _) in zip(jax.tree.leaves(new_shards), leaves)]
         return jax.tree.unflatten(treedef, new_full), opt_state, loss
 
     @functools.cached_property
@@ -270,8 +275,9 @@ def train(trainer: Trainer, params, batches) -> tuple[TrainState, list[float]]:
     return state, losses
 
 
-def reference_train(loss_fn: Callable, optimizer: optax.GradientTransformation, params, batches) -> tuple[Any, list[float]]:
-    """Plain single-device optax training, the ground truth the strategies must match."""
+@functools.lru_cache(maxsize=32)
+def _reference_step(loss_fn: Callable, optimizer: optax.GradientTransformation) -> Callable:
+    """The jitted one-device step for a (loss, optimizer) pair, built once (repeated seeds reuse it)."""
 
     @jax.jit
     def step(p, opt, batch):
@@ -279,6 +285,16 @@ def reference_train(loss_fn: Callable, optimizer: optax.GradientTransformation, 
         updates, opt = optimizer.update(g, opt, p)
         return optax.apply_updates(p, updates), opt, loss
 
+    return step
+
+
+def reference_train(loss_fn: Callable, optimizer: optax.GradientTransformation, params,
+                    batches) -> tuple[Any, list[float]]:
+    """Plain single-device optax training, the ground truth the strategies must match."""
+    try:
+        step = _reference_step(loss_fn, optimizer)
+    except TypeError:  # an unhashable transformation: build its step uncached
+        step = _reference_step.__wrapped__(loss_fn, optimizer)
     opt = optimizer.init(params)
     losses = []
     for batch in batches:
@@ -290,7 +306,5 @@ def reference_train(loss_fn: Callable, optimizer: optax.GradientTransformation, 
 def data_mesh(n: int | None = None, devices=None, axis: str = "data") -> Mesh:
     """A 1-D mesh of the first `n` devices (all if None) with one `axis`, Auto axis type for shard_map."""
     devices = list(jax.devices() if devices is None else devices)
-    n = len(devices) if n is None else n
-    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= len(devices):
-        raise ValueError(f"n must be an int in 1..{len(devices)} (devices available), got {n!r}")
+    n = len(devices) if n is None else validate.integer("n", n, 1, len(devices))
     return Mesh(np.array(devices[:n]), (axis,), axis_types=(jax.sharding.AxisType.Auto,))

@@ -7,6 +7,9 @@ import statistics
 import time
 
 import jax
+import numpy as np
+
+from mlsys_core import validate
 
 
 @dataclasses.dataclass(frozen=True)
@@ -21,8 +24,8 @@ class StepTiming:
 
 
 def _check_counts(repeats: int, warmup: int) -> None:
-    if repeats < 1 or warmup < 1:
-        raise ValueError(f"repeats and warmup must be >= 1, got repeats={repeats}, warmup={warmup}")
+    validate.integer("repeats", repeats, 1)
+    validate.integer("warmup", warmup, 1)
 
 
 def time_steps(step, state, batch, repeats: int = 7, warmup: int = 2) -> tuple[StepTiming, object]:
@@ -64,3 +67,17 @@ def time_interleaved(runs: dict, repeats: int = 7, warmup: int = 2) -> dict:
             if r >= warmup:
                 times[name].append(time.perf_counter() - start)
     return {name: StepTiming(tuple(times[name])) for name in names}
+
+
+def ratios(numerator: StepTiming, denominator: StepTiming) -> np.ndarray:
+    """Per-repeat ratios numerator[i] / denominator[i] of two timings taken in the same rounds.
+
+    Timed interleaved (`time_interleaved`), repeat i of both ran in the same round, so each ratio
+    compares the two under the same load; the array carries the spread that a ratio of medians hides.
+    """
+    validate.instance("numerator", numerator, StepTiming)
+    validate.instance("denominator", denominator, StepTiming)
+    a, b = np.asarray(numerator.times_s), np.asarray(denominator.times_s)
+    if a.shape != b.shape:
+        raise ValueError(f"ratios needs timings of the same rounds, got {a.size} and {b.size} repeats")
+    return a / b
