@@ -130,5 +130,6 @@ CLAIMS: tuple[Claim, ...] = (
         ),
         seeds=5,
         sweep=Sweep("phone downlink", "Mbit/s", (4.0, 16.0, 64.0), 16.0),
+        fmt=".3f",
     ),
 )
