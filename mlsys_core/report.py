@@ -55,6 +55,7 @@ class Result:
             "measured_text": show(c, e.estimate),
             "interval": list(e.estimate.interval) if e.estimate.interval else None,
             "seeds": e.estimate.seeds,
+            "sample": c.sample,
             "rule": c.rule.text,
             "verdict": e.verdict,
             "assumptions": list(c.assumptions),
@@ -154,7 +155,7 @@ def collect(path: pathlib.Path) -> tuple[list[dict], list[str]]:
                 {
                     "id": claim_id, "paper": claim.paper, "statement": claim.statement,
                     "paper_value": claim.paper_value, "source": claim.source, "unit": claim.unit,
-                    "measured": None, "measured_text": "", "interval": None, "seeds": 0,
+                    "measured": None, "measured_text": "", "interval": None, "seeds": 0, "sample": claim.sample,
                     "rule": claim.rule.text, "verdict": NOT_CHECKED, "assumptions": list(claim.assumptions),
                     "sweep": None, "holds_over": "", "details": "", "notebook": "", "cell": None, "figure_png": "",
                 }

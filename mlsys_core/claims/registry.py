@@ -64,9 +64,10 @@ class Claim:
     unit: str
     rule: rules.Rule
     assumptions: tuple[str, ...] = ()
-    seeds: int = 0  # >= MIN_SEEDS when the measurement depends on a seed, else 0
+    seeds: int = 0  # >= MIN_SEEDS when the measurement depends on a seed (or is a timing), else 0
     sweep: Sweep | None = None
     fmt: str = ".3g"  # how the measured value prints
+    sample: str = "seed"  # what one of the per-sample values is: "seed", or "timed run" for a timing claim
 
     def __post_init__(self):
         if not isinstance(self.id, str) or not _ID.match(self.id):
@@ -82,6 +83,7 @@ class Claim:
             raise ValueError(f"{self.id}: seeds must be 0 (deterministic) or >= {MIN_SEEDS}, got {seeds}")
         if self.sweep is not None:
             validate.instance(f"{self.id}: sweep", self.sweep, Sweep)
+        validate.string(f"{self.id}: sample", self.sample)
         try:
             format(1.0, self.fmt)
         except (TypeError, ValueError):
@@ -90,7 +92,7 @@ class Claim:
 
 @dataclasses.dataclass(frozen=True)
 class Estimate:
-    """A measured value: the mean over `seeds` seeds (0: a single deterministic value) and its 95% interval."""
+    """A measured value: the mean over `seeds` samples (0: a single value) and its 95% interval."""
 
     value: float
     interval: tuple[float, float] | None
@@ -182,5 +184,5 @@ def show(claim: Claim, est: Estimate) -> str:
     text = format(est.value, claim.fmt)
     if est.interval is not None:
         lo, hi = est.interval
-        text += f" [{format(lo, claim.fmt)}, {format(hi, claim.fmt)}], {est.seeds} seeds"
+        text += f" [{format(lo, claim.fmt)}, {format(hi, claim.fmt)}], {est.seeds} {claim.sample}s"
     return text
