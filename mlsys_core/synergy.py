@@ -145,6 +145,7 @@ def bf16_saving_edge(model_params: float = 1.4e6, epochs: int = 1, devices: int 
     1 MB/s up, `PopulationConfig`'s defaults). Default size: Gboard's 1.4 M parameters.
     """
     validate.positive("model_params", model_params)
+    validate.integer("seed", seed, 0)
     pop = make_population(PopulationConfig(num_devices=validate.integer("devices", devices, 1)), seed)
     nbytes = 4.0 * model_params
     compute = validate.integer("epochs", epochs, 1) * pop.num_examples / pop.examples_per_s
@@ -228,6 +229,7 @@ def fedavg_delta_dtype(dtype: str = "bfloat16", rounds: int = 30, clients_per_ro
     num_clients = validate.integer("num_clients", num_clients, 1)
     clients_per_round = validate.integer("clients_per_round", clients_per_round, 1)
     validate.positive("alpha", alpha)
+    seed = validate.integer("seed", seed, 0)
     x, y = load_digits()
     test = np.random.default_rng(seed).permutation(len(x))
     test_idx, train_idx = test[:360], test[360:]
