@@ -137,6 +137,25 @@ def test_sampling_rate_outside_unit_interval_is_rejected(rate):
         M.shards_hit_rate_curve(np.arange(10), [1, 2], rate)
 
 
+def test_integer_fields_accept_numpy_ints_and_reject_floats_and_bools():
+    table = W.EmbeddingTable("t", np.int64(64), np.int32(16), num_communities=np.int64(4))
+    W.WorkloadConfig(tables=(table,), num_requests=np.int64(10), seed=np.int32(3))
+    S.SHPConfig(iterations=np.int64(3), refine_iterations=np.int16(1), seed=np.int64(2))
+    C.CacheConfig(np.int64(4096), np.int64(2))
+    P.Placement(np.arange(4), np.int64(2))
+    assert C.lru_misses(np.array([1, 2, 1]), np.int64(1)) == 3
+    with pytest.raises(TypeError, match="num_requests must be an int, got 10.0"):
+        W.WorkloadConfig(num_requests=10.0)
+    with pytest.raises(TypeError, match="iterations must be an int, got True"):
+        S.SHPConfig(iterations=True)
+    with pytest.raises(TypeError, match="capacity_bytes must be an int"):
+        C.CacheConfig(4096.0)
+    with pytest.raises(ValueError, match=r"affinity must be in \[0, 1\], got 1.5"):
+        W.EmbeddingTable("t", 64, 16, num_communities=4, affinity=1.5)
+    with pytest.raises(ValueError, match="num_communities must be in"):
+        W.EmbeddingTable("t", 64, 16, num_communities=65)
+
+
 def test_configs_validate_fields():
     with pytest.raises(ValueError, match="p must be"):
         S.SHPConfig(p=0.0)
@@ -173,7 +192,8 @@ def test_shards_at_full_rate_is_exact_and_error_shrinks_with_rate(small_trace):
     sizes = np.linspace(50, 3000, 12)
     exact = M.hit_rate_curve(keys, sizes)
     assert np.allclose(M.shards_hit_rate_curve(keys, sizes, 1.0), exact)
-    err = [np.abs(M.shards_hit_rate_curve(keys, sizes, r, seed=s) - exact).mean() for r in (0.02, 0.5) for s in (0, 1, 2)]
+    err = [np.abs(M.shards_hit_rate_curve(keys, sizes, r, seed=s) - exact).mean()
+           for r in (0.02, 0.5) for s in (0, 1, 2)]
     assert np.mean(err[3:]) < np.mean(err[:3])
 
 
@@ -244,8 +264,10 @@ def test_placements_respect_block_capacity(small_trace):
 def test_placement_rejects_overfull_blocks():
     with pytest.raises(ValueError, match="more than block_capacity"):
         P.Placement(np.zeros(5, dtype=np.int64), 4)
-    for bad in (0, 2.5, "4"):
-        with pytest.raises(ValueError, match="block_capacity must be an int"):
+    with pytest.raises(ValueError, match="block_capacity must be >= 1, got 0"):
+        P.Placement(np.arange(5, dtype=np.int64), 0)
+    for bad in (2.5, "4", True):
+        with pytest.raises(TypeError, match="block_capacity must be an int"):
             P.Placement(np.arange(5, dtype=np.int64), bad)
 
 
@@ -288,8 +310,15 @@ def test_minicache_error_shrinks_as_rate_grows():
     blocks = exp.blocks(E.learn_placements(exp.past, "sequential"))
     ts, fr = [0, 4, C.NO_PREFETCH], [0.05, 0.2]
     full = E.threshold_table(exp, blocks, "t", ts, fr)
-    err = {r: np.mean([np.abs(E.threshold_table(exp, blocks, "t", ts, fr, rate=r, seed=s).hit_rates - full.hit_rates).mean()
-                       for s in range(3)]) for r in (0.05, 0.5)}
+    err = {
+        r: np.mean(
+            [
+                np.abs(E.threshold_table(exp, blocks, "t", ts, fr, rate=r, seed=s).hit_rates - full.hit_rates).mean()
+                for s in range(3)
+            ]
+        )
+        for r in (0.05, 0.5)
+    }
     assert err[0.5] < err[0.05]
     assert np.allclose(E.threshold_table(exp, blocks, "t", ts, fr, rate=1.0).hit_rates, full.hit_rates)
 
@@ -299,7 +328,11 @@ def test_minicache_error_shrinks_as_rate_grows():
 
 def test_device_model_matches_spec_points():
     d = N.NVMDevice()
-    assert d.iops(1) == pytest.approx(108_000) and d.iops(16) == pytest.approx(585_000) and d.iops(64) == pytest.approx(585_000)
+    assert (
+        d.iops(1) == pytest.approx(108_000)
+        and d.iops(16) == pytest.approx(585_000)
+        and d.iops(64) == pytest.approx(585_000)
+    )
     lat = d.batch_latency_us(np.array([0, 1, 4, 16, 64]))
     assert lat[0] == 0 and lat[1] == pytest.approx(1e6 / 108_000)
     assert np.all(np.diff(lat) > 0)
@@ -381,7 +414,117 @@ def test_compare_placements_and_dram_saving(small_trace):
     assert rows["shp"]["fanout"] < rows["sequential"]["fanout"]
     assert rows["shp"]["eb_no_cache"] > rows["sequential"]["eb_no_cache"]
     caps = np.array([1.0, 2.0, 4.0])
-    assert E.dram_saved_at_equal_hit_rate(caps, np.array([0.1, 0.2, 0.4]), np.array([0.2, 0.4, 0.5]), 2) == pytest.approx(0.5)
-    res = exp.simulate(exp.blocks(E.learn_placements(exp.past, "shp")), 0.05, 0)
-    lat = E.latency_profile(res)
-    assert lat[50.0] <= lat[99.0] <= lat[99.9]
+    assert E.dram_saved_at_equal_hit_rate(
+        caps, np.array([0.1, 0.2, 0.4]), np.array([0.2, 0.4, 0.5]), 2
+    ) == pytest.approx(0.5)
+
+
+def test_latency_profile_maps_block_reads_through_the_device_model():
+    # 1,000 requests: 995 read one block, 5 (0.5%) read 16 blocks at queue depth 16, none hit DRAM
+    blocks = np.ones(1000, dtype=np.int32)
+    blocks[::200] = 16
+    res = C.CacheResult(1000, 0, 0, 0, 0, blocks, np.zeros(1000, dtype=np.int32))
+    lat = E.latency_profile(res, N.NVMDevice())
+    assert lat[50.0] == pytest.approx(1e6 / 108_000)  # one read at QD1
+    assert lat[99.0] == pytest.approx(1e6 / 108_000)  # the 16-block requests are only 0.5%
+    assert lat[99.9] == pytest.approx(16 / 585_000 * 1e6)  # 16 reads at the peak IOPS
+    # a cached vector adds DRAM time: the same reads plus 10 hits each cost 10 x 0.1 us more
+    res_hits = C.CacheResult(1000, 10_000, 0, 0, 0, blocks, np.full(1000, 10, dtype=np.int32))
+    assert E.latency_profile(res_hits)[50.0] == pytest.approx(lat[50.0] + 1.0)
+
+
+# --- the claims' measurements ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def study():
+    return E.seed_study(seeds=(0, 1), affinities=(0.0, 0.8), default_affinity=0.8, scale=0.1, num_requests=3000)
+
+
+def test_seed_study_gain_grows_with_co_access(study):
+    assert study.gain_cache.shape == study.gain_no_cache.shape == (2, 2)
+    assert np.all(study.gains_at(0.0) < 1.2)  # no co-access: with the cache on, placement hardly helps
+    assert np.all(study.gains_at(0.8) > study.gains_at(0.0) + 0.4)  # communities that SHP can learn
+    assert np.all(study.gain_no_cache[1] > study.gain_no_cache[0])
+    with pytest.raises(ValueError, match="affinity must be one of"):
+        study.gains_at(0.5)
+
+
+def test_seed_study_default_point_measurements(study):
+    assert study.blocks_ratio.shape == study.kmeans_ratio.shape == study.dram_saved.shape == (2,)
+    assert np.all(study.blocks_ratio > 1.5)  # SHP reads far fewer post-table blocks than id order
+    assert np.all(study.kmeans_ratio > 1.0)  # and fewer than semantic k-means
+    assert np.all((study.dram_saved > 0.2) & (study.dram_saved < 1.0))
+    assert np.all((study.tail_ratio > 1.0) & (study.tail_ratio < 3.0))  # no queueing in the model: capped
+    assert not np.array_equal(study.blocks_ratio[0], study.blocks_ratio[1])  # seeds give different workloads
+
+
+def test_seed_study_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="default_affinity must be one of"):
+        E.seed_study(seeds=(0, 1), affinities=(0.2,), default_affinity=0.8)
+    with pytest.raises(ValueError, match=">= 2 seeds"):
+        E.seed_study(seeds=(0,))
+    with pytest.raises(TypeError, match="seeds"):
+        E.seed_study(seeds=(0, 1.5))
+
+
+def test_minicache_loss_is_zero_at_full_rate_and_matches_the_grids():
+    exp = E.Experiment.from_config(SMALL)
+    blocks = exp.blocks(E.learn_placements(exp.past, "shp"))
+    ts, fr = [0, 2, C.NO_PREFETCH], [0.05, 0.2]
+    full = {n: E.threshold_table(exp, blocks, n, ts, fr) for n in ("post", "user")}
+    assert E.minicache_loss(exp, blocks, full, ts, fr, 1.0, 0) == 0.0
+    mini = E.threshold_table(exp, blocks, "post", ts, fr, rate=0.2, seed=3)
+    rows = [ts.index(t) for t in mini.best_threshold()]
+    expected = (full["post"].hit_rates.max(axis=0) - full["post"].hit_rates[rows, [0, 1]]).max()
+    assert E.minicache_loss(exp, blocks, {"post": full["post"]}, ts, fr, 0.2, 3) == pytest.approx(expected)
+    with pytest.raises(ValueError, match="share thresholds"):
+        E.minicache_loss(exp, blocks, {"post": full["post"]}, [0, 1, 4], fr, 0.2, 3)
+
+
+def test_shards_errors_per_seed(small_trace):
+    keys = small_trace.keys
+    sizes = np.linspace(10, 500, 8)
+    assert np.array_equal(E.shards_errors(keys, sizes, 1.0, seeds=range(3)), np.zeros(3))
+    low = E.shards_errors(keys, sizes, 0.05, seeds=range(4))
+    assert low.shape == (4,) and np.unique(low).size > 1 and low.min() > 0
+
+
+def test_drives_over_budget_follows_the_rate_spread():
+    assert np.array_equal(E.drives_over_budget(0.0, seeds=range(3)), np.zeros(3))  # 15 x 0.9 = 13.5 DWPD
+    # 40 x 0.9 = 36 DWPD on every full drive; only the last, partly filled drive may stay under 30
+    assert np.all(E.drives_over_budget(0.0, seeds=range(2), mean_per_day=40.0) >= 1 - 1 / 100)
+    skewed = E.drives_over_budget(3.0, seeds=range(5))
+    assert np.all(skewed > 0) and np.all(skewed < 0.5)
+
+
+def test_pod_cost_factor():
+    assert E.pod_cost_factor(10.0) == pytest.approx(5.0)  # 1 / (1/10 + 0.1)
+    assert E.pod_cost_factor(10.0, cache_fraction=0.0) == pytest.approx(10.0)
+    assert E.pod_cost_factor(1e6) == pytest.approx(10.0, rel=1e-4)  # a 10% cache caps the saving at 10x
+    assert E.pod_cost_factor(2.0) < E.pod_cost_factor(5.0) < E.pod_cost_factor(10.0)
+    with pytest.raises(ValueError, match="price_ratio must be > 0"):
+        E.pod_cost_factor(0.0)
+
+
+def test_bandana_claims_are_declared_with_failing_bands():
+    from mlsys_core import claims
+
+    ids = [i for i in claims.REGISTRY if i.startswith("bandana.")]
+    assert len(ids) >= 8
+    gain = claims.get("bandana.bandwidth_gain")
+    assert [gain.rule(x) for x in (1.01, 1.7, 2.5, 3.4)] == [
+        "not reproduced",
+        "partly reproduced",
+        "reproduced",
+        "exceeds paper",
+    ]
+    assert claims.get("bandana.pod_cost").rule(5.0) == "partly reproduced"
+    assert claims.get("bandana.pod_cost").rule(1.67) == "not reproduced"
+    assert claims.get("bandana.latency_tail").rule(1.6) == "not reproduced"
+    assert claims.get("bandana.drives_over_budget").rule(0.0) == "not reproduced"
+    assert claims.get("bandana.minicache_t").rule(0.1) == "not reproduced"
+    assert claims.get("bandana.dram_saved").rule(0.1) == "not reproduced"
+    swept = {i: claims.get(i).sweep for i in ids if claims.get(i).sweep is not None}
+    assert set(swept) >= {"bandana.bandwidth_gain", "bandana.pod_cost", "bandana.drives_over_budget"}
+    assert swept["bandana.bandwidth_gain"].values == (0.2, 0.5, 0.8)

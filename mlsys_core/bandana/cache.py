@@ -14,6 +14,7 @@ import dataclasses
 import numba
 import numpy as np
 
+from mlsys_core import validate
 from mlsys_core.bandana.placement import BlockMap
 from mlsys_core.bandana.trace import Trace
 from mlsys_core.bandana.workload import BLOCK_BYTES
@@ -126,10 +127,9 @@ def _lru_misses(ids, num_keys, capacity):
 
 def lru_misses(keys: np.ndarray, capacity_objects: int) -> int:
     """Misses of plain LRU (unit-size objects) over `keys`, a cache of `capacity_objects` objects."""
-    if isinstance(capacity_objects, bool) or not isinstance(capacity_objects, (int, np.integer)) or capacity_objects < 0:
-        raise ValueError(f"capacity_objects must be an int >= 0, got {capacity_objects!r}")
+    capacity_objects = validate.integer("capacity_objects", capacity_objects, 0)
     ids, k = dense_ids(keys)
-    return int(_lru_misses(ids, k, int(capacity_objects)))
+    return int(_lru_misses(ids, k, capacity_objects))
 
 
 @numba.njit(cache=True)
@@ -205,16 +205,11 @@ class CacheConfig:
     admission_threshold: int = 0
 
     def __post_init__(self):
-        for field in ("capacity_bytes", "admission_threshold"):
-            v = getattr(self, field)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-                raise TypeError(f"{field} must be an int, got {v!r}")
-        if self.capacity_bytes < 0:
-            raise ValueError(f"capacity_bytes must be >= 0, got {self.capacity_bytes}")
-        if self.admission_threshold < 0:
+        validate.integer("capacity_bytes", self.capacity_bytes, 0)
+        t = validate.integer("admission_threshold", self.admission_threshold)
+        if t < 0:
             raise ValueError(
-                f"admission_threshold must be >= 0 (0 admits whole blocks; NO_PREFETCH admits none), "
-                f"got {self.admission_threshold}"
+                f"admission_threshold must be >= 0 (0 admits whole blocks; NO_PREFETCH admits none), got {t}"
             )
 
 
@@ -248,7 +243,9 @@ class CacheResult:
         return self.useful_bytes / self.bytes_read if self.bytes_read else float("nan")
 
 
-def simulate_cache(trace: Trace, blocks: BlockMap, config: CacheConfig, past_counts: np.ndarray | None = None) -> CacheResult:
+def simulate_cache(
+    trace: Trace, blocks: BlockMap, config: CacheConfig, past_counts: np.ndarray | None = None
+) -> CacheResult:
     """Run `trace` through the cache; blocks come from `blocks` (see `placement.block_map`).
 
     `past_counts` (num_keys,) seeds the access counts used for admission (e.g. counts from the past
@@ -263,7 +260,14 @@ def simulate_cache(trace: Trace, blocks: BlockMap, config: CacheConfig, past_cou
         if counts.shape != (num_keys,):
             raise ValueError(f"past_counts must have shape ({num_keys},), got {counts.shape}")
     hits, ph, pa, useful, blocks_read, hpr = _admission_lru(
-        keys, trace.request_ptr, blocks.block_of, blocks.block_ptr, blocks.block_members, blocks.key_bytes,
-        np.int64(config.capacity_bytes), np.int64(config.admission_threshold), counts,
+        keys,
+        trace.request_ptr,
+        blocks.block_of,
+        blocks.block_ptr,
+        blocks.block_members,
+        blocks.key_bytes,
+        np.int64(config.capacity_bytes),
+        np.int64(config.admission_threshold),
+        counts,
     )
     return CacheResult(trace.num_lookups, int(hits), int(ph), int(pa), int(useful), blocks_read, hpr)

@@ -11,14 +11,28 @@ import functools
 
 import numpy as np
 
+from mlsys_core import validate
 from mlsys_core.bandana.cache import NO_PREFETCH, CacheConfig, CacheResult, simulate_cache
-from mlsys_core.bandana.mrc import cache_grid
-from mlsys_core.bandana.nvm import NVMDevice, latency_percentiles
+from mlsys_core.bandana.mrc import cache_grid, hit_rate_curve, shards_hit_rate_curve
+from mlsys_core.bandana.nvm import (
+    MemoryPrices,
+    NVMDevice,
+    endurance,
+    latency_percentiles,
+    memory_cost_usd,
+    skewed_refresh_rates,
+)
 from mlsys_core.bandana.placement import (
-    BlockMap, Placement, block_map, effective_bandwidth_no_cache, fanout, kmeans_placement, random_placement,
+    BlockMap,
+    Placement,
+    block_map,
+    effective_bandwidth_no_cache,
+    fanout,
+    kmeans_placement,
+    random_placement,
     sequential_placement,
 )
-from mlsys_core.bandana.shp import Hypergraph, SHPConfig, shp_placement
+from mlsys_core.bandana.shp import Hypergraph, SHPConfig, blocks_read, shp_placement
 from mlsys_core.bandana.trace import Trace
 from mlsys_core.bandana.workload import WorkloadConfig, default_tables, generate_trace, table_vectors
 
@@ -28,8 +42,7 @@ THRESHOLDS = (0, 1, 2, 4, 8, NO_PREFETCH)
 
 def learn_placements(past: Trace, method: str, seed: int = 0, shp: SHPConfig = SHPConfig()) -> tuple[Placement, ...]:
     """One placement per table of `past`, by `method` (one of PLACEMENTS); SHP learns from `past`."""
-    if method not in PLACEMENTS:
-        raise ValueError(f"placement must be one of {PLACEMENTS}, got {method!r}")
+    validate.choice("placement", method, PLACEMENTS)
     out = []
     for t in past.tables:
         if method == "sequential":
@@ -55,7 +68,7 @@ class Experiment:
     past_counts: np.ndarray  # (num_keys,) lookups of each key in the past (admission counts)
 
     @staticmethod
-    def from_config(config: WorkloadConfig, past_fraction: float = 0.5) -> "Experiment":
+    def from_config(config: WorkloadConfig, past_fraction: float = 0.5) -> Experiment:
         past, future = generate_trace(config).split(past_fraction)
         num_keys = int(past.table_offsets[-1])
         return Experiment(config, past, future, np.bincount(past.keys, minlength=num_keys))
@@ -69,8 +82,7 @@ class Experiment:
 
     def simulate(self, blocks: BlockMap, cache_fraction: float, threshold: int) -> CacheResult:
         """The future through a cache of `cache_fraction` of all table bytes with threshold t."""
-        if not 0 <= cache_fraction <= 1:
-            raise ValueError(f"cache_fraction must be in [0, 1], got {cache_fraction!r}")
+        validate.probability("cache_fraction", cache_fraction)
         return simulate_cache(self.future, blocks, CacheConfig(int(cache_fraction * self.total_bytes), int(threshold)),
                               self.past_counts)
 
@@ -153,16 +165,153 @@ def explore(cache_fraction: float, threshold: int, placement: str, sampling_rate
     }
 
 
-def gain_vs_affinity(affinities, cache_fraction: float = 0.1, scale: float = 0.25, num_requests: int = 20_000,
-                     seed: int = 0) -> dict[str, np.ndarray]:
-    """SHP / sequential effective-bandwidth gain, without and with the cache, as the post table's
-    co-access strength (`affinity`: share of lookups from the request's community) varies."""
-    no_cache, with_cache = [], []
-    for a in affinities:
-        post, user = default_tables(scale)
-        tables = (dataclasses.replace(post, affinity=float(a)), user)
-        exp = Experiment.from_config(WorkloadConfig(tables=tables, num_requests=num_requests, seed=seed))
-        rows = compare_placements(exp, {m: learn_placements(exp.past, m, seed) for m in ("sequential", "shp")}, cache_fraction)
-        no_cache.append(rows["shp"]["eb_no_cache"] / rows["sequential"]["eb_no_cache"])
-        with_cache.append(rows["shp"]["eb_cache"] / rows["sequential"]["eb_cache"])
-    return {"affinity": np.asarray(affinities, dtype=float), "no_cache": np.array(no_cache), "with_cache": np.array(with_cache)}
+# --- the claims' measurements: over seeds and over the assumptions that decide them ---------------
+
+STUDY_CURVE = (0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.15, 0.2)  # DRAM cache sizes (fraction of table bytes)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class SeedStudy:
+    """Per-seed measurements of small workloads (one workload and one placement seed per column).
+
+    `gain_*` are (len(affinities), len(seeds)): SHP / sequential effective bandwidth, with the DRAM
+    cache (each at its best t) and without. The rest are (len(seeds),), at `default_affinity`:
+    `blocks_ratio` sequential / SHP and `kmeans_ratio` k-means / SHP post-table blocks read per
+    request (no cache); `dram_saved` the DRAM SHP + its t saves at the hit rate sequential placement
+    without prefetching reaches with `cache_fraction`; `tail_ratio` p99.9 / p50 request latency of
+    SHP + cache through the device model.
+    """
+
+    affinities: np.ndarray
+    seeds: np.ndarray
+    default_affinity: float
+    gain_cache: np.ndarray
+    gain_no_cache: np.ndarray
+    blocks_ratio: np.ndarray
+    kmeans_ratio: np.ndarray
+    dram_saved: np.ndarray
+    tail_ratio: np.ndarray
+
+    def gains_at(self, affinity: float) -> np.ndarray:
+        """(len(seeds),) the with-cache gains at one of `affinities`."""
+        hit = np.flatnonzero(np.isclose(self.affinities, affinity))
+        if hit.size == 0:
+            raise ValueError(f"affinity must be one of {self.affinities.tolist()}, got {affinity!r}")
+        return self.gain_cache[hit[0]]
+
+
+def _study_experiment(affinity: float, seed: int, scale: float, num_requests: int) -> Experiment:
+    post, user = default_tables(scale)
+    tables = (dataclasses.replace(post, affinity=float(affinity)), user)
+    return Experiment.from_config(WorkloadConfig(tables=tables, num_requests=num_requests, seed=int(seed)))
+
+
+def seed_study(
+    seeds=range(5),
+    affinities=(0.2, 0.5, 0.8),
+    default_affinity: float = 0.8,
+    cache_fraction: float = 0.1,
+    scale: float = 0.25,
+    num_requests: int = 20_000,
+    device: NVMDevice = NVMDevice(),
+) -> SeedStudy:
+    """The seeded claims of the notebook, measured on one small workload per (affinity, seed).
+
+    Every workload learns placements on its first half and is measured on its second. Only at
+    `default_affinity` are k-means, the DRAM curve and the latency tail measured (they cost most).
+    """
+    seeds = [validate.integer("seeds[i]", s) for s in seeds]
+    affinities = [validate.probability("affinities[i]", a) for a in affinities]
+    if len(seeds) < 2 or not affinities:
+        raise ValueError(f"seed_study needs >= 2 seeds and >= 1 affinity, got {seeds}, {affinities}")
+    if default_affinity not in affinities:
+        raise ValueError(f"default_affinity must be one of affinities {affinities}, got {default_affinity!r}")
+    validate.probability("cache_fraction", cache_fraction, open_low=True)
+    gains = np.empty((2, len(affinities), len(seeds)))
+    extra = np.empty((4, len(seeds)))
+    curve = np.asarray(STUDY_CURVE)
+    at = int(np.argmin(np.abs(curve - cache_fraction)))
+    for i, a in enumerate(affinities):
+        for j, seed in enumerate(seeds):
+            exp = _study_experiment(a, seed, scale, num_requests)
+            placements = {m: learn_placements(exp.past, m, seed) for m in ("sequential", "shp")}
+            rows = compare_placements(exp, placements, cache_fraction)
+            gains[0, i, j] = rows["shp"]["eb_cache"] / rows["sequential"]["eb_cache"]
+            gains[1, i, j] = rows["shp"]["eb_no_cache"] / rows["sequential"]["eb_no_cache"]
+            if a != default_affinity:
+                continue
+            post = exp.config.tables[0]  # k-means for the post table only (the user table's costs most)
+            g = Hypergraph.from_trace(exp.future, post.name)
+            shp_blocks = blocks_read(g, placements["shp"][0])
+            extra[0, j] = blocks_read(g, placements["sequential"][0]) / shp_blocks
+            extra[1, j] = blocks_read(g, kmeans_placement(post, table_vectors(post, seed), seed)) / shp_blocks
+            seq, shp = exp.blocks(placements["sequential"]), exp.blocks(placements["shp"])
+            base = np.array([exp.simulate(seq, f, NO_PREFETCH).hit_rate for f in curve])
+            new = np.array([exp.simulate(shp, f, rows["shp"]["t"]).hit_rate for f in curve])
+            extra[2, j] = dram_saved_at_equal_hit_rate(curve, base, new, at)
+            lat = latency_profile(exp.simulate(shp, cache_fraction, rows["shp"]["t"]), device)
+            extra[3, j] = lat[99.9] / lat[50.0]
+    return SeedStudy(
+        np.asarray(affinities, dtype=float), np.asarray(seeds), float(default_affinity), gains[0], gains[1], *extra
+    )
+
+
+def minicache_loss(
+    exp: Experiment, blocks: BlockMap, full: dict, thresholds, cache_fractions, rate: float, seed: int
+) -> float:
+    """Worst hit rate lost, over tables and cache sizes, by using the t that SHARDS mini-caches at
+    `rate` pick instead of the best t of the full simulation `full` ({table: MiniCacheGrid})."""
+    worst = 0.0
+    for name, grid in full.items():
+        mini = threshold_table(exp, blocks, name, thresholds, cache_fractions, rate=rate, seed=seed)
+        rows = np.searchsorted(grid.thresholds, mini.best_threshold())
+        if not np.array_equal(grid.thresholds[rows], mini.best_threshold()):
+            raise ValueError("full and mini-cache grids must share thresholds (sorted)")
+        loss = grid.hit_rates.max(axis=0) - grid.hit_rates[rows, np.arange(grid.hit_rates.shape[1])]
+        worst = max(worst, float(loss.max()))
+    return worst
+
+
+def shards_errors(keys: np.ndarray, cache_sizes, rate: float, seeds=range(5)) -> np.ndarray:
+    """(len(seeds),) mean absolute error of the SHARDS hit-rate curve at `rate`, one hash seed each,
+    against the exact one-pass curve."""
+    exact = hit_rate_curve(keys, cache_sizes)
+    return np.array([np.abs(shards_hit_rate_curve(keys, cache_sizes, rate, seed=s) - exact).mean() for s in seeds])
+
+
+def drives_over_budget(
+    cv: float,
+    seeds=range(5),
+    num_tables: int = 200,
+    mean_per_day: float = 15.0,
+    table_gb=(50.0, 300.0),
+    device: NVMDevice = NVMDevice(),
+) -> np.ndarray:
+    """(len(seeds),) fraction of drives written more than the rated drive-writes-per-day, when
+    `num_tables` tables of uniform random size in `table_gb` fill the drives and are refreshed at
+    lognormal rates (mean `mean_per_day`, coefficient of variation `cv`). Seed s draws both."""
+    validate.integer("num_tables", num_tables, 1)
+    lo, hi = (validate.positive("table_gb", g) for g in table_gb)
+    out = []
+    for s in seeds:
+        sizes = np.random.default_rng(s).uniform(lo * 1e9, hi * 1e9, num_tables)
+        out.append(
+            endurance(sizes, skewed_refresh_rates(num_tables, mean_per_day, cv, seed=s), device).fraction_over_budget
+        )
+    return np.array(out)
+
+
+def pod_cost_factor(
+    price_ratio: float,
+    cache_fraction: float = 0.1,
+    chips: int = 1000,
+    bytes_per_chip: float = 32e9,
+    dram_usd_per_gb: float = MemoryPrices().dram_usd_per_gb,
+) -> float:
+    """How many times cheaper a pod's memory gets on NVM with a DRAM cache of `cache_fraction`, when
+    DRAM costs `price_ratio` x NVM per GB: all-DRAM cost / (NVM + DRAM cache) cost."""
+    ratio = validate.positive("price_ratio", price_ratio)
+    prices = MemoryPrices(dram_usd_per_gb, dram_usd_per_gb / ratio)
+    total = validate.integer("chips", chips, 1) * validate.positive("bytes_per_chip", bytes_per_chip)
+    cost = memory_cost_usd(total, validate.probability("cache_fraction", cache_fraction) * total, prices)
+    return cost["all_dram_usd"] / cost["nvm_plus_cache_usd"]

@@ -17,6 +17,7 @@ import dataclasses
 import numba
 import numpy as np
 
+from mlsys_core import validate
 from mlsys_core.bandana.cache import CacheConfig, dense_ids, simulate_cache
 from mlsys_core.bandana.placement import BlockMap
 from mlsys_core.bandana.trace import Trace
@@ -89,9 +90,7 @@ def _curve(distances: np.ndarray, sizes: np.ndarray, total: float, extra_hits: f
 
 
 def _check_rate(rate: float) -> float:
-    if isinstance(rate, bool) or not isinstance(rate, (int, float, np.floating)) or not 0 < rate <= 1:
-        raise ValueError(f"sampling rate must be in (0, 1], got {rate!r}")
-    return float(rate)
+    return float(validate.number("sampling rate", rate, 0.0, 1.0, low_open=True))
 
 
 def _splitmix64(x: np.ndarray, seed: int) -> np.ndarray:
@@ -166,8 +165,7 @@ def cache_grid(trace: Trace, blocks: BlockMap, thresholds, capacities_bytes, rat
     full simulation.
     """
     rate = _check_rate(rate)
-    if unit not in ("block", "vector"):
-        raise ValueError(f"unit must be 'block' or 'vector', got {unit!r}")
+    validate.choice("unit", unit, ("block", "vector"))
     thresholds = np.asarray(thresholds, dtype=np.int64)
     caps = np.asarray(capacities_bytes, dtype=np.int64)
     if thresholds.size == 0 or np.any(thresholds < 0):

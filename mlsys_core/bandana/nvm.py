@@ -13,6 +13,7 @@ import dataclasses
 
 import numpy as np
 
+from mlsys_core import validate
 from mlsys_core.bandana.workload import BLOCK_BYTES
 
 
@@ -29,14 +30,12 @@ class NVMDevice:
 
     def __post_init__(self):
         for field in ("qd1_iops", "peak_iops", "rated_drive_writes_per_day"):
-            if not getattr(self, field) > 0:
-                raise ValueError(f"{field} must be > 0, got {getattr(self, field)!r}")
+            validate.positive(field, getattr(self, field))
         if self.peak_iops < self.qd1_iops:
             raise ValueError(f"peak_iops ({self.peak_iops}) must be >= qd1_iops ({self.qd1_iops})")
-        if self.peak_queue_depth < 1:
-            raise ValueError(f"peak_queue_depth must be >= 1, got {self.peak_queue_depth}")
-        if self.capacity_bytes < 1 or self.dram_lookup_latency_us < 0:
-            raise ValueError("capacity_bytes must be >= 1 and dram_lookup_latency_us >= 0")
+        validate.integer("peak_queue_depth", self.peak_queue_depth, 1)
+        validate.integer("capacity_bytes", self.capacity_bytes, 1)
+        validate.number("dram_lookup_latency_us", self.dram_lookup_latency_us, 0.0)
 
     def iops(self, queue_depth) -> np.ndarray:
         """4 KB random-read IOPS at each queue depth (>= 1)."""
@@ -58,7 +57,9 @@ class NVMDevice:
 
     def request_latency_us(self, blocks_read, lookups_hit) -> np.ndarray:
         """Per-request latency: the NVM batch plus DRAM time for cached vectors."""
-        return self.batch_latency_us(blocks_read) + self.dram_lookup_latency_us * np.asarray(lookups_hit, dtype=np.float64)
+        return self.batch_latency_us(blocks_read) + self.dram_lookup_latency_us * np.asarray(
+            lookups_hit, dtype=np.float64
+        )
 
     @property
     def peak_read_bytes_per_s(self) -> float:
@@ -82,8 +83,9 @@ def skewed_refresh_rates(num_tables: int, mean_per_day: float = 15.0, cv: float 
 
     cv = 0 gives every table the mean (the paper's 10-20 refreshes a day, uniformly).
     """
-    if num_tables < 1 or not mean_per_day > 0 or cv < 0:
-        raise ValueError(f"need num_tables >= 1, mean_per_day > 0, cv >= 0; got {num_tables}, {mean_per_day}, {cv}")
+    validate.integer("num_tables", num_tables, 1)
+    validate.positive("mean_per_day", mean_per_day)
+    validate.number("cv", cv, 0.0)
     if cv == 0:
         return np.full(num_tables, float(mean_per_day))
     sigma2 = np.log1p(cv**2)
@@ -107,7 +109,9 @@ class EnduranceReport:
         return float(self.drive_writes_per_day.max())
 
 
-def endurance(table_bytes, refreshes_per_day, device: NVMDevice = NVMDevice(), fill_fraction: float = 0.9) -> EnduranceReport:
+def endurance(
+    table_bytes, refreshes_per_day, device: NVMDevice = NVMDevice(), fill_fraction: float = 0.9
+) -> EnduranceReport:
     """Drive writes per day when tables (in order) fill drives up to `fill_fraction` and each refresh
     rewrites its whole table. A table larger than a drive is striped over several."""
     sizes = np.asarray(table_bytes, dtype=np.float64)
@@ -116,8 +120,7 @@ def endurance(table_bytes, refreshes_per_day, device: NVMDevice = NVMDevice(), f
         raise ValueError("table_bytes and refreshes_per_day must be 1-D arrays of one non-zero length")
     if np.any(sizes <= 0) or np.any(rates < 0):
         raise ValueError("table_bytes must be > 0 and refreshes_per_day >= 0")
-    if not 0 < fill_fraction <= 1:
-        raise ValueError(f"fill_fraction must be in (0, 1], got {fill_fraction!r}")
+    validate.number("fill_fraction", fill_fraction, 0.0, 1.0, low_open=True)
     usable = device.capacity_bytes * fill_fraction
     # Lay tables end to end over the drives; a drive's writes are the bytes of each table on it x rate.
     start = np.concatenate([[0.0], np.cumsum(sizes)[:-1]])
@@ -138,14 +141,16 @@ class MemoryPrices:
     nvm_usd_per_gb: float = 0.625
 
     def __post_init__(self):
-        if not (self.dram_usd_per_gb > 0 and self.nvm_usd_per_gb > 0):
-            raise ValueError("prices must be > 0")
+        validate.positive("dram_usd_per_gb", self.dram_usd_per_gb)
+        validate.positive("nvm_usd_per_gb", self.nvm_usd_per_gb)
 
 
-def memory_cost_usd(model_bytes: float, dram_cache_bytes: float, prices: MemoryPrices = MemoryPrices()) -> dict[str, float]:
+def memory_cost_usd(
+    model_bytes: float, dram_cache_bytes: float, prices: MemoryPrices = MemoryPrices()
+) -> dict[str, float]:
     """Cost of holding the embeddings all in DRAM vs on NVM with a DRAM cache."""
-    if model_bytes <= 0 or dram_cache_bytes < 0:
-        raise ValueError("model_bytes must be > 0 and dram_cache_bytes >= 0")
+    validate.positive("model_bytes", model_bytes)
+    validate.number("dram_cache_bytes", dram_cache_bytes, 0.0)
     gb = 1e9
     all_dram = model_bytes / gb * prices.dram_usd_per_gb
     nvm = model_bytes / gb * prices.nvm_usd_per_gb + dram_cache_bytes / gb * prices.dram_usd_per_gb

@@ -11,6 +11,7 @@ import dataclasses
 
 import numpy as np
 
+from mlsys_core import validate
 from mlsys_core.bandana.trace import Trace
 from mlsys_core.bandana.workload import BLOCK_BYTES, EmbeddingTable
 
@@ -26,9 +27,7 @@ class Placement:
         b = np.asarray(self.block_of)
         if b.ndim != 1 or b.size == 0 or not np.issubdtype(b.dtype, np.integer):
             raise ValueError(f"block_of must be a non-empty 1-D int array, got {b.dtype} {b.shape}")
-        cap = self.block_capacity
-        if isinstance(cap, bool) or not isinstance(cap, (int, np.integer)) or cap < 1:
-            raise ValueError(f"block_capacity must be an int >= 1, got {cap!r}")
+        validate.integer("block_capacity", self.block_capacity, 1)
         if b.min() < 0:
             raise ValueError("block_of must be >= 0")
         fill = np.bincount(b)
@@ -67,7 +66,9 @@ def random_placement(table: EmbeddingTable, seed: int) -> Placement:
     return _from_order(np.random.default_rng(seed).permutation(table.num_vectors), table.block_capacity)
 
 
-def kmeans_placement(table: EmbeddingTable, values: np.ndarray, seed: int, num_clusters: int | None = None) -> Placement:
+def kmeans_placement(
+    table: EmbeddingTable, values: np.ndarray, seed: int, num_clusters: int | None = None
+) -> Placement:
     """Semantic placement: k-means on the vector values, then blocks filled cluster by cluster.
 
     Within a cluster vectors are ordered by distance to the centroid, so that a block split across
@@ -103,9 +104,14 @@ def block_map(tables, placements) -> BlockMap:
     parts, offset = [], 0
     for t, p in zip(tables, placements):
         if p.block_of.size != t.num_vectors:
-            raise ValueError(f"placement for table {t.name!r} covers {p.block_of.size} vectors, table has {t.num_vectors}")
+            raise ValueError(
+                f"placement for table {t.name!r} covers {p.block_of.size} vectors, table has {t.num_vectors}"
+            )
         if p.block_capacity > t.block_capacity:
-            raise ValueError(f"placement for table {t.name!r} packs {p.block_capacity} vectors per block, a block holds {t.block_capacity}")
+            raise ValueError(
+                f"placement for table {t.name!r} packs {p.block_capacity} vectors per block, "
+                f"a block holds {t.block_capacity}"
+            )
         parts.append(p.block_of + offset)
         offset += p.num_blocks
     block_of = np.concatenate(parts).astype(np.int64)

@@ -25,6 +25,7 @@ import dataclasses
 import numba
 import numpy as np
 
+from mlsys_core import validate
 from mlsys_core.bandana.placement import Placement
 from mlsys_core.bandana.trace import Trace
 
@@ -47,20 +48,14 @@ class SHPConfig:
     seed: int = 0
 
     def __post_init__(self):
-        if not 0 < self.p <= 1:
-            raise ValueError(f"p must be in (0, 1], got {self.p!r}")
+        validate.number("p", self.p, 0.0, 1.0, low_open=True)
         for field in ("iterations", "refine_iterations"):
-            v = getattr(self, field)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-                raise ValueError(f"{field} must be an int >= 0, got {v!r}")
-        if not 0 <= self.imbalance < 1:
-            raise ValueError(f"imbalance must be in [0, 1), got {self.imbalance!r}")
-        if not 0 <= self.min_move_fraction < 1:
-            raise ValueError(f"min_move_fraction must be in [0, 1), got {self.min_move_fraction!r}")
-        if not 0 < self.move_probability <= 1:
-            raise ValueError(f"move_probability must be in (0, 1], got {self.move_probability!r}")
-        if self.mode not in ("bisection", "kway"):
-            raise ValueError(f"mode must be 'bisection' or 'kway', got {self.mode!r}")
+            validate.integer(field, getattr(self, field), 0)
+        validate.number("imbalance", self.imbalance, 0.0, 1.0, high_open=True)
+        validate.number("min_move_fraction", self.min_move_fraction, 0.0, 1.0, high_open=True)
+        validate.number("move_probability", self.move_probability, 0.0, 1.0, low_open=True)
+        validate.choice("mode", self.mode, ("bisection", "kway"))
+        validate.integer("seed", self.seed)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -76,7 +71,7 @@ class Hypergraph:
         return self.edge_ptr.size - 1
 
     @staticmethod
-    def from_trace(trace: Trace, table: str | None = None) -> "Hypergraph":
+    def from_trace(trace: Trace, table: str | None = None) -> Hypergraph:
         """The hypergraph of one table's lookups (`table` may be omitted for a one-table trace)."""
         if table is None:
             if len(trace.tables) != 1:
@@ -86,7 +81,7 @@ class Hypergraph:
         return Hypergraph(t.tables[0].num_vectors, t.request_ptr, t.vector.astype(np.int64))
 
     @staticmethod
-    def from_edges(num_vertices: int, edges) -> "Hypergraph":
+    def from_edges(num_vertices: int, edges) -> Hypergraph:
         """From a list of vertex-id sequences."""
         sizes = np.array([len(e) for e in edges], dtype=np.int64)
         pins = np.concatenate([np.asarray(e, dtype=np.int64) for e in edges]) if len(edges) else np.zeros(0, np.int64)
@@ -123,7 +118,9 @@ def blocks_read(graph: Hypergraph, placement: Placement) -> int:
 
 def probabilistic_fanout(graph: Hypergraph, placement: Placement, p: float = 0.5) -> float:
     """Mean over hyperedges of sum_b 1 - (1-p)^{n_b}."""
-    return float(_connectivity_sum(graph.edge_ptr, graph.pins, placement.block_of, placement.num_blocks, p)[1]) / max(graph.num_edges, 1)
+    return float(_connectivity_sum(graph.edge_ptr, graph.pins, placement.block_of, placement.num_blocks, p)[1]) / max(
+        graph.num_edges, 1
+    )
 
 
 @numba.njit(cache=True)
@@ -208,8 +205,9 @@ def _swap_sides(order, group_start, gain, size0, size1, max0, max1, move_probabi
 
 
 @numba.njit(cache=True)
-def _bisect_level(edge_ptr, pins, lo, mid, side, active, max0, max1, wpow, iterations, move_probability,
-                  min_flips, seed):
+def _bisect_level(
+    edge_ptr, pins, lo, mid, side, active, max0, max1, wpow, iterations, move_probability, min_flips, seed
+):
     """Refine one level of splits in place (`side`): rounds of all gains, then best swaps per group."""
     np.random.seed(seed)
     n = lo.size
@@ -282,13 +280,16 @@ def _bisection(graph: Hypergraph, start: Placement, num_blocks: int, capacity: i
         pos -= np.searchsorted(lo[order], lo)
         n_g = np.bincount(lo, minlength=num_blocks)[lo]
         left_blocks, right_blocks = mid - lo, hi - mid
-        target0 = np.clip(np.rint(n_g * left_blocks / width).astype(np.int64),
-                          n_g - right_blocks * capacity, left_blocks * capacity)
+        target0 = np.clip(
+            np.rint(n_g * left_blocks / width).astype(np.int64), n_g - right_blocks * capacity, left_blocks * capacity
+        )
         side = np.where(active & (pos >= target0), 1, 0).astype(np.int64)
         max0 = np.zeros(num_blocks, dtype=np.int64)
         max1 = np.zeros(num_blocks, dtype=np.int64)
         max0[lo] = np.minimum(left_blocks * capacity, np.floor(target0 * (1 + config.imbalance)).astype(np.int64))
-        max1[lo] = np.minimum(right_blocks * capacity, np.floor((n_g - target0) * (1 + config.imbalance)).astype(np.int64))
+        max1[lo] = np.minimum(
+            right_blocks * capacity, np.floor((n_g - target0) * (1 + config.imbalance)).astype(np.int64)
+        )
         _bisect_level(graph.edge_ptr, graph.pins, lo, mid, side, active, max0, max1, wpow, config.iterations,
                       config.move_probability, max(1, int(config.min_move_fraction * active.sum())),
                       int(rng.integers(2**31)))
@@ -382,7 +383,12 @@ def _kway_moves(order, src, dst, gain, fill, capacity, move_probability, seed):
         lo_ = min(src[x], dst[x])
         hi_ = max(src[x], dst[x])
         j = i
-        while j < n and min(src[order[j]], dst[order[j]]) == lo_ and max(src[order[j]], dst[order[j]]) == hi_ and src[order[j]] == lo_:
+        while (
+            j < n
+            and min(src[order[j]], dst[order[j]]) == lo_
+            and max(src[order[j]], dst[order[j]]) == hi_
+            and src[order[j]] == lo_
+        ):
             j += 1
         k = j
         while k < n and min(src[order[k]], dst[order[k]]) == lo_ and max(src[order[k]], dst[order[k]]) == hi_:
@@ -394,7 +400,9 @@ def _kway_moves(order, src, dst, gain, fill, capacity, move_probability, seed):
     return out[:no]
 
 
-def _kway(graph: Hypergraph, block_of: np.ndarray, num_blocks: int, capacity: int, iterations: int, config: SHPConfig) -> np.ndarray:
+def _kway(
+    graph: Hypergraph, block_of: np.ndarray, num_blocks: int, capacity: int, iterations: int, config: SHPConfig
+) -> np.ndarray:
     block_of = block_of.copy()
     wpow = _powers(graph, config.p)
     edge_of_pin = np.repeat(np.arange(graph.num_edges, dtype=np.int64), np.diff(graph.edge_ptr))
@@ -406,7 +414,11 @@ def _kway(graph: Hypergraph, block_of: np.ndarray, num_blocks: int, capacity: in
         target, gain = _kway_targets(graph.edge_ptr, graph.pins, vertex_ptr, vertex_edges, block_of, num_blocks, wpow)
         cand = np.flatnonzero((target >= 0) & (target != block_of))
         src, dst = block_of, target
-        order = cand[np.lexsort((-gain[cand], src[cand] > dst[cand], np.maximum(src[cand], dst[cand]), np.minimum(src[cand], dst[cand])))]
+        order = cand[
+            np.lexsort(
+                (-gain[cand], src[cand] > dst[cand], np.maximum(src[cand], dst[cand]), np.minimum(src[cand], dst[cand]))
+            )
+        ]
         fill = np.bincount(block_of, minlength=num_blocks).astype(np.int64)
         moves = _kway_moves(order, src, dst, gain, fill, capacity, config.move_probability, int(rng.integers(2**31)))
         if moves.size == 0:
@@ -415,14 +427,15 @@ def _kway(graph: Hypergraph, block_of: np.ndarray, num_blocks: int, capacity: in
     return block_of
 
 
-def shp_placement(graph: Hypergraph, capacity: int, config: SHPConfig = SHPConfig(), start: Placement | None = None) -> Placement:
+def shp_placement(
+    graph: Hypergraph, capacity: int, config: SHPConfig = SHPConfig(), start: Placement | None = None
+) -> Placement:
     """SHP placement of `graph.num_vertices` vectors into blocks of `capacity`.
 
     `start` (default: id order) seeds the search. The result never reads more blocks on `graph` than
     `start` does: if local search ends worse, the start is returned.
     """
-    if isinstance(capacity, bool) or not isinstance(capacity, (int, np.integer)) or capacity < 1:
-        raise ValueError(f"capacity must be an int >= 1, got {capacity!r}")
+    capacity = validate.integer("capacity", capacity, 1)
     n = graph.num_vertices
     num_blocks = -(-n // capacity)
     if start is None:
@@ -433,7 +446,13 @@ def shp_placement(graph: Hypergraph, capacity: int, config: SHPConfig = SHPConfi
         block_of = _bisection(graph, start, num_blocks, int(capacity), config)
         block_of = _kway(graph, block_of, num_blocks, int(capacity), config.refine_iterations, config)
     else:
-        block_of = _kway(graph, start.block_of.astype(np.int64), max(num_blocks, start.num_blocks), int(capacity),
-                         config.iterations, config)
+        block_of = _kway(
+            graph,
+            start.block_of.astype(np.int64),
+            max(num_blocks, start.num_blocks),
+            int(capacity),
+            config.iterations,
+            config,
+        )
     result = Placement(block_of.astype(np.int64), int(capacity))
     return result if blocks_read(graph, result) <= blocks_read(graph, start) else start

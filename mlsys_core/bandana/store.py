@@ -42,7 +42,9 @@ def write_store(path, table: EmbeddingTable, values: np.ndarray, placement: Plac
     if placement.block_of.size != table.num_vectors:
         raise ValueError(f"placement covers {placement.block_of.size} vectors, table has {table.num_vectors}")
     if placement.block_capacity > table.block_capacity:
-        raise ValueError(f"placement packs {placement.block_capacity} vectors per block; a block holds {table.block_capacity}")
+        raise ValueError(
+            f"placement packs {placement.block_capacity} vectors per block; a block holds {table.block_capacity}"
+        )
     block_of = placement.block_of.astype(np.int64)
     slot = placement.slots().astype(np.int64)
     nb = placement.num_blocks
@@ -55,8 +57,17 @@ def write_store(path, table: EmbeddingTable, values: np.ndarray, placement: Plac
     meta = np.zeros(_meta_bytes(nb, table.num_vectors), dtype=np.uint8)
     raw = crcs.tobytes() + block_of.astype("<i8").tobytes() + slot.astype("<i8").tobytes()
     meta[: len(raw)] = np.frombuffer(raw, dtype=np.uint8)
-    header = _HEADER.pack(MAGIC, 1, BLOCK_BYTES, nb, table.num_vectors, table.dim, placement.block_capacity,
-                          table.dtype.encode(), zlib.crc32(meta.tobytes()))
+    header = _HEADER.pack(
+        MAGIC,
+        1,
+        BLOCK_BYTES,
+        nb,
+        table.num_vectors,
+        table.dim,
+        placement.block_capacity,
+        table.dtype.encode(),
+        zlib.crc32(meta.tobytes()),
+    )
     with open(path, "wb") as f:
         f.write(header.ljust(BLOCK_BYTES, b"\0"))
         f.write(meta.tobytes())

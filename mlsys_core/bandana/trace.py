@@ -29,7 +29,7 @@ class Trace:
     vector: np.ndarray
 
     @staticmethod
-    def from_lookups(tables, request_id, table, vector) -> "Trace":
+    def from_lookups(tables, request_id, table, vector) -> Trace:
         """From per-lookup arrays; `request_id` must be non-decreasing (time order)."""
         tables = tuple(tables)
         request_id = np.asarray(request_id, dtype=np.int64)
@@ -87,19 +87,21 @@ class Trace:
             raise ValueError(f"unknown table {name!r}: the trace has tables {names}")
         return names.index(name)
 
-    def select(self, mask: np.ndarray) -> "Trace":
+    def select(self, mask: np.ndarray) -> Trace:
         """The lookups where `mask` holds (requests left empty vanish)."""
         return Trace.from_lookups(self.tables, self.request_ids()[mask], self.table[mask], self.vector[mask])
 
-    def only_table(self, name: str) -> "Trace":
+    def only_table(self, name: str) -> Trace:
         """The lookups of one table, as a one-table trace."""
         i = self.table_index(name)
         mask = self.table == i
         if not mask.any():
             raise ValueError(f"table {name!r} has no lookups in this trace")
-        return Trace.from_lookups((self.tables[i],), self.request_ids()[mask], np.zeros(int(mask.sum())), self.vector[mask])
+        return Trace.from_lookups(
+            (self.tables[i],), self.request_ids()[mask], np.zeros(int(mask.sum())), self.vector[mask]
+        )
 
-    def split(self, past_fraction: float = 0.5) -> tuple["Trace", "Trace"]:
+    def split(self, past_fraction: float = 0.5) -> tuple[Trace, Trace]:
         """(past, future): the first `past_fraction` of requests and the rest (learn on past, test on future)."""
         if not 0 < past_fraction < 1:
             raise ValueError(f"past_fraction must be in (0, 1), got {past_fraction!r}")
@@ -118,7 +120,9 @@ def save_trace(trace: Trace, path) -> None:
     path = os.fspath(path)
     rid = trace.request_ids()
     if path.endswith(".npz"):
-        np.savez_compressed(path, request_id=rid, table=np.array([t.name for t in trace.tables])[trace.table], vector_id=trace.vector)
+        np.savez_compressed(
+            path, request_id=rid, table=np.array([t.name for t in trace.tables])[trace.table], vector_id=trace.vector
+        )
     elif path.endswith(".csv"):
         names = np.array([t.name for t in trace.tables])[trace.table]
         with open(path, "w", newline="", encoding="utf-8") as f:

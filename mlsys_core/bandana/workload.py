@@ -14,6 +14,7 @@ import dataclasses
 
 import numpy as np
 
+from mlsys_core import validate
 from mlsys_core.bandana.trace import Trace
 
 BLOCK_BYTES = 4096  # NVM read granularity (bytes)
@@ -42,12 +43,9 @@ class EmbeddingTable:
     semantic_noise: float = 1.0
 
     def __post_init__(self):
-        if not isinstance(self.name, str) or not self.name:
-            raise ValueError(f"name must be a non-empty string, got {self.name!r}")
+        validate.string("name", self.name)
         for field in ("num_vectors", "dim", "num_communities"):
-            value = getattr(self, field)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{field} must be an int >= 1, got {value!r}")
+            validate.integer(field, getattr(self, field), 1)
         try:
             np.dtype(self.dtype)
         except TypeError as e:
@@ -57,17 +55,11 @@ class EmbeddingTable:
                 f"a vector of table {self.name!r} takes {self.bytes_per_vector} bytes "
                 f"(dim {self.dim} x {self.dtype}), larger than a {BLOCK_BYTES}-byte block"
             )
-        if self.num_communities > self.num_vectors:
-            raise ValueError(
-                f"num_communities must be <= num_vectors ({self.num_vectors}), got {self.num_communities}"
-            )
-        if not self.lookups_per_request > 0:
-            raise ValueError(f"lookups_per_request must be > 0, got {self.lookups_per_request!r}")
+        validate.integer("num_communities", self.num_communities, 1, self.num_vectors)
+        validate.positive("lookups_per_request", self.lookups_per_request)
         for field in ("community_zipf", "vector_zipf", "semantic_noise"):
-            if not getattr(self, field) >= 0:
-                raise ValueError(f"{field} must be >= 0, got {getattr(self, field)!r}")
-        if not 0 <= self.affinity <= 1:
-            raise ValueError(f"affinity must be in [0, 1], got {self.affinity!r}")
+            validate.number(field, getattr(self, field), 0.0)
+        validate.probability("affinity", self.affinity)
 
     @property
     def bytes_per_vector(self) -> int:
@@ -89,8 +81,7 @@ class EmbeddingTable:
 
 def default_tables(scale: float = 1.0) -> tuple[EmbeddingTable, ...]:
     """A post table (64 B vectors, ~95% of lookups) and a user table (128 B vectors, ~75% of bytes)."""
-    if not scale > 0:
-        raise ValueError(f"scale must be > 0, got {scale!r}")
+    validate.positive("scale", scale)
     n = max(1024, int(32768 * scale))
     post = EmbeddingTable("post", n, 16, lookups_per_request=19.0, num_communities=max(4, n // 64))
     user = EmbeddingTable(
@@ -109,18 +100,16 @@ class WorkloadConfig:
     seed: int = 0
 
     def __post_init__(self):
-        if not isinstance(self.tables, tuple) or not self.tables:
+        validate.instance("tables", self.tables, tuple, "a tuple of EmbeddingTable")
+        if not self.tables:
             raise ValueError(f"tables must be a non-empty tuple of EmbeddingTable, got {self.tables!r}")
         for t in self.tables:
-            if not isinstance(t, EmbeddingTable):
-                raise TypeError(f"tables must hold EmbeddingTable objects, got {type(t).__name__}")
+            validate.instance("tables[i]", t, EmbeddingTable)
         names = [t.name for t in self.tables]
         if len(set(names)) != len(names):
             raise ValueError(f"table names must be unique, got {names}")
-        if isinstance(self.num_requests, bool) or not isinstance(self.num_requests, int) or self.num_requests < 1:
-            raise ValueError(f"num_requests must be an int >= 1, got {self.num_requests!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
-            raise TypeError(f"seed must be an int, got {self.seed!r}")
+        validate.integer("num_requests", self.num_requests, 1)
+        validate.integer("seed", self.seed)
 
 
 def _zipf_cdf(n: int, exponent: float) -> np.ndarray:
