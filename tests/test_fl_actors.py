@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mlsys_core.fl.actors import ACTOR_KINDS, ActorSystem, Fault, LockService, Topology
+from mlsys_core.fl.actors import ACTOR_KINDS, ActorSystem, Fault, LockService, Message, Topology, count, hops_per_report
 from mlsys_core.fl.population import HOUR_S, PopulationConfig, make_population
 from mlsys_core.fl.protocol import RoundConfig, SteeringConfig, simulate
 
@@ -41,7 +41,8 @@ def _invariants(system, sessions, res, config):
 def test_fault_schedules_never_lose_or_double_count_accepted_updates(faults, merged):
     system, res = _run(Topology(merged=merged), tuple(Fault(k, t, i) for k, t, i in faults), check=_invariants)
     c = res.counters
-    assert np.all(c.column("selected") == c.column("accepted") + c.column("late") + c.column("dropped") + c.column("lost"))
+    outcomes = c.column("accepted") + c.column("late") + c.column("dropped") + c.column("lost")
+    assert np.all(c.column("selected") == outcomes)
     coordinator_faults = sum(1 for k, *_ in faults if Topology(merged=merged).role(k) == "coordinator")
     assert sum(1 for _, who, _ in system.respawns if who == "selector") <= coordinator_faults
 
@@ -98,3 +99,34 @@ def test_lock_service_and_validation():
         Fault("router", 1.0)
     with pytest.raises(ValueError, match="num_selectors"):
         Topology(num_selectors=0)
+
+
+def _msg(r, sender, receiver, kind, devices=(), delivered=True):
+    return Message(0.0, r, sender, receiver, kind, np.array(devices, np.int64), delivered)
+
+
+def test_hops_per_report_and_counts_are_read_from_the_log():
+    trace = [
+        _msg(0, "selector[0]", "aggregator[0]", "forward", [1, 2]),
+        _msg(0, "aggregator[0]", "master_aggregator[0]", "reports"),  # control: carries no device
+        _msg(0, "aggregator[0]", "master_aggregator[0]", "partial", [1]),
+        _msg(0, "master_aggregator[0]", "coordinator[0]", "result", [1]),
+        _msg(1, "selector[1]", "coordinator[0]", "partial", [1, 5]),  # a merged-style round: one hop
+        _msg(1, "selector[1]", "coordinator[0]", "partial", [9], delivered=False),  # dropped: never arrived
+        _msg(1, "selector[0]", "lock_service", "lock_request"),
+        _msg(1, "selector[1]", "lock_service", "lock_request"),
+    ]
+    # round 0: device 1 took 3 hops (device 2 never reached the Coordinator); round 1: devices 1, 5 one each
+    assert hops_per_report(trace) == pytest.approx((3 + 1 + 1) / 3)
+    assert count(trace, "lock_request") == 2 and count(trace, "lock_request", sender="selector[1]") == 1
+    assert count(trace, "partial", receiver="coordinator") == 2 and count(trace, "partial", delivered=False) == 1
+    assert np.isnan(hops_per_report(trace[-2:]))
+
+
+def test_the_log_records_every_message_and_the_coordinator_respawn():
+    system, res = _run(faults=(Fault("coordinator", T0),))
+    assert len([m for m in system.trace if m.kind not in ("crash", "lock_request", "lock_granted", "lock_refused",
+                                                           "respawn", "lost")]) == res.counters.column("messages").sum()
+    assert count(system.trace, "respawn", receiver="coordinator[0]") == 1
+    assert count(system.trace, "lock_granted") == 1 and count(system.trace, "lock_refused") == 3
+    assert hops_per_report(system.trace) == pytest.approx(3.0, abs=0.05)

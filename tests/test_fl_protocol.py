@@ -9,10 +9,26 @@ from hypothesis import strategies as st
 
 from mlsys_core.fl import plans as PL
 from mlsys_core.fl import telemetry as T
-from mlsys_core.fl.population import (DAY_S, HOUR_S, PopulationConfig, eligible_by_hour, is_eligible,
-                                      make_population, next_eligible_s)
-from mlsys_core.fl.protocol import (RecycleBuffer, RoundConfig, SteeringConfig, reporting_outcome,
-                                    commit_share, reservoir_sample, simulate, staleness_weight, take_recyclable)
+from mlsys_core.fl.population import (
+    DAY_S,
+    HOUR_S,
+    PopulationConfig,
+    eligible_by_hour,
+    is_eligible,
+    make_population,
+    next_eligible_s,
+)
+from mlsys_core.fl.protocol import (
+    RecycleBuffer,
+    RoundConfig,
+    SteeringConfig,
+    commit_share,
+    reporting_outcome,
+    reservoir_sample,
+    simulate,
+    staleness_weight,
+    take_recyclable,
+)
 
 SMALL = make_population(PopulationConfig(num_devices=20_000), seed=3)
 
@@ -29,7 +45,13 @@ def test_bad_round_config_names_the_field(field, value):
 def test_round_config_type_errors_and_defaults():
     with pytest.raises(TypeError, match="goal_count"):
         RoundConfig(goal_count=True)
-    cfg = RoundConfig(goal_count=100)
+    with pytest.raises(TypeError, match="pipelined"):
+        RoundConfig(pipelined=1)
+    with pytest.raises(ValueError, match=r"goal_count must be >= 1, got 0"):  # names field, value and range
+        RoundConfig(goal_count=0)
+    with pytest.raises(ValueError, match=r"over_selection must be in \[1, 100\], got 0.9"):
+        RoundConfig(over_selection=0.9)
+    cfg = RoundConfig(goal_count=np.int64(100))  # NumPy integers are integers
     assert cfg.min_reports == 100 and cfg.target == 130 and cfg.min_selected == 80
 
 
@@ -40,7 +62,8 @@ def test_bad_steering_config(kwargs, field):
         SteeringConfig(**kwargs)
 
 
-@pytest.mark.parametrize("kwargs, field", [({"num_devices": 0}, "num_devices"), ({"drop_out_range": (0.2, 0.1)}, "drop_out_range"),
+@pytest.mark.parametrize("kwargs, field", [({"num_devices": 0}, "num_devices"),
+                                           ({"drop_out_range": (0.2, 0.1)}, "drop_out_range"),
                                            ({"unmetered_fraction": 1.5}, "unmetered_fraction")])
 def test_bad_population_config(kwargs, field):
     with pytest.raises(ValueError, match=field):
@@ -94,7 +117,8 @@ def test_round_commits_iff_min_reports_arrive_in_window(times, goal, frac, windo
 @given(arrivals=st.lists(st.floats(0, 1000), max_size=30), commits=st.lists(st.floats(0, 1200), max_size=10))
 @settings(max_examples=100, deadline=None)
 def test_recycled_updates_are_taken_exactly_once_and_weighted(arrivals, commits):
-    buf = RecycleBuffer.empty().add(np.arange(len(arrivals)), np.array(arrivals, float), 0, np.full(len(arrivals), 10.0))
+    n = len(arrivals)
+    buf = RecycleBuffer.empty().add(np.arange(n), np.array(arrivals, float), 0, np.full(n, 10.0))
     seen = []
     for version, end in enumerate(sorted(commits), start=1):
         taken, buf = take_recyclable(buf, end, version)
@@ -117,7 +141,8 @@ def _run(config, steering=SteeringConfig(), hours=3.0, pop=SMALL, seed=1, **kw):
 def test_simulation_loses_nothing_and_counts_nothing_twice(goal, over, window, pipelined, recycle, mode):
     cfg = RoundConfig(goal_count=goal, over_selection=over, reporting_window_s=window, pipelined=pipelined,
                       recycle_late=recycle, min_reports=max(1, goal // 2))
-    res = _run(cfg, SteeringConfig(mode=mode, retry_s=120.0), hours=1.0, pop=make_population(PopulationConfig(num_devices=3000), 5))
+    pop = make_population(PopulationConfig(num_devices=3000), 5)
+    res = _run(cfg, SteeringConfig(mode=mode, retry_s=120.0), hours=1.0, pop=pop)
     c = res.counters
     sel, acc, late, drop, lost = (c.column(k) for k in ("selected", "accepted", "late", "dropped", "lost"))
     assert np.all(sel == acc + late + drop + lost)
@@ -157,12 +182,35 @@ def test_pace_steering_flattens_the_check_in_load():
     assert spread.counters.column("committed").sum() >= 0.8 * none.counters.column("committed").sum()
 
 
-def test_synchronised_steering_returns_rejected_devices_together():
-    res = _run(RoundConfig(goal_count=50, pipelined=False), SteeringConfig(mode="synchronise", sync_jitter_s=5.0), hours=1.0)
+def _rejections_and_returns(res):
+    """For every rejection ("x") in the log: its time, and the device's next check-in after it."""
     ids, t, codes = res.log.arrays()
-    rejected = np.unique(ids[codes == T.CODES.index("x")])
-    assert len(rejected) > 0
+    checkins, rejections = np.flatnonzero(codes == T.CODES.index("-")), np.flatnonzero(codes == T.CODES.index("x"))
+    nxt = checkins[np.minimum(np.searchsorted(checkins, rejections, side="right"), len(checkins) - 1)]
+    same = (nxt > rejections) & (ids[nxt] == ids[rejections])  # the log is sorted by device, then time
+    return t[rejections[same]], t[nxt[same]]
+
+
+@pytest.mark.parametrize("mode", ["synchronise", "none"])
+def test_synchronised_steering_returns_rejected_devices_together(mode):
+    jitter = 5.0
+    res = _run(RoundConfig(goal_count=50, pipelined=False), SteeringConfig(mode=mode, sync_jitter_s=jitter), hours=1.0)
     assert res.counters.column("committed").mean() > 0.9
+    rejected_s, back_s = _rejections_and_returns(res)
+    soon = back_s - rejected_s < HOUR_S / 2  # the others fell asleep and call in on a later night
+    c = res.counters
+    close, resume = c.column("close_s"), c.column("resume_s")
+    k = np.maximum(np.searchsorted(close, rejected_s, side="right") - 1, 0)
+    during = soon & (rejected_s > close[k]) & (rejected_s < resume[k])  # rejected while round k reported
+    assert during.sum() > 100
+    late_by = back_s[during] - resume[k[during]]  # after the next selection opened
+    # Same-moment rejections (at a selection's close) return within one jitter of each other.
+    spreads = [np.ptp(back_s[soon & (rejected_s == t0)]) for t0 in np.unique(rejected_s[soon])]
+    if mode == "synchronise":  # told to come back when the next selection opens, within the jitter
+        assert late_by.min() >= 0.0 and late_by.max() <= jitter
+        assert max(spreads) <= jitter
+    else:  # retry about a minute after their own rejection, whenever the next round opens
+        assert late_by.min() < -10 * jitter and late_by.max() > 10 * jitter
 
 
 def test_devices_without_a_plan_are_rejected_with_the_reason():
@@ -200,7 +248,7 @@ def test_session_strings_and_schedule_inference():
     text = T.session_string(res.log, device)
     assert text.startswith("-") and all(s.startswith("-") for s in text.split(" "))
     assert "-v[]+^" in text.replace(" ", "") or "-v[]+L" in text.replace(" ", "")
-    start_h, length_h = T.infer_window((T.device_checkin_times(res.log, device) / HOUR_S + pop.tz_offset_h[device]))
+    start_h, length_h = T.infer_window(T.device_checkin_times(res.log, device) / HOUR_S + pop.tz_offset_h[device])
     true_start = float(pop.window_start_h[device])
     assert abs((start_h - true_start + 12) % 24 - 12) < 1.0  # the dashboard reveals when this user sleeps
     assert length_h <= pop.window_length_h[device] + 0.1

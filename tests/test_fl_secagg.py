@@ -14,7 +14,8 @@ except ImportError:
     HAVE_CRYPTOGRAPHY = False
 else:
     HAVE_CRYPTOGRAPHY = True
-needs_cryptography = pytest.mark.skipif(not HAVE_CRYPTOGRAPHY, reason="X25519 key agreement needs the cryptography package")
+needs_cryptography = pytest.mark.skipif(not HAVE_CRYPTOGRAPHY,
+                                        reason="X25519 key agreement needs the cryptography package")
 
 
 @given(secret=st.integers(0, secagg.PRIME - 1), n=st.integers(2, 12), data=st.data())

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from mlsys_core.fl import _checks
+from mlsys_core import validate
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,8 +34,8 @@ class ModelConfig:
 
     def __post_init__(self):
         for name in ("num_features", "hidden", "num_classes", "batch_size", "epochs"):
-            _checks.number(name, getattr(self, name), 1, integer=True)
-        _checks.number("learning_rate", self.learning_rate, 0.0, low_open=True)
+            validate.integer(name, getattr(self, name), 1)
+        validate.number("learning_rate", self.learning_rate, 0.0, low_open=True)
 
 
 class ClientData(NamedTuple):
@@ -56,8 +56,8 @@ def dirichlet_split(labels: np.ndarray, num_clients: int, alpha: float, seed: in
     Small alpha (0.1) gives clients few classes; large alpha approaches an IID split. Some clients
     may get no example (they then carry weight 0).
     """
-    _checks.number("num_clients", num_clients, 1, integer=True)
-    _checks.number("alpha", alpha, 0.0, low_open=True)
+    validate.integer("num_clients", num_clients, 1)
+    validate.number("alpha", alpha, 0.0, low_open=True)
     rng = np.random.default_rng(seed)
     parts: list[list[np.ndarray]] = [[] for _ in range(num_clients)]
     for c in np.unique(labels):
@@ -73,9 +73,9 @@ def resample_clients(labels: np.ndarray, num_clients: int, examples_per_client: 
                      seed: int) -> list[np.ndarray]:
     """Many equal-sized non-IID clients from a small dataset: each draws a class mix ~ Dir(alpha),
     then `examples_per_client` example indices of those classes (with replacement across clients)."""
-    _checks.number("num_clients", num_clients, 1, integer=True)
-    _checks.number("examples_per_client", examples_per_client, 1, integer=True)
-    _checks.number("alpha", alpha, 0.0, low_open=True)
+    validate.integer("num_clients", num_clients, 1)
+    validate.integer("examples_per_client", examples_per_client, 1)
+    validate.number("alpha", alpha, 0.0, low_open=True)
     rng = np.random.default_rng(seed)
     classes = np.unique(labels)
     by_class = [np.flatnonzero(labels == c) for c in classes]

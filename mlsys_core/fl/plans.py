@@ -11,7 +11,7 @@ import dataclasses
 
 import numpy as np
 
-from mlsys_core.fl import _checks
+from mlsys_core import validate
 
 # Ops each runtime version can execute (a new runtime adds ops; old ones never lose any).
 RUNTIME_OPS = {
@@ -45,9 +45,9 @@ class DevicePlan:
     def __post_init__(self):
         if not self.ops or not all(isinstance(o, str) for o in self.ops):
             raise ValueError(f"ops must be a non-empty tuple of op names, got {self.ops!r}")
-        _checks.number("batch_size", self.batch_size, 1, integer=True)
-        _checks.number("epochs", self.epochs, 1, integer=True)
-        _checks.number("learning_rate", self.learning_rate, 0.0, low_open=True)
+        validate.integer("batch_size", self.batch_size, 1)
+        validate.integer("epochs", self.epochs, 1)
+        validate.number("learning_rate", self.learning_rate, 0.0, low_open=True)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,7 +58,8 @@ class ServerPlan:
     recycle_late: bool = False
 
     def __post_init__(self):
-        _checks.choice("aggregation", self.aggregation, ("fedavg",))
+        validate.choice("aggregation", self.aggregation, ("fedavg",))
+        validate.boolean("recycle_late", self.recycle_late)
 
 
 @dataclasses.dataclass(frozen=True)

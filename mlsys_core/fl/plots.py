@@ -69,7 +69,8 @@ def schedule_leak(user_hours: np.ndarray, true_window: tuple, inferred_window: t
     fig, axes = viz.figure(ncols=2)
     ax = axes[0]
     ax.eventplot(np.mod(user_hours, 24.0), lineoffsets=0.5, linelengths=0.6)
-    for (start, length), color, label in ((true_window, "C2", "true sleep window"), (inferred_window, "C3", "inferred")):
+    windows = ((true_window, "C2", "true sleep window"), (inferred_window, "C3", "inferred"))
+    for (start, length), color, label in windows:
         ends = [(start, min(start + length, 24.0))] + ([(0.0, start + length - 24.0)] if start + length > 24 else [])
         for i, (a, b) in enumerate(ends):
             ax.axvspan(a, b, 0.85 if color == "C2" else 0.0, 1.0 if color == "C2" else 0.15, color=color, alpha=0.5,

@@ -1,7 +1,9 @@
 """A device population as arrays: time zones, nightly eligibility windows, speeds, links, drop-out.
 
 A device is *eligible* (idle, charging, on an unmetered network) inside its nightly window in local
-time, and only if it has an unmetered network at all. Everything is a NumPy array of length N, so a
+time, and only if it has an unmetered network at all. It calls in a `checkin_delay_h` after its window
+opens (the phone's job scheduler gets round to it; exponential with mean `checkin_jitter_h`, 0 by
+default: it calls in the moment the window opens). Everything is a NumPy array of length N, so a
 population of 10 M devices fits in ~300 MB and every query is one vectorised expression.
 """
 
@@ -11,7 +13,7 @@ import dataclasses
 
 import numpy as np
 
-from mlsys_core.fl import _checks
+from mlsys_core import validate
 
 HOUR_S = 3600.0
 DAY_S = 86400.0
@@ -44,23 +46,25 @@ class PopulationConfig:
     bandwidth_sigma: float = 0.6
     runtime_versions: tuple[int, ...] = (1, 2, 3, 4, 5)
     runtime_weights: tuple[float, ...] = (0.03, 0.07, 0.2, 0.3, 0.4)
+    checkin_jitter_h: float = 0.0  # mean delay between a window opening and the first check-in
 
     def __post_init__(self):
-        _checks.number("num_devices", self.num_devices, 1, 50_000_000, integer=True)
+        validate.integer("num_devices", self.num_devices, 1, 50_000_000)
         if not self.time_zones or any(len(z) != 2 or z[1] < 0 for z in self.time_zones):
             raise ValueError(f"time_zones must be non-empty (offset_h, weight >= 0) pairs, got {self.time_zones!r}")
         if sum(w for _, w in self.time_zones) <= 0:
             raise ValueError(f"time_zones weights must sum to > 0, got {self.time_zones!r}")
-        _checks.number("unmetered_fraction", self.unmetered_fraction, 0.0, 1.0)
-        _checks.number("window_start_h", self.window_start_h, 0.0, 24.0)
-        _checks.number("window_length_h", self.window_length_h, 0.0, 24.0, low_open=True)
+        validate.number("unmetered_fraction", self.unmetered_fraction, 0.0, 1.0)
+        validate.number("window_start_h", self.window_start_h, 0.0, 24.0)
+        validate.number("window_length_h", self.window_length_h, 0.0, 24.0, low_open=True)
         for name in ("window_start_std_h", "window_length_std_h", "speed_sigma", "bandwidth_sigma"):
-            _checks.number(name, getattr(self, name), 0.0, 24.0)
+            validate.number(name, getattr(self, name), 0.0, 24.0)
         lo, hi = self.drop_out_range
         if not 0.0 <= lo <= hi < 1.0:
             raise ValueError(f"drop_out_range must satisfy 0 <= low <= high < 1, got {self.drop_out_range!r}")
         for name in ("examples_median", "examples_per_s_median", "down_bytes_per_s_median", "up_bytes_per_s_median"):
-            _checks.number(name, getattr(self, name), 0.0, low_open=True)
+            validate.number(name, getattr(self, name), 0.0, low_open=True)
+        validate.number("checkin_jitter_h", self.checkin_jitter_h, 0.0, 12.0)
         if len(self.runtime_versions) != len(self.runtime_weights) or not self.runtime_versions:
             raise ValueError(
                 f"runtime_versions and runtime_weights must be non-empty and equally long, got "
@@ -82,6 +86,7 @@ class Population:
     down_bytes_per_s: np.ndarray  # float32
     up_bytes_per_s: np.ndarray  # float32
     runtime_version: np.ndarray  # int8
+    checkin_delay_h: np.ndarray  # float32, hours after its window opens before the device calls in
 
     @property
     def size(self) -> int:
@@ -89,7 +94,12 @@ class Population:
 
 
 def make_population(config: PopulationConfig, seed: int) -> Population:
-    """Draw `config.num_devices` devices with a NumPy generator seeded by `seed`."""
+    """Draw `config.num_devices` devices with a NumPy generator seeded by `seed`.
+
+    The check-in delays are drawn last (and only when `checkin_jitter_h` > 0), so a population with
+    jitter 0 is the same, device for device, as before the delay existed. A delay is capped at 80% of
+    the device's window, so every device still calls in on every night.
+    """
     rng = np.random.default_rng(seed)
     n = config.num_devices
     offsets = np.array([z[0] for z in config.time_zones], np.float32)
@@ -97,10 +107,11 @@ def make_population(config: PopulationConfig, seed: int) -> Population:
     logn = lambda median, sigma: (median * np.exp(sigma * rng.standard_normal(n))).astype(np.float32)  # noqa: E731
     lo, hi = config.drop_out_range
     rw = np.asarray(config.runtime_weights, np.float64)
-    return Population(
+    fields = dict(
         tz_offset_h=rng.choice(offsets, size=n, p=weights / weights.sum()),
         window_start_h=np.mod(rng.normal(config.window_start_h, config.window_start_std_h, n), 24.0).astype(np.float32),
-        window_length_h=np.clip(rng.normal(config.window_length_h, config.window_length_std_h, n), 0.5, 23.0).astype(np.float32),
+        window_length_h=np.clip(rng.normal(config.window_length_h, config.window_length_std_h, n), 0.5, 23.0)
+        .astype(np.float32),
         unmetered=rng.random(n) < config.unmetered_fraction,
         drop_out_p=rng.uniform(lo, hi, n).astype(np.float32),
         num_examples=np.maximum(1, logn(config.examples_median, 0.6)).astype(np.int32),
@@ -109,6 +120,10 @@ def make_population(config: PopulationConfig, seed: int) -> Population:
         up_bytes_per_s=logn(config.up_bytes_per_s_median, config.bandwidth_sigma),
         runtime_version=rng.choice(np.asarray(config.runtime_versions, np.int8), size=n, p=rw / rw.sum()),
     )
+    delay = np.zeros(n, np.float32)
+    if config.checkin_jitter_h > 0:
+        delay = np.minimum(rng.exponential(config.checkin_jitter_h, n), 0.8 * fields["window_length_h"])
+    return Population(**fields, checkin_delay_h=delay.astype(np.float32))
 
 
 def local_hour(pop: Population, t_s, idx=slice(None)) -> np.ndarray:
@@ -116,17 +131,25 @@ def local_hour(pop: Population, t_s, idx=slice(None)) -> np.ndarray:
     return np.mod(np.asarray(t_s) / HOUR_S + pop.tz_offset_h[idx], 24.0)
 
 
+def _into_window_h(pop: Population, t_s, idx) -> tuple[np.ndarray, np.ndarray]:
+    """Hours since devices `idx` can call in (window start + check-in delay), and how long they can."""
+    delay = pop.checkin_delay_h[idx]
+    into = np.mod(local_hour(pop, t_s, idx) - (pop.window_start_h[idx] + delay), 24.0)
+    return into, pop.window_length_h[idx] - delay
+
+
 def is_eligible(pop: Population, t_s, idx=slice(None)) -> np.ndarray:
-    """Whether devices `idx` are idle, charging and on an unmetered network at time(s) `t_s`."""
-    into = np.mod(local_hour(pop, t_s, idx) - pop.window_start_h[idx], 24.0)
-    return pop.unmetered[idx] & (into < pop.window_length_h[idx])
+    """Whether devices `idx` are idle, charging, on an unmetered network and past their check-in
+    delay at time(s) `t_s`: whether they would call in then."""
+    into, length = _into_window_h(pop, t_s, idx)
+    return pop.unmetered[idx] & (into < length)
 
 
 def next_eligible_s(pop: Population, t_s, idx=slice(None)) -> np.ndarray:
     """Earliest time >= `t_s` at which devices `idx` are eligible (inf for those never eligible)."""
     t_s = np.asarray(t_s, np.float64)
-    into = np.mod(local_hour(pop, t_s, idx) - pop.window_start_h[idx], 24.0)
-    wait_h = np.where(into < pop.window_length_h[idx], 0.0, 24.0 - into + 1e-4)  # +0.36 s: past rounding
+    into, length = _into_window_h(pop, t_s, idx)
+    wait_h = np.where(into < length, 0.0, 24.0 - into + 1e-4)  # +0.36 s: past rounding
     return np.where(pop.unmetered[idx], t_s + wait_h * HOUR_S, np.inf)
 
 

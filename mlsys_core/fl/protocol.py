@@ -2,8 +2,9 @@
 
 A round: eligible devices check in; the Selectors keep a reservoir sample of `target` =
 goal_count x over_selection of them and reject the rest, telling each when to come back (pace
-steering; in this model the rejected hear so when selection closes). Selection closes when the reservoir is full (or at the selection timeout, if at least a
-minimum fraction of the goal arrived; otherwise the round is abandoned). Selected devices download
+steering; in this model the rejected hear so when selection closes). Selection closes when the
+reservoir is full (or at the selection timeout, if at least a minimum fraction of the goal arrived;
+otherwise the round is abandoned). Selected devices download
 the plan and checkpoint, train, and upload. Reporting ends when `goal_count` updates arrived or the
 reporting window closes; the round commits if at least `min_reports` arrived in time. Uploads after
 that are late: rejected and counted, or, with `recycle_late`, kept and applied once in a later
@@ -22,7 +23,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from mlsys_core.fl import _checks
+from mlsys_core import validate
 from mlsys_core.fl.plans import FLPlan, supported_devices
 from mlsys_core.fl.population import DAY_S, Population, is_eligible, next_eligible_s
 from mlsys_core.fl.telemetry import EventLog, RoundCounters
@@ -48,17 +49,19 @@ class RoundConfig:
     recycle_late: bool = False
 
     def __post_init__(self):
-        _checks.number("goal_count", self.goal_count, 1, integer=True)
-        _checks.number("over_selection", self.over_selection, 1.0, 100.0)
-        _checks.number("selection_timeout_s", self.selection_timeout_s, 0.0, low_open=True)
-        _checks.number("min_goal_fraction", self.min_goal_fraction, 0.0, 1.0, low_open=True)
-        _checks.number("reporting_window_s", self.reporting_window_s, 0.0, low_open=True)
+        validate.integer("goal_count", self.goal_count, 1)
+        validate.number("over_selection", self.over_selection, 1.0, 100.0)
+        validate.number("selection_timeout_s", self.selection_timeout_s, 0.0, low_open=True)
+        validate.number("min_goal_fraction", self.min_goal_fraction, 0.0, 1.0, low_open=True)
+        validate.number("reporting_window_s", self.reporting_window_s, 0.0, low_open=True)
         if self.min_reports is None:
             object.__setattr__(self, "min_reports", self.goal_count)
-        _checks.number("min_reports", self.min_reports, 1, self.goal_count, integer=True)
+        validate.integer("min_reports", self.min_reports, 1, self.goal_count)
         for name in ("checkpoint_bytes", "plan_bytes", "update_bytes"):
-            _checks.number(name, getattr(self, name), 0, integer=True)
-        _checks.number("epochs", self.epochs, 1, integer=True)
+            validate.integer(name, getattr(self, name), 0)
+        validate.integer("epochs", self.epochs, 1)
+        validate.boolean("pipelined", self.pipelined)
+        validate.boolean("recycle_late", self.recycle_late)
 
     @property
     def target(self) -> int:
@@ -94,12 +97,12 @@ class SteeringConfig:
     no_plan_retry_s: float = DAY_S
 
     def __post_init__(self):
-        _checks.choice("mode", self.mode, STEERING_MODES)
+        validate.choice("mode", self.mode, STEERING_MODES)
         for name in ("retry_s", "initial_delay_s", "min_delay_s", "checkin_headroom", "small_population_factor"):
-            _checks.number(name, getattr(self, name), 0.0, low_open=True)
-        _checks.number("max_delay_s", self.max_delay_s, self.min_delay_s)
+            validate.number(name, getattr(self, name), 0.0, low_open=True)
+        validate.number("max_delay_s", self.max_delay_s, self.min_delay_s)
         for name in ("sync_jitter_s", "cooldown_s", "no_plan_retry_s"):
-            _checks.number(name, getattr(self, name), 0.0)
+            validate.number(name, getattr(self, name), 0.0)
 
 
 def reservoir_sample(rng: np.random.Generator, n: int, k: int) -> np.ndarray:
@@ -281,7 +284,7 @@ def simulate(pop: Population, config: RoundConfig, steering: SteeringConfig, dur
     protocol alone; `fl.actors.ActorSystem.run_round` adds actors and faults). Devices whose runtime
     has no plan in `plans` are rejected at check-in. Deterministic for a given `seed`.
     """
-    _checks.number("duration_s", duration_s, 0.0, low_open=True)
+    validate.number("duration_s", duration_s, 0.0, low_open=True)
     rng = np.random.default_rng(seed)
     executor = executor or run_round_direct
     supported = np.ones(pop.size, bool) if plans is None else supported_devices(plans, pop.runtime_version)
@@ -371,7 +374,8 @@ def simulate(pop: Population, config: RoundConfig, steering: SteeringConfig, dur
         next_s[sel] = finished + steering.cooldown_s
         configured = (~sess.dropped) | (sess.drop_s > close_s + sess.download_s)
         counters.append(
-            **row, end_s=res.end_s, selected=len(sel), rejected=len(rejected), dropped=int((sess.dropped & ~res.lost).sum()),
+            **row, end_s=res.end_s, selected=len(sel), rejected=len(rejected),
+            dropped=int((sess.dropped & ~res.lost).sum()),
             lost=int(res.lost.sum()), accepted=int(res.accepted.sum()), late=int(late.sum()), recycled=taken_n,
             committed=res.committed, reason=res.reason,
             bytes_down=int(configured.sum()) * (config.plan_bytes + config.checkpoint_bytes),
@@ -416,13 +420,14 @@ def _log_sessions(log: EventLog, s: Sessions, start_s: float, res: RoundResult, 
     log.add(s.ids[res.lost], np.full(int(res.lost.sum()), res.end_s), "!")
 
 
-def commit_share(pop: Population, config: RoundConfig, over_selection: np.ndarray, rounds: int, seed: int) -> np.ndarray:
+def commit_share(pop: Population, config: RoundConfig, over_selection: np.ndarray, rounds: int,
+                 seed: int) -> np.ndarray:
     """Share of rounds that commit at each over-selection factor, availability aside.
 
     Each round selects `target` devices uniformly from the whole population and runs reporting
     alone, isolating what over-selection is for: covering drop-outs and stragglers in the window.
     """
-    _checks.number("rounds", rounds, 1, integer=True)
+    validate.integer("rounds", rounds, 1)
     rng = np.random.default_rng(seed)
     shares = []
     for factor in np.asarray(over_selection, np.float64):

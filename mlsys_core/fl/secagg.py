@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from mlsys_core.fl import _checks
+from mlsys_core import validate
 
 PRIME = 2**127 - 1  # Shamir's field
 CHUNK_BYTES = 15  # secrets are shared as field elements of 15 bytes each
@@ -120,8 +120,8 @@ def secure_aggregate(inputs: np.ndarray, dropped: np.ndarray, threshold: int, mo
     n, d = inputs.shape
     if np.shape(dropped) != (n,):
         raise ValueError(f"dropped must be one bool per device, shape ({n},), got {np.shape(dropped)}")
-    _checks.number("threshold", threshold, 2, n, integer=True)
-    _checks.number("modulus_bits", modulus_bits, 1, 32, integer=True)
+    validate.integer("threshold", threshold, 2, n)
+    validate.integer("modulus_bits", modulus_bits, 1, 32)
     rng = np.random.default_rng(seed)
     mod_mask = np.uint32((1 << modulus_bits) - 1) if modulus_bits < 32 else np.uint32(0xFFFFFFFF)
     # 1. advertise keys

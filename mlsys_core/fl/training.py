@@ -15,13 +15,26 @@ import jax
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
+from mlsys_core import validate
 from mlsys_core.data import load_digits
-from mlsys_core.fl import _checks
-from mlsys_core.fl.fedavg import (ModelConfig, accuracy, client_deltas, dirichlet_split, init_params, pad_clients,
-                                  sgd_step)
+from mlsys_core.fl.fedavg import (
+    ModelConfig,
+    accuracy,
+    client_deltas,
+    dirichlet_split,
+    init_params,
+    pad_clients,
+    sgd_step,
+)
 from mlsys_core.fl.population import PopulationConfig, make_population
-from mlsys_core.fl.protocol import (RecycleBuffer, RoundConfig, reporting_outcome, reservoir_sample,
-                                    sample_sessions, take_recyclable)
+from mlsys_core.fl.protocol import (
+    RecycleBuffer,
+    RoundConfig,
+    reporting_outcome,
+    reservoir_sample,
+    sample_sessions,
+    take_recyclable,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,11 +48,11 @@ class TrainConfig:
     server_learning_rate: float = 1.0
 
     def __post_init__(self):
-        _checks.number("num_clients", self.num_clients, 1, integer=True)
-        _checks.number("alpha", self.alpha, 0.0, low_open=True)
-        _checks.number("rounds", self.rounds, 1, integer=True)
-        _checks.number("test_fraction", self.test_fraction, 0.0, 0.9, low_open=True)
-        _checks.number("server_learning_rate", self.server_learning_rate, 0.0, low_open=True)
+        validate.integer("num_clients", self.num_clients, 1)
+        validate.number("alpha", self.alpha, 0.0, low_open=True)
+        validate.integer("rounds", self.rounds, 1)
+        validate.number("test_fraction", self.test_fraction, 0.0, 0.9, low_open=True)
+        validate.number("server_learning_rate", self.server_learning_rate, 0.0, low_open=True)
 
 
 def federated_training(round_config: RoundConfig, model: ModelConfig, train: TrainConfig, seed: int,
