@@ -1,15 +1,19 @@
 """Paper 3 — Towards Federated Learning at Scale (Bonawitz et al., SysML 2019), built for real.
 
-- `population`: millions of devices as arrays, with diurnal eligibility windows across time zones.
+- `population`: millions of devices as arrays, with diurnal eligibility windows across time zones and an
+  optional check-in delay after each window opens.
 - `protocol`: round configs, reservoir selection with over-selection, reporting, pace steering, and
   `simulate()`, a vectorised discrete-event model of rounds over a simulated day.
 - `actors`: Coordinator, Selectors, Master Aggregator, Aggregators exchanging messages on the
-  simulated clock, with fault injection (and the survey's two-actor alternative).
+  simulated clock, with fault injection (and the survey's two-actor alternative); every message and
+  lifecycle event goes into one log (`ActorSystem.trace`) that respawns and hops are counted from.
 - `fedavg`: FedAvg in JAX, all clients of a round in one jit + vmap; `training` drives it with the
   protocol on non-IID digits, with late updates discarded or recycled.
 - `telemetry`: session strings, per-round counters, and the privacy of per-device dashboards.
 - `plans`: FL plans (device + server part), versioned per device runtime.
 - `secagg`: Secure Aggregation for one Aggregator group (pairwise masks, Shamir recovery of drop-outs).
+- `experiments`: one pure, seeded function per figure or claim of notebook 03 (per-seed values for the
+  claims registry, `mlsys_core.claims.fl`).
 - `plots`: figures for the notebook (results in, Figure out).
 
 Importing this package does not start JAX.

@@ -152,6 +152,10 @@ class FaultRun(NamedTuple):
     trace: list[Message]
 
 
+def _actors_of(topology: Topology, role: str) -> int:
+    return {"selector": topology.num_selectors, "aggregator": topology.num_aggregators}.get(role, 1)
+
+
 def fault_runs(pop: Population, config: RoundConfig, topology: Topology, at_s: float, hours: float, seed: int,
                kinds: tuple[str, ...] = FAULT_KINDS) -> dict[str, FaultRun]:
     """A run without faults, then one run per kind in `kinds` crashing actor number 1 of it at `at_s`."""
@@ -161,7 +165,7 @@ def fault_runs(pop: Population, config: RoundConfig, topology: Topology, at_s: f
         system = ActorSystem(topology, fault)
         res = simulate(pop, config, SteeringConfig(), hours * HOUR_S, seed, executor=system.run_round, traced_devices=0)
         role = topology.role(kind) if kind else None
-        victim = actor_name(role, 1 % system._count(role)) if kind else "-"
+        victim = actor_name(role, 1 % _actors_of(topology, role)) if kind else "-"
         runs[kind or "none"] = FaultRun(kind or "none", victim, res.counters, system.trace)
     return runs
 
