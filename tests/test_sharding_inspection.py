@@ -109,6 +109,18 @@ def test_explore_curve_and_plots_render():
     assert all(isinstance(f, matplotlib.figure.Figure) for f in figs)
 
 
+def test_time_vs_link_draws_each_model_line_beside_its_record():
+    fig = plots.time_vs_link([70, 330], {"ResNet-50": [16.7, 14.7], "BERT": [36.6, 27.6]},
+                             {"ResNet-50": 28.3, "BERT": 23.6})
+    ax = fig.axes[0]
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    assert list(lines["BERT: cost model"].get_ydata()) == [36.6, 27.6]
+    assert list(lines["ResNet-50: MLPerf v0.7"].get_ydata()) == [28.3, 28.3]
+    band = ax.patches[0].get_bbox()  # the +-25 % band around the first record
+    assert (band.y0, band.y1) == pytest.approx((0.75 * 28.3, 1.25 * 28.3))
+    assert "link bandwidth" in ax.get_xlabel()
+
+
 def test_shared_host_model_repeats_only_the_replicated_update():
     assert cost_model.shared_host_step_s(0.1, 0.05, 8) == pytest.approx(0.5)
     assert cost_model.shared_host_step_s(0.1, 0.05, 8, "wus", comm_s=0.02) == pytest.approx(0.17)

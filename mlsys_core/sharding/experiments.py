@@ -15,6 +15,7 @@ from jax import lax
 from jax.sharding import PartitionSpec as P
 
 from mlsys_core import data, validate
+from mlsys_core.claims.sharding import LINK_SWEEP
 
 from . import cost_model, inspection, models, optimizers, spmd, strategies, timing
 
@@ -395,10 +396,11 @@ def bn_agreement(seeds=SEEDS, steps: int = 10, per_replica_batch: int = 4, repli
 # ---- the cost model against MLPerf --------------------------------------------------------------
 
 
-def time_to_train_vs_link(workload: str = "ResNet-50", link_gb_per_s=(70.0, 100.0, 150.0, 200.0, 250.0, 330.0),
-                          chips: int = 4096, utilisation: float = 0.4, strategy: str = "wus") -> np.ndarray:
+def time_to_train_vs_link(workload: str = "ResNet-50", link_gb_per_s=LINK_SWEEP.values, chips: int = 4096,
+                          utilisation: float = 0.4, strategy: str = "wus") -> np.ndarray:
     """The cost model's seconds to train a named workload on `chips` TPU-v3-like chips, one value per
-    assumed per-chip link bandwidth (GB/s); torus all-reduce, the workload's own gradient precision."""
+    assumed per-chip link bandwidth (GB/s; by default the claims' sweep, 70-330); torus all-reduce,
+    the workload's own gradient precision."""
     validate.choice("workload", workload, cost_model.WORKLOADS)
     w = cost_model.WORKLOADS[workload]
     out = []

@@ -103,3 +103,18 @@ def explore(result):
     right.set_title("Collectives")
     right.tick_params(axis="x", labelsize=8)
     return fig
+
+
+def time_vs_link(link_gb_per_s, predicted_s: dict, record_s: dict, band: float = 0.25):
+    """The cost model's time to train vs assumed link bandwidth, one line per workload, beside its
+    MLPerf record (dashed) and the record's +-`band` (shaded)."""
+    fig, ax = viz.figure()
+    for (name, seconds), color in zip(predicted_s.items(), ("tab:blue", "tab:orange", "tab:green")):
+        ax.plot(link_gb_per_s, seconds, "o-", color=color, label=f"{name}: cost model")
+        ax.axhline(record_s[name], color=color, ls="--", lw=1, label=f"{name}: MLPerf v0.7")
+        ax.axhspan(record_s[name] * (1 - band), record_s[name] * (1 + band), color=color, alpha=0.12)
+    ax.set_xlabel("assumed link bandwidth per chip (GB/s)")
+    ax.set_ylabel("time to train on 4096 chips (s)")
+    ax.set_title(f"Cost model vs record (shaded: within {band:.0%})")
+    ax.legend(fontsize=7)
+    return fig
