@@ -175,3 +175,19 @@ def test_bad_configuration_is_rejected():
         optimizers.make("adagrad", 0.1)
     with pytest.raises(ValueError, match="n must be"):
         strategies.data_mesh(9)
+
+
+def test_init_and_reference_steps_compile_once_but_follow_their_inputs(params0):
+    """Trainer.init and reference_train reuse one compiled program per layout (seeds share it), which
+    must not freeze the first call's values."""
+    trainer = strategies.Trainer(LOSS, optax.adam(1e-2), strategies.data_mesh(4), "wus")
+    other = MODEL.init(jax.random.key(7))
+    a, b = trainer.init(params0), trainer.init(other)
+    assert sum(isinstance(k, tuple) and k[0] == "init" for k in trainer._steps) == 1
+    assert max_diff(a.params, params0) == 0 and max_diff(b.params, other) == 0
+    sgd = optax.sgd(0.1)
+    ra, _ = strategies.reference_train(LOSS, sgd, params0, batches(steps=2))
+    hits = strategies._reference_step.cache_info().hits
+    rb, _ = strategies.reference_train(LOSS, sgd, other, batches(steps=2))
+    assert strategies._reference_step.cache_info().hits == hits + 1  # the second run reused the step
+    assert max_diff(ra, rb) > 0.1  # different starting points, different results
