@@ -185,7 +185,8 @@ def shp_comparison(directory: str) -> tuple[float, float]:
     check = S.blocks_read(graph, P.Placement(parts, int(np.bincount(parts).max())))
     print(f"[3] hypergraph {graph.num_vertices} vectors, {graph.num_edges} requests, {graph.pins.size} pins, k={k}: "
           f"blocks read random {S.blocks_read(graph, start):,}, SHP {ours_blocks:,} in {t_ours:.2f} s, "
-          f"KaHyPar {kahypar_blocks:,} (recounted {check:,}, fullest block {np.bincount(parts).max()}) in {t_kahypar:.1f} s")
+          f"KaHyPar {kahypar_blocks:,} (recounted {check:,}, fullest block {np.bincount(parts).max()}) "
+          f"in {t_kahypar:.1f} s")
     return ours_blocks / kahypar_blocks, t_kahypar / t_ours
 
 
@@ -194,9 +195,10 @@ def shards_comparison(keys: np.ndarray, sizes: np.ndarray, exact: np.ndarray, se
     fall in a 1% sample varies a lot on a skewed trace)."""
     maes = []
     for seed in seeds:
-        est, t = timed(lambda: M.shards_hit_rate_curve(keys, sizes, 0.01, seed=seed))
+        est, t = timed(lambda seed=seed: M.shards_hit_rate_curve(keys, sizes, 0.01, seed=seed))
         maes.append(float(np.abs(est - exact).mean()))
-        print(f"[4] SHARDS R=0.01 hash seed {seed}: MAE {maes[-1]:.4f}, max error {np.abs(est - exact).max():.4f} ({t:.2f} s)")
+        print(f"[4] SHARDS R=0.01 hash seed {seed}: MAE {maes[-1]:.4f}, "
+              f"max error {np.abs(est - exact).max():.4f} ({t:.2f} s)")
     print(f"    mean MAE over {len(seeds)} hash seeds: {np.mean(maes):.4f}")
     return float(np.mean(maes))
 
@@ -210,7 +212,8 @@ def bandwidth_comparison(cache_fraction: float = 0.1) -> float:
               f"cache {cache_fraction:.0%} t={r['t'] if r['t'] < C.NO_PREFETCH else 'inf'} hit {r['hit_rate']:.3f} "
               f"eff. bandwidth {r['eb_cache']:.4f}  blocks read {r['blocks_read']:,}")
     s, q = rows["shp"], rows["sequential"]
-    print(f"    gain no cache {s['eb_no_cache'] / q['eb_no_cache']:.2f}x; with cache {s['eb_cache'] / q['eb_cache']:.2f}x "
+    print(f"    gain no cache {s['eb_no_cache'] / q['eb_no_cache']:.2f}x; "
+          f"with cache {s['eb_cache'] / q['eb_cache']:.2f}x "
           f"(blocks read {q['blocks_read'] / s['blocks_read']:.2f}x fewer)")
     return s["eb_cache"] / q["eb_cache"]
 
@@ -220,7 +223,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as directory:
         path, keys = make_trace_file(directory)
         num_keys = int(np.unique(keys).size)
-        print(f"trace: {NUM_REQUESTS:,} requests over {num_keys:,} vectors, {os.path.getsize(path) / 1e6:.0f} MB oracleGeneral")
+        print(f"trace: {NUM_REQUESTS:,} requests over {num_keys:,} vectors, "
+              f"{os.path.getsize(path) / 1e6:.0f} MB oracleGeneral")
         lru_equal, lru_speedup = lru_comparison(path, num_keys)
         sizes = np.unique(np.linspace(0.01, 1.0, 50) * num_keys).astype(np.int64)
         mrc_speedup, exact = mrc_comparison(path, sizes)

@@ -21,8 +21,8 @@ backend.setup(cpu_devices=8)
 
 import numpy as np  # noqa: E402
 
-from mlsys_core.tictac import graph as graph_mod  # noqa: E402
 from mlsys_core.tictac import experiments, jaxgraph, models, ordering  # noqa: E402
+from mlsys_core.tictac import graph as graph_mod  # noqa: E402
 from mlsys_core.tictac.simulate import Cluster  # noqa: E402
 
 
@@ -66,8 +66,8 @@ def main() -> None:
         ordering.properties(deep, t, c, alive)
         alive[r] = False
     direct = (time.perf_counter() - start) / steps * deep.n_recv
-    print(f"direct TAC (dense recomputation of all properties each step): ~{direct:.0f} s extrapolated from {steps} steps "
-          f"-> kernel is ~{direct / tac_s:.0f}x faster")
+    print(f"direct TAC (dense recomputation of all properties each step): ~{direct:.0f} s extrapolated "
+          f"from {steps} steps -> kernel is ~{direct / tac_s:.0f}x faster")
 
     cluster = Cluster(workers=4, parameter_servers=1, bandwidth_gbps=1.0, gflops=10.0)
     print(f"\nsimulated throughput over random order ({cluster.workers} workers, {cluster.bandwidth_gbps} Gbit/s):")

@@ -26,6 +26,28 @@ def test_the_registry_holds_every_module_and_unique_valid_claims():
         assert claim_id == c.id and claim_id.split(".")[0] in claims.MODULES
 
 
+def test_the_suite_declares_enough_claims_with_seeds_in_every_paper():
+    assert len(claims.REGISTRY) >= 40
+    for paper in claims.PAPERS[1:5]:
+        mine = [c for c in claims.REGISTRY.values() if c.paper == paper]
+        assert any(c.seeds >= claims.MIN_SEEDS and c.sample == "seed" for c in mine), paper
+
+
+@pytest.mark.parametrize(
+    "claim_id, low, high",
+    [("tictac.inference_gain", 0.3, 10.0),            # link bandwidth at fixed compute, Gbit/s
+     ("tictac.straggler_spread", 0.1, 0.5),            # transfer jitter
+     ("bandana.bandwidth_gain", 0.2, 0.8),             # co-access affinity
+     ("synergy.bf16_fl_gains_more_vs_bandwidth", 70.0, 330.0),  # pod link GB/s per chip
+     ("synergy.bf16_fl_gains_more_vs_utilisation", 0.3, 0.6),
+     ("bandana.pod_cost", 2.0, 50.0),                  # DRAM / NVM price per GB
+     ("fl.telemetry_leak", 0.0, 2.0)],                 # check-in jitter, hours
+)
+def test_the_assumptions_the_suite_chose_are_swept_over_their_range(claim_id, low, high):
+    sweep = claims.get(claim_id).sweep
+    assert sweep is not None and min(sweep.values) <= low and max(sweep.values) >= high
+
+
 def test_get_names_the_known_ids():
     assert claims.get("suite.shard_bytes").paper == "Suite check"
     with pytest.raises(ValueError, match="claim_id must be a declared claim.*suite.shard_bytes"):
@@ -112,6 +134,17 @@ def test_holds_over_merges_neighbouring_points():
     e = claims.evaluate(c, sweep=[1.25, 1.3, 1.0])
     assert e.holds_over == "affinity: reproduced for 0.2-0.5; not reproduced at 0.8"
     assert e.verdict == "not reproduced"
+
+
+def test_a_geometric_claim_averages_timing_ratios_on_a_log_scale():
+    ratios = np.array([1.0, 1.1, 1.2, 1.05, 4.0])  # one slow round
+    e = claims.evaluate(claim(geometric=True), ratios)
+    assert e.estimate.value == pytest.approx(np.exp(np.log(ratios).mean()))
+    assert e.estimate.value < ratios.mean()  # the outlier pulls the geometric mean less
+    lo, hi = e.estimate.interval
+    assert lo * hi == pytest.approx(e.estimate.value**2)  # symmetric on the log scale
+    with pytest.raises(ValueError, match="positive for a geometric mean"):
+        claims.evaluate(claim(geometric=True), [1.0, 0.0, 1.2])
 
 
 def test_a_swept_claim_with_seeds_takes_per_seed_values_per_point():

@@ -31,6 +31,12 @@ def test_first_cells_are_badge_colab_install_then_backend(notebook):
     assert "backend.setup(" in code[1]
 
 
+def test_every_notebook_has_the_same_colab_cell():
+    cells = {p.name: next(c.source for c in nbformat.read(p, as_version=4).cells if c.cell_type == "code")
+             for p in NOTEBOOKS}
+    assert len(set(cells.values())) == 1, "copy notebook 00's Colab cell into every notebook"
+
+
 def test_committed_executed_with_checked_outputs(notebook):
     path, nb = notebook
     code = [c for c in nb.cells if c.cell_type == "code" and c.source.strip()]

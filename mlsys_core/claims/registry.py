@@ -68,6 +68,7 @@ class Claim:
     sweep: Sweep | None = None
     fmt: str = ".3g"  # how the measured value prints
     sample: str = "seed"  # what one of the per-sample values is: "seed", or "timed run" for a timing claim
+    geometric: bool = False  # average per-sample ratios or times on a log scale (timings: skewed, positive)
 
     def __post_init__(self):
         if not isinstance(self.id, str) or not _ID.match(self.id):
@@ -84,6 +85,7 @@ class Claim:
         if self.sweep is not None:
             validate.instance(f"{self.id}: sweep", self.sweep, Sweep)
         validate.string(f"{self.id}: sample", self.sample)
+        validate.boolean(f"{self.id}: geometric", self.geometric)
         try:
             format(1.0, self.fmt)
         except (TypeError, ValueError):
@@ -135,8 +137,12 @@ class Evaluation:
         return f"{self.claim.sweep.assumption}: " + "; ".join(parts)
 
 
-def estimate(measured, min_seeds: int) -> Estimate:
-    """A number, or per-seed values -> their mean and 95% Student-t interval (needs >= min_seeds values)."""
+def estimate(measured, min_seeds: int, geometric: bool = False) -> Estimate:
+    """A number, or per-sample values -> their mean and 95% Student-t interval (needs >= min_seeds values).
+
+    With `geometric`, the mean and interval are taken on the logarithms of positive values and mapped back:
+    the geometric mean of timing ratios, whose spread is skewed by the occasional slow round.
+    """
     values = np.asarray(measured, dtype=float) if not isinstance(measured, (int, float)) else None
     if values is None or values.ndim == 0:
         x = validate.number("measured", float(measured), allow_inf=True)
@@ -147,11 +153,15 @@ def estimate(measured, min_seeds: int) -> Estimate:
         raise ValueError(
             f"measured must be a 1-D array of >= {max(min_seeds, 2)} finite per-seed values, got {values.tolist()}"
         )
+    if geometric and (values <= 0).any():
+        raise ValueError(f"measured must be positive for a geometric mean, got {values.tolist()}")
     from scipy import stats
 
-    n, mean = values.size, float(values.mean())
-    half = float(stats.t.ppf(0.975, n - 1) * values.std(ddof=1) / math.sqrt(n))
-    return Estimate(mean, (mean - half, mean + half), n)
+    x = np.log(values) if geometric else values
+    n, mean = x.size, float(x.mean())
+    half = float(stats.t.ppf(0.975, n - 1) * x.std(ddof=1) / math.sqrt(n))
+    back = math.exp if geometric else float
+    return Estimate(back(mean), (back(mean - half), back(mean + half)), n)
 
 
 def evaluate(claim: Claim, measured=None, sweep: Sequence | None = None) -> Evaluation:
@@ -162,7 +172,7 @@ def evaluate(claim: Claim, measured=None, sweep: Sequence | None = None) -> Eval
             raise ValueError(f"{claim.id} declares no sweep, got sweep={sweep!r}")
         if measured is None:
             raise ValueError(f"{claim.id} needs a measured value")
-        est = estimate(measured, claim.seeds)
+        est = estimate(measured, claim.seeds, claim.geometric)
         return Evaluation(claim, est, claim.rule(*est.bounds))
     if measured is not None:
         raise ValueError(f"{claim.id} is measured over {claim.sweep.assumption}: pass sweep=, not measured=")
@@ -173,7 +183,7 @@ def evaluate(claim: Claim, measured=None, sweep: Sequence | None = None) -> Eval
         )
     points = []
     for value, m in zip(claim.sweep.values, sweep, strict=True):
-        est = estimate(m, claim.seeds)
+        est = estimate(m, claim.seeds, claim.geometric)
         points.append(SweepPoint(value, est, claim.rule(*est.bounds)))
     head = points[claim.sweep.values.index(claim.sweep.default)]
     return Evaluation(claim, head.estimate, head.verdict, tuple(points))

@@ -73,6 +73,8 @@ CLAIMS: tuple[Claim, ...] = (
             "a ratio near 2 would mean the pair costs twice an all-reduce",
         ),
         fmt=".2f",
+        sample="timed round",
+        geometric=True,
     ),
     Claim(
         id="sharding.wus_speedup",
@@ -89,6 +91,8 @@ CLAIMS: tuple[Claim, ...] = (
             "per-round ratios, the strategies timed interleaved",
         ),
         fmt=".2f",
+        sample="timed round",
+        geometric=True,
     ),
     Claim(
         id="sharding.cost_model_speedup",
@@ -105,6 +109,8 @@ CLAIMS: tuple[Claim, ...] = (
             "terms timed in the same interleaved rounds as the steps; prediction from their medians",
         ),
         fmt=".2f",
+        sample="timed round",
+        geometric=True,
     ),
     Claim(
         id="sharding.resnet50_time_4096",

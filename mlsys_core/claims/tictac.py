@@ -147,6 +147,7 @@ CLAIMS: tuple[Claim, ...] = (
         ),
         seeds=5,
         sample="iteration",
+        geometric=True,
     ),
     Claim(
         id="tictac.heuristic_cost",
@@ -162,5 +163,6 @@ CLAIMS: tuple[Claim, ...] = (
         ),
         seeds=5,
         sample="timed run",
+        geometric=True,
     ),
 )
