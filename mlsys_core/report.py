@@ -171,10 +171,9 @@ def _cell(text) -> str:
 def _table(rows: list[dict], with_notes: bool = False) -> str:
     lines = ["| claim | paper reports | we measure | rule | verdict |", "|---|---|---|---|---|"]
     for r in rows:
-        unit = f" {r['unit']}" if r["unit"] else ""
         lines.append(
             f"| {_cell(r['statement'])} | {_cell(r['paper_value'])} ({_cell(r['source'])}) "
-            f"| {_cell(r['measured_text'])}{unit if r['measured_text'] else ''} | {_cell(r['rule'])} | {r['verdict']} |"
+            f"| {_cell(r['measured_text'])} | {_cell(r['rule'])} | {r['verdict']} |"
         )
     if with_notes:
         lines += [f"\n{r['holds_over']}" for r in rows if r["holds_over"]]
@@ -231,10 +230,23 @@ _CSS = """body{font-family:system-ui,sans-serif;max-width:72rem;margin:2rem auto
 table{border-collapse:collapse;margin:1rem 0}td,th{border:1px solid #ccc;padding:.3rem .5rem;vertical-align:top}
 th{background:#f3f3f3}.v-reproduced{background:#d9f2d9}.v-exceeds{background:#fff2c2}.v-partly{background:#ffe3c2}
 .v-not{background:#f7d4d4}.v-comparable,.v-checked{background:#e6e6e6}img{max-width:36rem;display:block}
-small{color:#555}"""
+small{color:#555}td:first-child{width:46%}table.sweep td{width:auto;font-size:.85em;padding:.1rem .4rem}"""
 
 
 _VCLASS = dict(zip(STATUSES, ("v-reproduced", "v-exceeds", "v-partly", "v-not", "v-comparable", "v-checked")))
+
+
+def _sweep_html(r: dict) -> str:
+    """A claim's sweep as a small table: assumption value, measured, verdict."""
+    e, s = html.escape, r["sweep"]
+    head = f"{e(s['assumption'])} ({e(s['unit'])})" if s["unit"] else e(s["assumption"])
+    rows = [f"<table class='sweep'><tr><th>{head}</th><th>measured</th><th>verdict</th></tr>"]
+    for p in s["points"]:
+        iv = f" [{p['interval'][0]:.3g}, {p['interval'][1]:.3g}]" if p["interval"] else ""
+        mark = " (default)" if p["value"] == s["default"] else ""
+        rows.append(f"<tr><td>{p['value']:g}{mark}</td><td>{p['measured']:.3g}{iv}</td>"
+                    f"<td class='{_VCLASS[p['verdict']]}'>{e(p['verdict'])}</td></tr>")
+    return "".join(rows) + "</table>"
 
 
 def render_html(rows: list[dict], backend: str, problems: list[str], notebooks: dict[str, str]) -> str:
@@ -255,17 +267,17 @@ def render_html(rows: list[dict], backend: str, problems: list[str], notebooks: 
         out.append(f"<h2>{e(paper)}</h2><table><tr><th>claim</th><th>paper reports</th><th>we measure</th>"
                    "<th>rule</th><th>verdict</th></tr>")
         for r in (r for r in rows if r["paper"] == paper):
-            unit = f" {r['unit']}" if r["unit"] and r["measured_text"] else ""
             notes = [r["holds_over"], r["details"], "Assumes: " + ("; ".join(r["assumptions"]) or "nothing chosen")]
             if r["notebook"]:
                 notes.append(f"{r['notebook']}, cell [{r['cell']}]")
+            sweep = _sweep_html(r) if r["sweep"] else ""
             png = r["figure_png"]
             figure = f"<img alt='{e(r['id'])}' src='data:image/png;base64,{png}'>" if png else ""
             out.append(
                 f"<tr><td><b>{e(r['statement'])}</b><br><small>{e(r['id'])}<br>"
-                + "<br>".join(e(n) for n in notes if n) + f"</small>{figure}</td>"
+                + "<br>".join(e(n) for n in notes if n) + f"</small>{sweep}{figure}</td>"
                 f"<td>{e(r['paper_value'])}<br><small>{e(r['source'])}</small></td>"
-                f"<td>{e(r['measured_text'] + unit)}</td><td>{e(r['rule'])}</td>"
+                f"<td>{e(r['measured_text'])}</td><td>{e(r['rule'])}</td>"
                 f"<td class='{_VCLASS[r['verdict']]}'>{e(r['verdict'])}</td></tr>"
             )
         out.append("</table>")

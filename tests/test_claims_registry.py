@@ -174,10 +174,10 @@ def test_a_swept_claim_needs_one_measurement_per_point():
 def test_show_prints_the_interval_and_seed_count():
     c = claim(seeds=5, fmt=".2f")
     e = claims.evaluate(c, [1.2, 1.3, 1.25, 1.22, 1.28])
-    assert registry.show(c, e.estimate).endswith(", 5 seeds")
-    timed = claim(seeds=5, sample="timed run")
-    assert registry.show(timed, claims.evaluate(timed, [1.3] * 5).estimate).endswith(", 5 timed runs")
-    assert registry.show(c, claims.evaluate(claim(fmt=".2f"), 1.234).estimate) == "1.23"
+    assert registry.show(c, e.estimate) == "1.25 [1.20, 1.30] x (5 seeds)"
+    timed = claim(seeds=5, sample="timed run", unit="s")
+    assert registry.show(timed, claims.evaluate(timed, [1.3] * 5).estimate).endswith("s (5 timed runs)")
+    assert registry.show(c, claims.evaluate(claim(fmt=".2f"), 1.234).estimate) == "1.23 x"
 
 
 def test_claims_are_frozen():

@@ -190,9 +190,11 @@ def evaluate(claim: Claim, measured=None, sweep: Sequence | None = None) -> Eval
 
 
 def show(claim: Claim, est: Estimate) -> str:
-    """The measured value as the report prints it: mean, its interval and seed count."""
+    """The measured value as the report prints it: mean, its interval, the unit, and the sample count."""
     text = format(est.value, claim.fmt)
     if est.interval is not None:
         lo, hi = est.interval
-        text += f" [{format(lo, claim.fmt)}, {format(hi, claim.fmt)}], {est.seeds} {claim.sample}s"
-    return text
+        text += f" [{format(lo, claim.fmt)}, {format(hi, claim.fmt)}]"
+    if claim.unit:
+        text += f" {claim.unit}"
+    return text + (f" ({est.seeds} {claim.sample}s)" if est.interval is not None else "")
