@@ -34,12 +34,6 @@ from mlsys_core.tictac.simulate import Cluster
 POD_CHIPS = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096)  # the pod sizes bf16_pod_vs_phone evaluates
 
 
-def _seeds(seeds) -> tuple[int, ...]:
-    seeds = tuple(seeds)
-    if not seeds:
-        raise ValueError(f"seeds must hold at least one seed, got {seeds!r}")
-    return tuple(validate.integer("seeds", s, 0) for s in seeds)
-
 
 def _workload(workload: str) -> cost_model.Workload:
     return cost_model.WORKLOADS[validate.choice("workload", workload, tuple(cost_model.WORKLOADS))]
@@ -103,7 +97,7 @@ def data_parallel_vs_fedsgd(devices: int = 8, steps: int = 10, per_device_batch:
 def fedsgd_equivalence(seeds=range(5), devices: int = 8, steps: int = 10, per_device_batch: int = 16) -> np.ndarray:
     """(len(seeds),) `relative_diff` of `data_parallel_vs_fedsgd` per seed (data order and initial weights)."""
     return np.array([data_parallel_vs_fedsgd(devices, steps, per_device_batch, seed=s)["relative_diff"]
-                     for s in _seeds(seeds)])
+                     for s in validate.seeds("seeds", seeds)])
 
 
 def bf16_saving(compute_s, comm_s):
@@ -208,7 +202,8 @@ def bf16_pod_vs_phone(link_gb_per_s=(70.0, 100.0, 150.0, 200.0, 250.0, 330.0), u
         raise ValueError(f"link_gb_per_s and utilisation need >= 1 value each, got {bws!r} and {utils!r}")
     pod = np.array([[bf16_saving_tpu(workload, POD_CHIPS, link_gb_per_s=b, utilisation=u)["saving"] for u in utils]
                     for b in bws])
-    phone = np.array([np.median(bf16_saving_edge(model_params, 1, devices, s)["saving"]) for s in _seeds(seeds)])
+    phone = np.array([np.median(bf16_saving_edge(model_params, 1, devices, s)["saving"])
+                      for s in validate.seeds("seeds", seeds)])
     return Bf16PodVsPhone(np.array(bws), np.array(utils), np.array(POD_CHIPS), pod, phone, int(pod_chips))
 
 
@@ -267,7 +262,7 @@ class DtypeAccuracy:
 
 def bf16_accuracy_gap(seeds=range(5), dtype: str = "bfloat16", rounds: int = 30, **fedavg_kwargs) -> DtypeAccuracy:
     """`fedavg_delta_dtype` in float32 and in `dtype` for each seed (same clients and selection per seed)."""
-    seeds = _seeds(seeds)
+    seeds = validate.seeds("seeds", seeds)
     f32 = np.array([fedavg_delta_dtype("float32", rounds, seed=s, **fedavg_kwargs) for s in seeds])
     low = np.array([fedavg_delta_dtype(dtype, rounds, seed=s, **fedavg_kwargs) for s in seeds])
     return DtypeAccuracy(np.array(seeds), f32, low, dtype)
@@ -337,4 +332,4 @@ def tictac_speedup_over_seeds(bandwidths_gbps=(0.004, 0.016, 0.064), seeds=range
     64 Mbit/s.
     """
     return np.array([tictac_vs_bandwidth(model, mode, bandwidths_gbps, latency_us, workers, iterations, s,
-                                         local_steps)["tac_speedup"] for s in _seeds(seeds)]).T
+                                         local_steps)["tac_speedup"] for s in validate.seeds("seeds", seeds)]).T

@@ -65,6 +65,17 @@ def probability(name: str, value, *, open_low: bool = False, open_high: bool = F
     return number(name, value, 0.0, 1.0, low_open=open_low, high_open=open_high)
 
 
+def seeds(name: str, values) -> tuple[int, ...]:
+    """Check that `values` is a non-empty sequence of ints >= 0 (random seeds); return them as a tuple."""
+    try:
+        values = tuple(values)
+    except TypeError:
+        raise TypeError(f"{name} must be a sequence of ints >= 0, got {values!r}") from None
+    if not values:
+        raise ValueError(f"{name} must hold at least one seed, got ()")
+    return tuple(integer(name, v, 0) for v in values)
+
+
 def boolean(name: str, value) -> bool:
     """Check that `value` is a bool (Python or NumPy); return it as a bool."""
     if type(value).__name__ not in ("bool", "bool_"):

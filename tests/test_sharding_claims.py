@@ -30,9 +30,9 @@ def test_paper_1_declares_its_claims_with_seeds_and_sweeps():
         ("sharding.lamb_lars_shard_exact", np.full(5, 3e-7), np.full(5, 1.8e-2)),  # optax.lamb under WUS
         ("sharding.distributed_bn_global", np.full(5, 3e-7), np.full(5, 5e-3)),
         ("sharding.wus_optimizer_state_fraction", 0.125, 1.0),  # replicated moments
-        ("sharding.wus_collective_time", np.array([0.9, 1.1, 1.0]), np.array([1.9, 2.1, 2.0])),  # twice the bytes
+        ("sharding.wus_collective_time", np.array([0.95, 1.05, 1.0]), np.array([1.9, 2.1, 2.0])),  # twice the bytes
         ("sharding.wus_speedup", np.array([1.8, 2.0, 1.9]), np.array([0.8, 0.9, 0.85])),
-        ("sharding.cost_model_speedup", np.array([0.9, 1.0, 1.1]), np.array([0.3, 0.4, 0.35])),
+        ("sharding.cost_model_speedup", np.array([0.95, 1.0, 1.05]), np.array([0.3, 0.4, 0.35])),
     ],
 )
 def test_each_rule_can_fail(claim_id, good, bad):

@@ -127,7 +127,7 @@ def test_strategy_agreement_rejects_bad_arguments():
         experiments.strategy_agreement("wus", "zero3")
     with pytest.raises(ValueError, match="optimizer must be one of"):
         experiments.strategy_agreement("wus", "single", ("adagrad",))
-    with pytest.raises(ValueError, match="non-empty"):
+    with pytest.raises(ValueError, match="seeds must hold at least one seed"):
         experiments.strategy_agreement("wus", "single", seeds=())
 
 

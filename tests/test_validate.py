@@ -71,3 +71,14 @@ def test_boolean_string_choice_instance_callable():
         V.instance("cfg", 3, (dict, list))
     with pytest.raises(TypeError, match="loss_fn must be callable"):
         V.callable_("loss_fn", 3)
+
+
+def test_seeds():
+    assert V.seeds("seeds", range(3)) == (0, 1, 2)
+    assert V.seeds("seeds", np.arange(2)) == (0, 1)
+    with pytest.raises(ValueError, match="seeds must hold at least one seed"):
+        V.seeds("seeds", ())
+    with pytest.raises(ValueError, match="seeds must be >= 0, got -1"):
+        V.seeds("seeds", (0, -1))
+    with pytest.raises(TypeError, match="seeds must be a sequence of ints"):
+        V.seeds("seeds", 5)

@@ -24,12 +24,6 @@ from mlsys_core.fl.telemetry import RoundCounters
 PAPER_SESSION_OUTCOMES = {"accepted": 0.75, "late": 0.22, "interrupted": 0.02}  # unconfirmed secondary source
 
 
-def _seeds(seeds: Sequence[int]) -> tuple[int, ...]:
-    seeds = tuple(seeds)
-    if not seeds:
-        raise ValueError("seeds must name at least one seed, got ()")
-    return tuple(validate.integer("seed", s, 0) for s in seeds)
-
 
 def diurnal_swing(pop: Population, step_h: float = 0.25) -> dict:
     """Eligible devices over one UTC day and the peak / trough ratio."""
@@ -70,7 +64,7 @@ def over_selection_over_seeds(pop_config: PopulationConfig, config: RoundConfig,
     validate.probability("drop_out", drop_out, open_high=True)
     pop_config = dataclasses.replace(pop_config, drop_out_range=(drop_out, drop_out))
     return np.array([commit_share(make_population(pop_config, s), config, np.array([factor]), rounds, s)[0]
-                     for s in _seeds(seeds)])
+                     for s in validate.seeds("seeds", seeds)])
 
 
 def commit_share_curves(pop: Population, config: RoundConfig, factors: np.ndarray, drop_outs: tuple[float, ...],
@@ -98,7 +92,7 @@ def day_over_seeds(pop_config: PopulationConfig, config: RoundConfig, seeds: Seq
                    steering: SteeringConfig = SteeringConfig()) -> DayMetrics:
     """One simulated day per seed (population drawn with that seed): session outcomes and diurnal swing."""
     cols: dict[str, list[float]] = {k: [] for k in DayMetrics._fields}
-    for s in _seeds(seeds):
+    for s in validate.seeds("seeds", seeds):
         pop = make_population(pop_config, s)
         res = simulate(pop, config, steering, DAY_S, s, plans=plans, traced_devices=0)
         out = session_outcomes(res)
@@ -129,7 +123,7 @@ def steering_over_seeds(pop_config: PopulationConfig, config: RoundConfig, hours
     """Check-ins the server handles per committed round, without steering ("none": retry in about a
     minute) over with "auto" steering, and the committed-round ratio auto / none; one value per seed."""
     cut, rounds = [], []
-    for s in _seeds(seeds):
+    for s in validate.seeds("seeds", seeds):
         pop = make_population(pop_config, s)
         per = {}
         for mode in ("none", "auto"):
@@ -254,7 +248,7 @@ def fault_semantics_over_seeds(pop_config: PopulationConfig, config: RoundConfig
                                hours: float, seeds: Sequence[int]) -> np.ndarray:
     """Share of the behaviours in `fault_behaviours` that hold, one value per seed (population and run)."""
     shares = []
-    for s in _seeds(seeds):
+    for s in validate.seeds("seeds", seeds):
         held = fault_behaviours(fault_runs(make_population(pop_config, s), config, topology, at_s, hours, s), topology)
         shares.append(float(np.mean(list(held.values()))))
     return np.array(shares)
@@ -316,7 +310,7 @@ def schedule_leak_sweep(pop_config: PopulationConfig, config: RoundConfig, jitte
     for jitter in jitters_h:
         cfg = dataclasses.replace(pop_config, checkin_jitter_h=float(jitter))
         shares = []
-        for s in _seeds(seeds):
+        for s in validate.seeds("seeds", seeds):
             pop = make_population(cfg, s)
             res = simulate(pop, config, SteeringConfig(), DAY_S, s, traced_devices=traced_devices)
             shares.append(leak_share(res, pop, within_h=within_h)[0])
@@ -330,7 +324,7 @@ def recycling_over_seeds(round_config: RoundConfig, model, task, seeds: Sequence
     from mlsys_core.fl.training import federated_training
 
     gain, wasted = [], []
-    for s in _seeds(seeds):
+    for s in validate.seeds("seeds", seeds):
         discard = federated_training(round_config, model, task, seed=s)
         recycle = federated_training(dataclasses.replace(round_config, recycle_late=True), model, task, seed=s)
         gain.append(float(recycle["accuracy"][-1] - discard["accuracy"][-1]))

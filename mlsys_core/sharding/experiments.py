@@ -351,9 +351,9 @@ def strategy_agreement(strategy: str = "wus", baseline: str = "replicated", opti
     validate.choice("strategy", strategy, strategies.STRATEGIES)
     validate.choice("baseline", baseline, BASELINES)
     names = tuple(validate.choice("optimizer", o, optimizers.OPTIMIZERS) for o in optimizer_names)
-    seeds = tuple(validate.integer("seed", s, 0) for s in seeds)
-    if not names or not seeds:
-        raise ValueError(f"optimizer_names and seeds must be non-empty, got {optimizer_names!r}, {seeds!r}")
+    seeds = validate.seeds("seeds", seeds)
+    if not names:
+        raise ValueError(f"optimizer_names must be non-empty, got {optimizer_names!r}")
     mlp = models.MLP((64, 128, 10))
     loss = models.classifier_loss(mlp)
     mesh = strategies.data_mesh(devices)

@@ -25,12 +25,6 @@ JITTERS = (0.1, 0.3, 0.5)  # the transfer-noise levels the straggler claim is me
 CHAIN_MODELS = ("mlp", "cnn", "resnet")  # no parallel branches: each layer's parameters feed the next layer only
 
 
-def _seeds(seeds) -> tuple[int, ...]:
-    seeds = tuple(seeds)
-    if not seeds:
-        raise ValueError("seeds must hold at least one seed, got none")
-    return tuple(validate.integer("seeds", s, low=0) for s in seeds)
-
 
 @functools.lru_cache(maxsize=32)
 def model_graph(model: str, mode: str, depth: int = 4, width: int = 16, batch_size: int = 32) -> OpGraph:
@@ -207,7 +201,7 @@ def gain_sweep(mode: str, bandwidths_gbps=BANDWIDTHS_GBPS, seeds=SEEDS, workers:
     """TAC over random order for every bundled model in `mode`, at each link bandwidth (the workers'
     compute rate fixed at `gflops`, so the sweep moves the bandwidth/compute ratio), per seed."""
     validate.choice("mode", mode, models.MODES)
-    seeds = _seeds(seeds)
+    seeds = validate.seeds("seeds", seeds)
     out = np.empty((len(bandwidths_gbps), len(model_names), len(seeds)))
     for b, bw in enumerate(bandwidths_gbps):
         cluster = Cluster(workers=workers, bandwidth_gbps=bw, gflops=gflops)
@@ -239,7 +233,7 @@ def straggler_sweep(graph: OpGraph, jitters=JITTERS, seeds=SEEDS, workers: int =
     """Straggler spread of random order and TAC at each jitter and seed. Both schedulers see the same
     noise: the seed draws one log-normal factor per (iteration, worker, transfer), applied to that
     transfer whatever its place in the order, so the only difference between them is the order."""
-    seeds = _seeds(seeds)
+    seeds = validate.seeds("seeds", seeds)
     rnd, tac = np.empty((len(jitters), len(seeds))), np.empty((len(jitters), len(seeds)))
     for j, jitter in enumerate(jitters):
         cluster = Cluster(workers=workers, bandwidth_gbps=bandwidth_gbps, jitter=jitter)
@@ -252,7 +246,7 @@ def straggler_sweep(graph: OpGraph, jitters=JITTERS, seeds=SEEDS, workers: int =
 def workers_gain(graph: OpGraph, cluster: Cluster, workers=(1, 2, 4, 8, 16, 32, 64, 128), seeds=SEEDS,
                  iterations: int = 20) -> np.ndarray:
     """(seeds, len(workers)) TAC's speedup over random as more workers share the servers' links."""
-    seeds = _seeds(seeds)
+    seeds = validate.seeds("seeds", seeds)
     out = np.empty((len(seeds), len(workers)))
     for i, w in enumerate(workers):
         c = dataclasses.replace(cluster, workers=w)
@@ -302,7 +296,7 @@ class Efficiency:
 
 def efficiency(cluster: Cluster, seeds=SEEDS, iterations: int = 20) -> Efficiency:
     """Scheduling efficiency E of random order and TAC on every bundled model and mode."""
-    seeds = _seeds(seeds)
+    seeds = validate.seeds("seeds", seeds)
     names, rnd, tac, samples = [], [], [], {"random": [], "tac": []}
     for model in models.MODELS:
         for mode in models.MODES:
