@@ -1,4 +1,5 @@
-"""Paper 1 benchmark: replicated vs weight-update sharding vs FSDP on 8 simulated CPU devices.
+"""Paper 1 benchmark: replicated vs weight-update sharding vs FSDP on a mesh of `backend.MESH_DEVICES` (8)
+devices, simulated CPU devices on a laptop.
 
 The optimizer-heavy FFN stack (>= 8 M parameters) with Adam and a global batch of 16 - 2 examples per
 device, BERT's per-chip batch on 4096 chips in the paper - so the weight update is a large share of a
@@ -21,7 +22,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16, help="global batch (multiple of the device count)")
     args = parser.parse_args()
 
-    backend.setup(cpu_devices=8)
+    backend.setup(cpu_devices=backend.MESH_DEVICES)
     import jax
 
     from mlsys_core.sharding import experiments, models
@@ -31,7 +32,8 @@ def main() -> None:
     model = models.FFNStack(d_model=512, d_ff=2048, blocks=4)
     n_params = models.parameter_count(jax.eval_shape(model.init, jax.random.key(0)))
     print(f"model: FFNStack 4 x (512 x 2048), {n_params:,} parameters, Adam, global batch {args.batch}")
-    profile = experiments.profile_strategies(model, batch=args.batch, devices=8, repeats=args.repeats)
+    profile = experiments.profile_strategies(model, batch=args.batch, devices=backend.MESH_DEVICES,
+                                             repeats=args.repeats)
     medians = {name: t.median_s for name, (_, _, t) in profile.items()}
     memory = {name: m for name, (m, _, _) in profile.items()}
     for name, (m, comm, t) in profile.items():

@@ -22,7 +22,7 @@ import dataclasses
 
 import numpy as np
 
-from mlsys_core import validate
+from mlsys_core import backend, validate
 from mlsys_core.bandana import NVMDevice, memory_cost_usd
 from mlsys_core.bandana.nvm import MemoryPrices
 from mlsys_core.fl import fedavg
@@ -39,7 +39,7 @@ def _workload(workload: str) -> cost_model.Workload:
     return cost_model.WORKLOADS[validate.choice("workload", workload, tuple(cost_model.WORKLOADS))]
 
 
-def data_parallel_vs_fedsgd(devices: int = 8, steps: int = 10, per_device_batch: int = 16,
+def data_parallel_vs_fedsgd(devices: int = backend.MESH_DEVICES, steps: int = 10, per_device_batch: int = 16,
                             learning_rate: float = 0.1, seed: int = 0) -> dict[str, float]:
     """Train the digits MLP `steps` times both ways on identical data; compare the parameters.
 
@@ -94,7 +94,8 @@ def data_parallel_vs_fedsgd(devices: int = 8, steps: int = 10, per_device_batch:
             "accuracy_fedsgd": float(fedavg.accuracy(fl_params, x, y))}
 
 
-def fedsgd_equivalence(seeds=range(5), devices: int = 8, steps: int = 10, per_device_batch: int = 16) -> np.ndarray:
+def fedsgd_equivalence(seeds=range(5), devices: int = backend.MESH_DEVICES, steps: int = 10,
+                       per_device_batch: int = 16) -> np.ndarray:
     """(len(seeds),) `relative_diff` of `data_parallel_vs_fedsgd` per seed (data order and initial weights)."""
     return np.array([data_parallel_vs_fedsgd(devices, steps, per_device_batch, seed=s)["relative_diff"]
                      for s in validate.seeds("seeds", seeds)])

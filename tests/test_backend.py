@@ -120,3 +120,69 @@ def test_mesh_shards_an_array():
     x = jax.device_put(jnp.arange(16.0), jax.NamedSharding(mesh, jax.sharding.PartitionSpec("data")))
     assert len(x.addressable_shards) == 8
     assert x.addressable_shards[0].data.shape == (2,)
+
+
+class FakeDevice:
+    """Stands in for a jax Device: only what `mesh_devices` and `shares_one_host` read."""
+
+    def __init__(self, platform: str, index: int, process_index: int = 0):
+        self.platform, self.id, self.process_index = platform, index, process_index
+
+    def __repr__(self):
+        return f"{self.platform}:{self.id}"
+
+
+def fakes(platform: str, n: int, process_index: int = 0) -> list:
+    return [FakeDevice(platform, i, process_index) for i in range(n)]
+
+
+def test_mesh_devices_takes_the_default_backend_when_it_has_enough():
+    gpus, cpus = fakes("gpu", 8), fakes("cpu", 8)
+    assert backend.mesh_devices(8, default=gpus, cpu=cpus) == gpus
+    assert backend.mesh_devices(4, default=gpus, cpu=cpus) == gpus[:4]
+    assert not backend.shares_one_host(backend.mesh_devices(8, default=gpus, cpu=cpus))
+
+
+def test_one_gpu_falls_back_to_the_simulated_cpu_devices():
+    gpu, cpus = fakes("gpu", 1), fakes("cpu", 8)
+    mesh = backend.mesh_devices(8, default=gpu, cpu=cpus)
+    assert mesh == cpus and backend.shares_one_host(mesh)
+    # a one-device mesh still takes the accelerator
+    assert backend.mesh_devices(1, default=gpu, cpu=cpus) == gpu
+
+
+def test_too_few_devices_anywhere_names_both_counts_and_the_fix():
+    with pytest.raises(ValueError, match=r"n=8 devices needs 8 devices: the default backend \(gpu\) has 1 "
+                                         r"and the CPU backend has 2 .*setup\(cpu_devices=8\)"):
+        backend.mesh_devices(8, default=fakes("gpu", 1), cpu=fakes("cpu", 2))
+    with pytest.raises(ValueError, match=r"\(cpu\) has 1 and the CPU backend has 1 .*Restart the kernel"):
+        one = fakes("cpu", 1)
+        backend.mesh_devices(2, default=one, cpu=one)
+
+
+@pytest.mark.parametrize("bad, error", [(0, ValueError), (2.0, TypeError), (True, TypeError)])
+def test_mesh_devices_rejects_a_bad_count(bad, error):
+    with pytest.raises(error, match="n must be"):
+        backend.mesh_devices(bad, default=fakes("cpu", 8), cpu=fakes("cpu", 8))
+
+
+def test_only_cpu_devices_of_one_process_share_a_host():
+    assert backend.shares_one_host(fakes("cpu", 8))
+    assert not backend.shares_one_host(fakes("tpu", 8))
+    assert not backend.shares_one_host(fakes("cpu", 4, 0) + fakes("cpu", 4, 1))
+    assert not backend.shares_one_host(fakes("cpu", 4) + fakes("gpu", 1))
+    assert not backend.shares_one_host([])
+
+
+def test_mesh_devices_here_are_the_eight_cpu_devices():
+    assert backend.mesh_devices() == jax.devices()
+    info = backend.info()
+    assert (info.mesh_size, info.mesh_platform, info.mesh_shares_host, info.cpu_device_count) == (8, "cpu", True, 8)
+    assert str(info).endswith("meshes of 8 use the default devices (one shared host)")
+
+
+def test_info_on_one_gpu_says_meshes_use_the_cpu_devices():
+    info = backend.Info("gpu", "H200", 1, 1, 1, "0", mesh_platform="cpu", mesh_shares_host=True, cpu_device_count=8)
+    assert str(info).endswith("meshes of 8 use simulated cpu devices (one shared host)")
+    none = backend.Info("cpu", "cpu", 1, 1, 1, "0", mesh_platform=None, cpu_device_count=1)
+    assert "no mesh of 8: 1 CPU device(s), call setup(cpu_devices=8)" in str(none)

@@ -92,6 +92,18 @@ def test_strategy_profile_predicts_from_the_shared_host_model():
     assert p.medians_ms["wus"] == pytest.approx(24.0)
 
 
+def test_strategy_profile_on_real_chips_uses_the_side_by_side_model():
+    # the same terms on 8 chips that run in parallel: replicated 10/8 + 5 + 4 = 10.25 ms,
+    # WUS 10/8 + 5/8 + 6 = 7.875 ms.
+    times = {"replicated": (0.054,), "wus": (0.021,), "fsdp": (0.02,), "forward_backward": (0.010,),
+             "update": (0.005,), "all_reduce": (0.004,), "reduce_scatter_all_gather": (0.006,)}
+    chips = experiments.StrategyProfile(8, {}, {}, {k: timing.StepTiming(v) for k, v in times.items()},
+                                        shared_host=False)
+    assert chips.cost_model_name == "side_by_side_step_s" and _profile(times).cost_model_name == "shared_host_step_s"
+    assert chips.predicted_step_s["replicated"] == pytest.approx(0.01025)
+    assert chips.predicted_step_s["wus"] == pytest.approx(0.007875)
+
+
 def test_profile_with_cost_model_times_every_run_in_each_round():
     from mlsys_core.sharding import models
 
@@ -102,6 +114,7 @@ def test_profile_with_cost_model_times_every_run_in_each_round():
     assert p.memory["wus"].opt_state_bytes - 4 == (p.memory["replicated"].opt_state_bytes - 4) // 4
     assert "reduce-scatter" in p.collective_bytes["wus"] and "reduce-scatter" not in p.collective_bytes["replicated"]
     assert p.measured_over_predicted.shape == (2,) and np.isfinite(p.predicted_speedup)
+    assert p.shared_host and p.cost_model_name == "shared_host_step_s"  # simulated CPU devices
 
 
 def test_strategy_agreement_finds_wus_equal_to_replicated_and_lamb_exact():

@@ -126,3 +126,12 @@ def test_shared_host_model_repeats_only_the_replicated_update():
     assert cost_model.shared_host_step_s(0.1, 0.05, 8, "wus", comm_s=0.02) == pytest.approx(0.17)
     with pytest.raises(ValueError, match="devices"):
         cost_model.shared_host_step_s(0.1, 0.05, 0)
+
+
+def test_side_by_side_model_splits_compute_and_only_the_wus_update():
+    # 8 chips in parallel: replicated 0.1/8 + 0.05 = 0.0625 s; WUS 0.1/8 + 0.05/8 + 0.02 = 0.03875 s
+    assert cost_model.side_by_side_step_s(0.1, 0.05, 8) == pytest.approx(0.0625)
+    assert cost_model.side_by_side_step_s(0.1, 0.05, 8, "wus", comm_s=0.02) == pytest.approx(0.03875)
+    assert cost_model.side_by_side_step_s(0.1, 0.05, 1) == cost_model.shared_host_step_s(0.1, 0.05, 1)
+    with pytest.raises(ValueError, match="strategy"):
+        cost_model.side_by_side_step_s(0.1, 0.05, 8, "zero3")

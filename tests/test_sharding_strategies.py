@@ -173,8 +173,10 @@ def test_bad_configuration_is_rejected():
         strategies.Trainer(LOSS, optax.sgd(0.1), mesh, grad_dtype=jnp.int32)
     with pytest.raises(ValueError, match="optimizer must be one of"):
         optimizers.make("adagrad", 0.1)
-    with pytest.raises(ValueError, match="n must be"):
+    with pytest.raises(ValueError, match=r"n=9 devices needs 9 devices: the default backend \(cpu\) has 8"):
         strategies.data_mesh(9)
+    with pytest.raises(ValueError, match="n must be"):
+        strategies.data_mesh(3, devices=jax.devices()[:2])
 
 
 def test_init_and_reference_steps_compile_once_but_follow_their_inputs(params0):
@@ -191,3 +193,12 @@ def test_init_and_reference_steps_compile_once_but_follow_their_inputs(params0):
     rb, _ = strategies.reference_train(LOSS, sgd, other, batches(steps=2))
     assert strategies._reference_step.cache_info().hits == hits + 1  # the second run reused the step
     assert max_diff(ra, rb) > 0.1  # different starting points, different results
+
+
+def test_reference_train_runs_on_the_device_it_is_given(params0):
+    device = jax.devices()[3]
+    pinned, losses = strategies.reference_train(LOSS, optax.adam(1e-2), params0, batches()[:3], device)
+    default, default_losses = strategies.reference_train(LOSS, optax.adam(1e-2), params0, batches()[:3])
+    assert {d for leaf in jax.tree.leaves(pinned) for d in leaf.devices()} == {device}
+    assert {d for leaf in jax.tree.leaves(default) for d in leaf.devices()} == {jax.devices()[0]}
+    assert losses == default_losses

@@ -186,3 +186,19 @@ def shared_host_step_s(compute_s: float, update_s: float, devices: int, strategy
     for name, value in (("compute_s", compute_s), ("update_s", update_s), ("comm_s", comm_s)):
         validate.number(name, value, 0.0)
     return compute_s + (devices if strategy == "replicated" else 1) * update_s + comm_s
+
+
+def side_by_side_step_s(compute_s: float, update_s: float, devices: int, strategy: str = "replicated",
+                        comm_s: float = 0.0) -> float:
+    """The same three terms for devices that run in parallel (real chips, as on a pod).
+
+    Each device runs its 1/N of the batch's forward/backward (`compute_s / devices`) at the same
+    time as the others; the replicated update runs once on every device at once (`update_s`), the
+    WUS/FSDP update in 1/N pieces (`update_s / devices`); `comm_s` as in `shared_host_step_s`.
+    Nothing overlaps. This model has not been calibrated against a measurement in this suite.
+    """
+    validate.choice("strategy", strategy, ("replicated", "wus", "fsdp"))
+    validate.integer("devices", devices, 1)
+    for name, value in (("compute_s", compute_s), ("update_s", update_s), ("comm_s", comm_s)):
+        validate.number(name, value, 0.0)
+    return compute_s / devices + (update_s if strategy == "replicated" else update_s / devices) + comm_s

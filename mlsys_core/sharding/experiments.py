@@ -1,6 +1,7 @@
 """The notebook's experiments as pure functions: each builds, trains or times, and returns numbers.
 
 Every random choice takes a seed; timings are medians after warm-up (`timing.time_steps`).
+Meshes take their devices from `backend.mesh_devices` and default to `backend.MESH_DEVICES` of them.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import optax
 from jax import lax
 from jax.sharding import PartitionSpec as P
 
-from mlsys_core import data, validate
+from mlsys_core import backend, data, validate
 from mlsys_core.claims.sharding import LINK_SWEEP
 
 from . import cost_model, inspection, models, optimizers, spmd, strategies, timing
@@ -56,7 +57,7 @@ class ConfigResult:
 
 
 def _ffn_step(model: models.FFNStack, params, host_batch, strategy: str, optimizer: str = "adam",
-              devices: int = 8, grad_dtype=None):
+              devices: int = backend.MESH_DEVICES, grad_dtype=None):
     """The FFN stack's regression step under `strategy`: (trainer, placed state, placed batch, lowered step)."""
     trainer = strategies.Trainer(models.regression_loss(model), optimizers.make(optimizer, 1e-3),
                                  strategies.data_mesh(devices), strategy, grad_dtype=grad_dtype)
@@ -65,8 +66,9 @@ def _ffn_step(model: models.FFNStack, params, host_batch, strategy: str, optimiz
     return trainer, state, placed, trainer.lower(state, placed)
 
 
-def measure_config(devices: int = 8, strategy: str = "wus", optimizer: str = "adam", width: int = 512,
-                   grad_dtype: str = "float32", batch: int = 64, repeats: int = 5, seed: int = 0) -> ConfigResult:
+def measure_config(devices: int = backend.MESH_DEVICES, strategy: str = "wus", optimizer: str = "adam",
+                   width: int = 512, grad_dtype: str = "float32", batch: int = 64, repeats: int = 5,
+                   seed: int = 0) -> ConfigResult:
     """Memory per device, collectives (as written, so bf16 shows) and median step time of the FFN stack.
 
     The model is `FFNStack(width, 4 * width, 4 blocks)` with a synthetic regression batch.
@@ -83,7 +85,7 @@ def measure_config(devices: int = 8, strategy: str = "wus", optimizer: str = "ad
     return ConfigResult(memory, comm, 1e3 * result.median_s, models.parameter_count(params))
 
 
-def compare_strategies(loss_fn, optimizer, params, batches, devices: int = 8) -> dict:
+def compare_strategies(loss_fn, optimizer, params, batches, devices: int = backend.MESH_DEVICES) -> dict:
     """Train with each strategy on `devices` devices; {strategy: (trainer, final state, losses)}."""
     out = {}
     for name in strategies.STRATEGIES:
@@ -94,8 +96,9 @@ def compare_strategies(loss_fn, optimizer, params, batches, devices: int = 8) ->
 
 
 def max_param_diff(a, b) -> float:
-    """Largest absolute difference between two parameter pytrees."""
-    return max(float(jnp.max(jnp.abs(u - v))) for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+    """Largest absolute difference between two parameter pytrees (on any devices: compared on the host)."""
+    return max(float(np.max(np.abs(np.asarray(u) - np.asarray(v))))
+               for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
 
 
 def _compiled_strategies(model: models.FFNStack, batch: int, devices: int, seed: int) -> tuple[dict, dict]:
@@ -113,7 +116,7 @@ def _compiled_strategies(model: models.FFNStack, batch: int, devices: int, seed:
     return info, runs
 
 
-def profile_strategies(model: models.FFNStack, batch: int = 64, devices: int = 8, repeats: int = 5,
+def profile_strategies(model: models.FFNStack, batch: int = 64, devices: int = backend.MESH_DEVICES, repeats: int = 5,
                        seed: int = 0) -> dict:
     """Each strategy for `model` with Adam, compiled once: {strategy: (MemoryPerDevice, bytes by kind, StepTiming)}.
 
@@ -135,14 +138,22 @@ class StrategyProfile:
     all timed in the same interleaved rounds (`timings`: one `StepTiming` per strategy and per
     `MODEL_TERMS` entry; repeat i of every run comes from round i).
 
-    The terms: forward+backward over the whole batch and one full Adam update, each on one device;
-    the gradient's all-reduce and its reduce-scatter + all-gather on the mesh.
+    The terms: forward+backward over the whole batch and one full Adam update, each on one of the
+    mesh's devices; the gradient's all-reduce and its reduce-scatter + all-gather on the mesh.
+    `shared_host`: the mesh's devices share one host CPU (`backend.shares_one_host`), which selects
+    the cost model that `predicted_step_s` uses (`cost_model_name`).
     """
 
     devices: int
     memory: dict
     collective_bytes: dict
     timings: dict
+    shared_host: bool = True
+
+    @property
+    def cost_model_name(self) -> str:
+        """The model behind `predicted_step_s`: "shared_host_step_s" or "side_by_side_step_s"."""
+        return "shared_host_step_s" if self.shared_host else "side_by_side_step_s"
 
     @property
     def medians_ms(self) -> dict[str, float]:
@@ -156,11 +167,13 @@ class StrategyProfile:
 
     @property
     def predicted_step_s(self) -> dict[str, float]:
-        """Seconds per step of replicated and WUS that `cost_model.shared_host_step_s` predicts from the
-        medians of the terms (all-reduce for replicated, reduce-scatter + all-gather for WUS)."""
+        """Seconds per step of replicated and WUS that the cost model predicts from the medians of the
+        terms (all-reduce for replicated, reduce-scatter + all-gather for WUS): `shared_host_step_s`
+        when the devices share one host, else `side_by_side_step_s` (devices that run in parallel)."""
         fb, up, ar, rsag = (self.timings[t].median_s for t in MODEL_TERMS)
-        return {"replicated": cost_model.shared_host_step_s(fb, up, self.devices, "replicated", ar),
-                "wus": cost_model.shared_host_step_s(fb, up, self.devices, "wus", rsag)}
+        model = getattr(cost_model, self.cost_model_name)
+        return {"replicated": model(fb, up, self.devices, "replicated", ar),
+                "wus": model(fb, up, self.devices, "wus", rsag)}
 
     @property
     def predicted_speedup(self) -> float:
@@ -174,20 +187,23 @@ class StrategyProfile:
         return self.measured_speedups / self.predicted_speedup
 
 
-def profile_with_cost_model(model: models.FFNStack, batch: int = 16, devices: int = 8, repeats: int = 9,
-                            seed: int = 0) -> StrategyProfile:
+def profile_with_cost_model(model: models.FFNStack, batch: int = 16, devices: int = backend.MESH_DEVICES,
+                            repeats: int = 9, seed: int = 0) -> StrategyProfile:
     """Profile every strategy (as `profile_strategies`) and time the cost model's terms in the same rounds.
 
-    Assumes the mesh's devices share one host's cores (simulated CPU devices), which is what
-    `StrategyProfile.predicted_step_s` models: their work adds up rather than running side by side.
+    The one-device terms run on the mesh's first device. Whether the mesh's devices share one host's
+    cores (simulated CPU devices: their work adds up) or run side by side (real chips) is recorded in
+    `StrategyProfile.shared_host` and picks the model `predicted_step_s` uses.
     """
+    mesh_devices = backend.mesh_devices(devices)
     info, runs = _compiled_strategies(model, batch, devices, seed)
-    runs.update(_one_device_runs(model, batch, seed))
+    runs.update(_one_device_runs(model, batch, seed, mesh_devices[0]))
     n_params = models.parameter_count(jax.eval_shape(model.init, jax.random.key(seed)))
     collectives = _collective_runs(n_params, devices)
     runs["all_reduce"], runs["reduce_scatter_all_gather"] = collectives["replicated"], collectives["wus"]
     timings = timing.time_interleaved(runs, repeats=repeats)
-    return StrategyProfile(devices, {n: m for n, (m, _) in info.items()}, {n: c for n, (_, c) in info.items()}, timings)
+    return StrategyProfile(devices, {n: m for n, (m, _) in info.items()}, {n: c for n, (_, c) in info.items()},
+                           timings, backend.shares_one_host(mesh_devices))
 
 
 def time_mesh_shapes(shapes, width: int = 512, batch: int = 64, repeats: int = 5, seed: int = 0) -> dict:
@@ -212,8 +228,8 @@ def time_mesh_shapes(shapes, width: int = 512, batch: int = 64, repeats: int = 5
     return out
 
 
-def bf16_experiment(steps: int = 150, batch: int = 64, seed: int = 0) -> dict:
-    """Digits MLP on 8 devices with WUS: float32 vs bfloat16 compute + bfloat16 gradient collectives.
+def bf16_experiment(steps: int = 150, batch: int = 64, seed: int = 0, devices: int = backend.MESH_DEVICES) -> dict:
+    """Digits MLP on `devices` devices with WUS: float32 vs bfloat16 compute + bfloat16 gradient collectives.
 
     Returns test accuracy of each and the reduce-scatter bytes per device of each program as written.
     """
@@ -225,7 +241,7 @@ def bf16_experiment(steps: int = 150, batch: int = 64, seed: int = 0) -> dict:
     for name, dtype in (("float32", None), ("bfloat16", jnp.bfloat16)):
         compute = jnp.float32 if dtype is None else dtype
         trainer = strategies.Trainer(models.classifier_loss(model, compute), optimizers.make("adam", 1e-2),
-                                     strategies.data_mesh(8), "wus", grad_dtype=dtype)
+                                     strategies.data_mesh(devices), "wus", grad_dtype=dtype)
         state, losses = strategies.train(trainer, params, batches)
         rows = inspection.collectives(trainer.lower(state, trainer.shard_batch(batches[0])))
         out[name] = {
@@ -236,19 +252,25 @@ def bf16_experiment(steps: int = 150, batch: int = 64, seed: int = 0) -> dict:
     return out
 
 
-def bn_group_experiment(group_sizes=(1, 2, 4, 8), per_replica_batch: int = 4, steps: int = 150, seed: int = 0) -> dict:
-    """Test accuracy of the batch-norm MLP vs BN group size, 8 replicas of `per_replica_batch` each.
+def bn_group_experiment(group_sizes=None, per_replica_batch: int = 4, steps: int = 150, seed: int = 0,
+                        replicas: int = backend.MESH_DEVICES) -> dict:
+    """Test accuracy of the batch-norm MLP vs BN group size, `replicas` of `per_replica_batch` each.
+
+    `group_sizes` defaults to every divisor of `replicas` (1, 2, 4, 8 for 8 replicas).
 
     Small per-replica batches give noisy statistics; averaging them over a group of g replicas is
     the paper's distributed batch norm. Evaluation uses the training set's population statistics.
     """
+    replicas = validate.integer("replicas", replicas, 1)
+    if group_sizes is None:
+        group_sizes = tuple(g for g in range(1, replicas + 1) if replicas % g == 0)
     x, y, xt, yt = digits_split(seed)
     bn = spmd.BatchNormMLP()
     params = bn.init(jax.random.key(seed))
-    batches = epoch_batches(x, y, 8 * per_replica_batch, steps, seed)
+    batches = epoch_batches(x, y, replicas * per_replica_batch, steps, seed)
     out = {}
     for g in group_sizes:
-        trainer = strategies.Trainer(bn.loss("bn"), optimizers.make("adam", 1e-2), spmd.bn_mesh(8, g), "wus",
+        trainer = strategies.Trainer(bn.loss("bn"), optimizers.make("adam", 1e-2), spmd.bn_mesh(replicas, g), "wus",
                                      data_axes=("group", "bn"))
         state, _ = strategies.train(trainer, params, batches)
         p = trainer.full_params(state)
@@ -256,14 +278,17 @@ def bn_group_experiment(group_sizes=(1, 2, 4, 8), per_replica_batch: int = 4, st
         def predict(q, v, stats=stats):
             return jnp.argmax(bn.apply(q, v, stats=stats), axis=1)
 
-        out[g] = spmd.distributed_accuracy(predict, p, xt, yt, strategies.data_mesh(8))
+        out[g] = spmd.distributed_accuracy(predict, p, xt, yt, strategies.data_mesh(replicas))
     return out
 
 
-def _one_device_runs(model: models.FFNStack, batch: int, seed: int) -> dict:
-    """{"forward_backward", "update"}: (step, state, batch) runs on one device for `timing`."""
+def _one_device_runs(model: models.FFNStack, batch: int, seed: int, device=None) -> dict:
+    """{"forward_backward", "update"}: (step, state, batch) runs on one device (`device`, else JAX's
+    default) for `timing`."""
     params = model.init(jax.random.key(seed))
     host_batch = models.regression_batch(jax.random.key(seed + 1), batch, model.d_model)
+    if device is not None:
+        params, host_batch = jax.device_put((params, host_batch), device)
     optimizer = optax.adam(1e-3)
     grad_fn = jax.jit(jax.grad(models.regression_loss(model)))
     grads = grad_fn(params, host_batch)
@@ -280,9 +305,10 @@ def _one_device_runs(model: models.FFNStack, batch: int, seed: int) -> dict:
 
 
 def calibrate_one_device(model: models.FFNStack, batch: int = 64, repeats: int = 5,
-                         seed: int = 0) -> tuple[float, float]:
-    """Median seconds on one device of (forward+backward over `batch`, one full Adam update), interleaved."""
-    timings = timing.time_interleaved(_one_device_runs(model, batch, seed), repeats=repeats)
+                         seed: int = 0, device=None) -> tuple[float, float]:
+    """Median seconds on one device (`device`, else JAX's default) of (forward+backward over `batch`,
+    one full Adam update), interleaved."""
+    timings = timing.time_interleaved(_one_device_runs(model, batch, seed, device), repeats=repeats)
     return timings["forward_backward"].median_s, timings["update"].median_s
 
 
@@ -303,7 +329,8 @@ def _collective_runs(n_params: int, devices: int) -> dict:
     return runs
 
 
-def calibrate_collectives(n_params: int, devices: int = 8, repeats: int = 5) -> dict[str, timing.StepTiming]:
+def calibrate_collectives(n_params: int, devices: int = backend.MESH_DEVICES,
+                          repeats: int = 5) -> dict[str, timing.StepTiming]:
     """The gradient collectives for `n_params` float32 values on a `devices` mesh, timed interleaved.
 
     {"replicated": all-reduce (psum), "wus": reduce-scatter + all-gather}, each a `timing.StepTiming`
@@ -341,9 +368,11 @@ def _digits_run(seed: int, steps: int, batch: int):
 
 
 def strategy_agreement(strategy: str = "wus", baseline: str = "replicated", optimizer_names=("adam",),
-                       seeds=SEEDS, steps: int = 20, batch: int = 64, devices: int = 8) -> Agreement:
+                       seeds=SEEDS, steps: int = 20, batch: int = 64,
+                       devices: int = backend.MESH_DEVICES) -> Agreement:
     """Train the digits MLP (64-128-10) under `strategy` and under `baseline` (another strategy, or
-    "single": plain one-device optax) from the same init and batches; max |Δparam| per seed and optimizer.
+    "single": plain one-device optax on the mesh's first device) from the same init and batches;
+    max |Δparam| per seed and optimizer.
 
     Seed s draws the train/test split, the initial weights and the batch order. Learning rates are
     `LEARNING_RATES`. Each trainer is built once per optimizer and reused over seeds (one compile).
@@ -366,14 +395,14 @@ def strategy_agreement(strategy: str = "wus", baseline: str = "replicated", opti
             batches, params = _digits_run(seed, steps, batch), mlp.init(jax.random.key(seed))
             final = trainer.full_params(strategies.train(trainer, params, batches)[0])
             if other is None:
-                ref, _ = strategies.reference_train(loss, opt, params, batches)
+                ref, _ = strategies.reference_train(loss, opt, params, batches, mesh.devices.flat[0])
             else:
                 ref = other.full_params(strategies.train(other, params, batches)[0])
             out[i, j] = max_param_diff(final, ref)
     return Agreement(seeds, names, out)
 
 
-def bn_agreement(seeds=SEEDS, steps: int = 10, per_replica_batch: int = 4, replicas: int = 8,
+def bn_agreement(seeds=SEEDS, steps: int = 10, per_replica_batch: int = 4, replicas: int = backend.MESH_DEVICES,
                  optimizer: str = "lars") -> Agreement:
     """Distributed batch norm over all `replicas` (one group) vs batch norm on one device over the
     same global batch: the BN-MLP trained both ways with Adam, max |Δparam| per seed."""
@@ -382,13 +411,14 @@ def bn_agreement(seeds=SEEDS, steps: int = 10, per_replica_batch: int = 4, repli
     validate.choice("optimizer", optimizer, optimizers.OPTIMIZERS)
     bn = spmd.BatchNormMLP()
     opt = optimizers.make(optimizer, LEARNING_RATES[optimizer])
-    trainer = strategies.Trainer(bn.loss("bn"), opt, spmd.bn_mesh(replicas, replicas), "wus", data_axes=("group", "bn"))
+    mesh = spmd.bn_mesh(replicas, replicas)
+    trainer = strategies.Trainer(bn.loss("bn"), opt, mesh, "wus", data_axes=("group", "bn"))
     one_device_loss = bn.loss(None)
     out = np.zeros((len(seeds), 1))
     for i, seed in enumerate(seeds):
         batches, params = _digits_run(seed, steps, replicas * per_replica_batch), bn.init(jax.random.key(seed))
         final = trainer.full_params(strategies.train(trainer, params, batches)[0])
-        ref, _ = strategies.reference_train(one_device_loss, opt, params, batches)
+        ref, _ = strategies.reference_train(one_device_loss, opt, params, batches, mesh.devices.flat[0])
         out[i, 0] = max_param_diff(final, ref)
     return Agreement(seeds, (optimizer,), out)
 

@@ -31,7 +31,8 @@ def run(strategy: str = "wus", steps: int = 5, optimizer: str = "adam", batch: i
     batches = [(x[order[i * batch:(i + 1) * batch]], y[order[i * batch:(i + 1) * batch]]) for i in range(steps)]
     model = models.MLP((64, 128, 10))
     trainer = strategies.Trainer(
-        models.classifier_loss(model), optimizers.make(optimizer, 1e-2), strategies.data_mesh(), strategy
+        models.classifier_loss(model), optimizers.make(optimizer, 1e-2), strategies.data_mesh(jax.device_count()),
+        strategy,
     )
     state, losses = strategies.train(trainer, model.init(jax.random.key(seed)), batches)
     leaves = jax.tree.leaves(trainer.full_params(state))

@@ -25,23 +25,24 @@ from jax import lax
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from mlsys_core import validate
+from mlsys_core import backend, validate
 
 from .models import MLP
 
 
 def _auto_mesh(shape: tuple[int, ...], names: tuple[str, ...], devices=None) -> Mesh:
-    devices = list(jax.devices() if devices is None else devices)
+    """A mesh of `shape` over `devices`, or over `backend.mesh_devices(prod(shape))` when None."""
     for name, size in zip(names, shape):
         validate.integer(f"mesh axis {name!r} size", size, 1)
     need = math.prod(shape)
+    devices = backend.mesh_devices(need) if devices is None else list(devices)
     if need > len(devices):
         raise ValueError(f"mesh shape {shape} for axes {names} needs {need} devices, only {len(devices)} available")
     return Mesh(np.array(devices[:need]).reshape(shape), names, axis_types=(jax.sharding.AxisType.Auto,) * len(shape))
 
 
 def model_parallel_mesh(data: int, model: int, devices=None) -> Mesh:
-    """A (data, model) mesh of the first data * model devices."""
+    """A (data, model) mesh of data * model devices (`backend.mesh_devices`, or the first of `devices`)."""
     return _auto_mesh((data, model), ("data", "model"), devices)
 
 

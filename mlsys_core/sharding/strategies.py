@@ -33,7 +33,7 @@ from jax import lax
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from mlsys_core import validate
+from mlsys_core import backend, validate
 
 STRATEGIES = ("replicated", "wus", "fsdp")
 
@@ -289,8 +289,15 @@ def _reference_step(loss_fn: Callable, optimizer: optax.GradientTransformation) 
 
 
 def reference_train(loss_fn: Callable, optimizer: optax.GradientTransformation, params,
-                    batches) -> tuple[Any, list[float]]:
-    """Plain single-device optax training, the ground truth the strategies must match."""
+                    batches, device=None) -> tuple[Any, list[float]]:
+    """Plain single-device optax training, the ground truth the strategies must match.
+
+    `device` (e.g. a mesh's first device, `mesh.devices.flat[0]`) pins the training there, so it is
+    compared with a mesh on the same kind of device (a GPU's float32 matmuls round differently from
+    the CPU devices a mesh may fall back to); by default it runs on JAX's default device.
+    """
+    if device is not None:
+        params, batches = jax.device_put((params, list(batches)), device)
     try:
         step = _reference_step(loss_fn, optimizer)
     except TypeError:  # an unhashable transformation: build its step uncached
@@ -303,8 +310,15 @@ def reference_train(loss_fn: Callable, optimizer: optax.GradientTransformation, 
     return params, losses
 
 
-def data_mesh(n: int | None = None, devices=None, axis: str = "data") -> Mesh:
-    """A 1-D mesh of the first `n` devices (all if None) with one `axis`, Auto axis type for shard_map."""
-    devices = list(jax.devices() if devices is None else devices)
-    n = len(devices) if n is None else validate.integer("n", n, 1, len(devices))
+def data_mesh(n: int = backend.MESH_DEVICES, devices=None, axis: str = "data") -> Mesh:
+    """A 1-D mesh of `n` devices with one `axis`, Auto axis type for shard_map.
+
+    The devices are `backend.mesh_devices(n)` (the default backend's, else simulated CPU devices, else
+    a `ValueError` naming the counts), or the first `n` of `devices` when given.
+    """
+    if devices is None:
+        devices = backend.mesh_devices(n)
+    else:
+        devices = list(devices)
+        n = validate.integer("n", n, 1, len(devices))
     return Mesh(np.array(devices[:n]), (axis,), axis_types=(jax.sharding.AxisType.Auto,))
