@@ -7,12 +7,15 @@ alternative merges Selector+Aggregator and Coordinator+Master Aggregator.
 
 Failure semantics (the paper): an Aggregator or Selector crash loses only its own devices; a Master
 Aggregator crash fails the round and the Coordinator restarts it; a dead Coordinator is respawned by
-the Selectors, exactly once, because only one of them gets the lock. Messages go between actors,
+the Selectors, exactly once, because only one of them gets the lock. The lock is a lease the
+Coordinator keeps renewing, so a dead holder's lease lapses and the next Selector to ask wins; a
+Selector that comes back (the cluster restarts it) while the Coordinator is dead asks too, so the
+system recovers from any crash schedule (`control_plane` works it out). Messages go between actors,
 each carrying a whole array of devices, so a round costs O(Selectors x Aggregators) messages, never
 one per device. Devices' own traffic is not a message here; it is the arrays of `Sessions`.
 
 Every message delivered or dropped, and every lifecycle event (a crash, a request to the lock service
-and its answer, a respawn, devices lost with the actor that held them), goes into one log of
+and its answer, a lapsed lease, a respawn, devices lost with the actor that held them), goes into one log of
 `Message` records, `ActorSystem.trace`. Counts the notebook reports — respawns, lock attempts, hops
 per report — are read from that log (`count`, `hops_per_report`), not from the code that wrote it.
 """
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import heapq
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -94,6 +98,8 @@ class Topology:
     hop_latency_s: float = 0.05
     heartbeat_timeout_s: float = 10.0
     respawn_s: float = 5.0
+    lease_s: float = 8.0  # the Coordinator's lock lease: it lapses this long after the last renewal
+    lease_renew_s: float = 2.0  # a live Coordinator renews its lease this often
 
     def __post_init__(self):
         validate.integer("num_selectors", self.num_selectors, 1)
@@ -101,6 +107,9 @@ class Topology:
         validate.boolean("merged", self.merged)
         for name in ("hop_latency_s", "heartbeat_timeout_s", "respawn_s"):
             validate.number(name, getattr(self, name), 0.0)
+        validate.number("lease_renew_s", self.lease_renew_s, 0.0, low_open=True)
+        # A lease must outlive a renewal period and a respawn (the new Coordinator renews it on start).
+        validate.number("lease_s", self.lease_s, max(self.lease_renew_s, self.respawn_s), low_open=True)
 
     def role(self, kind: str) -> str:
         """The actor that plays `kind`: in the merged topology two kinds share one actor."""
@@ -124,99 +133,227 @@ class Fault:
 
 
 class LockService:
-    """A lease per name: the first `acquire` of a name wins, every later one is refused."""
+    """Leases per name (as Chubby's): `acquire` wins iff nobody holds an unexpired lease on the name; the
+    holder keeps it by `renew`ing before it lapses. A crashed holder stops renewing, so its lease lapses
+    `lease_s` after its last renewal and the next `acquire` wins; at most one lease on a name is live."""
 
-    def __init__(self):
-        self.holders: dict = {}
-        self.attempts = 0
+    def __init__(self, lease_s: float):
+        self.lease_s = validate.number("lease_s", lease_s, 0.0, low_open=True)
+        self.holders: dict = {}  # name -> (owner, expires_s)
 
-    def acquire(self, name, owner) -> bool:
-        self.attempts += 1
-        if name in self.holders:
+    def holder(self, name, t: float):
+        owner, expires = self.holders.get(name, (None, -np.inf))
+        return owner if t < expires else None
+
+    def expires_s(self, name) -> float:
+        return self.holders.get(name, (None, -np.inf))[1]
+
+    def acquire(self, name, owner, t: float) -> bool:
+        if self.holder(name, t) is not None:
             return False
-        self.holders[name] = owner
+        self.holders[name] = (owner, t + self.lease_s)
         return True
+
+    def renew(self, name, owner, t: float) -> bool:
+        if self.holder(name, t) != owner:
+            return False
+        self.holders[name] = (owner, t + self.lease_s)
+        return True
+
+    def keep_alive(self, name, owner, every_s: float, t: float) -> bool:
+        """The holder renewed every `every_s` (< lease_s, so no renewal came too late) from its last
+        renewal up to time `t`: the lease now lapses `lease_s` after the last of those renewals."""
+        validate.number("every_s", every_s, 0.0, self.lease_s, low_open=True, high_open=True)
+        own, expires = self.holders.get(name, (None, -np.inf))
+        last = expires - self.lease_s
+        if own != owner or t < last:
+            return False
+        self.holders[name] = (owner, last + math.floor((t - last) / every_s) * every_s + self.lease_s)
+        return True
+
+
+class Lease(NamedTuple):
+    """One Coordinator's lease: its owner (incarnation "coordinator[0]#k"), granted at, lapsed at (inf: held)."""
+
+    owner: str
+    granted_s: float
+    expires_s: float
+
+
+class ControlPlan(NamedTuple):
+    """What the fault schedule does to the actors, worked out before any round runs (it does not depend
+    on devices): each actor's down intervals [crashed at, back at), the lifecycle records in time order
+    (time, sender, receiver, kind), the Coordinator incarnations' up intervals and their leases."""
+
+    down: dict  # (role, idx) -> list of (crash_s, back_s), sorted, disjoint
+    events: list  # (time_s, sender, receiver, kind)
+    coordinators: list  # (owner, up_from_s, up_until_s): up_until_s inf if it never crashed
+    leases: list  # Lease per Coordinator incarnation
+
+
+LOCK = "coordinator"  # the lock service's name for the population's Coordinator
+
+
+def control_plane(topology: Topology, faults) -> ControlPlan:
+    """Run the fault schedule through heartbeats, the lock service and respawns, as an event loop.
+
+    A fault crashes its actor if it is running (a fault on a dead actor, or one still being respawned,
+    does nothing). Who brings an actor back: the cluster's scheduler restarts a Selector; the Master
+    Aggregator respawns its Aggregators and the Coordinator the Master, each `heartbeat_timeout_s` after
+    the crash (or when the supervisor is itself back) plus `respawn_s`. The Coordinator is respawned by
+    the Selectors: each live one, `heartbeat_timeout_s` after it last heard the Coordinator (or after it
+    came back itself, if the Coordinator is dead then), asks the lock service; the winner respawns the
+    Coordinator, which renews its lease every `lease_renew_s`. A refused Selector asks again when the
+    lease it was refused on lapses, unless the Coordinator is running by then.
+    """
+    topo = topology
+    H, R = topo.heartbeat_timeout_s, topo.respawn_s
+    roles = {"coordinator": 1, "selector": topo.num_selectors}
+    if not topo.merged:
+        roles.update(master_aggregator=1, aggregator=topo.num_aggregators)
+    up = {(role, i): True for role, n in roles.items() for i in range(n)}
+    down: dict = {key: [] for key in up}
+    events: list = []
+    lock = LockService(topo.lease_s)
+    incarnation = 0
+    owner = f"coordinator[0]#{incarnation}"
+    lock.acquire(LOCK, owner, 0.0)
+    coordinators, leases = [[owner, 0.0, np.inf]], [[owner, 0.0, np.inf]]
+    pending: dict = {"coordinator": [], "master_aggregator": []}  # children waiting for their supervisor
+    queue: list = []
+    seq = 0
+
+    def push(t, kind, *args):
+        nonlocal seq
+        seq += 1
+        heapq.heappush(queue, (float(t), seq, kind, args))
+
+    for f in faults:
+        role = topo.role(f.kind)
+        push(f.time_s, "crash", role, f.index % roles[role])
+
+    def supervisor(role):
+        return {"aggregator": "master_aggregator", "master_aggregator": "coordinator"}.get(role)
+
+    while queue:
+        t, _, kind, args = heapq.heappop(queue)
+        if kind == "crash":
+            role, idx = args
+            if not up[(role, idx)]:
+                continue
+            up[(role, idx)] = False
+            down[(role, idx)].append([t, np.inf])
+            events.append((t, "fault", actor_name(role, idx), "crash"))
+            if role == "coordinator":
+                coordinators[-1][2] = t
+                lock.keep_alive(LOCK, coordinators[-1][0], topo.lease_renew_s, t)  # renewed until it died
+                leases[-1][2] = lock.expires_s(LOCK)
+                events.append((leases[-1][2], "lock_service", "coordinator[0]", "lease_expired"))
+                for s in range(topo.num_selectors):
+                    if up[("selector", s)]:
+                        push(t + H, "detect", s)
+            elif role == "selector":
+                push(t + H + R, "back", role, idx, "cluster")
+            else:
+                push(t + H, "supervise", role, idx)
+        elif kind == "supervise":  # the supervisor notices the missing heartbeat and respawns the actor
+            role, idx = args
+            sup = supervisor(role)
+            if up[(sup, 0)]:
+                push(t + R, "back", role, idx, actor_name(sup, 0))
+            else:
+                pending[sup].append((role, idx))
+        elif kind == "detect":  # Selector s has heard nothing from the Coordinator for a heartbeat timeout
+            (s,) = args
+            if not up[("selector", s)] or up[("coordinator", 0)]:
+                continue
+            name = actor_name("selector", s)
+            events.append((t, name, "lock_service", "lock_request"))
+            new_owner = f"coordinator[0]#{incarnation + 1}"
+            if lock.acquire(LOCK, new_owner, t):
+                incarnation += 1
+                leases.append([new_owner, t, np.inf])
+                events.append((t, "lock_service", name, "lock_granted"))
+                push(t + R, "back", "coordinator", 0, name)
+            else:
+                events.append((t, "lock_service", name, "lock_refused"))
+                push(max(lock.expires_s(LOCK), t + topo.lease_renew_s), "detect", s)
+        elif kind == "back":
+            role, idx, by = args
+            up[(role, idx)] = True
+            down[(role, idx)][-1][1] = t
+            events.append((t, by, actor_name(role, idx), "respawn"))
+            if role == "coordinator":
+                owner = leases[-1][0]
+                lock.renew(LOCK, owner, t)  # lease_s > respawn_s: it starts before its lease lapses
+                coordinators.append([owner, t, np.inf])
+            elif role == "selector" and not up[("coordinator", 0)]:
+                push(t + H, "detect", idx)  # it comes back to a dead Coordinator: it will race for the lock
+            for child in pending.get(role, ()):
+                push(t + R, "back", *child, actor_name(role, 0))
+            pending[role] = []
+    events.sort(key=lambda e: e[0])
+    return ControlPlan({k: [tuple(iv) for iv in v] for k, v in down.items()}, events,
+                       [tuple(c) for c in coordinators], [Lease(*x) for x in leases])
 
 
 class ActorSystem:
     """Runs each round's reporting through the actors; use `run_round` as `simulate(executor=...)`.
 
-    State across rounds: which actors are down until when, the lock service, and counters
-    (`respawns`, `messages`, `log` of (time, event) lines).
+    The fault schedule is first worked out by `control_plane` (who is down when, the lock service's
+    leases, respawns); rounds then read liveness from it, and its lifecycle records enter `trace` as the
+    rounds reach their times. `log` holds the same events as readable (time, line) pairs.
     """
 
     def __init__(self, topology: Topology, faults: tuple[Fault, ...] = ()):
         self.topo = topology
         self.faults = sorted(faults, key=lambda f: f.time_s)
-        self.lock = LockService()
-        self.respawns: list[tuple[float, str, int]] = []
+        self.plan = control_plane(topology, self.faults)
+        self._down = self.plan.down
+        self._pending = list(self.plan.events)  # lifecycle records not yet in the trace
         self.messages = 0
         self.log: list[tuple[float, str]] = []
         self.trace: list[Message] = []  # every message and lifecycle event (see `Message`)
-        self._handled: set[int] = set()
-        self._down: dict[tuple[str, int], tuple[float, float]] = {}  # actor -> (crashed at, back at)
         self.last_partial_counts: list[int] = []  # devices in each partial aggregate of the last round
 
     # -- liveness ---------------------------------------------------------------------------
-    def _count(self, role: str) -> int:
-        return {"coordinator": 1, "master_aggregator": 1, "selector": self.topo.num_selectors,
-                "aggregator": self.topo.num_aggregators}[role]
-
     def _event(self, t: float, r: int, sender: str, receiver: str, kind: str, devices=NO_DEVICES) -> None:
         self.trace.append(Message(float(t), r, sender, receiver, kind, np.asarray(devices, np.int64)))
 
-    def _crash(self, f: Fault, i: int, r: int) -> None:
-        """Apply fault `i` once: the actor is down until detected (heartbeat) and respawned."""
-        if i in self._handled:
-            return
-        self._handled.add(i)
-        role = self.topo.role(f.kind)
-        idx = f.index % self._count(role)
-        name = actor_name(role, idx)
-        back = f.time_s + self.topo.heartbeat_timeout_s + self.topo.respawn_s
-        self._down[(role, idx)] = (f.time_s, back)
-        self.log.append((f.time_s, f"{name} crashed"))
-        self._event(f.time_s, r, "fault", name, "crash")
-        if role == "coordinator":  # the Selectors notice the missing heartbeat and race for the lock
-            detect = f.time_s + self.topo.heartbeat_timeout_s
-            winners = []
-            for s in range(self.topo.num_selectors):
-                if not self.alive("selector", s, detect):
-                    continue
-                self._event(detect, r, actor_name("selector", s), "lock_service", "lock_request")
-                won = self.lock.acquire(("coordinator", i), s)
-                answer = "lock_granted" if won else "lock_refused"
-                self._event(detect, r, "lock_service", actor_name("selector", s), answer)
-                if won:
-                    winners.append(s)
-            if winners:
-                self.respawns.append((back, "selector", winners[0]))
-                self.log.append((detect, f"selector[{winners[0]}] won the lock and respawns the coordinator"))
-                self._event(back, r, actor_name("selector", winners[0]), name, "respawn")
-            else:  # every Selector is down: the coordinator waits for one to return
-                self._down[(role, idx)] = (f.time_s, np.inf)
-        else:  # the Master respawns its Aggregators; the Coordinator respawns Selectors and Masters
-            who = "master_aggregator" if role == "aggregator" else "coordinator"
-            self.respawns.append((back, who, 0))
-            self._event(back, r, actor_name(who, 0), name, "respawn")
+    def _flush(self, until_s: float, r: int) -> None:
+        """Move the lifecycle records up to `until_s` into the trace (and the readable log) as round `r`'s."""
+        while self._pending and self._pending[0][0] <= until_s:
+            t, sender, receiver, kind = self._pending.pop(0)
+            self._event(t, r, sender, receiver, kind)
+            line = {"crash": f"{receiver} crashed", "respawn": f"{sender} respawned {receiver}",
+                    "lock_granted": f"{receiver} won the lock and respawns the coordinator",
+                    "lease_expired": "the crashed coordinator's lease lapsed"}.get(kind)
+            if line:
+                self.log.append((t, line))
+
+    def _intervals(self, role: str, idx: int) -> list:
+        return self._down.get((role, idx), [])
 
     def alive(self, role: str, idx: int, t: float) -> bool:
-        down = self._down.get((role, idx))
-        return down is None or not (down[0] <= t < down[1])
+        return not any(c <= t < b for c, b in self._intervals(role, idx))
+
+    def up_at(self, role: str, idx: int, t: float) -> float:
+        """The earliest time >= t at which actor (role, idx) is running."""
+        for c, b in self._intervals(role, idx):
+            if c <= t < b:
+                t = b
+        return t
 
     def crashed_in(self, role: str, idx: int, t0: float, t1: float) -> float | None:
-        """Crash time of actor (role, idx) within (t0, t1], if any."""
-        down = self._down.get((role, idx))
-        return down[0] if down is not None and t0 < down[0] <= t1 else None
+        """Earliest crash time of actor (role, idx) within (t0, t1], if any."""
+        return next((c for c, _ in self._intervals(role, idx) if t0 < c <= t1), None)
 
     # -- a round ----------------------------------------------------------------------------
     def run_round(self, r: int, open_s: float, close_s: float, sessions: Sessions, config: RoundConfig) -> RoundResult:
         """Run round `r`'s selection hand-off and reporting as messages between actors."""
         topo, hop = self.topo, self.topo.hop_latency_s
         horizon = close_s + config.reporting_window_s + 4 * hop + topo.heartbeat_timeout_s + topo.respawn_s
-        for i, f in enumerate(self.faults):
-            if f.time_s <= horizon:
-                self._crash(f, i, r)
+        self._flush(horizon, r)
         n = len(sessions.ids)
         selector = sessions.ids % topo.num_selectors
         # The Master assigns devices to live Aggregators round robin (merged: each device stays on its Selector).
@@ -305,7 +442,7 @@ class ActorSystem:
         master_crash = self.crashed_in(master, 0, open_s, end_s + 2 * hop + topo.heartbeat_timeout_s)
         if state["done"] is None or master_crash is not None:
             t_crash = master_crash if master_crash is not None else end_s
-            back = self._down.get((master, 0), (t_crash, t_crash))[1]
+            back = self.up_at(master, 0, t_crash)
             self.log.append((t_crash, f"round {r} failed: {master} crashed; restarted"))
             lost = np.isfinite(report_s) | state["lost"]
             self._event(t_crash, r, master_name, "-", "lost", sessions.ids[lost & ~state["lost"]])
@@ -323,9 +460,8 @@ class ActorSystem:
         committed = bool(accepted.sum() >= config.min_reports)
         result_at = state.get("result_at", state["done"][0])
         if not topo.merged:  # a Master holds its result until a (respawned) Coordinator takes it
-            down = self._down.get(("coordinator", 0))
-            if down is not None and down[0] <= state["done"][0] + hop < down[1]:
-                result_at = down[1]
+            if not self.alive("coordinator", 0, state["done"][0] + hop):
+                result_at = self.up_at("coordinator", 0, state["done"][0] + hop)
         reason = "committed" if committed else ("too few reports" if not lost.any() else "too few reports after crash")
         return RoundResult(end_s, accepted, committed, lost, max(result_at, end_s), reason, self._take())
 
