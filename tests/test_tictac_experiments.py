@@ -147,3 +147,34 @@ def test_heuristic_cost_keeps_every_run_and_its_best():
     assert cost["ops"][1] > cost["ops"][0] and cost["recvs"][1] > cost["recvs"][0]
     with pytest.raises(ValueError, match="repeats"):
         experiments.heuristic_cost(blocks=(1,), repeats=0)
+
+
+def test_push_traffic_doubles_the_bytes_and_costs_a_comm_bound_graph_time():
+    g = random_graph(10, 30, seed=4, max_bytes=2e5, max_flops=2e5, gradients=True)
+    pt = experiments.push_traffic(g, Cluster(workers=2, bandwidth_gbps=1.0), iterations=4)
+    assert pt.push_mb == pytest.approx(pt.pull_mb) and pt.pull_mb == pytest.approx(2 * g.recv_bytes.sum() / 1e6)
+    assert (pt.push_s > pt.pull_only_s).all()  # the pushes cannot all hide under the little compute there is
+    pull_gain, push_gain = pt.gain()
+    assert pull_gain == pytest.approx(pt.pull_only_s[0] / pt.pull_only_s[1])
+    assert push_gain == pytest.approx(pt.push_s[0] / pt.push_s[1])
+    with pytest.raises(ValueError, match="training graph"):
+        experiments.push_traffic(random_graph(4, 8), Cluster())
+
+
+def test_server_sweep_compares_placements_and_a_card_cap_and_plots_each_line():
+    # two large tensors at even ids: round robin stacks them on server 0 of 2
+    from mlsys_core.tictac.graph import OpGraph
+
+    g = OpGraph([4e6, 1e4, 4e6, 1e4], [1e3, 1e3], [0, 1, 2, 3], [4, 4, 5, 5], gradient_op=[1, 1, 1, 1])
+    sw = experiments.server_sweep(g, Cluster(workers=1, bandwidth_gbps=1.0, latency_us=0.0),
+                                  servers=(1, 2, 4), nic_gbps=(None, 1.0), iterations=1)
+    rr, sb = sw.placements.index("round_robin"), sw.placements.index("size_balanced")
+    assert sw.iteration_s.shape == (2, 2, 3)
+    assert sw.iteration_s[sb, 0, 1] < 0.6 * sw.iteration_s[rr, 0, 1]  # balanced halves the heavy server
+    # a card as fast as one server link: more servers cannot beat one (to the op times), uncapped they do
+    assert sw.iteration_s[sb, 1, 2] >= 0.999 * sw.iteration_s[sb, 1, 0]
+    assert sw.iteration_s[sb, 0, 2] < 0.6 * sw.iteration_s[sb, 0, 0]
+    np.testing.assert_allclose(sw.speedup()[..., 0], 1.0)
+    lines = plots.server_sweep(sw).axes[0].lines
+    assert len(lines) == 4 and lines[1].get_label() == "round_robin, card 1 Gbit/s"
+    np.testing.assert_allclose(lines[3].get_ydata(), 1e3 * sw.iteration_s[sb, 1])

@@ -117,3 +117,31 @@ def test_unknown_model_and_mode_are_rejected():
         models.program("mlp", "serve")
     with pytest.raises(ValueError, match=r"batch_size must be in \[1, 1797\], got 5000"):
         models.program("mlp", "infer", batch_size=5000)
+
+
+def test_a_training_graph_names_the_op_that_produces_each_gradient():
+    fn, params, inputs = models.program("mlp", "train", depth=3, width=4, batch_size=4)
+    prog = jaxgraph.trace(fn, params, *inputs)
+    n = len(prog.param_vars)
+    g = jaxgraph.to_graph(prog, gradient_outputs=range(1, 1 + n))
+    assert g.has_gradients and (g.gradient_op >= 0).all() and np.unique(g.gradient_op).size == n
+    keep = np.flatnonzero(jaxgraph.param_dependent(prog))
+    values = dict(zip(prog.param_vars, jax.tree_util.tree_leaves(params)))
+    values.update(zip(prog.input_vars, jax.tree_util.tree_leaves(inputs)))
+    for eqn in prog.eqns:
+        jaxgraph.run_eqn(eqn, values)
+    _, ref = fn(params, *inputs)
+    for r, leaf in enumerate(jax.tree_util.tree_leaves(ref)):
+        eqn = prog.eqns[keep[g.gradient_op[r]]]
+        out = [v for v in eqn.outputs if ("v", v) == prog.outputs[1 + r]]
+        assert len(out) == 1  # the named op writes this gradient ...
+        np.testing.assert_allclose(values[out[0]], leaf, rtol=1e-3, atol=1e-6)  # ... and it is the gradient
+    # backprop: the first hidden layer's weight gradient comes after the last one's; every gradient needs all recvs
+    names = list(g.recv_names)
+    assert g.gradient_op[names.index("['layers'][0]['w']")] > g.gradient_op[names.index("['layers'][2]['w']")]
+    assert (np.bitwise_count(g.deps[g.n_recv + g.gradient_op]).sum(axis=1) == n).all()
+    assert not jaxgraph.to_graph(prog).has_gradients
+    with pytest.raises(ValueError, match="gradient_outputs"):
+        jaxgraph.to_graph(prog, gradient_outputs=range(2, 2 + n))  # past the last output
+    with pytest.raises(ValueError, match="gradient_op"):
+        OpGraph([1.0, 1.0], [1.0], [0, 1], [2, 2], gradient_op=[0, 1])

@@ -106,3 +106,104 @@ def test_cluster_checks_kinds_and_ranges_through_the_shared_validator():
         Cluster(latency_us="50")
     with pytest.raises(ValueError, match=r"gflops must be > 0, got -1.0"):
         Cluster(gflops=-1.0)
+
+
+# --- training pushes gradients back; links are full duplex; the next pull waits for the update -------------
+
+
+def _train_graph(seed=3):
+    return random_graph(12, 40, seed=seed, max_bytes=3e5, max_flops=3e6, gradients=True)
+
+
+def test_training_pushes_each_gradient_once_as_its_op_finishes_with_the_bytes_it_pulled():
+    g = _train_graph()
+    cluster = Cluster(workers=3, parameter_servers=2, bandwidth_gbps=2.0)
+    orders = ordering.schedule(g, "random", cluster.oracle(), 3, 4, 0)
+    res = simulate(g, orders, cluster)
+    np.testing.assert_allclose(res.push_bytes, res.pull_bytes)
+    np.testing.assert_allclose(res.pull_bytes, 3 * g.recv_bytes.sum())
+    push_s = cluster.recv_seconds(g)
+    ready = res.finish[..., g.gradient_op]
+    assert (res.push_arrival >= ready + push_s - 1e-12).all()  # no gradient leaves before its op is done
+    server = cluster.servers(g)
+    for p in range(2):  # one uplink per (worker, server): pushes on it never overlap
+        mine = np.sort(res.push_arrival[..., server == p], axis=-1)
+        assert (np.diff(mine, axis=-1) >= push_s[server == p].min() - 1e-12).all()
+    # synchronous PS: the iteration ends when the last worker's last gradient has arrived
+    np.testing.assert_allclose(res.iteration_time, res.push_arrival.max(axis=(1, 2)))
+    assert (res.makespan >= res.lower - 1e-12).all() and (res.makespan <= res.upper + 1e-12).all()
+
+
+def test_inference_is_pull_only_and_push_needs_gradients():
+    g = random_graph(12, 40, seed=3, max_bytes=3e5, max_flops=3e6)
+    cluster = Cluster(workers=2)
+    res = simulate(g, ordering.schedule(g, "tac", cluster.oracle(), 2, 3, 0), cluster)
+    assert res.push_arrival.shape == (3, 2, 0) and (res.push_bytes == 0).all() and (res.pull_bytes > 0).all()
+    with pytest.raises(ValueError, match="push=True needs a training graph"):
+        simulate(g, ordering.schedule(g, "tac", cluster.oracle(), 2, 3, 0), cluster, push=True)
+
+
+def test_full_duplex_pushes_never_delay_the_pulls_but_lengthen_the_iteration():
+    g = _train_graph(4)
+    cluster = Cluster(workers=2, parameter_servers=2, bandwidth_gbps=0.5, jitter=0.2)
+    orders = ordering.schedule(g, "random", cluster.oracle(), 2, 5, 1)
+    pushed = simulate(g, orders, cluster, seed=7)
+    pulled = simulate(g, orders, cluster, seed=7, push=False)
+    np.testing.assert_allclose(pushed.arrival, arrivals(g, orders, cluster, seed=7))
+    np.testing.assert_allclose(pushed.finish, pulled.finish)
+    assert (pushed.iteration_time > pulled.iteration_time).all()
+
+
+def test_pipelined_pulls_of_the_next_iteration_wait_for_every_workers_gradient():
+    g = _train_graph(5)
+    cluster = Cluster(workers=3, bandwidth_gbps=20.0)  # compute-bound: gradients, not the link, set the pace
+    orders = ordering.schedule(g, "tac", cluster.oracle(), 3, 4, 0)
+    res = simulate(g, orders, cluster, pipelined=True)
+    update = res.push_arrival.max(axis=1)  # (I, n_recv): all W gradients in
+    pull_s = cluster.recv_seconds(g)
+    assert (res.arrival[1:] >= update[:-1, None, :] + pull_s - 1e-12).all()
+    free_running = simulate(g, orders, cluster, pipelined=True, push=False)
+    assert (res.arrival[1:] > free_running.arrival[1:] + 1e-9).any()  # the wait binds somewhere
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(1, 20), st.integers(1, 40), st.integers(0, 10_000), st.integers(1, 3), st.integers(1, 3),
+       st.booleans())
+def test_training_makespan_lies_between_the_bounds_with_pushes(n_recv, n_compute, seed, workers, servers, balanced):
+    g = random_graph(n_recv, n_compute, seed=seed, gradients=True)
+    cluster = Cluster(workers=workers, parameter_servers=servers, nic_gbps=1.5,
+                      placement="size_balanced" if balanced else "round_robin")
+    res = simulate(g, ordering.schedule(g, "random", cluster.oracle(), workers, 2, seed), cluster)
+    assert (res.makespan >= res.lower - 1e-12).all() and (res.makespan <= res.upper + 1e-12).all()
+    assert (res.makespan >= res.push_comm - 1e-12).all()
+    np.testing.assert_allclose(res.push_bytes, res.pull_bytes)
+
+
+# --- worker NIC cap and placement ---------------------------------------------------------------------------
+
+
+def test_servers_beyond_the_workers_card_rate_stop_helping():
+    g = OpGraph([1e6] * 8, [1.0], list(range(8)), [8] * 8)  # 8 equal tensors, one op
+    def comm(servers, nic):
+        c = Cluster(workers=1, parameter_servers=servers, bandwidth_gbps=1.0, latency_us=0.0, nic_gbps=nic)
+        return simulate(g, np.arange(8)[None, None], c).comm[0, 0]
+    # no card limit: every server adds its link
+    assert comm(2, None) == pytest.approx(comm(1, None) / 2) and comm(4, None) == pytest.approx(comm(1, None) / 4)
+    # a 2 Gbit/s card: two 1 Gbit/s servers fill it, a third and fourth add nothing
+    assert comm(2, 2.0) == pytest.approx(comm(1, 2.0) / 2)
+    assert comm(4, 2.0) == pytest.approx(comm(2, 2.0)) and comm(8, 2.0) == pytest.approx(comm(2, 2.0))
+    assert comm(4, 2.0) == pytest.approx(8e6 * 8 / 2e9)  # the card's rate, exactly
+    assert Cluster(workers=4, parameter_servers=4, bandwidth_gbps=10.0, nic_gbps=2.0).flow_gbps == pytest.approx(0.5)
+
+
+def test_size_balanced_placement_beats_round_robin_when_big_tensors_line_up():
+    # every other tensor is large: round robin puts all large ones on server 0
+    g = OpGraph([8e6, 1e5] * 4, [1.0], list(range(8)), [8] * 8)
+    order = np.arange(8)[None, None]
+    rr = simulate(g, order, Cluster(workers=1, parameter_servers=2, latency_us=0.0))
+    sb = simulate(g, order, Cluster(workers=1, parameter_servers=2, latency_us=0.0, placement="size_balanced"))
+    assert sb.comm[0, 0] < 0.6 * rr.comm[0, 0]
+    with pytest.raises(ValueError, match="placement"):
+        Cluster(placement="hash")
+    with pytest.raises(ValueError, match="nic_gbps"):
+        Cluster(nic_gbps=0.0)

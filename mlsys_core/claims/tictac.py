@@ -9,7 +9,10 @@ from mlsys_core.claims.registry import Claim, Sweep
 from mlsys_core.claims.rules import at_least, at_most, between, direction
 
 P4 = "Paper 4 — TicTac"
-_SIM = "simulated PS: 4 workers, 1 parameter server, link shared equally, 50 us latency, 2 us per op"
+_SIM = ("simulated PS: 4 workers, 1 parameter server, full-duplex link shared equally, no worker-card cap, "
+        "round-robin placement, 50 us latency, 2 us per op")
+_PUSH = ("training pushes each gradient to its server when the backward op producing it finishes (on the link's "
+         "other direction); synchronous PS: the iteration ends when every worker's gradients are in")
 _BANDWIDTH = Sweep("link bandwidth at 10 GFLOP/s per worker", "Gbit/s", (0.3, 1.0, 3.0, 10.0), 1.0)
 
 CLAIMS: tuple[Claim, ...] = (
@@ -42,6 +45,7 @@ CLAIMS: tuple[Claim, ...] = (
         assumptions=(
             _SIM,
             "best of the four bundled models' forward+backward graphs traced from JAX",
+            _PUSH,
             "the bandwidth/compute ratio decides it (see tictac.inference_gain)",
             "random order re-drawn per worker and iteration (20 iterations); 5 seeds",
         ),
@@ -125,6 +129,8 @@ CLAIMS: tuple[Claim, ...] = (
         assumptions=(
             _SIM + ", 1 Gbit/s, 10 GFLOP/s, 20 iterations",
             "E averaged over workers and iterations per graph; 5 seeds of the random orders",
+            _PUSH + "; for training graphs the bounds include the push: L = max(pull, compute, push), "
+            "U = pull + compute + push",
         ),
         seeds=5,
         fmt=".3f",

@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from mlsys_core import validate
-from mlsys_core.tictac import jaxgraph, models, ordering
+from mlsys_core.tictac import jaxgraph, models, ordering, placement
 from mlsys_core.tictac.graph import OpGraph
 from mlsys_core.tictac.simulate import Cluster, SimResult, simulate
 
@@ -28,9 +28,13 @@ CHAIN_MODELS = ("mlp", "cnn", "resnet")  # no parallel branches: each layer's pa
 
 @functools.lru_cache(maxsize=32)
 def model_graph(model: str, mode: str, depth: int = 4, width: int = 16, batch_size: int = 32) -> OpGraph:
-    """The OpGraph of a bundled model's forward (`infer`) or forward+backward (`train`) program."""
+    """The OpGraph of a bundled model's forward (`infer`) or forward+backward (`train`) program; a
+    training graph knows which op produces each gradient (outputs 1.. of `value_and_grad`), so the
+    simulator pushes it back."""
     fn, params, inputs = models.program(model, mode, 0, depth, width, batch_size)
-    return jaxgraph.to_graph(jaxgraph.trace(fn, params, *inputs), name=f"{model} {mode}")
+    program = jaxgraph.trace(fn, params, *inputs)
+    grads = range(1, 1 + len(program.param_vars)) if mode == "train" else None
+    return jaxgraph.to_graph(program, name=f"{model} {mode}", gradient_outputs=grads)
 
 
 def compare(graph: OpGraph, cluster: Cluster, schedulers=ordering.SCHEDULERS, iterations: int = 20,
@@ -169,11 +173,75 @@ def timeline(model: str = "resnet", mode: str = "infer", bandwidth_gbps: float =
     rnd = simulate(graph, ordering.schedule(graph, "random", cluster.oracle(), workers, 10, seed), cluster, seed)
     arrival = res.arrival[0, 0]
     duration = cluster.recv_seconds(graph)
-    return Timeline(graph, scheduler, arrival - duration, arrival, np.arange(graph.n_recv) % parameter_servers,
+    return Timeline(graph, scheduler, arrival - duration, arrival, cluster.servers(graph),
                     np.argsort(ordering.layer_order(graph)),
                     res.start[0, 0], res.finish[0, 0], float(res.iteration_time[0]), float(res.lower[0, 0]),
                     float(res.upper[0, 0]), float(res.efficiency[0, 0]),
                     float(rnd.iteration_time.mean() / res.iteration_time[0]))
+
+
+@dataclasses.dataclass(frozen=True)
+class PushTraffic:
+    """One training graph with and without gradient push, per scheduler (`schedulers`): mean iteration
+    time pulling only (`pull_only_s`) and pulling + pushing (`push_s`), and the MB per iteration each
+    direction carried over all workers (`pull_mb`, `push_mb`)."""
+
+    graph: str
+    schedulers: tuple[str, ...]
+    pull_only_s: np.ndarray
+    push_s: np.ndarray
+    pull_mb: float
+    push_mb: float
+
+    def gain(self, scheduler: str = "tac", baseline: str = "random") -> tuple[float, float]:
+        """(pull-only, with push) throughput of `scheduler` over `baseline`."""
+        i, j = self.schedulers.index(scheduler), self.schedulers.index(baseline)
+        return float(self.pull_only_s[j] / self.pull_only_s[i]), float(self.push_s[j] / self.push_s[i])
+
+
+def push_traffic(graph: OpGraph, cluster: Cluster, schedulers=("random", "tac"), iterations: int = 20,
+                 seed: int = 0) -> PushTraffic:
+    """What pushing gradients back costs a training iteration, and what it does to TAC's gain."""
+    if not graph.has_gradients:
+        raise ValueError(f"graph must be a training graph with gradients, got {graph.name!r}")
+    pushed = compare(graph, cluster, schedulers, iterations, seed)
+    pulled = compare(graph, cluster, schedulers, iterations, seed, push=False)
+    first = pushed[schedulers[0]]
+    return PushTraffic(graph.name, tuple(schedulers),
+                       np.array([pulled[s].iteration_time.mean() for s in schedulers]),
+                       np.array([pushed[s].iteration_time.mean() for s in schedulers]),
+                       float(first.pull_bytes.mean() / 1e6), float(first.push_bytes.mean() / 1e6))
+
+
+@dataclasses.dataclass(frozen=True)
+class ServerSweep:
+    """Mean training iteration time (`iteration_s`, (placements, nics, servers)) of one scheduler as
+    parameter servers are added, per placement and worker-card cap (`nic_gbps`, None = uncapped)."""
+
+    graph: str
+    scheduler: str
+    servers: np.ndarray
+    nic_gbps: tuple
+    placements: tuple[str, ...]
+    iteration_s: np.ndarray
+
+    def speedup(self) -> np.ndarray:
+        """(placements, nics, servers) throughput over one server with the same placement and card."""
+        return self.iteration_s[..., :1] / self.iteration_s
+
+
+def server_sweep(graph: OpGraph, cluster: Cluster, servers=(1, 2, 4, 8, 16), nic_gbps=(None, 1.0),
+                 placements=tuple(placement.PLACEMENTS), scheduler: str = "tac", iterations: int = 5,
+                 seed: int = 0) -> ServerSweep:
+    """Iteration time of `scheduler` on `cluster` with 1.. parameter servers, each placement, each card cap."""
+    out = np.empty((len(placements), len(nic_gbps), len(servers)))
+    for a, name in enumerate(placements):
+        for b, nic in enumerate(nic_gbps):
+            for c, p in enumerate(servers):
+                cl = dataclasses.replace(cluster, parameter_servers=p, nic_gbps=nic, placement=name)
+                res = compare(graph, cl, (scheduler,), iterations, seed)[scheduler]
+                out[a, b, c] = res.iteration_time.mean()
+    return ServerSweep(graph.name, scheduler, np.asarray(servers), tuple(nic_gbps), tuple(placements), out)
 
 
 # --- measurements for the claims registry: one value per seed, over the assumption's range --------------

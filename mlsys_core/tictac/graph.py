@@ -47,6 +47,8 @@ class OpGraph:
 
     `recv_bytes` (n_recv,) bytes each parameter transfer carries; `compute_flops` (n_compute,)
     estimated work per compute op; `src`, `dst` (n_edges,) node ids; names are for display.
+    `gradient_op` (n_recv,) compute-op index (0-based among compute ops) whose finish makes recv r's
+    gradient ready, -1 if it is ready at the start; empty for a graph that pushes nothing (inference).
     Raises ValueError on a cycle, on an edge into a recv, or on a compute op that no recv reaches.
     """
 
@@ -57,6 +59,7 @@ class OpGraph:
     recv_names: tuple[str, ...] = ()
     compute_names: tuple[str, ...] = ()
     name: str = "graph"
+    gradient_op: np.ndarray = ()
 
     def __post_init__(self):
         rb = np.asarray(self.recv_bytes, dtype=np.float64).reshape(-1)
@@ -77,7 +80,12 @@ class OpGraph:
         if np.any(dst < rb.size):
             bad = int(dst[dst < rb.size][0])
             raise ValueError(f"recv ops have no inputs, but an edge points into recv {bad}")
-        for attr, value in (("recv_bytes", rb), ("compute_flops", cf), ("src", src), ("dst", dst)):
+        grad = np.asarray(self.gradient_op, dtype=np.int64).reshape(-1)
+        if grad.size and (grad.size != rb.size or grad.min() < -1 or grad.max() >= cf.size):
+            raise ValueError(f"gradient_op must hold one compute-op index in [-1, {cf.size}) per recv "
+                             f"({rb.size}), got {grad.size} entries in [{grad.min()}, {grad.max()}]")
+        for attr, value in (("recv_bytes", rb), ("compute_flops", cf), ("src", src), ("dst", dst),
+                            ("gradient_op", grad)):
             value.setflags(write=False)
             object.__setattr__(self, attr, value)
         if self.recv_names and len(self.recv_names) != rb.size:
@@ -95,6 +103,11 @@ class OpGraph:
     @property
     def n_recv(self) -> int:
         return self.recv_bytes.size
+
+    @property
+    def has_gradients(self) -> bool:
+        """True for a training graph: every recv has a gradient to push back."""
+        return self.gradient_op.size > 0
 
     @property
     def n_compute(self) -> int:
@@ -170,9 +183,10 @@ def _kahn(indeg, ptr, idx):
 
 
 def random_graph(n_recv: int, n_compute: int, seed: int = 0, max_preds: int = 3,
-                 max_bytes: float = 1e6, max_flops: float = 1e7) -> OpGraph:
+                 max_bytes: float = 1e6, max_flops: float = 1e7, gradients: bool = False) -> OpGraph:
     """A random DAG for tests and exercises: op i reads 1..max_preds earlier nodes (at least one),
-    so node ids are a topological order and every op is reached from some recv."""
+    so node ids are a topological order and every op is reached from some recv. With `gradients`,
+    each recv's gradient comes from a random compute op (drawn last: the rest of the graph is the same)."""
     rng = np.random.default_rng(seed)
     src, dst = [], []
     for i in range(n_compute):
@@ -181,9 +195,11 @@ def random_graph(n_recv: int, n_compute: int, seed: int = 0, max_preds: int = 3,
         preds = np.unique(rng.integers(0, node, size=k))
         src.extend(preds.tolist())
         dst.extend([node] * preds.size)
+    recv_bytes = rng.uniform(0.05, 1.0, n_recv) * max_bytes
+    compute_flops = rng.uniform(0.05, 1.0, n_compute) * max_flops
     return OpGraph(
-        recv_bytes=rng.uniform(0.05, 1.0, n_recv) * max_bytes,
-        compute_flops=rng.uniform(0.05, 1.0, n_compute) * max_flops,
+        recv_bytes=recv_bytes, compute_flops=compute_flops,
         src=np.array(src, dtype=np.int64), dst=np.array(dst, dtype=np.int64),
         name=f"random({n_recv}, {n_compute}, seed={seed})",
+        gradient_op=rng.integers(0, n_compute, n_recv) if gradients else (),
     )

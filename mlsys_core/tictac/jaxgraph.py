@@ -167,8 +167,13 @@ def param_dependent(program: FlatProgram) -> np.ndarray:
     return mask
 
 
-def to_graph(program: FlatProgram, name: str = "jax program") -> OpGraph:
-    """The OpGraph of a flat program: recvs = parameter leaves, compute ops = parameter-dependent eqns."""
+def to_graph(program: FlatProgram, name: str = "jax program", gradient_outputs=None) -> OpGraph:
+    """The OpGraph of a flat program: recvs = parameter leaves, compute ops = parameter-dependent eqns.
+
+    `gradient_outputs`: positions in the program's flat outputs of each parameter leaf's gradient, in
+    leaf order (for `jax.value_and_grad`, outputs 1..n_params); the graph then records the compute op
+    that produces each gradient (`OpGraph.gradient_op`), so a simulated worker can push it back.
+    """
     n_recv = len(program.param_vars)
     producer = {v: r for r, v in enumerate(program.param_vars)}
     keep = np.flatnonzero(param_dependent(program))
@@ -181,6 +186,14 @@ def to_graph(program: FlatProgram, name: str = "jax program") -> OpGraph:
         dst.extend([node] * len(preds))
         for out in eqn.outputs:
             producer[out] = node
+    gradient_op = ()
+    if gradient_outputs is not None:
+        positions = list(gradient_outputs)
+        if len(positions) != n_recv or not all(0 <= k < len(program.outputs) for k in positions):
+            raise ValueError(f"gradient_outputs must name {n_recv} output positions in [0, {len(program.outputs)}), "
+                             f"got {positions!r}")
+        node_of = [producer.get(v, -1) if kind == "v" else -1 for kind, v in (program.outputs[k] for k in positions)]
+        gradient_op = np.array([node - n_recv if node >= n_recv else -1 for node in node_of], dtype=np.int64)
     return OpGraph(
         recv_bytes=np.array(program.param_bytes, dtype=np.float64),
         compute_flops=np.array([program.eqns[i].flops for i in keep]),
@@ -189,6 +202,7 @@ def to_graph(program: FlatProgram, name: str = "jax program") -> OpGraph:
         recv_names=program.param_names,
         compute_names=tuple(program.eqns[i].primitive.name for i in keep),
         name=name,
+        gradient_op=gradient_op,
     )
 
 

@@ -160,3 +160,21 @@ def straggler_sweep(sweep):
     ax.set_ylabel("slowest - fastest worker (ms)")
     ax.legend(fontsize=8)
     return _done(fig)
+
+
+def server_sweep(sweep):
+    """Iteration time against the number of parameter servers, one line per placement and card cap."""
+    fig, ax = viz.figure(width=6, height=3.2)
+    styles = ("-", "--", ":", "-.")
+    for a, name in enumerate(sweep.placements):
+        for b, nic in enumerate(sweep.nic_gbps):
+            card = "no card cap" if nic is None else f"card {nic:g} Gbit/s"
+            ax.plot(sweep.servers, 1e3 * sweep.iteration_s[a, b], marker="o", ls=styles[b % len(styles)],
+                    color=f"C{a}", label=f"{name}, {card}")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(sweep.servers, [str(p) for p in sweep.servers])
+    ax.set_xlabel("parameter servers")
+    ax.set_ylabel("mean iteration time (ms)")
+    ax.set_title(f"{sweep.graph}, {sweep.scheduler}: adding servers, by placement")
+    ax.legend(fontsize=8)
+    return _done(fig)
