@@ -207,3 +207,27 @@ def test_size_balanced_placement_beats_round_robin_when_big_tensors_line_up():
         Cluster(placement="hash")
     with pytest.raises(ValueError, match="nic_gbps"):
         Cluster(nic_gbps=0.0)
+
+
+def test_a_workers_card_hands_an_idle_flows_share_to_the_flows_still_sending():
+    # 1 MB on server 0, 3 MB on server 1, a card as fast as one link: both share it until the 1 MB is in
+    # (16 ms at 0.5 Gbit/s), then the 3 MB tensor's last 2 MB get the whole card (16 ms more)
+    g = OpGraph([1e6, 3e6], [1.0], [0, 1], [2, 2])
+    cluster = Cluster(workers=1, parameter_servers=2, bandwidth_gbps=1.0, latency_us=0.0, nic_gbps=1.0)
+    res = simulate(g, np.array([[[0, 1]]]), cluster)
+    np.testing.assert_allclose(res.arrival[0, 0], [16e-3, 32e-3])
+    uncapped = simulate(g, np.array([[[0, 1]]]), Cluster(workers=1, parameter_servers=2, latency_us=0.0))
+    np.testing.assert_allclose(uncapped.arrival[0, 0], [8e-3, 24e-3])
+
+
+@pytest.mark.parametrize("model", ["cnn", "resnet"])
+def test_bundled_training_graphs_push_what_they_pull_and_inference_pushes_nothing(model):
+    from mlsys_core.tictac import experiments
+
+    cluster = Cluster(workers=2, parameter_servers=2, placement="size_balanced")
+    for mode in ("train", "infer"):
+        g = experiments.model_graph(model, mode)
+        res = simulate(g, ordering.schedule(g, "tac", cluster.oracle(), 2, 2, 0), cluster)
+        assert (res.pull_bytes == 2 * g.recv_bytes.sum()).all()
+        np.testing.assert_array_equal(res.push_bytes, res.pull_bytes if mode == "train" else 0.0)
+        assert res.push_arrival.shape[-1] == (g.n_recv if mode == "train" else 0)
