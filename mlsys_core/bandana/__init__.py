@@ -8,7 +8,15 @@ experiments as pure functions), `plots`. NumPy + numba only: importing this neve
 """
 
 from mlsys_core.bandana.cache import NO_PREFETCH, CacheConfig, CacheResult, lru_misses, simulate_cache
-from mlsys_core.bandana.experiments import PLACEMENTS, THRESHOLDS, Experiment, compare_placements, learn_placements
+from mlsys_core.bandana.experiments import (
+    PLACEMENTS,
+    THRESHOLDS,
+    Experiment,
+    compare_placements,
+    learn_placements,
+    minicache_thresholds,
+    oracle_thresholds,
+)
 from mlsys_core.bandana.mrc import cache_grid, hit_rate_curve, shards_hit_rate_curve, stack_distances
 from mlsys_core.bandana.nvm import NVMDevice, endurance, memory_cost_usd
 from mlsys_core.bandana.placement import Placement, block_map, fanout
@@ -22,5 +30,6 @@ __all__ = [
     "EmbeddingTable", "Experiment", "Hypergraph", "NVMDevice", "Placement", "SHPConfig", "StoreError", "Trace",
     "WorkloadConfig", "block_map", "cache_grid", "compare_placements", "default_tables", "endurance", "fanout",
     "generate_trace", "hit_rate_curve", "learn_placements", "load_trace", "lru_misses", "memory_cost_usd",
+    "minicache_thresholds", "oracle_thresholds",
     "save_trace", "shards_hit_rate_curve", "shp_placement", "simulate_cache", "stack_distances", "write_store",
 ]

@@ -134,7 +134,7 @@ def lru_misses(keys: np.ndarray, capacity_objects: int) -> int:
 
 @numba.njit(cache=True)
 def _admission_lru(keys, request_ptr, block_of, block_ptr, block_members, key_bytes, capacity_bytes,
-                   threshold, counts):
+                   threshold_of_key, counts):
     num_keys = key_bytes.size
     prev = np.full(num_keys, -1, dtype=np.int64)
     nxt = np.full(num_keys, -1, dtype=np.int64)
@@ -178,7 +178,7 @@ def _admission_lru(keys, request_ptr, block_of, block_ptr, block_members, key_by
                     if not new_read:
                         break
                     u = block_members[block_ptr[b] + j]
-                    if u == k or cached[u] or counts[u] < threshold:
+                    if u == k or cached[u] or counts[u] < threshold_of_key[u]:
                         continue
                 if key_bytes[u] > capacity_bytes:
                     continue
@@ -197,20 +197,45 @@ def _admission_lru(keys, request_ptr, block_of, block_ptr, block_members, key_by
     return hits, prefetch_hits, prefetch_admitted, useful_bytes, blocks_read, hits_per_request
 
 
+def _check_threshold(name: str, t) -> int:
+    t = validate.integer(name, t)
+    if t < 0:
+        raise ValueError(f"{name} must be >= 0 (0 admits whole blocks; NO_PREFETCH admits none), got {t}")
+    return t
+
+
 @dataclasses.dataclass(frozen=True)
 class CacheConfig:
-    """A DRAM cache of `capacity_bytes` with prefetch admission threshold `admission_threshold` (t)."""
+    """A DRAM cache of `capacity_bytes` with prefetch admission threshold `admission_threshold` (t).
+
+    `admission_threshold` is one t for every table, or a tuple with one t per table of the trace
+    (Bandana picks t per table; the tables still share the one LRU and its capacity).
+    """
 
     capacity_bytes: int
-    admission_threshold: int = 0
+    admission_threshold: int | tuple[int, ...] = 0
 
     def __post_init__(self):
         validate.integer("capacity_bytes", self.capacity_bytes, 0)
-        t = validate.integer("admission_threshold", self.admission_threshold)
-        if t < 0:
-            raise ValueError(
-                f"admission_threshold must be >= 0 (0 admits whole blocks; NO_PREFETCH admits none), got {t}"
-            )
+        t = self.admission_threshold
+        if isinstance(t, (tuple, list, np.ndarray)):
+            if len(t) == 0:
+                raise ValueError("admission_threshold must be an int or a non-empty tuple of ints (one per table), "
+                                 "got an empty sequence")
+            t = tuple(_check_threshold(f"admission_threshold[{i}]", x) for i, x in enumerate(t))
+        else:
+            t = _check_threshold("admission_threshold", t)
+        object.__setattr__(self, "admission_threshold", t)
+
+    def threshold_of_key(self, table_sizes) -> np.ndarray:
+        """(sum(table_sizes),) int64: the t that applies to each key (tables laid out in order)."""
+        sizes = np.asarray(table_sizes, dtype=np.int64)
+        t = self.admission_threshold
+        if isinstance(t, int):
+            return np.full(int(sizes.sum()), t, dtype=np.int64)
+        if len(t) != sizes.size:
+            raise ValueError(f"admission_threshold has {len(t)} entries, but the trace has {sizes.size} tables")
+        return np.repeat(np.array(t, dtype=np.int64), sizes)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -259,6 +284,9 @@ def simulate_cache(
         counts = np.array(past_counts, dtype=np.int64)
         if counts.shape != (num_keys,):
             raise ValueError(f"past_counts must have shape ({num_keys},), got {counts.shape}")
+    threshold_of_key = config.threshold_of_key([t.num_vectors for t in trace.tables])
+    if threshold_of_key.size != num_keys:
+        raise ValueError(f"the trace's tables hold {threshold_of_key.size} keys, the block map {num_keys}")
     hits, ph, pa, useful, blocks_read, hpr = _admission_lru(
         keys,
         trace.request_ptr,
@@ -267,7 +295,7 @@ def simulate_cache(
         blocks.block_members,
         blocks.key_bytes,
         np.int64(config.capacity_bytes),
-        np.int64(config.admission_threshold),
+        threshold_of_key,
         counts,
     )
     return CacheResult(trace.num_lookups, int(hits), int(ph), int(pa), int(useful), blocks_read, hpr)

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 
 import numpy as np
 
 from mlsys_core import validate
 from mlsys_core.bandana.cache import NO_PREFETCH, CacheConfig, CacheResult, simulate_cache
-from mlsys_core.bandana.mrc import cache_grid, hit_rate_curve, shards_hit_rate_curve
+from mlsys_core.bandana.mrc import cache_grid, hit_rate_curve, shards_hit_rate_curve, shards_keep
 from mlsys_core.bandana.nvm import (
     MemoryPrices,
     NVMDevice,
@@ -80,30 +81,136 @@ class Experiment:
     def blocks(self, placements) -> BlockMap:
         return block_map(self.config.tables, placements)
 
-    def simulate(self, blocks: BlockMap, cache_fraction: float, threshold: int) -> CacheResult:
-        """The future through a cache of `cache_fraction` of all table bytes with threshold t."""
+    def simulate(self, blocks: BlockMap, cache_fraction: float, threshold) -> CacheResult:
+        """The future through one cache of `cache_fraction` of all table bytes with threshold t
+        (an int for every table, or a tuple with one t per table)."""
         validate.probability("cache_fraction", cache_fraction)
-        return simulate_cache(self.future, blocks, CacheConfig(int(cache_fraction * self.total_bytes), int(threshold)),
+        return simulate_cache(self.future, blocks, CacheConfig(int(cache_fraction * self.total_bytes), threshold),
                               self.past_counts)
 
 
-def compare_placements(exp: Experiment, placements: dict, cache_fraction: float, thresholds=THRESHOLDS) -> dict:
-    """Per placement: fanout and effective bandwidth without cache, then with the cache at the t of
-    highest hit rate (as Bandana picks t). Returns {name: dict of metrics}."""
+MINI_RATE = 0.25  # SHARDS rate of the mini-caches that choose t (the rate bandana.minicache_t measures)
+MAX_COMBINATIONS = 4096  # per-table t combinations searched exhaustively
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class ThresholdChoice:
+    """Per-table admission thresholds picked from every combination: `combinations` (n, tables) and
+    the hit rate each scored, `hit_rates` (n,). `source` says what was simulated to score them."""
+
+    combinations: np.ndarray
+    hit_rates: np.ndarray
+    source: str
+
+    @property
+    def best(self) -> int:
+        return int(np.argmax(self.hit_rates))  # ties: the first combination (lower t first)
+
+    @property
+    def thresholds(self) -> tuple[int, ...]:
+        """The chosen t, one per table."""
+        return tuple(int(t) for t in self.combinations[self.best])
+
+    @property
+    def hit_rate(self) -> float:
+        """The hit rate of the chosen combination, as its own simulation scored it."""
+        return float(self.hit_rates[self.best])
+
+
+def _combinations(num_tables: int, thresholds) -> np.ndarray:
+    ts = [validate.integer(f"thresholds[{i}]", t, 0) for i, t in enumerate(validate.instance(
+        "thresholds", thresholds, (tuple, list, np.ndarray), "a non-empty list of ints >= 0"))]
+    if not ts:
+        raise ValueError("thresholds must be a non-empty list of ints >= 0, got an empty list")
+    if len(ts) ** num_tables > MAX_COMBINATIONS:
+        raise ValueError(f"{len(ts)} thresholds over {num_tables} tables make {len(ts) ** num_tables} combinations; "
+                         f"at most {MAX_COMBINATIONS} are searched: pass fewer thresholds")
+    return np.array(list(itertools.product(ts, repeat=num_tables)), dtype=np.int64).reshape(-1, num_tables)
+
+
+def minicache_thresholds(past: Trace, blocks: BlockMap, cache_fraction: float, thresholds=THRESHOLDS,
+                         rate: float = MINI_RATE, seed: int = 0, warmup_fraction: float = 0.5) -> ThresholdChoice:
+    """Per-table t chosen, as Bandana chooses it, by miniature caches on past traffic only.
+
+    The past is cut in time: admission counts come from its first `warmup_fraction`, scaled up to the
+    length of the whole past, and the mini-caches replay the rest, just as the future is later scored
+    with counts from the whole past (unscaled, the replay's counts would be about half the future's, and
+    a t would admit as a t twice as large would in the future). Each
+    combination of per-table t (len(thresholds) ** tables of them) is one mini-cache: the lookups of a
+    SHARDS sample of whole blocks at `rate` (hash seed `seed`; whole blocks, so a prefetch still brings
+    its sampled neighbours) through one LRU of rate x `cache_fraction` x all table bytes, shared by the
+    tables as the real cache is. The combination of highest sampled hit rate wins. Nothing here sees
+    the future.
+    """
+    validate.instance("past", past, Trace)
+    validate.instance("blocks", blocks, BlockMap)
+    fraction = validate.probability("cache_fraction", cache_fraction, open_low=True)
+    rate = validate.number("rate", rate, 0.0, 1.0, low_open=True)
+    seed = validate.integer("seed", seed)
+    warmup = validate.probability("warmup_fraction", warmup_fraction, open_low=True, open_high=True)
+    combos = _combinations(len(past.tables), thresholds)
+    num_keys = blocks.key_bytes.size
+    if int(past.table_offsets[-1]) != num_keys:
+        raise ValueError(f"blocks map {num_keys} keys, the past trace's tables hold {int(past.table_offsets[-1])}")
+    warm, replay = past.split(warmup)
+    counts = np.rint(np.bincount(warm.keys, minlength=num_keys) * (past.num_lookups / warm.num_lookups))
+    counts = counts.astype(np.int64)
+    if rate < 1:
+        keep = shards_keep(np.arange(blocks.block_ptr.size - 1), rate, seed)[blocks.block_of][replay.keys]
+        if not keep.any():
+            raise ValueError(f"rate {rate} samples no lookup of the past trace (seed {seed}); raise the rate")
+        replay = replay.select(keep)
+    capacity = int(round(fraction * sum(t.table_bytes for t in past.tables) * rate))
+    hits = [simulate_cache(replay, blocks, CacheConfig(capacity, tuple(c)), counts).hit_rate for c in combos]
+    return ThresholdChoice(combos, np.array(hits), f"mini-caches (R={rate:g}) on the past")
+
+
+def oracle_thresholds(exp: Experiment, blocks: BlockMap, cache_fraction: float,
+                      thresholds=THRESHOLDS) -> tuple[ThresholdChoice, CacheResult]:
+    """Per-table t "chosen with the answer": every combination fully simulated on the *future* that is
+    then scored, the best kept. An upper bound on what any choice of t could reach (not Bandana's rule).
+    Returns the choice and the best combination's simulation."""
+    validate.instance("exp", exp, Experiment)
+    validate.probability("cache_fraction", cache_fraction, open_low=True)
+    combos = _combinations(len(exp.future.tables), thresholds)
+    runs = [exp.simulate(blocks, cache_fraction, tuple(c)) for c in combos]
+    choice = ThresholdChoice(combos, np.array([r.hit_rate for r in runs]),
+                             "t chosen with the answer (full simulation of the future)")
+    return choice, runs[choice.best]
+
+
+def compare_placements(exp: Experiment, placements: dict, cache_fraction: float, thresholds=THRESHOLDS,
+                       rate: float = MINI_RATE, seed: int = 0, oracle: bool = False) -> dict:
+    """Per placement: fanout and effective bandwidth without cache, then with the cache at the
+    per-table t that mini-caches pick on the past (`minicache_thresholds`), scored on the future.
+
+    With `oracle`, also the per-table t of highest future hit rate (`oracle_thresholds`), under keys
+    prefixed `oracle_`: the upper bound a choice of t made with the answer reaches.
+    Returns {name: dict of metrics}; "t" is a tuple with one t per table.
+    """
+    validate.instance("exp", exp, Experiment)
+    validate.instance("placements", placements, dict, "a non-empty dict {name: placements per table}")
+    if not placements:
+        raise ValueError("placements must be a non-empty dict {name: placements per table}, got {}")
+    validate.probability("cache_fraction", cache_fraction, open_low=True)
+    oracle = validate.boolean("oracle", oracle)
     rows = {}
     for name, pl in placements.items():
         bm = exp.blocks(pl)
-        runs = [exp.simulate(bm, cache_fraction, t) for t in thresholds]
-        best = int(np.argmax([r.hit_rate for r in runs]))
-        r = runs[best]
+        choice = minicache_thresholds(exp.past, bm, cache_fraction, thresholds, rate, seed)
+        r = exp.simulate(bm, cache_fraction, choice.thresholds)
         rows[name] = {
             "fanout": float(fanout(exp.future, bm).mean()),
             "eb_no_cache": effective_bandwidth_no_cache(exp.future, bm),
-            "t": int(thresholds[best]),
+            "t": choice.thresholds,
             "hit_rate": r.hit_rate,
             "eb_cache": r.effective_bandwidth,
             "blocks_read": r.total_blocks_read,
         }
+        if oracle:
+            best, o = oracle_thresholds(exp, bm, cache_fraction, thresholds)
+            rows[name].update(oracle_t=best.thresholds, oracle_hit_rate=o.hit_rate,
+                              oracle_eb_cache=o.effective_bandwidth, oracle_blocks_read=o.total_blocks_read)
     return rows
 
 
@@ -175,9 +282,12 @@ class SeedStudy:
     """Per-seed measurements of small workloads (one workload and one placement seed per column).
 
     `gain_*` are (len(affinities), len(seeds)): SHP / sequential effective bandwidth, with the DRAM
-    cache (each at its best t) and without. The rest are (len(seeds),), at `default_affinity`:
+    cache (each placement at the per-table t its mini-caches pick on the past) and without. The rest
+    are (len(seeds),), at `default_affinity`: `gain_oracle` the with-cache gain when both placements
+    get the t chosen with the answer (best on the future), `hit_rate_lost` SHP's hit rate at that
+    oracle t minus at the mini-caches' t;
     `blocks_ratio` sequential / SHP and `kmeans_ratio` k-means / SHP post-table blocks read per
-    request (no cache); `dram_saved` the DRAM SHP + its t saves at the hit rate sequential placement
+    request (no cache); `dram_saved` the DRAM SHP + its mini-cache t saves at the hit rate sequential placement
     without prefetching reaches with `cache_fraction`; `tail_ratio` p99.9 / p50 request latency of
     SHP + cache through the device model.
     """
@@ -187,6 +297,8 @@ class SeedStudy:
     default_affinity: float
     gain_cache: np.ndarray
     gain_no_cache: np.ndarray
+    gain_oracle: np.ndarray
+    hit_rate_lost: np.ndarray
     blocks_ratio: np.ndarray
     kmeans_ratio: np.ndarray
     dram_saved: np.ndarray
@@ -217,8 +329,9 @@ def seed_study(
 ) -> SeedStudy:
     """The seeded claims of the notebook, measured on one small workload per (affinity, seed).
 
-    Every workload learns placements on its first half and is measured on its second. Only at
-    `default_affinity` are k-means, the DRAM curve and the latency tail measured (they cost most).
+    Every workload learns placements and per-table t (mini-caches at `MINI_RATE`, hash seed = the
+    seed) on its first half and is measured on its second. Only at `default_affinity` are the oracle
+    t, k-means, the DRAM curve and the latency tail measured (they cost most).
     """
     seeds = [validate.integer("seeds[i]", s) for s in seeds]
     affinities = [validate.probability("affinities[i]", a) for a in affinities]
@@ -228,29 +341,31 @@ def seed_study(
         raise ValueError(f"default_affinity must be one of affinities {affinities}, got {default_affinity!r}")
     validate.probability("cache_fraction", cache_fraction, open_low=True)
     gains = np.empty((2, len(affinities), len(seeds)))
-    extra = np.empty((4, len(seeds)))
+    extra = np.empty((6, len(seeds)))
     curve = np.asarray(STUDY_CURVE)
     at = int(np.argmin(np.abs(curve - cache_fraction)))
     for i, a in enumerate(affinities):
         for j, seed in enumerate(seeds):
             exp = _study_experiment(a, seed, scale, num_requests)
             placements = {m: learn_placements(exp.past, m, seed) for m in ("sequential", "shp")}
-            rows = compare_placements(exp, placements, cache_fraction)
+            rows = compare_placements(exp, placements, cache_fraction, seed=seed, oracle=a == default_affinity)
             gains[0, i, j] = rows["shp"]["eb_cache"] / rows["sequential"]["eb_cache"]
             gains[1, i, j] = rows["shp"]["eb_no_cache"] / rows["sequential"]["eb_no_cache"]
             if a != default_affinity:
                 continue
+            extra[0, j] = rows["shp"]["oracle_eb_cache"] / rows["sequential"]["oracle_eb_cache"]
+            extra[1, j] = rows["shp"]["oracle_hit_rate"] - rows["shp"]["hit_rate"]
             post = exp.config.tables[0]  # k-means for the post table only (the user table's costs most)
             g = Hypergraph.from_trace(exp.future, post.name)
             shp_blocks = blocks_read(g, placements["shp"][0])
-            extra[0, j] = blocks_read(g, placements["sequential"][0]) / shp_blocks
-            extra[1, j] = blocks_read(g, kmeans_placement(post, table_vectors(post, seed), seed)) / shp_blocks
+            extra[2, j] = blocks_read(g, placements["sequential"][0]) / shp_blocks
+            extra[3, j] = blocks_read(g, kmeans_placement(post, table_vectors(post, seed), seed)) / shp_blocks
             seq, shp = exp.blocks(placements["sequential"]), exp.blocks(placements["shp"])
             base = np.array([exp.simulate(seq, f, NO_PREFETCH).hit_rate for f in curve])
             new = np.array([exp.simulate(shp, f, rows["shp"]["t"]).hit_rate for f in curve])
-            extra[2, j] = dram_saved_at_equal_hit_rate(curve, base, new, at)
+            extra[4, j] = dram_saved_at_equal_hit_rate(curve, base, new, at)
             lat = latency_profile(exp.simulate(shp, cache_fraction, rows["shp"]["t"]), device)
-            extra[3, j] = lat[99.9] / lat[50.0]
+            extra[5, j] = lat[99.9] / lat[50.0]
     return SeedStudy(
         np.asarray(affinities, dtype=float), np.asarray(seeds), float(default_affinity), gains[0], gains[1], *extra
     )

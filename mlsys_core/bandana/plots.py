@@ -13,14 +13,20 @@ def _t_label(t: int) -> str:
 
 
 def placements(rows: dict, cache_fraction: float):
-    """Bars: effective bandwidth per placement without and with the DRAM cache."""
+    """Bars: effective bandwidth per placement without and with the DRAM cache (t from the
+    mini-caches on the past; also at the t chosen with the answer where `rows` carry `oracle_eb_cache`)."""
     fig, axes = viz.figure(ncols=2, width=4.2)
     names = list(rows)
     x = np.arange(len(names))
     axes[0].bar(x, [rows[n]["fanout"] for n in names], color="tab:gray")
     axes[0].set_title("blocks read per request (no cache)")
-    axes[1].bar(x - 0.2, [rows[n]["eb_no_cache"] for n in names], 0.4, label="no cache")
-    axes[1].bar(x + 0.2, [rows[n]["eb_cache"] for n in names], 0.4, label=f"cache {cache_fraction:.0%}, best t")
+    oracle = all("oracle_eb_cache" in rows[n] for n in names)
+    w = 0.27 if oracle else 0.4
+    axes[1].bar(x - w / (1 if oracle else 2), [rows[n]["eb_no_cache"] for n in names], w, label="no cache")
+    axes[1].bar(x + (0 if oracle else w / 2), [rows[n]["eb_cache"] for n in names], w,
+                label=f"cache {cache_fraction:.0%}, t from the past")
+    if oracle:
+        axes[1].bar(x + w, [rows[n]["oracle_eb_cache"] for n in names], w, label="t chosen with the answer")
     axes[1].set_title("effective bandwidth (useful / read bytes)")
     axes[1].legend(fontsize=8)
     for ax in axes:
