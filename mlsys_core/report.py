@@ -31,6 +31,19 @@ NOT_CHECKED = "not checked"
 STATUSES = (*claims.VERDICTS, NOT_CHECKED)
 
 
+def declared(claim) -> dict:
+    """What the registry says of a claim, as the first fields of its JSON object."""
+    return {
+        "id": claim.id, "paper": claim.paper, "statement": claim.statement, "paper_value": claim.paper_value,
+        "source": claim.source, "unit": claim.unit, "rule": claim.rule.text, "assumptions": list(claim.assumptions),
+        "sample": claim.sample,
+    }
+
+
+def _interval(estimate) -> list | None:
+    return list(estimate.interval) if estimate.interval else None
+
+
 @dataclasses.dataclass(frozen=True)
 class Result:
     """One claim checked: the claim's declaration, the measurement, its verdict and where it was made."""
@@ -44,42 +57,17 @@ class Result:
     def row(self) -> dict:
         """The result as one JSON object (the shape of build/claims.json)."""
         e, c = self.evaluation, self.evaluation.claim
+        sweep = None
+        if c.sweep is not None:
+            points = [{"value": p.assumption_value, "measured": p.estimate.value, "interval": _interval(p.estimate),
+                       "verdict": p.verdict} for p in e.sweep]
+            sweep = {"assumption": c.sweep.assumption, "unit": c.sweep.unit, "default": c.sweep.default,
+                     "points": points}
         return {
-            "id": c.id,
-            "paper": c.paper,
-            "statement": c.statement,
-            "paper_value": c.paper_value,
-            "source": c.source,
-            "unit": c.unit,
-            "measured": e.estimate.value,
-            "measured_text": show(c, e.estimate),
-            "interval": list(e.estimate.interval) if e.estimate.interval else None,
-            "seeds": e.estimate.seeds,
-            "sample": c.sample,
-            "rule": c.rule.text,
-            "verdict": e.verdict,
-            "assumptions": list(c.assumptions),
-            "sweep": None
-            if c.sweep is None
-            else {
-                "assumption": c.sweep.assumption,
-                "unit": c.sweep.unit,
-                "default": c.sweep.default,
-                "points": [
-                    {
-                        "value": p.assumption_value,
-                        "measured": p.estimate.value,
-                        "interval": list(p.estimate.interval) if p.estimate.interval else None,
-                        "verdict": p.verdict,
-                    }
-                    for p in e.sweep
-                ],
-            },
-            "holds_over": e.holds_over,
-            "details": self.details,
-            "notebook": self.notebook,
-            "cell": self.cell,
-            "figure_png": self.figure_png,
+            **declared(c),
+            "measured": e.estimate.value, "measured_text": show(c, e.estimate), "interval": _interval(e.estimate),
+            "seeds": e.estimate.seeds, "verdict": e.verdict, "sweep": sweep, "holds_over": e.holds_over,
+            "details": self.details, "notebook": self.notebook, "cell": self.cell, "figure_png": self.figure_png,
         }
 
     def __repr__(self) -> str:
@@ -151,15 +139,11 @@ def collect(path: pathlib.Path) -> tuple[list[dict], list[str]]:
             rows.append(found[-1])
         else:
             problems.append(f"{claim_id} was not checked by any notebook")
-            rows.append(
-                {
-                    "id": claim_id, "paper": claim.paper, "statement": claim.statement,
-                    "paper_value": claim.paper_value, "source": claim.source, "unit": claim.unit,
-                    "measured": None, "measured_text": "", "interval": None, "seeds": 0, "sample": claim.sample,
-                    "rule": claim.rule.text, "verdict": NOT_CHECKED, "assumptions": list(claim.assumptions),
-                    "sweep": None, "holds_over": "", "details": "", "notebook": "", "cell": None, "figure_png": "",
-                }
-            )
+            rows.append({
+                **declared(claim), "measured": None, "measured_text": "", "interval": None, "seeds": 0,
+                "verdict": NOT_CHECKED, "sweep": None, "holds_over": "", "details": "", "notebook": "", "cell": None,
+                "figure_png": "",
+            })
     problems += [f"{claim_id} is not a declared claim" for claim_id in checked]
     return rows, problems
 

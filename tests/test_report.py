@@ -78,6 +78,7 @@ def test_collect_marks_unchecked_and_double_checked_claims(registry, tmp_path):
     once = report.check("suite.shard_bytes", 0.125)
     rows, problems = report.collect(_jsonl(tmp_path / "a.jsonl", once))
     assert [r["verdict"] for r in rows] == ["reproduced", report.NOT_CHECKED]
+    assert rows[1].keys() == rows[0].keys()  # claims.json has one shape, checked or not
     assert problems == [f"{SWEPT.id} was not checked by any notebook"]
     stray = json.loads(json.dumps(once.row()) .replace("suite.shard_bytes", "suite.gone"))
     path = _jsonl(tmp_path / "b.jsonl", once, once, report.check(SWEPT.id, sweep=[1.3, 1.3]))
