@@ -5,7 +5,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: reproduce test lab bench clean
+.PHONY: reproduce test lab headers bench clean
+
+LAB_STAMP := $(VENV)/.installed-lab
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,8 +22,18 @@ test: $(STAMP)  ## lint, unit tests, then the notebooks under nbval
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg
 
-lab: $(STAMP)  ## JupyterLab on the notebooks
+# Students: only the runtime dependencies (no test or benchmark extras), its own stamp.
+$(LAB_STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $(LAB_STAMP)
+
+lab: $(LAB_STAMP)  ## JupyterLab on the notebooks
 	$(BIN)/jupyter lab notebooks
+
+headers: $(LAB_STAMP)  ## rewrite every notebook's badges and install cell from pyproject's [project.urls]
+	$(BIN)/python scripts/notebook_header.py notebooks/*.ipynb
 
 bench: $(STAMP)  ## side-by-side benchmarks, each ends with one RESULT line
 	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done

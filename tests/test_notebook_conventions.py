@@ -1,13 +1,15 @@
-"""Every notebook keeps the suite's conventions (DESIGN.md): Colab cell first, backend before JAX,
-committed executed, at least one checked output, small, and no machine-specific paths."""
+"""Every notebook keeps the suite's conventions (DESIGN.md): generated badges and install cell first,
+backend before JAX, committed executed, at least one checked output, small, and no machine-specific paths."""
 
+import importlib.util
 import pathlib
 import re
 
 import nbformat
 import pytest
 
-NOTEBOOKS = sorted((pathlib.Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 
 def test_the_notebooks_are_there():
@@ -20,21 +22,75 @@ def notebook(request):
     return request.param, nbformat.read(request.param, as_version=4)
 
 
-def test_first_cells_are_badge_colab_install_then_backend(notebook):
+def _header_script():
+    spec = importlib.util.spec_from_file_location("notebook_header", ROOT / "scripts" / "notebook_header.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+HEADER = _header_script()
+REPOSITORY = HEADER.repository_url()
+
+
+def test_first_cells_are_the_generated_badges_and_install_cell_then_backend(notebook):
     path, nb = notebook
     first_md = next(c for c in nb.cells if c.cell_type == "markdown")
-    assert f"blob/main/notebooks/{path.name}" in first_md.source, "Colab badge must point at this notebook"
     code = [c.source for c in nb.cells if c.cell_type == "code"]
-    assert 'if "google.colab" in sys.modules:' in code[0]
-    assert '"jax=={jax.__version__}"' in code[0], "the Colab cell must keep Colab's own jax"
-    assert "import jaxlib" in code[0], "the Colab cell's %pip line reads jaxlib's version"
+    markdown, install = HEADER.header_cells(nb, path.name, REPOSITORY)
+    assert first_md.source == markdown, f"run `python scripts/notebook_header.py notebooks/{path.name}`"
+    assert code[0] == install, f"run `python scripts/notebook_header.py notebooks/{path.name}`"
     assert "backend.setup(" in code[1]
+
+
+def test_the_badges_point_at_this_notebook_on_colab_and_kaggle():
+    line = HEADER.badge_line("04_tictac.ipynb", "https://github.com/someone/fork")
+    assert "colab.research.google.com/github/someone/fork/blob/main/notebooks/04_tictac.ipynb" in line
+    assert "kaggle.com/kernels/welcome?src=https://github.com/someone/fork/blob/main/notebooks/04_tictac.ipynb" in line
+
+
+def test_the_header_script_is_idempotent_and_adds_missing_badges():
+    once = HEADER.with_badges("# Title\n\nText.", "x.ipynb", REPOSITORY)
+    assert once.split("\n")[:3] == ["# Title", "", HEADER.badge_line("x.ipynb", REPOSITORY)]
+    assert HEADER.with_badges(once, "x.ipynb", REPOSITORY) == once
+    moved = HEADER.with_badges(once, "x.ipynb", "https://github.com/someone/fork")
+    assert REPOSITORY not in moved and moved.count("[![Open In") == 2
+
+
+def test_the_install_cell_takes_the_address_from_a_form_field():
+    cell = HEADER.install_cell("https://example.org/fork")
+    assert 'repository = "https://example.org/fork"  # @param {type:"string"}' in cell
+    assert cell.count("https://example.org/fork") == 1, "everything else in the cell reads the form field"
+
+
+def test_the_repository_address_is_written_only_in_pyproject():
+    """Generated copies in the notebooks' header cells aside, nothing else spells the address out."""
+    owner_and_name = REPOSITORY.removeprefix("https://github.com/")
+    skip = {".git", ".venv", "build", "__pycache__", ".ipynb_checkpoints", ".hypothesis", ".pytest_cache"}
+    found = []
+    for path in ROOT.rglob("*"):
+        parts = set(path.relative_to(ROOT).parts)
+        if not path.is_file() or skip & parts or any(p.endswith(".egg-info") for p in parts):
+            continue
+        if path.suffix == ".ipynb":
+            cells = nbformat.read(path, as_version=4).cells
+            header = {id(next(c for c in cells if c.cell_type == kind)) for kind in ("markdown", "code")}
+            text = "".join(c.source for c in cells if id(c) not in header)
+            text += "".join(str(c.get("outputs", "")) for c in cells)
+        else:
+            try:
+                text = path.read_text()
+            except (UnicodeDecodeError, OSError):
+                continue
+        if owner_and_name in text:
+            found.append(str(path.relative_to(ROOT)))
+    assert sorted(found) == ["pyproject.toml"]
 
 
 def test_every_notebook_has_the_same_colab_cell():
     cells = {p.name: next(c.source for c in nbformat.read(p, as_version=4).cells if c.cell_type == "code")
              for p in NOTEBOOKS}
-    assert len(set(cells.values())) == 1, "copy notebook 00's Colab cell into every notebook"
+    assert len(set(cells.values())) == 1, "run `python scripts/notebook_header.py notebooks/*.ipynb`"
 
 
 def test_committed_executed_with_checked_outputs(notebook):
