@@ -14,6 +14,7 @@ import re
 
 import jax
 import numpy as np
+from jax.sharding import PartitionSpec as P
 
 COLLECTIVE_KINDS = ("all-reduce", "reduce-scatter", "all-gather", "all-to-all", "collective-permute")
 _DTYPE_BYTES = {"pred": 1, "s8": 1, "u8": 1, "f8e4m3fn": 1, "f8e5m2": 1, "bf16": 2, "f16": 2, "s16": 2,
@@ -114,15 +115,15 @@ def memory_per_device(trainer, state, compiled=None) -> MemoryPerDevice:
     """Memory per device of a `strategies.Trainer` state, read from the arrays' shards.
 
     Every device holds the same amount (even shards), so the first device stands for all.
-    Gradient bytes are those kept after reduction: a full copy (replicated) or one shard (wus,
-    fsdp). `compiled`, if given, adds XLA's temporary-buffer bytes from `memory_analysis()`.
+    Gradient bytes are those kept after reduction: a full copy (replicated) or one block (wus,
+    fsdp; a leaf that stays whole counts whole). `compiled`, if given, adds XLA's temporary-buffer
+    bytes from `memory_analysis()`.
     """
     _, leaves = state.layout
     n = trainer.num_shards
-    if trainer.strategy == "replicated":
-        grad = sum(math.prod(s) * np.dtype(d).itemsize for s, d in leaves)
-    else:
-        grad = sum(-(-math.prod(s) // n) * np.dtype(d).itemsize for s, d in leaves)
+    # A leaf split along a dimension keeps 1/n of it; one no dimension of which n divides stays whole.
+    grad = sum(math.prod(s) // (1 if trainer.update_spec(s) == P() else n) * np.dtype(d).itemsize
+               for s, d in leaves)
     temp = None
     if compiled is not None and (analysis := compiled.memory_analysis()) is not None:
         temp = int(analysis.temp_size_in_bytes)

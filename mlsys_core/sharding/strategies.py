@@ -1,7 +1,8 @@
 """Data-parallel training steps on a device mesh: replicated, weight-update sharding (WUS) and FSDP.
 
-Every strategy runs the same per-device program under `jax.shard_map` over the `data_axes` of a mesh,
-with the collectives written out so the compiled HLO shows them:
+Every strategy runs the forward and backward pass as the same per-device program under
+`jax.shard_map` over the `data_axes` of a mesh, with the gradient collectives written out so the
+compiled HLO shows them:
 
 - `replicated`: all-reduce (pmean) the gradients; every device runs the full optimizer update.
 - `wus` (weight-update sharding, Kumar et al. 2021 / Xu et al. 2020): reduce-scatter (psum_scatter)
@@ -9,12 +10,28 @@ with the collectives written out so the compiled HLO shows them:
   new weights. Same bytes on the wire as an all-reduce; 1/N of the update work and optimizer memory.
 - `fsdp`: as `wus`, but the weights also stay sharded between steps and are all-gathered for compute.
 
-Sharding layout: each parameter leaf is flattened and zero-padded to a multiple of N, then split
-into N equal chunks. Padding (rather than an error) keeps any layer shape shardable, and it is exact:
-padded entries have zero gradient, so SGD/momentum/Adam leave them at zero and they add nothing to the
-layer norms of LAMB/LARS (`optimizers`). Optimizer-state leaves with a dimension are per-parameter
-and sharded; scalar leaves (step counts) are replicated. The *batch* is never padded - that would
-change the loss - so a batch the data axes cannot divide raises ValueError.
+Each strategy is a small object (`Strategy`) in `REGISTRY`: two layout rules - where parameters live
+between steps (`param_spec`) and where gradients, optimizer state and the update live
+(`update_spec`) - from which the shared code derives init and the local step (which collectives to
+issue: all-gather params that are sharded, reduce gradients to the update layout, all-gather the new
+params if they live whole). Adding ZeRO-2 or hybrid sharding is adding an object and `register`-ing it.
+
+Layout, and why every optax transform is exact. A leaf keeps its shape: it is split into N equal
+blocks along its first dimension that N divides, or kept whole on every device if none does (a bias
+of odd width; its update is then repeated on every device, which is exact but saves no memory). The
+optimizer update runs *outside* `shard_map`, on the global view: the gradients, parameters and
+optimizer state are ordinary full-shaped `jax.Array`s whose shardings say where the blocks are, and
+XLA's SPMD partitioner runs each element-wise op on the local block and turns every cross-element
+reduction - global norms (`clip_by_global_norm`), LAMB/LARS trust ratios, `adaptive_grad_clip`,
+factored second moments - into a local sum plus an all-reduce. Masks (`optax.masked`, `add_decayed_
+weights(mask=...)`) and `multi_transform` labels see the real shapes and tree, so they pick the
+same leaves as on one device. The update is therefore the single-device program, up to the order of
+float sums. No padding enters the optimizer's view, so nothing depends on padded zeros.
+
+What cannot be made exact, and is refused with a `ValueError` naming it: a transform that calls a
+collective over a named mesh axis itself (`lax.psum(x, "data")`, `lax.axis_index`): it assumes it
+runs per device inside `shard_map`, and on the global view that axis does not exist. The *batch* is
+never padded - that would change the loss - so a batch the data axes cannot divide raises ValueError.
 """
 
 from __future__ import annotations
@@ -22,6 +39,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -35,8 +53,6 @@ from jax.sharding import PartitionSpec as P
 
 from mlsys_core import backend, validate
 
-STRATEGIES = ("replicated", "wus", "fsdp")
-
 
 def pvary(x, axes: tuple[str, ...]):
     """Mark a replicated value as per-device, so its gradient stays local (no implicit psum)."""
@@ -45,14 +61,154 @@ def pvary(x, axes: tuple[str, ...]):
     return lax.pvary(x, axes)  # older JAX
 
 
-def all_gather_replicated(x, axes: tuple[str, ...]):
-    """Tiled all-gather along dim 0 whose result is typed replicated (it is: every device has it all)."""
+def all_gather_replicated(x, axes: tuple[str, ...], axis: int = 0):
+    """Tiled all-gather along `axis` whose result is typed replicated (it is: every device has it all)."""
     try:
-        return lax.all_gather(x, axes, tiled=True, to="invarying")
+        return lax.all_gather(x, axes, axis=axis, tiled=True, to="invarying")
     except (TypeError, ValueError):  # older JAX spells it all_gather_invariant
         from jax._src.lax.parallel import all_gather_invariant
 
-        return all_gather_invariant(x, axes, tiled=True)
+        return all_gather_invariant(x, axes, axis=axis, tiled=True)
+
+
+def shard_dim(shape: tuple[int, ...], n: int) -> int | None:
+    """The dimension a leaf of `shape` is split along over `n` devices: the first one `n` divides
+    (leading where possible), or None (kept whole) for scalars and shapes no dimension of which `n` divides."""
+    for i, size in enumerate(shape):
+        if size >= n and size % n == 0:
+            return i
+    return None
+
+
+def block_spec(shape: tuple[int, ...], n: int, axes: tuple[str, ...]) -> P:
+    """PartitionSpec splitting `shape` along `shard_dim` over `axes` (P() if it stays whole)."""
+    d = shard_dim(tuple(shape), n)
+    return P() if d is None else P(*([None] * d), axes)
+
+
+def _spec_dim(spec: P) -> int | None:
+    """The dimension a spec from `block_spec` splits (None for P())."""
+    return next((i for i, s in enumerate(spec) if s is not None), None)
+
+
+# ---- strategies as objects -------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Strategy:
+    """A data-parallel strategy: where params live between steps and where the update runs.
+
+    Subclasses override the two layout rules; `local_grads` (the per-device part of the step) and
+    `finish` (back to the parameter layout) follow from them, so they are shared.
+    """
+
+    name: str = "strategy"
+
+    def param_spec(self, shape, n: int, axes: tuple[str, ...]) -> P:
+        """Layout of a parameter leaf between steps."""
+        raise NotImplementedError
+
+    def update_spec(self, shape, n: int, axes: tuple[str, ...]) -> P:
+        """Layout of a gradient / optimizer-state / update leaf of `shape`."""
+        raise NotImplementedError
+
+    def local_grads(self, loss_fn, layout, axes, n, cast, params, batch):
+        """Per device, inside shard_map: gather the params that are split, take this device's loss and
+        gradients, reduce the gradients to `update_spec` (reduce-scatter, or all-reduce if whole)."""
+        treedef, leaves = layout
+        flat = jax.tree.leaves(params)
+        full = []
+        for x, (shape, _) in zip(flat, leaves):
+            d = _spec_dim(self.param_spec(shape, n, axes))
+            full.append(x if d is None else all_gather_replicated(x, axes, d))
+        full = jax.tree.unflatten(treedef, full)
+        loss, grads = jax.value_and_grad(loss_fn)(pvary(full, axes), batch)
+        out = []
+        for g, (shape, dtype) in zip(jax.tree.leaves(grads), leaves):
+            d = _spec_dim(self.update_spec(shape, n, axes))
+            g = cast(g)
+            g = lax.pmean(g, axes) if d is None else lax.psum_scatter(g, axes, scatter_dimension=d, tiled=True) / n
+            out.append(g.astype(dtype))
+        return jax.tree.unflatten(treedef, out), lax.pmean(loss, axes)
+
+    def finish(self, mesh, layout, axes, n, new_params):
+        """From the update layout back to the parameter layout: all-gather leaves that live whole."""
+        treedef, leaves = layout
+        update = [self.update_spec(s, n, axes) for s, _ in leaves]
+        param = [self.param_spec(s, n, axes) for s, _ in leaves]
+        if update == param:
+            return new_params
+
+        def gather(*xs):
+            return [x if u == p else all_gather_replicated(x, axes, _spec_dim(u))
+                    for x, u, p in zip(xs, update, param)]
+
+        out = jax.shard_map(gather, mesh=mesh, in_specs=tuple(update), out_specs=param)(*jax.tree.leaves(new_params))
+        return jax.tree.unflatten(treedef, out)
+
+
+@dataclasses.dataclass(frozen=True)
+class Replicated(Strategy):
+    """Everything whole on every device; gradients all-reduced; every device runs the full update."""
+
+    name: str = "replicated"
+
+    def param_spec(self, shape, n, axes):
+        return P()
+
+    def update_spec(self, shape, n, axes):
+        return P()
+
+
+@dataclasses.dataclass(frozen=True)
+class WeightUpdateSharding(Strategy):
+    """Params whole for compute; gradients reduce-scattered, 1/N of the update and its state per device."""
+
+    name: str = "wus"
+
+    def param_spec(self, shape, n, axes):
+        return P()
+
+    def update_spec(self, shape, n, axes):
+        return block_spec(shape, n, axes)
+
+
+@dataclasses.dataclass(frozen=True)
+class FSDP(Strategy):
+    """As WUS, and the params stay split between steps (all-gathered for the forward pass)."""
+
+    name: str = "fsdp"
+
+    def param_spec(self, shape, n, axes):
+        return block_spec(shape, n, axes)
+
+    def update_spec(self, shape, n, axes):
+        return block_spec(shape, n, axes)
+
+
+REGISTRY: dict[str, Strategy] = {}
+
+
+def register(strategy: Strategy) -> Strategy:
+    """Add a strategy object to `REGISTRY` under its name (then `Trainer(strategy=name)` finds it)."""
+    validate.instance("strategy", strategy, Strategy, "a strategies.Strategy")
+    REGISTRY[strategy.name] = strategy
+    return strategy
+
+
+for _s in (Replicated(), WeightUpdateSharding(), FSDP()):
+    register(_s)
+STRATEGIES = tuple(REGISTRY)
+
+
+def _failing_transform(err: BaseException) -> str:
+    """The innermost optax-style function (`<maker>.<locals>.update_fn`) in the traceback: its maker's name."""
+    names = [getattr(f.f_code, "co_qualname", f.f_code.co_name) for f, _ in traceback.walk_tb(err.__traceback__)]
+    makers = []
+    for q in names:
+        parts = q.split(".<locals>.")
+        makers += [parts[i - 1] for i in range(1, len(parts)) if parts[i].split(".")[0] in ("update_fn", "init_fn")]
+    return makers[-1] if makers else "the optimizer"
 
 
 @functools.partial(jax.tree_util.register_dataclass, data_fields=["params", "opt_state"], meta_fields=["layout"])
@@ -60,8 +216,8 @@ def all_gather_replicated(x, axes: tuple[str, ...]):
 class TrainState:
     """Parameters and optimizer state in a strategy's layout; `layout` (static) remembers the shapes.
 
-    `params` are full arrays (replicated, wus) or flat padded arrays sharded over the data axes
-    (fsdp); use `Trainer.full_params` for the ordinary pytree.
+    Every leaf has its ordinary shape; its sharding says whether each device holds it whole or one of
+    N blocks (`Trainer.specs`). `Trainer.full_params` gives the pytree replicated on every device.
     """
 
     params: Any
@@ -78,10 +234,11 @@ def _layout(params) -> tuple:
 class Trainer:
     """One data-parallel training step of `loss_fn(params, batch) -> scalar` under `strategy`.
 
-    `data_axes` name the mesh axes the batch is split over (e.g. ("data",), or ("x", "y") for a
-    2-D mesh used as one data axis). `grad_dtype` (e.g. jnp.bfloat16) casts gradients for the
-    collectives only - the paper's bfloat16 communication - and back to float32 for the update.
-    `optimizer` is any optax transformation; see `optimizers` for which are exact on shards.
+    `strategy` names an object of `REGISTRY`. `data_axes` name the mesh axes the batch is split over
+    (e.g. ("data",), or ("x", "y") for a 2-D mesh used as one data axis). `grad_dtype` (e.g.
+    jnp.bfloat16) casts gradients for the collectives only - the paper's bfloat16 communication - and
+    back to float32 for the update. `optimizer` is any optax transformation; under every strategy it
+    sees the whole tree (see the module docstring), so it matches one device.
     """
 
     loss_fn: Callable
@@ -92,7 +249,7 @@ class Trainer:
     grad_dtype: Any = None
 
     def __post_init__(self):
-        validate.choice("strategy", self.strategy, STRATEGIES)
+        validate.choice("strategy", self.strategy, tuple(REGISTRY))
         validate.instance("mesh", self.mesh, Mesh, "a jax.sharding.Mesh")
         axes = (self.data_axes,) if isinstance(self.data_axes, str) else tuple(self.data_axes)
         object.__setattr__(self, "data_axes", axes)
@@ -105,47 +262,60 @@ class Trainer:
             raise ValueError(f"grad_dtype must be None or a float dtype, got {self.grad_dtype!r}")
 
     @property
+    def plan(self) -> Strategy:
+        """The strategy object."""
+        return REGISTRY[self.strategy]
+
+    @property
     def num_shards(self) -> int:
         """N: devices the batch (and, for wus/fsdp, the weight update) is split over."""
         return math.prod(self.mesh.shape[a] for a in self.data_axes)
 
     # ---- layout -------------------------------------------------------------------------------
-    def _chunk(self, size: int) -> int:
-        return -(-size // self.num_shards)
+    def update_spec(self, shape) -> P:
+        """Layout of a gradient / optimizer-state leaf of `shape` under this strategy."""
+        return self.plan.update_spec(tuple(shape), self.num_shards, self.data_axes)
 
-    def _flat(self, x):
-        """(…) -> (N * chunk,) zero-padded flat copy."""
-        size = x.size
-        return jnp.pad(x.reshape(-1), (0, self.num_shards * self._chunk(size) - size))
-
-    def _unflat(self, flat, shape):
-        return flat[: math.prod(shape)].reshape(shape)
-
-    def _local_slice(self, x):
-        chunk = self._chunk(x.size)
-        return lax.dynamic_slice_in_dim(self._flat(x), lax.axis_index(self.data_axes) * chunk, chunk)
-
-    def _opt_specs(self, opt_state_shapes):
-        sharded = P(self.data_axes)
-        return jax.tree.map(lambda s: sharded if s.ndim >= 1 else P(), opt_state_shapes)
-
-    def _local_opt_shapes(self, layout):
+    def _params_like(self, layout):
         treedef, leaves = layout
-        local = [jax.ShapeDtypeStruct((self._chunk(math.prod(s)),), d) for s, d in leaves]
-        return jax.eval_shape(self.optimizer.init, jax.tree.unflatten(treedef, local))
+        return jax.tree.unflatten(treedef, [jax.ShapeDtypeStruct(s, d) for s, d in leaves])
+
+    def _opt_shapes(self, layout):
+        """Shapes of the optimizer state; ValueError naming a transform that the global view cannot run."""
+        params = self._params_like(layout)
+        try:
+            opt = jax.eval_shape(self.optimizer.init, params)
+            jax.eval_shape(self.optimizer.update, params, opt, params)
+        except NameError as err:  # an unbound mesh axis: the transform calls a collective itself
+            raise ValueError(
+                f"optimizer transform {_failing_transform(err)!r} cannot be made exact under {self.strategy!r}: "
+                f"it runs a collective over a named mesh axis ({err}), but the update runs on the global view "
+                "of the whole tree, where XLA computes every reduction across devices; use the transform "
+                "without its own psum/axis_index"
+            ) from None
+        return opt
 
     def specs(self, layout) -> tuple:
         """(param specs, optimizer-state specs) as PartitionSpec pytrees for this strategy."""
+        key = ("specs", layout)
+        if key in self._steps:
+            return self._steps[key]
         treedef, leaves = layout
-        if self.strategy == "replicated":
-            params_like = jax.tree.unflatten(treedef, [jax.ShapeDtypeStruct(s, d) for s, d in leaves])
-            opt = jax.eval_shape(self.optimizer.init, params_like)
-            return jax.tree.unflatten(treedef, [P()] * len(leaves)), jax.tree.map(lambda _: P(), opt)
-        param_spec = P(self.data_axes) if self.strategy == "fsdp" else P()
-        return jax.tree.unflatten(treedef, [param_spec] * len(leaves)), self._opt_specs(self._local_opt_shapes(layout))
+        n, axes = self.num_shards, self.data_axes
+        params = jax.tree.unflatten(treedef, [self.plan.param_spec(s, n, axes) for s, _ in leaves])
+        opt = jax.tree.map(lambda s: self.update_spec(s.shape), self._opt_shapes(layout))
+        self._steps[key] = params, opt
+        return params, opt
+
+    def _update_specs(self, layout):
+        treedef, leaves = layout
+        return jax.tree.unflatten(treedef, [self.update_spec(s) for s, _ in leaves])
 
     def _shardings(self, specs):
         return jax.tree.map(lambda s: NamedSharding(self.mesh, s), specs, is_leaf=lambda s: isinstance(s, P))
+
+    def _constrain(self, tree, specs):
+        return jax.lax.with_sharding_constraint(tree, self._shardings(specs))
 
     # ---- placement ----------------------------------------------------------------------------
     def put(self, tree, specs):
@@ -176,48 +346,32 @@ class Trainer:
         key = ("init", layout)
         if key not in self._steps:  # one compile per layout, however many inits (seeds) follow
             param_specs, opt_specs = self.specs(layout)
+            update_specs = self._update_specs(layout)
 
-            def local_init(p):
-                if self.strategy == "replicated":
-                    return p, self.optimizer.init(p)
-                shards = jax.tree.map(self._local_slice, p)
-                return (shards if self.strategy == "fsdp" else p), self.optimizer.init(shards)
+            def init_fn(p):
+                return p, self.optimizer.init(self._constrain(p, update_specs))
 
-            fn = jax.shard_map(local_init, mesh=self.mesh, in_specs=(P(),), out_specs=(param_specs, opt_specs))
             out_shardings = (self._shardings(param_specs), self._shardings(opt_specs))
-            self._steps[key] = jax.jit(fn, out_shardings=out_shardings)
+            self._steps[key] = jax.jit(init_fn, out_shardings=out_shardings)
         p, opt = self._steps[key](full)
         return TrainState(p, opt, layout)
 
-    def _local_step(self, layout, params, opt_state, batch):
+    def _step(self, layout, params, opt_state, batch):
+        """The whole step on global arrays: per-device gradients (shard_map), then the update on the
+        global view (exact for any transform), then back to the parameter layout."""
         axes, n = self.data_axes, self.num_shards
-        treedef, leaves = layout
+        param_specs, opt_specs = self.specs(layout)
+        update_specs = self._update_specs(layout)
         cast = (lambda g: g.astype(self.grad_dtype)) if self.grad_dtype is not None else (lambda g: g)
-        if self.strategy == "fsdp":
-            gathered = [self._unflat(all_gather_replicated(f, axes), s)
-                        for f, (s, _) in zip(jax.tree.leaves(params), leaves)]
-            full = jax.tree.unflatten(treedef, gathered)
-        else:
-            full = params
-        loss, grads = jax.value_and_grad(self.loss_fn)(pvary(full, axes), batch)
-        loss = lax.pmean(loss, axes)
-        if self.strategy == "replicated":
-            grads = jax.tree.map(lambda g, x: lax.pmean(cast(g), axes).astype(x.dtype), grads, full)
-            updates, opt_state = self.optimizer.update(grads, opt_state, full)
-            return optax.apply_updates(full, updates), opt_state, loss
-        grad_shards = jax.tree.map(
-            lambda g, x: (lax.psum_scatter(cast(self._flat(g)), axes, scatter_dimension=0, tiled=True) / n)
-            .astype(x.dtype),
-            grads, full,
+        grads_fn = jax.shard_map(
+            functools.partial(self.plan.local_grads, self.loss_fn, layout, axes, n, cast), mesh=self.mesh,
+            in_specs=(param_specs, P(axes)), out_specs=(update_specs, P()),
         )
-        shards = params if self.strategy == "fsdp" else jax.tree.map(self._local_slice, full)
-        updates, opt_state = self.optimizer.update(grad_shards, opt_state, shards)
-        new_shards = optax.apply_updates(shards, updates)
-        if self.strategy == "fsdp":
-            return new_shards, opt_state, loss
-        new_full = [self._unflat(all_gather_replicated(f, axes), s)
-                    for f, (s, _) in zip(jax.tree.leaves(new_shards), leaves)]
-        return jax.tree.unflatten(treedef, new_full), opt_state, loss
+        grads, loss = grads_fn(params, batch)
+        blocks = self._constrain(params, update_specs)  # wus: each device slices its block (no traffic)
+        updates, opt_state = self.optimizer.update(grads, opt_state, blocks)
+        new = self._constrain(optax.apply_updates(blocks, updates), update_specs)
+        return self.plan.finish(self.mesh, layout, axes, n, new), self._constrain(opt_state, opt_specs), loss
 
     @functools.cached_property
     def _steps(self) -> dict:
@@ -229,16 +383,14 @@ class Trainer:
         layout = state.layout
         if layout not in self._steps:
             param_specs, opt_specs = self.specs(layout)
-            body = jax.shard_map(
-                functools.partial(self._local_step, layout), mesh=self.mesh,
-                in_specs=(param_specs, opt_specs, P(self.data_axes)), out_specs=(param_specs, opt_specs, P()),
-            )
 
             def step(state, batch):
-                p, opt, loss = body(state.params, state.opt_state, batch)
+                p, opt, loss = self._step(state.layout, state.params, state.opt_state, batch)
                 return TrainState(p, opt, state.layout), loss
 
-            self._steps[layout] = jax.jit(step, donate_argnums=0)
+            out = (TrainState(self._shardings(param_specs), self._shardings(opt_specs), layout),
+                   NamedSharding(self.mesh, P()))
+            self._steps[layout] = jax.jit(step, donate_argnums=0, out_shardings=out)
         return self._steps[layout]
 
     def step(self, state: TrainState, batch) -> tuple[TrainState, jax.Array]:
@@ -251,16 +403,12 @@ class Trainer:
 
     def full_params(self, state: TrainState):
         """Ordinary parameter pytree (original shapes), replicated on every device."""
-        if self.strategy != "fsdp":
+        if all(s == P() for s in jax.tree.leaves(self.specs(state.layout)[0], is_leaf=lambda s: isinstance(s, P))):
             return state.params
-        treedef, leaves = state.layout
         key = ("full_params", state.layout)
         if key not in self._steps:
-            self._steps[key] = jax.jit(
-                lambda ps: [self._unflat(f, s) for f, (s, _) in zip(jax.tree.leaves(ps), leaves)],
-                out_shardings=NamedSharding(self.mesh, P()),
-            )
-        return jax.tree.unflatten(treedef, self._steps[key](state.params))
+            self._steps[key] = jax.jit(lambda ps: ps, out_shardings=NamedSharding(self.mesh, P()))
+        return self._steps[key](state.params)
 
 
 def train(trainer: Trainer, params, batches) -> tuple[TrainState, list[float]]:
