@@ -14,32 +14,14 @@ import optax
 import pytest
 from jax import lax
 
-from mlsys_core.sharding import models, strategies
+from mlsys_core.sharding import experiments, models, strategies
 
 MODEL = models.MLP((16, 24, 10))
 LOSS = models.classifier_loss(MODEL)
 ATOL = 2e-5
 
 
-def _ndim_mask(p):
-    return jax.tree.map(lambda x: x.ndim > 1, p)
-
-
-def _labels(p):
-    return {layer: {"w": "adam", "b": "sgd"} for layer in p}
-
-
-TRANSFORMS = {
-    "sgd": lambda: optax.sgd(0.1),
-    "momentum": lambda: optax.sgd(0.05, momentum=0.9),
-    "adam": lambda: optax.adam(1e-2),
-    "adamw_ndim_mask": lambda: optax.adamw(1e-2, weight_decay=0.5, mask=_ndim_mask),
-    "lamb": lambda: optax.lamb(1e-2),
-    "lars": lambda: optax.lars(0.5),
-    "clip_by_global_norm+adam": lambda: optax.chain(optax.clip_by_global_norm(0.05), optax.adam(1e-2)),
-    "multi_transform": lambda: optax.multi_transform({"adam": optax.adam(1e-2), "sgd": optax.sgd(0.1)}, _labels),
-    "schedule": lambda: optax.adam(optax.warmup_cosine_decay_schedule(0.0, 2e-2, 5, 20)),
-}
+TRANSFORMS = experiments.EXACT_TRANSFORMS
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +53,7 @@ def test_every_transform_matches_one_device_under_every_strategy(name, run):
 
 def test_the_transforms_reach_across_leaves():
     """The cases above would pass trivially if clipping never fired or the mask masked nothing."""
-    mask = _ndim_mask(MODEL.init(jax.random.key(0)))
+    mask = experiments._ndim_mask(MODEL.init(jax.random.key(0)))
     assert sorted(jax.tree.leaves(mask)) == [False, False, True, True]
     grads = jax.tree.map(jnp.ones_like, MODEL.init(jax.random.key(0)))
     clipped, _ = optax.clip_by_global_norm(0.05).update(grads, optax.EmptyState())
@@ -103,3 +85,11 @@ def test_wus_keeps_one_eighth_of_the_optimizer_state():
     n = models.parameter_count(params)
     assert first_device_bytes(states["replicated"].opt_state) == 2 * 4 * n + 4
     assert first_device_bytes(states["wus"].opt_state) == 2 * (4 * (n - 10) // 8 + whole_bias) + 4
+
+
+def test_transform_exactness_counts_the_matches_and_validates():
+    r = experiments.transform_exactness(("sgd", "lamb"), steps=2, devices=4)
+    assert r.max_diff.shape == (2, 3) and r.matched() == 2
+    assert r.matched(atol=0.0) == 0  # a bound no float training meets: the count can fall
+    with pytest.raises(ValueError, match="transform must be one of"):
+        experiments.transform_exactness(("adagrad",))

@@ -439,3 +439,70 @@ def time_to_train_vs_link(workload: str = "ResNet-50", link_gb_per_s=LINK_SWEEP.
                                    utilisation=utilisation)
         out.append(cost_model.time_to_train_s(w, chip, chips, strategy))
     return np.array(out)
+
+
+# ---- every optax transform, exact under every strategy ----------------------------------------------
+
+
+def _ndim_mask(params):
+    """True for weight matrices, False for biases: the weight-decay mask of BERT/ResNet recipes."""
+    return jax.tree.map(lambda x: x.ndim > 1, params)
+
+
+def _adam_weights_sgd_biases(params):
+    return jax.tree.map(lambda x: "adam" if x.ndim > 1 else "sgd", params)
+
+
+EXACT_TRANSFORMS = {
+    "sgd": lambda: optax.sgd(0.1),
+    "momentum": lambda: optax.sgd(0.05, momentum=0.9),
+    "adam": lambda: optax.adam(1e-2),
+    "adamw_ndim_mask": lambda: optax.adamw(1e-2, weight_decay=0.5, mask=_ndim_mask),
+    "lamb": lambda: optax.lamb(1e-2),
+    "lars": lambda: optax.lars(0.5),
+    "clip_by_global_norm+adam": lambda: optax.chain(optax.clip_by_global_norm(0.05), optax.adam(1e-2)),
+    "multi_transform": lambda: optax.multi_transform({"adam": optax.adam(1e-2), "sgd": optax.sgd(0.1)},
+                                                     _adam_weights_sgd_biases),
+    "schedule": lambda: optax.adam(optax.warmup_cosine_decay_schedule(0.0, 2e-2, 5, 20)),
+}
+"""optax transforms (makers) whose cross-element reductions - global norms, trust ratios, masks,
+labels, a step-dependent schedule - a sharded optimizer could get wrong; all are optax's own."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TransformExactness:
+    """`max_diff[i, j]`: largest |parameter difference| from one-device training after training with
+    `transforms[i]` under `strategies[j]`."""
+
+    transforms: tuple[str, ...]
+    strategies: tuple[str, ...]
+    max_diff: np.ndarray
+
+    def matched(self, atol: float = 2e-5, under=("wus", "fsdp")) -> int:
+        """How many transforms stay within `atol` of one device under every strategy in `under`."""
+        cols = [self.strategies.index(s) for s in under]
+        return int(np.sum(np.all(self.max_diff[:, cols] < atol, axis=1)))
+
+
+def transform_exactness(names=tuple(EXACT_TRANSFORMS), steps: int = 20, devices: int = backend.MESH_DEVICES,
+                        seed: int = 3) -> TransformExactness:
+    """Train a small MLP (16-24-10; the (10,) bias is one no device count > 2 divides) with each named
+    transform under every strategy and on one device (the mesh's first), from the same init and batches."""
+    names = tuple(validate.choice("transform", n, tuple(EXACT_TRANSFORMS)) for n in names)
+    steps = validate.integer("steps", steps, 1)
+    mlp = models.MLP((16, 24, 10))
+    loss = models.classifier_loss(mlp)
+    kx, ky, kp = jax.random.split(jax.random.key(validate.integer("seed", seed, 0)), 3)
+    batch = 2 * devices
+    x = np.asarray(jax.random.uniform(kx, (steps, batch, 16)))
+    y = np.asarray(jax.random.randint(ky, (steps, batch), 0, 10))
+    batches, params = [(x[i], y[i]) for i in range(steps)], mlp.init(kp)
+    mesh = strategies.data_mesh(devices)
+    out = np.zeros((len(names), len(strategies.STRATEGIES)))
+    for i, name in enumerate(names):
+        opt = EXACT_TRANSFORMS[name]()
+        ref, _ = strategies.reference_train(loss, opt, params, batches, mesh.devices.flat[0])
+        for j, s in enumerate(strategies.STRATEGIES):
+            trainer = strategies.Trainer(loss, opt, mesh, s)
+            out[i, j] = max_param_diff(trainer.full_params(strategies.train(trainer, params, batches)[0]), ref)
+    return TransformExactness(names, tuple(strategies.STRATEGIES), out)
