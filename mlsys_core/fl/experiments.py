@@ -345,3 +345,42 @@ def explore(num_devices: int = 50_000, goal_count: int = 200, over_selection: fl
     mix = np.array([np.bincount(y[p], minlength=10) for p in parts])
     return {"result": res, "outcomes": session_outcomes(res), "class_mix": mix,
             "committed_share": float(res.counters.column("committed").mean()) if len(res.counters) else 0.0}
+
+
+class DPSweep(NamedTuple):
+    """DP-FedAvg on non-IID digits: test accuracy per noise multiplier and seed, and the privacy spent."""
+
+    noise_multipliers: np.ndarray  # (Z,)
+    epsilon: np.ndarray  # (Z,) after all rounds, RDP accountant of dp-accounting, at `delta`
+    accuracy: np.ndarray  # (Z, seeds) final test accuracy
+    non_private: np.ndarray  # (seeds,) the same rounds with z = 0 and no clipping (C = 1e6)
+    delta: float
+
+
+def dp_fedavg_sweep(noise_multipliers: Sequence[float], seeds: Sequence[int], num_clients: int = 500,
+                    examples_per_client: int = 20, alpha: float = 0.5, rounds: int = 30, sampling_rate: float = 0.2,
+                    clip_norm: float = 0.5, delta: float = 1e-4, model=None) -> DPSweep:
+    """Final accuracy of DP-FedAvg for each noise multiplier z (clip `clip_norm`, Poisson rate `sampling_rate`,
+    `rounds` rounds) and of the same rounds without privacy, one value per seed. A seed draws the test split,
+    the clients (Dir(alpha) class mixes resampled from the digits' train split), the initial model, the
+    client samples and the noise."""
+    import jax
+
+    from mlsys_core.fl import dp
+    from mlsys_core.fl.fedavg import ClientData, ModelConfig, accuracy, init_params, pad_clients, resample_clients
+    from mlsys_core.fl.training import _split
+
+    model = model or ModelConfig(batch_size=10, epochs=2)
+    zs = np.array([validate.number("noise_multipliers", z, 0.0) for z in noise_multipliers], float)
+    configs = [dp.DPConfig(clip_norm, z, sampling_rate) for z in zs] + [dp.DPConfig(1e6, 0.0, sampling_rate)]
+    acc = np.zeros((len(configs), len(validate.seeds("seeds", seeds))))
+    for j, s in enumerate(validate.seeds("seeds", seeds)):
+        _, x, y, tr, test = _split(s, 0.25)
+        parts = resample_clients(y[tr], num_clients, examples_per_client, alpha, s)
+        data = ClientData(*(jax.numpy.asarray(a) for a in pad_clients(x[tr], y[tr], parts, model.batch_size)))
+        for i, cfg in enumerate(configs):
+            params, _ = dp.dp_fedavg(init_params(jax.random.key(s), model), data, jax.random.key(10_000 + s), model,
+                                     cfg, rounds)
+            acc[i, j] = float(accuracy(params, x[test], y[test]))
+    eps = np.array([dp.epsilon(sampling_rate, z, rounds, delta) for z in zs])
+    return DPSweep(zs, eps, acc[:-1], acc[-1], delta)
