@@ -6,7 +6,9 @@ update by a trust ratio ||w|| / ||u|| - a norm over the *whole* layer. On a shar
 summed across the devices holding the other shards: `scale_by_trust_ratio` below does that with a
 `psum` over every mesh axis the leaf is sharded along (read from JAX's varying-axes type), and is
 optax's transform everywhere else (one device, or a replicated leaf). `lamb` and `lars` rebuild
-optax's chains with it, so one optimizer object is exact under every strategy of `strategies`.
+optax's chains with it, so they are exact on shards inside any `shard_map` you write.
+`strategies.Trainer` no longer needs them: it runs the update on the global view of the whole tree,
+where XLA sums every norm across devices, so optax's own `lamb`/`lars` are exact there too.
 """
 
 from __future__ import annotations
