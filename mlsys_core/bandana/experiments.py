@@ -333,7 +333,7 @@ def seed_study(
     seed) on its first half and is measured on its second. Only at `default_affinity` are the oracle
     t, k-means, the DRAM curve and the latency tail measured (they cost most).
     """
-    seeds = [validate.integer("seeds[i]", s) for s in seeds]
+    seeds = list(validate.seeds("seeds", seeds))
     affinities = [validate.probability("affinities[i]", a) for a in affinities]
     if len(seeds) < 2 or not affinities:
         raise ValueError(f"seed_study needs >= 2 seeds and >= 1 affinity, got {seeds}, {affinities}")

@@ -405,8 +405,8 @@ def strategy_agreement(strategy: str = "wus", baseline: str = "replicated", opti
 def bn_agreement(seeds=SEEDS, steps: int = 10, per_replica_batch: int = 4, replicas: int = backend.MESH_DEVICES,
                  optimizer: str = "lars") -> Agreement:
     """Distributed batch norm over all `replicas` (one group) vs batch norm on one device over the
-    same global batch: the BN-MLP trained both ways with Adam, max |Δparam| per seed."""
-    seeds = tuple(validate.integer("seed", s, 0) for s in seeds)
+    same global batch: the BN-MLP trained both ways with `optimizer`, max |Δparam| per seed."""
+    seeds = validate.seeds("seeds", seeds)
     validate.integer("per_replica_batch", per_replica_batch, 1)
     validate.choice("optimizer", optimizer, optimizers.OPTIMIZERS)
     bn = spmd.BatchNormMLP()
