@@ -36,3 +36,14 @@ def test_explore_wires_compute_then_draw():
     assert labels == {"n", "scale"}
     panel.children[0].value = 7
     assert calls[-1][0] == 7
+
+
+def test_explore_labels_controls_in_full_and_refuses_unknown_names():
+    import pytest
+
+    panel = widgets.explore(lambda n: n, lambda v: v, labels={"n": "clients per round (thousands)"}, n=(1, 10))
+    slider = panel.children[0]
+    assert slider.description == "clients per round (thousands)"
+    assert slider.style.description_width == "initial"
+    with pytest.raises(ValueError, match="labels key"):
+        widgets.explore(lambda n: n, lambda v: v, labels={"m": "typo"}, n=(1, 10))
