@@ -97,8 +97,21 @@ def test_committed_executed_with_checked_outputs(notebook):
     path, nb = notebook
     code = [c for c in nb.cells if c.cell_type == "code" and c.source.strip()]
     assert all(c.execution_count is not None for c in code), f"{path.name} has cells that were not run"
-    checked = [c for c in code if c.source.startswith("# NBVAL_CHECK_OUTPUT")]
+    checked = [c for c in code if "nbval-check-output" in c.metadata.get("tags", [])]
     assert checked and all(c.outputs for c in checked)
+
+
+def test_what_a_student_reads_fits_and_carries_no_test_markers(notebook):
+    """Test markers live in cell tags, code lines fit a 100-character Lab column, every control is labelled."""
+    path, nb = notebook
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        assert "NBVAL" not in cell.source, f"{path.name} cell {i}: use the nbval-check-output tag, not a comment"
+        wide = [line for line in cell.source.splitlines() if len(line) > 100]
+        assert not wide, f"{path.name} cell {i} has lines over 100 characters: {wide[:2]}"
+        if "widgets.explore(" in cell.source:
+            assert "labels=" in cell.source, f"{path.name} cell {i}: give widgets.explore labels with units"
 
 
 def test_small_and_free_of_machine_paths(notebook):
