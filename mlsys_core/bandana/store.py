@@ -8,16 +8,30 @@ File layout (little-endian):
 
 Every block read is checked against its CRC32; a corrupted block, a truncated file or a damaged
 header raises `StoreError` naming the block (or the part of the file) at fault.
+
+`BlockStore(path, direct=True)` reads the blocks with O_DIRECT, past the page cache, as a device
+would be read: `os.preadv` into a page-aligned `mmap` buffer (O_DIRECT refuses unaligned buffers:
+plain `os.pread` fails with EINVAL). Where the filesystem refuses O_DIRECT (tmpfs, some network
+filesystems) it falls back to buffered reads with a `DirectIOWarning` that says so; `store.direct`
+tells which mode is in use. `read_latencies` times random block reads from 1-16 threads (queue
+depth), `measure_direct_reads` makes the per-queue-depth measurement the queueing model is fed.
 """
 
 from __future__ import annotations
 
+import datetime
+import mmap
 import os
+import platform
 import struct
+import threading
+import time
+import warnings
 import zlib
 
 import numpy as np
 
+from mlsys_core import validate
 from mlsys_core.bandana.placement import Placement
 from mlsys_core.bandana.workload import BLOCK_BYTES, EmbeddingTable
 
@@ -27,6 +41,10 @@ _HEADER = struct.Struct("<8sIIQQII16sI")  # magic, version, block bytes, blocks,
 
 class StoreError(ValueError):
     """The store file is damaged: a checksum mismatch, a truncated file or a bad header."""
+
+
+class DirectIOWarning(UserWarning):
+    """O_DIRECT was asked for but the filesystem refused it; reads go through the page cache."""
 
 
 def _meta_bytes(num_blocks: int, num_vectors: int) -> int:
@@ -75,17 +93,49 @@ def write_store(path, table: EmbeddingTable, values: np.ndarray, placement: Plac
             f.write(blocks[b].tobytes())
 
 
-class BlockStore:
-    """Read a store file with `os.pread`, one 4 KB block at a time, verifying each block's CRC32."""
+def _open_direct(path: str) -> tuple[int, str]:
+    """(fd opened with O_DIRECT and checked by one aligned read, "") or (-1, why it was refused)."""
+    if not hasattr(os, "O_DIRECT"):
+        return -1, "this platform has no O_DIRECT"
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
+    except OSError as e:
+        return -1, f"open(O_DIRECT) failed: {e.strerror}"
+    buf = mmap.mmap(-1, BLOCK_BYTES)
+    try:
+        os.preadv(fd, [buf], 0)
+    except OSError as e:
+        os.close(fd)
+        return -1, f"an aligned O_DIRECT read failed: {e.strerror}"
+    finally:
+        buf.close()
+    return fd, ""
 
-    def __init__(self, path):
+
+class BlockStore:
+    """Read a store file one 4 KB block at a time, verifying each block's CRC32: with `os.pread`
+    (through the page cache), or with `direct=True` by O_DIRECT into an aligned buffer."""
+
+    def __init__(self, path, direct: bool = False):
         self.path = os.fspath(path)
+        want_direct = validate.boolean("direct", direct)
         self._fd = os.open(self.path, os.O_RDONLY)
+        self._dfd = -1
+        self.direct = False
+        self.direct_refused = ""
         try:
             self._open()
+            if want_direct:
+                self._dfd, self.direct_refused = _open_direct(self.path)
+                self.direct = self._dfd >= 0
+                if not self.direct:
+                    warnings.warn(f"{self.path}: O_DIRECT refused ({self.direct_refused}); reading through the "
+                                  f"page cache instead, so read times are not device times", DirectIOWarning,
+                                  stacklevel=2)
         except Exception:
             os.close(self._fd)
             raise
+        self._buf = mmap.mmap(-1, BLOCK_BYTES) if self.direct else None
         self.blocks_read = 0
 
     def _open(self):
@@ -119,13 +169,20 @@ class BlockStore:
         """The 4096 bytes of `block`, after checking its CRC32."""
         if not 0 <= block < self.num_blocks:
             raise ValueError(f"block must be in [0, {self.num_blocks}), got {block}")
-        data = os.pread(self._fd, BLOCK_BYTES, self.data_offset + block * BLOCK_BYTES)
+        data = self._read_raw(block, self._buf)
         self.blocks_read += 1
         if len(data) != BLOCK_BYTES:
             raise StoreError(f"{self.path}: block {block} is truncated ({len(data)} of {BLOCK_BYTES} bytes)")
         if zlib.crc32(data) != int(self._crc[block]):
             raise StoreError(f"{self.path}: block {block} is corrupted (CRC32 mismatch)")
         return data
+
+    def _read_raw(self, block: int, buf) -> bytes:
+        offset = self.data_offset + block * BLOCK_BYTES
+        if not self.direct:
+            return os.pread(self._fd, BLOCK_BYTES, offset)
+        n = os.preadv(self._dfd, [buf], offset)
+        return bytes(buf[:n])
 
     def lookup(self, vector_ids) -> np.ndarray:
         """(n, dim) values of `vector_ids`, reading each needed block once."""
@@ -148,9 +205,109 @@ class BlockStore:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+        if self._dfd >= 0:
+            os.close(self._dfd)
+            self._dfd = -1
+        if self._buf is not None:
+            self._buf.close()
+            self._buf = None
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
         self.close()
+
+
+def read_latencies(store: BlockStore, num_reads: int, queue_depth: int = 1, seed: int = 0) -> tuple[np.ndarray, float]:
+    """Time `num_reads` random block reads (uniform over the store's blocks), `queue_depth` threads
+    each keeping one read outstanding (os.preadv releases the GIL). Returns (per-read latency in us,
+    wall seconds). Reads are timed raw (no CRC check inside the timing); the direct mode reads with
+    O_DIRECT, so each read reaches the device."""
+    validate.instance("store", store, BlockStore)
+    num_reads = validate.integer("num_reads", num_reads, 1)
+    depth = validate.integer("queue_depth", queue_depth, 1, 64)
+    blocks = np.random.default_rng(validate.integer("seed", seed, 0)).integers(0, store.num_blocks, num_reads)
+    lat = np.empty(num_reads)
+    parts = np.array_split(np.arange(num_reads), depth)
+    errors = []
+
+    def worker(idx):
+        buf = mmap.mmap(-1, BLOCK_BYTES) if store.direct else None
+        try:
+            for i in idx:
+                t0 = time.perf_counter_ns()
+                data = store._read_raw(int(blocks[i]), buf)
+                lat[i] = (time.perf_counter_ns() - t0) / 1e3
+                if len(data) != BLOCK_BYTES:
+                    raise StoreError(f"{store.path}: block {int(blocks[i])} is truncated ({len(data)} of "
+                                     f"{BLOCK_BYTES} bytes)")
+        except Exception as e:  # surfaced in the caller's thread
+            errors.append(e)
+        finally:
+            if buf is not None:
+                buf.close()
+
+    threads = [threading.Thread(target=worker, args=(p,)) for p in parts]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - start
+    if errors:
+        raise errors[0]
+    return lat, wall
+
+
+def measure_direct_reads(directory, queue_depths=(1, 2, 4, 8, 16), num_reads: int = 10_000,
+                         file_blocks: int = 32_768, seed: int = 0) -> dict:
+    """Random 4 KB O_DIRECT reads of a fresh store of `file_blocks` blocks (128 MB by default) in
+    `directory`, at each queue depth: {"latency_us": {qd: (num_reads,) array}, "iops": {qd: reads/s},
+    "direct": bool, "where": str, "when": ISO time}. The file is removed afterwards."""
+    file_blocks = int(file_blocks)
+    table = EmbeddingTable("probe", file_blocks * 16, 64, dtype="float32")
+    path = os.path.join(os.fspath(directory), "bandana_direct_probe.bandana")
+    values = np.random.default_rng(seed).standard_normal((table.num_vectors, table.dim), dtype=np.float32)
+    write_store(path, table, values, Placement(np.arange(table.num_vectors) // 16, 16))
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)  # the write-back done before timing reads
+    finally:
+        os.close(fd)
+    out = {"latency_us": {}, "iops": {}}
+    try:
+        with BlockStore(path, direct=True) as s:
+            for qd in queue_depths:
+                lat, wall = read_latencies(s, num_reads, qd, seed)
+                out["latency_us"][int(qd)], out["iops"][int(qd)] = lat, num_reads / wall
+            out["direct"] = s.direct
+            out["refused"] = s.direct_refused
+    finally:
+        os.remove(path)
+    st = os.statvfs(os.fspath(directory))
+    mode = "on" if out["direct"] else "refused"
+    out["where"] = (f"{platform.node() or 'this machine'}: {os.cpu_count()} CPUs, {platform.system()} "
+                    f"{platform.release()}, {file_blocks * BLOCK_BYTES / 2**20:.0f} MB file in "
+                    f"{os.fspath(directory)} (filesystem block {st.f_bsize} B), O_DIRECT {mode}")
+    out["when"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    return out
+
+
+def save_measurement(measurement: dict, path) -> None:
+    """Write `measure_direct_reads`'s result as NPZ (latencies float32 us per queue depth)."""
+    qds = sorted(measurement["latency_us"])
+    np.savez_compressed(os.fspath(path), queue_depths=np.array(qds),
+                        iops=np.array([measurement["iops"][q] for q in qds]),
+                        where=np.array(measurement["where"]), when=np.array(measurement["when"]),
+                        direct=np.array(measurement["direct"]),
+                        **{f"latency_us_qd{q}": measurement["latency_us"][q].astype(np.float32) for q in qds})
+
+
+def load_measurement(path) -> dict:
+    """Read a file written by `save_measurement` back into the same dict."""
+    with np.load(os.fspath(path), allow_pickle=False) as z:
+        qds = [int(q) for q in z["queue_depths"]]
+        return {"latency_us": {q: z[f"latency_us_qd{q}"].astype(np.float64) for q in qds},
+                "iops": dict(zip(qds, z["iops"].tolist())), "where": str(z["where"]), "when": str(z["when"]),
+                "direct": bool(z["direct"])}

@@ -1,0 +1,239 @@
+"""A queueing model of the NVM device: open-loop request arrivals, block reads that wait for each other.
+
+`nvm.NVMDevice.batch_latency_us` prices each request alone on an idle device. Here requests arrive
+over time (Poisson at rate lambda, or given timestamps), each issues its block reads at once, and the
+device serves the outstanding reads: with n reads in service (n <= `peak_queue_depth` slots; the rest
+wait first come, first served) the device completes IOPS(n) reads a second, the P4800X curve of
+`NVMDevice.iops` (108K at queue depth 1 rising to 585K at 16), shared equally by the n in service.
+A read's *work* is drawn from a service-time distribution of mean 1 (exponential, or the shape of
+measured latencies), so one read alone takes work / IOPS(1) seconds.
+
+With exponential work the number of reads in the device is a birth-death chain with completion rate
+IOPS(min(n, 16)); with one slot and a flat curve it is exactly M/M/1 (`mm1_check`). The simulation is
+one numba pass over the events (arrivals and completions), O(reads x slots).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numba
+import numpy as np
+
+from mlsys_core import validate
+from mlsys_core.bandana.nvm import NVMDevice, latency_percentiles
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class ServiceTimes:
+    """The distribution of a read's work, normalised to mean 1: exponential, or resampled from
+    `samples` (measured latencies divided by their mean). `source` says where it comes from."""
+
+    kind: str = "exponential"
+    samples: np.ndarray | None = None
+    source: str = "exponential (memoryless), mean 1"
+
+    def __post_init__(self):
+        validate.choice("kind", self.kind, ("exponential", "deterministic", "empirical"))
+        if self.kind == "empirical":
+            s = np.asarray(self.samples, dtype=np.float64)
+            if s.ndim != 1 or s.size < 2 or not np.all(np.isfinite(s)) or np.any(s <= 0):
+                raise ValueError("samples must be a 1-D array of >= 2 finite latencies > 0 for kind 'empirical'")
+            object.__setattr__(self, "samples", s / s.mean())
+
+    @staticmethod
+    def from_latencies(latencies_us, source: str) -> ServiceTimes:
+        """The shape of measured read latencies (their scale is dropped: the device model sets it)."""
+        return ServiceTimes("empirical", np.asarray(latencies_us, dtype=np.float64), validate.string("source", source))
+
+    def draw(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """(n,) work of n reads, mean 1."""
+        if self.kind == "exponential":
+            return rng.exponential(1.0, n)
+        if self.kind == "deterministic":
+            return np.ones(n)
+        return self.samples[rng.integers(0, self.samples.size, n)]
+
+    @property
+    def scv(self) -> float:
+        """Squared coefficient of variation (1 for exponential, 0 for deterministic)."""
+        if self.kind == "exponential":
+            return 1.0
+        if self.kind == "deterministic":
+            return 0.0
+        return float(self.samples.var())
+
+
+@numba.njit(cache=True)
+def _simulate(arrival, read_ptr, work, rate_of_n, slots):
+    """Finish time of every read. Requests arrive at `arrival` (sorted); request r issues reads
+    read_ptr[r]:read_ptr[r+1] (FCFS). With n in service each progresses at rate_of_n[n] work per
+    second; `V` is the work every in-service read has received since time 0 (all progress equally),
+    so a read entering service at V finishes when V reaches V + its work (its tag)."""
+    num_req = arrival.size
+    num_reads = work.size
+    finish = np.empty(num_reads)
+    tag = np.empty(slots)
+    who = np.full(slots, -1, dtype=np.int64)
+    t = 0.0
+    v = 0.0
+    nin = 0
+    req = 0
+    arrived = 0
+    nxt = 0
+    done = 0
+    while done < num_reads:
+        ta = arrival[req] if req < num_req else np.inf
+        best = -1
+        tc = np.inf
+        if nin > 0:
+            for s in range(slots):
+                if who[s] >= 0 and (best < 0 or tag[s] < tag[best]):
+                    best = s
+            tc = t + (tag[best] - v) / rate_of_n[nin]
+        if ta <= tc:
+            if nin > 0:
+                v += (ta - t) * rate_of_n[nin]
+            t = ta
+            arrived = read_ptr[req + 1]
+            req += 1
+        else:
+            v = tag[best]
+            t = tc
+            finish[who[best]] = t
+            who[best] = -1
+            nin -= 1
+            done += 1
+        while nin < slots and nxt < arrived:
+            for s in range(slots):
+                if who[s] < 0:
+                    who[s] = nxt
+                    tag[s] = v + work[nxt]
+                    break
+            nin += 1
+            nxt += 1
+    return finish
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class QueueResult:
+    """Per-request latency (us, from arrival to its last read plus DRAM time for its hits), per-read
+    latency (us), and the achieved read throughput (reads / s over the run)."""
+
+    latency_us: np.ndarray
+    read_latency_us: np.ndarray
+    throughput_iops: float
+    utilisation: float  # offered reads per second / the device's peak IOPS
+
+    def percentiles(self, percentiles=(50.0, 99.0, 99.9)) -> dict[float, float]:
+        return latency_percentiles(self.latency_us, percentiles)
+
+
+def _rates(device: NVMDevice, slots: int) -> np.ndarray:
+    rate = np.zeros(slots + 1)
+    n = np.arange(1, slots + 1)
+    rate[1:] = device.iops(n) / n  # work per second of each read in service when n are
+    return rate
+
+
+def simulate_queue(
+    arrival_us,
+    reads_per_request,
+    device: NVMDevice = NVMDevice(),
+    service: ServiceTimes = ServiceTimes(),
+    hits_per_request=None,
+    seed: int = 0,
+    max_queue_depth: int | None = None,
+) -> QueueResult:
+    """Run requests arriving at `arrival_us` (non-decreasing), each issuing `reads_per_request` block
+    reads at once, through the device. `max_queue_depth` caps the reads in service (default: the
+    device's peak queue depth). `hits_per_request` adds the DRAM time of cached lookups."""
+    arrival = np.asarray(arrival_us, dtype=np.float64) * 1e-6
+    reads = np.asarray(reads_per_request)
+    if arrival.ndim != 1 or arrival.shape != reads.shape or arrival.size == 0:
+        raise ValueError(f"arrival_us and reads_per_request must be 1-D of one non-zero length, got shapes "
+                         f"{arrival.shape} and {reads.shape}")
+    if not np.all(np.isfinite(arrival)) or np.any(np.diff(arrival) < 0):
+        raise ValueError("arrival_us must be finite and non-decreasing (requests in time order)")
+    if not np.issubdtype(reads.dtype, np.integer) or np.any(reads < 0):
+        raise ValueError("reads_per_request must be integers >= 0")
+    validate.instance("device", device, NVMDevice)
+    validate.instance("service", service, ServiceTimes)
+    seed = validate.integer("seed", seed, 0)
+    slots = device.peak_queue_depth if max_queue_depth is None else validate.integer(
+        "max_queue_depth", max_queue_depth, 1)
+    read_ptr = np.concatenate([[0], np.cumsum(reads)]).astype(np.int64)
+    work = service.draw(int(read_ptr[-1]), np.random.default_rng(seed))
+    finish = _simulate(arrival, read_ptr, work, _rates(device, slots), slots) if work.size else np.zeros(0)
+    owner = np.repeat(np.arange(arrival.size), reads)
+    read_latency = (finish - arrival[owner]) * 1e6
+    latency = np.zeros(arrival.size)
+    np.maximum.at(latency, owner, read_latency)
+    if hits_per_request is not None:
+        latency = latency + device.dram_lookup_latency_us * np.asarray(hits_per_request, dtype=np.float64)
+    span = (finish.max() - arrival[0]) if work.size else 0.0
+    offered = read_ptr[-1] / (arrival[-1] - arrival[0]) if arrival[-1] > arrival[0] else np.inf
+    return QueueResult(latency, read_latency, float(read_ptr[-1] / span) if span > 0 else 0.0,
+                       float(offered / device.peak_iops))
+
+
+def poisson_arrivals_us(num_requests: int, rate_per_s: float, seed: int = 0) -> np.ndarray:
+    """(num_requests,) arrival times (us) of a Poisson process at `rate_per_s`, the first at its first gap."""
+    validate.integer("num_requests", num_requests, 1)
+    validate.positive("rate_per_s", rate_per_s)
+    return np.cumsum(np.random.default_rng([validate.integer("seed", seed, 0), 7]).exponential(
+        1e6 / rate_per_s, num_requests))
+
+
+def closed_loop_iops(device: NVMDevice = NVMDevice(), queue_depth: int = 1, num_reads: int = 100_000,
+                     service: ServiceTimes = ServiceTimes(), seed: int = 0) -> float:
+    """Reads per second with `queue_depth` reads always outstanding (all issued at once, at most
+    `queue_depth` in service: the fio-style measurement behind the spec sheet's IOPS-vs-QD figures)."""
+    validate.integer("num_reads", num_reads, 1)
+    res = simulate_queue(np.zeros(1), np.array([num_reads]), device, service, seed=seed,
+                         max_queue_depth=validate.integer("queue_depth", queue_depth, 1))
+    return res.throughput_iops
+
+
+def request_rate_for(utilisation: float, mean_reads: float, device: NVMDevice = NVMDevice()) -> float:
+    """Requests per second at which reads arrive at `utilisation` x the device's peak IOPS."""
+    validate.number("utilisation", utilisation, 0.0, 1.0, low_open=True, high_open=True)
+    return utilisation * device.peak_iops / validate.positive("mean_reads", mean_reads)
+
+
+def latency_vs_utilisation(reads_per_request, utilisations, device: NVMDevice = NVMDevice(),
+                           service: ServiceTimes = ServiceTimes(), hits_per_request=None, seed: int = 0,
+                           percentiles=(50.0, 99.0, 99.9)) -> np.ndarray:
+    """(len(utilisations), len(percentiles)) request-latency percentiles (us) when the requests (in
+    trace order, their reads as a cache simulation gave them) arrive as a Poisson stream whose reads
+    load the device to each utilisation of its peak IOPS. A request of no reads takes DRAM time only."""
+    reads = np.asarray(reads_per_request)
+    mean_reads = float(reads.mean())
+    if mean_reads <= 0:
+        raise ValueError("reads_per_request reads no block at all: nothing to queue")
+    out = np.empty((len(utilisations), len(percentiles)))
+    for i, u in enumerate(utilisations):
+        arrival = poisson_arrivals_us(reads.size, request_rate_for(u, mean_reads, device), seed)
+        res = simulate_queue(arrival, reads, device, service, hits_per_request, seed)
+        p = res.percentiles(percentiles)
+        out[i] = [p[float(q)] for q in percentiles]
+    return out
+
+
+def mm1_check(utilisation: float = 0.5, num_requests: int = 200_000, service_rate: float = 100_000.0,
+              seed: int = 0) -> dict[str, float]:
+    """The model in its M/M/1 case (one slot, flat IOPS curve, exponential work, one read per request,
+    Poisson arrivals) against theory: sojourn time ~ Exp(mu - lambda), so mean 1 / (mu - lambda) and
+    p99 ln(100) / (mu - lambda). Returns the simulated and theoretical values and the worst relative error."""
+    rho = validate.number("utilisation", utilisation, 0.0, 1.0, low_open=True, high_open=True)
+    mu = validate.positive("service_rate", service_rate)
+    device = NVMDevice(qd1_iops=mu, peak_iops=mu, peak_queue_depth=1)
+    lam = rho * mu
+    arrival = poisson_arrivals_us(num_requests, lam, seed)
+    res = simulate_queue(arrival, np.ones(num_requests, dtype=np.int64), device, ServiceTimes(), seed=seed)
+    lat = res.latency_us[num_requests // 10:]  # drop the warm-up from an empty device
+    mean_th = 1e6 / (mu - lam)
+    p99_th = np.log(100.0) * mean_th
+    mean, p99 = float(lat.mean()), float(np.percentile(lat, 99.0))
+    return {"mean_us": mean, "mean_theory_us": mean_th, "p99_us": p99, "p99_theory_us": p99_th,
+            "error": max(abs(mean / mean_th - 1), abs(p99 / p99_th - 1))}
