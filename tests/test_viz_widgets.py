@@ -47,3 +47,35 @@ def test_explore_labels_controls_in_full_and_refuses_unknown_names():
     assert slider.style.description_width == "initial"
     with pytest.raises(ValueError, match="labels key"):
         widgets.explore(lambda n: n, lambda v: v, labels={"m": "typo"}, n=(1, 10))
+
+
+def test_explore_bundle_carries_a_static_image_of_the_default_setting_beside_the_widget_view():
+    """Where widgets cannot render (untrusted Lab, GitHub, the site), the first draw shows instead."""
+    import base64
+
+    import matplotlib.pyplot as plt
+
+    drawn = []
+
+    def draw(n):
+        fig, ax = viz.figure()
+        ax.plot(range(n))
+        drawn.append(n)
+        return fig
+
+    open_before = set(plt.get_fignums())
+    panel = widgets.explore(lambda n: n, draw, labels={"n": "points"}, n=(2, 10))
+    default = panel._repr_mimebundle_()
+    assert drawn == [6] and "application/vnd.jupyter.widget-view+json" in default
+    png = base64.b64decode(default["image/png"])
+    assert png.startswith(b"\x89PNG") and default["text/plain"] == widgets.STATIC_NOTE
+    panel.children[0].value = 9
+    assert drawn == [6, 9]
+    assert panel._repr_mimebundle_()["image/png"] == default["image/png"], "the static view stays the default"
+    assert set(plt.get_fignums()) == open_before, "every drawn figure is closed"
+
+
+def test_explore_static_view_of_a_non_figure_uses_the_display_formatter():
+    panel = widgets.explore(lambda n: n, lambda v: f"value {v}", labels={"n": "count"}, n=(1, 3))
+    bundle = panel._repr_mimebundle_()
+    assert "image/png" not in bundle and "application/vnd.jupyter.widget-view+json" in bundle
