@@ -1,7 +1,10 @@
 """Write each notebook's header from the one repository address in pyproject.toml.
 
 The header is the Colab and Kaggle badge line of the first markdown cell and the whole first code cell (the
-install cell). Both are generated here, so they cannot drift from `[project.urls] Repository`:
+install cell). Both are generated here, so they cannot drift from `[project.urls] Repository`. The notebook's
+`metadata.kernelspec` is set to the one JupyterLab writes when it starts ipykernel's `python3` kernel, so a
+freshly opened notebook is not marked modified (a differing display name, e.g. "Python 3" instead of
+"Python 3 (ipykernel)", made Lab rewrite it, ask to save on close, and saving made a git diff):
 
     python scripts/notebook_header.py notebooks/*.ipynb     # rewrite those notebooks (idempotent)
     python scripts/notebook_header.py --check notebooks/*.ipynb   # exit 1 if one differs
@@ -20,6 +23,8 @@ import tomllib
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 BADGE_PREFIXES = ("[![Open In Colab]", "[![Open In Kaggle]")
+# What JupyterLab stores on starting ipykernel's kernel (ipykernel.kernelspec.get_kernel_dict()).
+KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
 
 
 def repository_url(pyproject: pathlib.Path = ROOT / "pyproject.toml") -> str:
@@ -112,15 +117,24 @@ def header_cells(nb, notebook_name: str, repository: str) -> tuple[str, str]:
     return with_badges(first_markdown.source, notebook_name, repository), install_cell(repository)
 
 
+def is_current(nb, notebook_name: str, repository: str) -> bool:
+    """True if `nb` already has the generated header cells and kernelspec."""
+    first_markdown = next(c for c in nb.cells if c.cell_type == "markdown")
+    first_code = next(c for c in nb.cells if c.cell_type == "code")
+    return ((first_markdown.source, first_code.source) == header_cells(nb, notebook_name, repository)
+            and dict(nb.metadata.get("kernelspec", {})) == KERNELSPEC)
+
+
 def apply(path: pathlib.Path, repository: str) -> bool:
-    """Rewrite the header of the notebook at `path`; return True if the file changed."""
+    """Rewrite the header and kernelspec of the notebook at `path`; return True if the file changed."""
     nb = nbformat.read(path, as_version=4)
+    if is_current(nb, path.name, repository):
+        return False
     markdown, code = header_cells(nb, path.name, repository)
     first_markdown = next(c for c in nb.cells if c.cell_type == "markdown")
     first_code = next(c for c in nb.cells if c.cell_type == "code")
-    if (first_markdown.source, first_code.source) == (markdown, code):
-        return False
     first_markdown.source, first_code.source = markdown, code
+    nb.metadata["kernelspec"] = dict(KERNELSPEC)
     nbformat.write(nb, path)
     return True
 
@@ -128,22 +142,18 @@ def apply(path: pathlib.Path, repository: str) -> bool:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("notebooks", nargs="+", type=pathlib.Path)
-    parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if a header differs")
+    parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if a header or kernelspec differs")
     args = parser.parse_args(argv)
     repository = repository_url()
     stale = []
     for path in args.notebooks:
         if args.check:
-            nb = nbformat.read(path, as_version=4)
-            expected = header_cells(nb, path.name, repository)
-            first_markdown = next(c for c in nb.cells if c.cell_type == "markdown")
-            first_code = next(c for c in nb.cells if c.cell_type == "code")
-            if (first_markdown.source, first_code.source) != expected:
+            if not is_current(nbformat.read(path, as_version=4), path.name, repository):
                 stale.append(path)
         elif apply(path, repository):
             print(f"rewrote the header of {path}")
     for path in stale:
-        print(f"{path}: header differs from `python scripts/notebook_header.py {path}`", file=sys.stderr)
+        print(f"{path}: header or kernelspec differs from `python scripts/notebook_header.py {path}`", file=sys.stderr)
     return 1 if stale else 0
 
 

@@ -43,6 +43,22 @@ def test_first_cells_are_the_generated_badges_and_install_cell_then_backend(note
     assert "backend.setup(" in code[1]
 
 
+def test_opens_unmodified_in_lab(notebook):
+    """JupyterLab rewrites a kernelspec that differs from the running kernel's and marks the notebook modified."""
+    path, nb = notebook
+    assert dict(nb.metadata.get("kernelspec", {})) == HEADER.KERNELSPEC, (
+        f"run `python scripts/notebook_header.py notebooks/{path.name}`")
+    assert (nb.nbformat, nb.nbformat_minor) >= (4, 5), "cell ids (nbformat 4.5), as Lab saves them"
+
+
+def test_the_header_kernelspec_is_the_one_ipykernel_installs():
+    from ipykernel.kernelspec import get_kernel_dict
+
+    installed = get_kernel_dict()
+    assert {k: installed[k] for k in ("display_name", "language")} == {
+        k: HEADER.KERNELSPEC[k] for k in ("display_name", "language")}
+
+
 def test_the_badges_point_at_this_notebook_on_colab_and_kaggle():
     line = HEADER.badge_line("04_tictac.ipynb", "https://github.com/someone/fork")
     assert "colab.research.google.com/github/someone/fork/blob/main/notebooks/04_tictac.ipynb" in line
