@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: reproduce test lab headers bench clean
+.PHONY: reproduce test lab headers bench clean chromium browser-test site
 
 LAB_STAMP := $(VENV)/.installed-lab
 
@@ -34,6 +34,20 @@ lab: $(LAB_STAMP)  ## JupyterLab on the notebooks
 
 headers: $(LAB_STAMP)  ## rewrite every notebook's badges and install cell from pyproject's [project.urls]
 	$(BIN)/python scripts/notebook_header.py notebooks/*.ipynb
+
+# Debian's chromium drives the browser test (Playwright's own browser download is not used).
+chromium:
+	@command -v chromium >/dev/null || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update && $$SUDO apt-get install -y chromium; }
+
+site: $(STAMP)  ## static HTML book of the committed notebooks (not re-executed) and the report, in build/site
+	$(BIN)/python docs/stage.py build/site-src
+	$(BIN)/sphinx-build -q -b html -c docs build/site-src build/site
+	@echo "site: build/site/index.html"
+
+browser-test: $(STAMP) chromium site  ## every notebook in JupyterLab + Chromium, then every site page; build/screenshots
+	$(BIN)/python tests/browser/lab_check.py
+	$(BIN)/python tests/browser/site_check.py build/site
 
 bench: $(STAMP)  ## side-by-side benchmarks, each ends with one RESULT line
 	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done
