@@ -5,7 +5,11 @@ The deep graph is traced from real JAX (`value_and_grad` of a 350-block ResNet-s
 TAC are timed end to end from the graph's dependency bitsets (best of 3, numba kernels compiled
 first); the direct TAC, recomputing every property from its definition at every step, is timed for
 a few steps and extrapolated. Speedups: throughput of TAC over random order (re-drawn per iteration
-and worker) on a simulated cluster of 4 workers, 1 parameter server, 1 Gbit/s, 10 GFLOP/s.
+and worker) on a simulated cluster of 4 workers, 1 parameter server, 1 Gbit/s, 10 GFLOP/s, on the
+branching models (`models.BRANCHING_MODELS`; training pushes its gradients). Order study: layer
+order, TIC and TAC against the brute-force best of all 720 orders on 60 random layered DAGs
+(`experiments.order_study`); `tac_over_layer` is the geometric mean of layer time / TAC time over
+them, `tac_wins` the DAGs where TAC is strictly faster (losses printed beside).
 
     python benchmarks/tictac.py [--blocks 350]
 """
@@ -71,14 +75,25 @@ def main() -> None:
 
     cluster = Cluster(workers=4, parameter_servers=1, bandwidth_gbps=1.0, gflops=10.0)
     print(f"\nsimulated throughput over random order ({cluster.workers} workers, {cluster.bandwidth_gbps} Gbit/s):")
-    print(f"{'model':10s} {'mode':6s} " + " ".join(f"{s:>8s}" for s in ordering.SCHEDULERS[1:]))
-    rows = experiments.speedup_table(cluster, iterations=20, seed=0)
+    names = experiments.ORDERS
+    print(f"{'model':16s} {'mode':6s} " + " ".join(f"{s:>8s}" for s in names) + "   (time / lower bound L)")
+    rows = experiments.branching_table(cluster, iterations=20, seed=0)
     for row in rows:
-        print(f"{row['model']:10s} {row['mode']:6s} " + " ".join(f"{row[s]:8.3f}" for s in ordering.SCHEDULERS[1:]))
-    infer = max(row["tac"] for row in rows if row["mode"] == "infer")
-    train = max(row["tac"] for row in rows if row["mode"] == "train")
+        print(f"{row.model:16s} {row.mode:6s} " + " ".join(f"{row.speedup[s]:8.3f}" for s in names)
+              + "   " + " ".join(f"{row.over_lower[s]:.3f}" for s in names))
+    infer = max(row.speedup["tac"] for row in rows if row.mode == "infer")
+    train = max(row.speedup["tac"] for row in rows if row.mode == "train")
+
+    start = time.perf_counter()
+    study = experiments.order_study(n_dags=60)
+    wins, losses = study.wins_losses("layer", "tac")
+    print(f"\norder study: {len(study.seeds)} layered DAGs, 720 orders each, {time.perf_counter() - start:.1f} s")
+    print("  time / best (geometric mean): " + ", ".join(f"{k} {v:.3f}" for k, v in study.over_best().items()))
+    print(f"  TAC vs layer: {wins} wins, {losses} losses, {len(study.seeds) - wins - losses} ties; "
+          f"TIC vs layer: {'/'.join(map(str, study.wins_losses('layer', 'tic')))} (wins/losses)")
     print(f"\nRESULT tictac tic_seconds={tic_s:.4f} tac_seconds={tac_s:.4f} recvs={deep.n_recv} "
-          f"ops={deep.n_compute} infer_speedup={infer:.3f} train_speedup={train:.3f}")
+          f"ops={deep.n_compute} infer_speedup={infer:.3f} train_speedup={train:.3f} "
+          f"tac_over_layer={study.geomean('layer', 'tac'):.3f} tac_wins={wins}/{len(study.seeds)}")
 
 
 if __name__ == "__main__":

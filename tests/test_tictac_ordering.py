@@ -148,3 +148,19 @@ def test_bad_scheduler_and_oracle_inputs_are_rejected():
         ordering.schedule(g, "tic", iterations=1.5)
     with pytest.raises(ValueError, match=r"op_overhead_us must be >= 0, got -1.0"):
         ordering.TimeOracle(op_overhead_us=-1.0)
+
+
+def test_m_plus_is_infinite_for_a_recv_whose_consumers_need_only_it():
+    """The authors' rule (xldrx/tictac: `Mp = math.inf` unless an op needs r and another outstanding
+    recv). op3 needs r0 alone, op4 needs r1 and r2. With M⁺(r0) = time(r0) = 1 (the old deviation)
+    r0 would sort first; with +inf, TIC sends r1, r2 first, and TAC, whose Johnson keys tie (all
+    P = 0), starts with r1 (M⁺ 2 against r0's +inf); then both left have M⁺ = +inf: index order."""
+    g = OpGraph([1e3, 1e3, 1e3], [0.0, 1e6], [0, 1, 2], [3, 4, 4])
+    np.testing.assert_array_equal(ordering.tic_priority(g), [np.inf, 2.0, 2.0])
+    np.testing.assert_array_equal(ordering.tic(g), [1, 2, 0])
+    t, c = np.ones(3), np.zeros(2)
+    _, p, m_plus = ordering.properties(g, t, c)
+    np.testing.assert_array_equal(m_plus, [np.inf, 2.0, 2.0])
+    np.testing.assert_array_equal(p, [0.0, 0.0, 0.0])
+    np.testing.assert_array_equal(ordering.tac(g, t, c), [1, 0, 2])
+    np.testing.assert_array_equal(ordering.tac(g, t, c), _tac_direct(g, t, c))

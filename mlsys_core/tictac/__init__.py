@@ -5,7 +5,7 @@
 - `jaxgraph`: op DAGs from real JAX programs (`trace` -> `FlatProgram`, `to_graph`), eager execution.
 - `models`: an MLP, a small CNN, a ResNet-style and an Inception-style network in plain JAX.
 - `ordering`: TIC, TAC (fast incremental kernel), baselines random / layer / reverse, `schedule`.
-- `simulate`: the parameter-server simulator (`Cluster`, `simulate` -> `SimResult`): pulls, and in
+- `simulate`: the parameter-server simulator (`Cluster`, `simulate` -> `IterationResult`): pulls, and in
   training gradient pushes, over full-duplex links with an optional worker-card cap.
 - `placement`: parameter-to-server placements (round robin, size-balanced greedy) in a registry.
 - `ps`: a real parameter server over loopback TCP with rate-limited links and JAX workers.

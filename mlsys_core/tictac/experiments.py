@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import time
 
 import numpy as np
 
 from mlsys_core import validate
-from mlsys_core.tictac import jaxgraph, models, ordering, placement
-from mlsys_core.tictac.graph import OpGraph
-from mlsys_core.tictac.simulate import Cluster, SimResult, simulate
+from mlsys_core.tictac import jaxgraph, models, ordering, partition, placement
+from mlsys_core.tictac.graph import OpGraph, layered_graph
+from mlsys_core.tictac.simulate import Cluster, IterationResult, simulate
 
 SEEDS = (0, 1, 2, 3, 4)
 BANDWIDTHS_GBPS = (0.3, 1.0, 3.0, 10.0)  # the link bandwidths the gain claims are measured over
@@ -38,13 +39,13 @@ def model_graph(model: str, mode: str, depth: int = 4, width: int = 16, batch_si
 
 
 def compare(graph: OpGraph, cluster: Cluster, schedulers=ordering.SCHEDULERS, iterations: int = 20,
-            seed: int = 0, **sim) -> dict[str, SimResult]:
+            seed: int = 0, **sim) -> dict[str, IterationResult]:
     """Simulate every scheduler on the same cluster and noise seed."""
     return {name: simulate(graph, ordering.schedule(graph, name, cluster.oracle(), cluster.workers, iterations, seed),
                            cluster, seed=seed, **sim) for name in schedulers}
 
 
-def speedup(results: dict[str, SimResult], baseline: str = "random") -> dict[str, float]:
+def speedup(results: dict[str, IterationResult], baseline: str = "random") -> dict[str, float]:
     """Throughput of each scheduler over the baseline's (1.2 = 20% more iterations per second)."""
     base = results[baseline].iteration_time.mean()
     return {name: float(base / r.iteration_time.mean()) for name, r in results.items()}
@@ -386,3 +387,140 @@ def interleaved_speedups(trials: dict, baseline: str = "random", scheduler: str 
     if base.warmup != other.warmup or base.iteration_s.shape != other.iteration_s.shape:
         raise ValueError(f"{baseline} and {scheduler} trials must come from one interleaved run")
     return base.iteration_s[base.warmup:] / other.iteration_s[other.warmup:]
+
+
+# --- graphs where the order matters (issue 15 item 4) -------------------------------------------------------
+
+
+ORDERS = ("layer", "tic", "tac")  # the fixed orders compared with the best one
+ORDER_DAGS = 60  # random layered DAGs in the order study (>= the claim's 50 samples)
+
+
+@dataclasses.dataclass(frozen=True)
+class OrderStudy:
+    """Fixed orders against the best of all n_recv! orders on a family of random layered DAGs:
+    `best_s` (DAGs,) the brute-force optimum's iteration time, `order_s` (DAGs, len(orders)) each
+    fixed order's (`orders`, e.g. layer, TIC, TAC); `seeds` the DAGs' seeds."""
+
+    orders: tuple[str, ...]
+    seeds: tuple[int, ...]
+    best_s: np.ndarray
+    order_s: np.ndarray
+
+    def _col(self, name: str) -> np.ndarray:
+        return self.order_s[:, self.orders.index(name)]
+
+    def over_best(self) -> dict[str, float]:
+        """Geometric mean of order time / best time per order (1 = always optimal)."""
+        return {n: float(np.exp(np.log(self._col(n) / self.best_s).mean())) for n in self.orders}
+
+    def ratio(self, baseline: str = "layer", scheduler: str = "tac") -> np.ndarray:
+        """(DAGs,) baseline time / scheduler time: > 1 where the scheduler is faster."""
+        return self._col(baseline) / self._col(scheduler)
+
+    def geomean(self, baseline: str = "layer", scheduler: str = "tac") -> float:
+        """Geometric mean of `ratio` over the family."""
+        return float(np.exp(np.log(self.ratio(baseline, scheduler)).mean()))
+
+    def wins_losses(self, baseline: str = "layer", scheduler: str = "tac", rtol: float = 1e-9) -> tuple[int, int]:
+        """(DAGs where the scheduler is strictly faster, DAGs where it is strictly slower)."""
+        r = self.ratio(baseline, scheduler)
+        return int((r > 1 + rtol).sum()), int((r < 1 - rtol).sum())
+
+
+def order_study(n_dags: int = ORDER_DAGS, n_recv: int = 6, layers: int = 4, max_width: int = 3,
+                cluster: Cluster | None = None, first_seed: int = 0) -> OrderStudy:
+    """Layer order, TIC and TAC against the best of all n_recv! orders (brute force: every order is
+    one iteration of one simulate call) on `n_dags` random layered DAGs (`graph.layered_graph`,
+    seeds first_seed..), inference on one worker and one server by default (1 Gbit/s, 10 GFLOP/s)."""
+    validate.integer("n_dags", n_dags, low=1)
+    validate.integer("n_recv", n_recv, low=1, high=8)
+    cluster = cluster or Cluster(workers=1)
+    perms = np.array(list(itertools.permutations(range(n_recv))))
+    seeds = tuple(range(first_seed, first_seed + n_dags))
+    best, fixed = np.empty(n_dags), np.empty((n_dags, len(ORDERS)))
+    for k, seed in enumerate(seeds):
+        g = layered_graph(n_recv, layers, max_width, seed)
+        every = np.broadcast_to(perms[:, None, :], (perms.shape[0], cluster.workers, n_recv))
+        best[k] = simulate(g, every, cluster).iteration_time.min()
+        orders = np.stack([ordering.schedule(g, name, cluster.oracle(), cluster.workers)[0] for name in ORDERS])
+        fixed[k] = simulate(g, orders, cluster).iteration_time
+    return OrderStudy(ORDERS, seeds, best, fixed)
+
+
+@dataclasses.dataclass(frozen=True)
+class BranchingRow:
+    """One bundled model and mode: throughput over random order per fixed order (`speedup`), and
+    each order's mean iteration time over the lower bound L = max(pull, compute, push) (`over_lower`)
+    — for graphs too large for brute force, how far from perfect overlap an order leaves it."""
+
+    model: str
+    mode: str
+    recvs: int
+    speedup: dict
+    over_lower: dict
+
+
+def branching_table(cluster: Cluster, model_names=models.BRANCHING_MODELS, iterations: int = 20,
+                    seed: int = 0) -> list[BranchingRow]:
+    """Layer order, TIC and TAC on the branching models (training pushes its gradients)."""
+    rows = []
+    for model in model_names:
+        for mode in models.MODES:
+            g = model_graph(model, mode)
+            res = compare(g, cluster, ("random",) + ORDERS, iterations, seed)
+            rows.append(BranchingRow(model, mode, g.n_recv, {n: v for n, v in speedup(res).items() if n != "random"},
+                                     {n: float((res[n].makespan / res[n].lower).mean()) for n in ORDERS}))
+    return rows
+
+
+# --- ByteScheduler-style partitioning (issue 15 item 3) -----------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class PartitionStudy:
+    """One iteration's time (`iteration_s`, (servers, len(columns))) of each way of sending one graph,
+    per parameter-server count: unpartitioned layer / TIC / TAC orders, ByteScheduler (partitions in
+    layer priority) at each credit window (named in partitions: "credit 4x" = 4 partitions in flight),
+    and TIC / TAC run on the partitions (per-server queues, no window)."""
+
+    graph: str
+    partitions: int
+    recvs: int
+    servers: np.ndarray
+    columns: tuple[str, ...]
+    iteration_s: np.ndarray
+
+    def best_unpartitioned(self) -> np.ndarray:
+        """(servers,) the fastest unpartitioned order's time."""
+        return self.iteration_s[:, [i for i, c in enumerate(self.columns) if c.startswith("whole")]].min(axis=1)
+
+    def gain(self, column: str) -> np.ndarray:
+        """(servers,) best unpartitioned time / `column`'s time (> 1: partitioning wins)."""
+        return self.best_unpartitioned() / self.iteration_s[:, self.columns.index(column)]
+
+
+def partition_study(graph: OpGraph, cluster: Cluster, servers=(1, 2, 4),
+                    partition_params: int = partition.PARTITION_PARAMS,
+                    credits_params=(partition.PARTITION_PARAMS, partition.CREDIT_PARAMS),
+                    bytes_per_param: int = 4) -> PartitionStudy:
+    """Unpartitioned orders against ByteScheduler-style partitions (inference: pulls only, one
+    noise-free iteration per order, so the figures are deterministic)."""
+    pg = partition.partition(graph, partition_params, bytes_per_param)
+    columns = ([f"whole, {n}" for n in ORDERS]
+               + [f"ByteScheduler, credit {c / partition_params:g}x" for c in credits_params]
+               + [f"partitions, {n}" for n in ("tic", "tac")])
+    out = np.empty((len(servers), len(columns)))
+    for a, p in enumerate(servers):
+        cl = dataclasses.replace(cluster, parameter_servers=p)
+
+        def once(g, order, cl=cl, **kw):
+            orders = np.broadcast_to(order, (1, cl.workers, g.n_recv))
+            return simulate(g, orders, cl, push=False, **kw).iteration_time[0]
+
+        row = [once(graph, ordering.schedule(graph, n, cl.oracle(), cl.workers)[0, 0]) for n in ORDERS]
+        row += [once(pg.graph, partition.bytescheduler_order(pg), credit_bytes=c * bytes_per_param)
+                for c in credits_params]
+        row += [once(pg.graph, ordering.schedule(pg.graph, n, cl.oracle(), cl.workers)[0, 0]) for n in ("tic", "tac")]
+        out[a] = row
+    return PartitionStudy(graph.name, pg.n_parts, graph.n_recv, np.asarray(servers), tuple(columns), out)

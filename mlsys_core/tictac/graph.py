@@ -14,6 +14,8 @@ import functools
 import numba
 import numpy as np
 
+from mlsys_core import validate
+
 
 @numba.njit(cache=True)
 def _deps_kernel(n_recv, n_nodes, topo, pred_ptr, pred_idx, words):
@@ -203,3 +205,40 @@ def random_graph(n_recv: int, n_compute: int, seed: int = 0, max_preds: int = 3,
         name=f"random({n_recv}, {n_compute}, seed={seed})",
         gradient_op=rng.integers(0, n_compute, n_recv) if gradients else (),
     )
+
+
+def layered_graph(n_recv: int = 6, layers: int = 4, max_width: int = 3, seed: int = 0,
+                  bytes_range: tuple[float, float] = (1e4, 1e6),
+                  flops_range: tuple[float, float] = (1e5, 1e8)) -> OpGraph:
+    """A random layered DAG, the family on which the transfer order has real choices.
+
+    `layers` layers of 1..`max_width` compute ops (program order: layer by layer); every op after
+    the first layer reads 1-2 ops of the layer before; each recv is read by one op (the first-layer
+    ops get one each, the rest land on ops drawn uniformly), so branches of one layer wait on
+    different recvs. Bytes and FLOPs are log-uniform over `bytes_range` / `flops_range` (two decades
+    and three by default), so branches differ widely in cost. Recv ids are shuffled: they say nothing
+    about program order.
+    """
+    validate.integer("layers", layers, low=1)
+    validate.integer("max_width", max_width, low=1)
+    validate.integer("seed", seed, low=0)
+    validate.integer("n_recv", n_recv, low=max_width)
+    rng = np.random.default_rng(seed)
+    widths = rng.integers(1, max_width + 1, layers)
+    start = np.concatenate([[0], np.cumsum(widths)])
+    n_compute = int(start[-1])
+    src, dst = [], []
+    for layer in range(1, layers):
+        for op in range(start[layer], start[layer + 1]):
+            prev = np.arange(start[layer - 1], start[layer])
+            k = int(rng.integers(1, min(2, prev.size) + 1))
+            for p in rng.choice(prev, size=k, replace=False):
+                src.append(n_recv + int(p)), dst.append(n_recv + op)
+    owner = np.concatenate([np.arange(widths[0]), rng.integers(0, n_compute, n_recv - widths[0])])
+    recv_ids = rng.permutation(n_recv)
+    for r, op in zip(recv_ids, owner):
+        src.append(int(r)), dst.append(n_recv + int(op))
+    log_uniform = lambda lo_hi, n: np.exp(rng.uniform(np.log(lo_hi[0]), np.log(lo_hi[1]), n))  # noqa: E731
+    return OpGraph(recv_bytes=log_uniform(bytes_range, n_recv), compute_flops=log_uniform(flops_range, n_compute),
+                   src=np.array(src, dtype=np.int64), dst=np.array(dst, dtype=np.int64),
+                   name=f"layered({n_recv} recvs, {layers} layers, seed={seed})")

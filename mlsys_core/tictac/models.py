@@ -1,5 +1,12 @@
-"""Four small networks written in plain JAX, the programs TicTac schedules: an MLP, a small CNN, a
-ResNet-style and an Inception-style network, all on 8x8 digit images.
+"""Small networks written in plain JAX, the programs TicTac schedules, all on 8x8 digit images.
+
+`MODELS`: an MLP, a small CNN, a ResNet-style and an Inception-style network (the claims' four).
+`BRANCHING_MODELS`: graphs whose parallel branches leave the transfer order a real choice —
+`inception_skewed` (per module a 1x1 branch, a 3x3 branch and a deep branch of three 3x3 convs: costs
+about 1 : 9 : 47 per pixel), `two_tower` (a dense tower on the flattened pixels — many bytes, little
+compute per byte — beside a conv tower — few bytes, much compute — joined by one head) and
+`transformer` (encoder blocks on the image's 8 rows as tokens: q/k/v projections in parallel,
+4-head attention, a 4x MLP, pre-layer-norm residuals).
 
 `program(model, mode, ...)` returns `(fn, params, inputs)` ready for `jaxgraph.trace`: `mode="infer"`
 is the forward pass (logits), `mode="train"` is `jax.value_and_grad` of the cross-entropy loss — the
@@ -13,6 +20,8 @@ import numpy as np
 from mlsys_core import validate
 
 MODELS = ("mlp", "cnn", "resnet", "inception")
+BRANCHING_MODELS = ("inception_skewed", "two_tower", "transformer")
+ALL_MODELS = MODELS + BRANCHING_MODELS
 MODES = ("infer", "train")
 
 
@@ -51,10 +60,10 @@ def batch_norm(x, p, eps=1e-5):
 def init(model: str, seed: int = 0, depth: int = 4, width: int = 16) -> dict:
     """Parameters of `model` (one of MODELS) as float32 NumPy arrays (He-normal, from `seed`).
 
-    `depth`: hidden layers / conv layers / residual blocks / inception modules. NumPy, so that
-    building a model compiles nothing.
+    `depth`: hidden layers / conv layers / residual blocks / inception modules / layers per tower /
+    encoder blocks. NumPy, so that building a model compiles nothing.
     """
-    validate.choice("model", model, MODELS)
+    validate.choice("model", model, ALL_MODELS)
     validate.integer("depth", depth, low=1)
     validate.integer("width", width, low=1)
     validate.integer("seed", seed, low=0)
@@ -73,6 +82,8 @@ def init(model: str, seed: int = 0, depth: int = 4, width: int = 16) -> dict:
                    "conv2": _conv(rng, 3, width, width), "bn2": _norm(width)} for _ in range(depth)]
         return {"stem": _conv(rng, 3, 1, width), "stem_bn": _norm(width), "blocks": blocks,
                 "head": _dense(rng, width, 10)}
+    if model in BRANCHING_MODELS:
+        return _init_branching(rng, model, depth, width)
     c = width
     modules = []
     c_in = c
@@ -121,7 +132,86 @@ def apply(model: str, params: dict, x):
                         conv2d(pooled, m["pool_proj"]["w"])]
             h = relu(batch_norm(jnp.concatenate(branches, axis=-1), m["bn"]))
         return h.mean(axis=(1, 2)) @ params["head"]["w"] + params["head"]["b"]
-    validate.choice("model", model, MODELS)  # raises: every model returned above
+    return _apply_branching(model, params, x)
+
+
+def _init_branching(rng, model: str, depth: int, width: int) -> dict:
+    c = width
+    if model == "inception_skewed":
+        q = max(1, c // 4)
+        modules, c_in = [], c
+        for _ in range(depth):
+            modules.append({
+                "b1": _conv(rng, 1, c_in, q), "b3_reduce": _conv(rng, 1, c_in, c // 2 or 1),
+                "b3": _conv(rng, 3, c // 2 or 1, c), "deep_reduce": _conv(rng, 1, c_in, c),
+                "deep": [_conv(rng, 3, c, c) for _ in range(3)], "pool_proj": _conv(rng, 1, c_in, q),
+                "bn": _norm(2 * q + 2 * c),
+            })
+            c_in = 2 * q + 2 * c
+        return {"stem": _conv(rng, 3, 1, c), "modules": modules, "head": _dense(rng, c_in, 10)}
+    if model == "two_tower":
+        sizes = [64] + [16 * width] * depth
+        dense = [_dense(rng, a, b) for a, b in zip(sizes[:-1], sizes[1:])]
+        chans = [1] + [2 * width] * depth
+        convs = [{**_conv(rng, 3, a, b), "b": np.zeros(b, np.float32)} for a, b in zip(chans[:-1], chans[1:])]
+        return {"dense_tower": dense, "conv_tower": convs, "head": _dense(rng, sizes[-1] + chans[-1], 10)}
+    d = 2 * width
+    blocks = [{"ln1": _norm(d), "q": _dense(rng, d, d), "k": _dense(rng, d, d), "v": _dense(rng, d, d),
+               "o": _dense(rng, d, d), "ln2": _norm(d), "up": _dense(rng, d, 4 * d),
+               "down": _dense(rng, 4 * d, d)} for _ in range(depth)]
+    return {"embed": _dense(rng, 8, d), "pos": _normal(rng, (8, d), d), "blocks": blocks,
+            "head": _dense(rng, d, 10)}
+
+
+def layer_norm(x, p, eps=1e-5):
+    """Normalise the last axis, then scale and shift."""
+    import jax.numpy as jnp
+
+    mean = x.mean(axis=-1, keepdims=True)
+    var = jnp.mean(jnp.square(x - mean), axis=-1, keepdims=True)
+    return (x - mean) / jnp.sqrt(var + eps) * p["scale"] + p["bias"]
+
+
+def _apply_branching(model: str, params: dict, x):
+    import jax
+    import jax.numpy as jnp
+
+    relu = jax.nn.relu
+    if model == "inception_skewed":
+        h = relu(conv2d(x, params["stem"]["w"]))
+        for m in params["modules"]:
+            pooled = jax.lax.reduce_window(h, -jnp.inf, jax.lax.max, (1, 3, 3, 1), (1, 1, 1, 1), "SAME")
+            deep = relu(conv2d(h, m["deep_reduce"]["w"]))
+            for conv in m["deep"]:
+                deep = relu(conv2d(deep, conv["w"]))
+            branches = [conv2d(h, m["b1"]["w"]), conv2d(relu(conv2d(h, m["b3_reduce"]["w"])), m["b3"]["w"]),
+                        deep, conv2d(pooled, m["pool_proj"]["w"])]
+            h = relu(batch_norm(jnp.concatenate(branches, axis=-1), m["bn"]))
+        return h.mean(axis=(1, 2)) @ params["head"]["w"] + params["head"]["b"]
+    if model == "two_tower":
+        a = x.reshape(x.shape[0], -1)
+        for layer in params["dense_tower"]:
+            a = relu(a @ layer["w"] + layer["b"])
+        b = x
+        for conv in params["conv_tower"]:
+            b = relu(conv2d(b, conv["w"]) + conv["b"])
+        joined = jnp.concatenate([a, b.mean(axis=(1, 2))], axis=-1)
+        return joined @ params["head"]["w"] + params["head"]["b"]
+    if model == "transformer":
+        tokens = x.reshape(x.shape[0], 8, 8)  # the image's 8 rows are the tokens
+        h = tokens @ params["embed"]["w"] + params["embed"]["b"] + params["pos"]
+        heads = 4
+        for blk in params["blocks"]:
+            y = layer_norm(h, blk["ln1"])
+            q, k, v = (y @ blk[n]["w"] + blk[n]["b"] for n in ("q", "k", "v"))
+            split = [z.reshape(z.shape[0], 8, heads, -1) for z in (q, k, v)]
+            scores = jnp.einsum("bqhd,bkhd->bhqk", split[0], split[1]) / np.sqrt(split[0].shape[-1])
+            attn = jnp.einsum("bhqk,bkhd->bqhd", jax.nn.softmax(scores, axis=-1), split[2])
+            h = h + attn.reshape(h.shape) @ blk["o"]["w"] + blk["o"]["b"]
+            y = layer_norm(h, blk["ln2"])
+            h = h + relu(y @ blk["up"]["w"] + blk["up"]["b"]) @ blk["down"]["w"] + blk["down"]["b"]
+        return h.mean(axis=1) @ params["head"]["w"] + params["head"]["b"]
+    validate.choice("model", model, ALL_MODELS)  # raises: every model returned above
 
 
 def loss(model: str, params: dict, x, y):

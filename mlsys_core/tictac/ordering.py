@@ -5,7 +5,8 @@ deps = the recvs it needs (transitively). With a time oracle `time(.)`:
   M(op)  = sum of time(r) over deps(op) ∩ R          (communication still blocking op)
   P(r)   = sum of time(op) over ops with deps ∩ R = {r}   (compute that r alone unblocks)
   M⁺(r)  = min M(op) over ops with |deps ∩ R| > 1 and r ∈ deps   (cheapest op r helps to unblock);
-           a recv whose dependents all need nothing else gets M⁺ = time(r), an unused recv +inf.
+           +inf when no such op exists — a recv whose consumers each need only that recv (or an
+           unused recv), as in the authors' code (`Mp = math.inf` in xldrx/tictac's common.py).
 TIC uses time(recv) = 1, time(compute) = 0 and sorts recvs by M⁺ (ties by recv index).
 TAC repeatedly takes the head of the order "A before B iff min(P_B, M_A) < min(P_A, M_B)" — Johnson's
 two-machine rule with M(r) = time(r) — ties by smaller M⁺, then recv index; it removes the head
@@ -113,7 +114,9 @@ def _tic_kernel(bits, visit, cnt, n_recv):
     mplus = np.full(n_recv, np.inf)
     left = n_recv
     for s in visit:
-        value = cnt[s] if cnt[s] > 1 else 1.0  # an op needing only r: r's own (unit) time
+        if cnt[s] < 2:  # ops needing one recv come last in `visit` and leave M⁺ at +inf
+            break
+        value = cnt[s]
         for w in range(words):
             fresh = bits[s, w] & ~covered[w]
             covered[w] |= fresh
@@ -214,10 +217,7 @@ def _tac_kernel(sets, weight, t, ptr, idx):
             head_value = np.inf
             for r in range(n_recv):
                 if cand[r]:
-                    if multi[r] > 0:
-                        value = best if win_bits[r >> 6] & _bit(r) else np.inf
-                    else:
-                        value = t[r] if ptr[r + 1] > ptr[r] else np.inf
+                    value = best if multi[r] > 0 and win_bits[r >> 6] & _bit(r) else np.inf
                     if head < 0 or value < head_value:
                         head = r
                         head_value = value
@@ -271,8 +271,6 @@ def properties(graph: OpGraph, recv_seconds, compute_seconds, outstanding=None):
     p = (live & (count == 1)[:, None]).T @ c
     multi = live & (count > 1)[:, None]
     m_plus = np.where(multi, m_ops[:, None], np.inf).min(axis=0, initial=np.inf)
-    no_multi = ~multi.any(axis=0)
-    m_plus = np.where(no_multi & needs.any(axis=0), t, m_plus)
     p, m_plus = np.where(alive, p, np.nan), np.where(alive, m_plus, np.nan)
     return m_ops, p, m_plus
 

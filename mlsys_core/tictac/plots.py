@@ -178,3 +178,34 @@ def server_sweep(sweep):
     ax.set_title(f"{sweep.graph}, {sweep.scheduler}: adding servers, by placement")
     ax.legend(fontsize=8)
     return _done(fig)
+
+
+def order_study(study):
+    """Per random DAG: layer order's and TAC's time over the brute-force best (points above the
+    diagonal: TAC is closer to the optimum than layer order)."""
+    fig, ax = viz.figure(width=4.6, height=4.0)
+    layer, tac = study.order_s[:, study.orders.index("layer")], study.order_s[:, study.orders.index("tac")]
+    x, y = tac / study.best_s, layer / study.best_s
+    ax.scatter(x, y, s=14, alpha=0.7)
+    top = max(x.max(), y.max()) * 1.02
+    ax.plot([1, top], [1, top], color="k", lw=0.8, ls=":")
+    ax.set_xlabel("TAC time / best order")
+    ax.set_ylabel("layer-order time / best order")
+    wins, losses = study.wins_losses()
+    ax.set_title(f"{len(study.seeds)} layered DAGs: TAC {wins} wins, {losses} losses", fontsize=9)
+    return _done(fig)
+
+
+def partition_study(study):
+    """Iteration time of each way of sending the graph, grouped by parameter-server count."""
+    fig, ax = viz.figure(width=8, height=3.0)
+    n = len(study.columns)
+    width = 0.8 / n
+    for k, name in enumerate(study.columns):
+        ax.bar(np.arange(study.servers.size) + (k - n / 2 + 0.5) * width, 1e3 * study.iteration_s[:, k], width,
+               label=name)
+    ax.set_xticks(np.arange(study.servers.size), [f"{p} PS" for p in study.servers])
+    ax.set_ylabel("iteration time (ms)")
+    ax.set_title(f"{study.graph}: {study.recvs} tensors, {study.partitions} partitions", fontsize=9)
+    ax.legend(fontsize=7, ncol=2)
+    return _done(fig)

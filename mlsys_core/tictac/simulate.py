@@ -83,7 +83,7 @@ class Cluster:
 
 
 @dataclasses.dataclass(frozen=True)
-class SimResult:
+class IterationResult:
     """Per iteration and worker: `arrival` (I, W, n_recv), op `start`/`finish` (I, W, n_compute),
     `makespan` (I, W); per iteration `iteration_time` (I,) = slowest worker and `straggler` (I,) =
     slowest - fastest. `comm` (I, W) last arrival, `comp` compute-only makespan; `lower`/`upper`
@@ -372,6 +372,39 @@ def _run_iterations(lat_pull, data_pull, lat_push, data_push, orders, server, n_
         ready[:] = update
 
 
+@numba.njit(cache=True)
+def _credit_transfers(orders, server, n_servers, latency, data, sizes, credit, arrival):
+    """Pulls under a credit window (ByteScheduler): each worker takes recvs strictly in its order; the
+    next starts when its server's flow is free and the bytes in flight plus its own fit in `credit`
+    (or nothing is in flight). A transfer spends latency + data seconds at the flow rate."""
+    n_iter, n_workers, n = orders.shape
+    fin = np.empty(n)
+    size = np.empty(n)
+    for i in range(n_iter):
+        for w in range(n_workers):
+            free = np.zeros(n_servers)
+            count = 0  # transfers started so far; those with fin > start are still in flight
+            prev = 0.0
+            for k in range(n):
+                r = orders[i, w, k]
+                start = max(free[server[r]], prev)
+                while True:
+                    inflight, soonest = 0.0, np.inf
+                    for j in range(count):
+                        if fin[j] > start:
+                            inflight += size[j]
+                            soonest = min(soonest, fin[j])
+                    if inflight == 0.0 or inflight + sizes[r] <= credit:
+                        break
+                    start = soonest
+                end = start + latency[i, w, r] + data[i, w, r]
+                arrival[i, w, r] = end
+                free[server[r]] = end
+                fin[count], size[count] = end, sizes[r]
+                count += 1
+                prev = start
+
+
 def _check_orders(graph: OpGraph, orders, cluster: Cluster) -> np.ndarray:
     orders = np.asarray(orders)
     if orders.ndim != 3 or orders.shape[1] != cluster.workers or orders.shape[2] != graph.n_recv:
@@ -430,18 +463,27 @@ def arrivals(graph: OpGraph, orders: np.ndarray, cluster: Cluster, seed: int = 0
 
 
 def simulate(graph: OpGraph, orders: np.ndarray, cluster: Cluster, seed: int = 0,
-             executor: str = "dynamic", pipelined: bool = False, push: bool | None = None) -> SimResult:
+             executor: str = "dynamic", pipelined: bool = False, push: bool | None = None,
+             credit_bytes: float | None = None) -> IterationResult:
     """Simulate `orders` (I, W, n_recv) on `cluster`; see the module docstring for the model.
 
     With `pipelined`, transfers of the next iteration stream while this one computes (the survey's
     alternative); times are then per-iteration differences of absolute finish times. `push`
-    (default: whether the graph has gradients) sends each gradient back to its server.
+    (default: whether the graph has gradients) sends each gradient back to its server. With
+    `credit_bytes` (ByteScheduler's credit window, pulls only, no card cap, no pipelining) a worker's
+    transfers start strictly in its order and only while the bytes in flight, over all servers, fit
+    in the credit: a small credit keeps the priority strict, a large one keeps every server busy.
     """
     validate.choice("executor", executor, EXECUTORS)
     validate.boolean("pipelined", pipelined)
     push = graph.has_gradients if push is None else validate.boolean("push", push)
     if push and not graph.has_gradients:
         raise ValueError(f"push=True needs a training graph with gradient_op, got {graph.name!r} without one")
+    if credit_bytes is not None:
+        validate.positive("credit_bytes", credit_bytes)
+        if push or pipelined or cluster.nic_gbps is not None:
+            raise ValueError("credit_bytes models pulls only: needs push=False, pipelined=False and nic_gbps=None, "
+                             f"got push={push}, pipelined={pipelined}, nic_gbps={cluster.nic_gbps}")
     op_time = cluster.oracle().compute_seconds(graph)
     ptr, idx = graph.succs
     indeg = np.bincount(graph.dst, minlength=graph.n_nodes).astype(np.int64)
@@ -462,7 +504,14 @@ def simulate(graph: OpGraph, orders: np.ndarray, cluster: Cluster, seed: int = 0
                         arrival, push_arrival, push_comm, start, finish, pull_bytes, push_bytes)
         push_end = push_arrival.max(axis=-1, initial=0.0)
     else:
-        arrival = arrivals(graph, orders, cluster, seed, pipelined)
+        if credit_bytes is None:
+            arrival = arrivals(graph, orders, cluster, seed, pipelined)
+        else:
+            orders = np.ascontiguousarray(_check_orders(graph, orders, cluster), dtype=np.int64)
+            ((lat, data),) = _latency_and_data(graph, cluster, orders.shape, seed, 1)
+            arrival = np.zeros(orders.shape)
+            _credit_transfers(orders, cluster.servers(graph), cluster.parameter_servers, lat, data,
+                              graph.recv_bytes, float(credit_bytes), arrival)
         shape = arrival.shape[:2] + (graph.n_compute,)
         start, finish = np.zeros(shape), np.zeros(shape)
         _run_all(arrival, *run, pipelined, start, finish)
@@ -484,5 +533,5 @@ def simulate(graph: OpGraph, orders: np.ndarray, cluster: Cluster, seed: int = 0
     gap = upper - lower
     efficiency = np.clip(np.where(gap > 0, (upper - makespan) / np.where(gap > 0, gap, 1.0), 1.0), 0.0, 1.0)
     iteration_time = makespan.max(axis=1)
-    return SimResult(arrival, start, finish, makespan, iteration_time, iteration_time - makespan.min(axis=1),
+    return IterationResult(arrival, start, finish, makespan, iteration_time, iteration_time - makespan.min(axis=1),
                      comm, comp, lower, upper, efficiency, push_arrival, push_comm, pull_bytes, push_bytes)
