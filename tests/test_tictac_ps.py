@@ -1,23 +1,50 @@
-"""The real loopback parameter server: every byte intact, in the requested order, outputs correct."""
+"""The real loopback parameter server: P servers, every byte intact, pulls and pushes, an order
+check that fails when a server sends out of order."""
 
+import numpy as np
 import pytest
 
 from mlsys_core.tictac import ps
 
+N_BYTES = (64 * 32 + 32 + 32 * 10 + 10) * 4  # w, b of the hidden and the head layer, float32
 
-def test_real_server_delivers_all_bytes_intact_and_in_order():
-    config = ps.PSConfig(model="mlp", mode="infer", workers=2, iterations=1, warmup=1, depth=1, width=2,
-                         batch_size=4, bandwidth_gbps=2.0, timeout_s=120.0)
-    trials = ps.run(config, schedulers=("random", "tac"))
-    n_bytes = (64 * 32 + 32 + 32 * 10 + 10) * 4  # w, b of the hidden and the head layer, float32
+
+def _config(**kw):
+    base = dict(model="mlp", mode="infer", workers=2, servers=2, iterations=1, warmup=1, depth=1, width=2,
+                batch_size=4, bandwidth_gbps=2.0, timeout_s=120.0)
+    return ps.PSConfig(**{**base, **kw})
+
+
+def test_two_servers_pull_and_push_all_bytes_intact_and_in_order():
+    trials = ps.run(_config(mode="train"), schedulers=("random", "tac"))
     for name, trial in trials.items():
         assert trial.orders_ok, name
         assert trial.crc_errors == 0
         assert trial.outputs_ok
         assert trial.iteration_s.shape == (2,) and (trial.iteration_s > 0).all()
         assert trial.worker_s.shape == (2, 2)
-        # 2 iterations x 2 workers x (payload + a 21-byte header per parameter)
-        assert trial.bytes_sent == 2 * 2 * (n_bytes + 4 * ps.HEADER.size)
+        # 2 iterations x 2 workers x (payload + a 21-byte header per parameter), over both servers;
+        # every gradient goes back with the same bytes
+        assert trial.bytes_sent == 2 * 2 * (N_BYTES + 4 * ps.HEADER.size)
+        assert trial.bytes_pushed == trial.bytes_sent
+
+
+def test_order_check_fails_when_a_server_sends_out_of_order():
+    trials = ps.run(_config(workers=1, warmup=0, fault="swap"), schedulers=("layer",))
+    assert not trials["layer"].orders_ok
+    assert trials["layer"].crc_errors == 0 and trials["layer"].outputs_ok
+
+
+def test_orders_match_compares_each_servers_subsequence():
+    server_of = np.array([0, 1, 0, 1])
+    scheduled = np.array([0, 1, 2, 3])
+    assert ps.orders_match(np.array([1, 0, 3, 2]), scheduled, server_of)  # servers interleave freely
+    assert not ps.orders_match(np.array([2, 1, 0, 3]), scheduled, server_of)  # server 0 swapped
+    assert not ps.orders_match(np.array([0, 1, 2]), scheduled, server_of)
+    m, lo, hi = ps.mean_interval([1.0, 2.0, 3.0])
+    assert m == 2.0 and lo < 2.0 < hi
+    with pytest.raises(ValueError, match="values"):
+        ps.mean_interval([1.0])
 
 
 def test_bad_real_server_config_is_rejected():
@@ -27,6 +54,10 @@ def test_bad_real_server_config_is_rejected():
         ps.PSConfig(model="gpt")
     with pytest.raises(ValueError, match="scheduler"):
         ps.run(ps.PSConfig(), schedulers=("fifo",))
+    with pytest.raises(ValueError, match=r"servers must be in \[1, 4\], got 5"):
+        ps.PSConfig(servers=5)
+    with pytest.raises(ValueError, match="fault"):
+        ps.PSConfig(fault="drop")
 
 
 def test_real_server_config_checks_kinds():

@@ -1,28 +1,38 @@
-"""A real parameter server over loopback TCP: ordered, rate-limited transfers to JAX workers.
+"""A real parameter server over loopback TCP: P server processes, W JAX workers, ordered pulls and pushes.
 
-`run(PSConfig(...), schedulers)` makes this process the parameter server. It starts `workers`
-worker processes (`python -m mlsys_core.tictac.ps`, 127.0.0.1 only), and for every scheduler and
-iteration sends each worker every parameter's real bytes, in that scheduler's order, through one
-shared link paced to `bandwidth_gbps` (chunks interleaved across workers, like flows sharing a NIC).
-Each worker traces the same model, and runs its primitives eagerly as soon as their inputs have
-arrived (earliest in program order first). It checks each transfer's CRC-32, records the order in
-which parameters arrived, and reports its compute time and the sum of its outputs. The server checks
-orders, checksums and outputs against its own jitted reference. Everything is bounded by
-`timeout_s`; workers exit when told to stop or when the server goes away.
+`run(PSConfig(...), schedulers)` makes this process the coordinator. It starts `servers` server
+processes and `workers` worker processes (`python -m mlsys_core.tictac.ps --role=...`, 127.0.0.1
+only), hands each server the real bytes of the parameters it holds (`placement.place`), and for every
+scheduler and iteration tells each server the order in which to send its parameters to each worker.
+
+Enforcement (the paper's): a server sends its k-th transfer to a worker only after the worker's
+receive loop (one thread per server connection) has acknowledged the (k-1)-th. Links: every
+server-worker connection is paced to `bandwidth_gbps / workers` in each direction (a server's link
+shared equally by its workers, as in the simulator), the pulls by the server and, in training, the
+pushes by the worker. Each worker runs the model's primitives eagerly as soon as their inputs have
+arrived; in training it pushes each gradient to its server the moment the op producing it has run.
+Checks: every payload carries a CRC-32, checked by its receiver (pulls at the worker, pushes at the
+server); workers record the order in which parameters arrived and the coordinator compares, per
+server, that order with the schedule (`PSConfig.fault="swap"` makes server 0 send its first two
+transfers swapped, so that the check fails); every worker's output is compared with a jitted
+reference. Processes are stopped by PID at the end; everything is bounded by `timeout_s`.
+
+`runs(config, schedulers, n_runs)` repeats `run` with fresh processes (seeds seed, seed+1, ...):
+mean iteration time per run with warm-up excluded and included, and their spread over runs.
 """
 
 from __future__ import annotations
 
 import argparse
-import collections
 import dataclasses
 import heapq
 import os
-import select
+import queue
 import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 import zlib
 
@@ -31,17 +41,22 @@ import numpy as np
 from mlsys_core import validate
 
 HEADER = struct.Struct("!BIIQI")  # kind, iteration, param index, payload bytes, crc32
+ACK = struct.Struct("!BII")  # kind, iteration, param index (worker -> server, after a pull arrived)
 REPORT = struct.Struct("!IIdd")  # iteration, bad crcs, worker seconds, output sum
-BEGIN, PARAM, STOP = 1, 2, 3
+DONE = struct.Struct("!IIQQ")  # iteration, bad push crcs, pull bytes sent, push bytes received
+BEGIN, PARAM, STOP, GRAD, ACKED, GO, HELLO = 1, 2, 3, 4, 5, 6, 7
+FAULTS = ("none", "swap")
 
 
 @dataclasses.dataclass(frozen=True)
 class PSConfig:
-    """One real-server experiment: model graph, cluster size, emulated link and run length."""
+    """One real-server experiment: model graph, cluster size, emulated links and run length."""
 
     model: str = "cnn"
     mode: str = "train"
     workers: int = 2
+    servers: int = 1
+    placement: str = "round_robin"
     bandwidth_gbps: float = 1.0
     iterations: int = 4
     warmup: int = 2
@@ -51,24 +66,31 @@ class PSConfig:
     batch_size: int = 32
     chunk_bytes: int = 16384
     timeout_s: float = 120.0
+    fault: str = "none"
 
     def __post_init__(self):
-        from mlsys_core.tictac.models import MODELS, MODES
+        from mlsys_core.tictac.models import ALL_MODELS, MODES
+        from mlsys_core.tictac.placement import PLACEMENTS
 
-        validate.choice("model", self.model, MODELS)
+        validate.choice("model", self.model, ALL_MODELS)
         validate.choice("mode", self.mode, MODES)
         for name in ("workers", "iterations", "depth", "width", "batch_size", "chunk_bytes"):
             validate.integer(name, getattr(self, name), low=1)
+        validate.integer("servers", self.servers, low=1, high=4)
+        validate.choice("placement", self.placement, PLACEMENTS)
         validate.integer("warmup", self.warmup, low=0)
         validate.integer("seed", self.seed, low=0)
         validate.number("bandwidth_gbps", self.bandwidth_gbps, 0.0, 100.0, low_open=True)
         validate.positive("timeout_s", self.timeout_s)
+        validate.choice("fault", self.fault, FAULTS)
 
 
 @dataclasses.dataclass(frozen=True)
 class Trial:
     """One scheduler's run: `iteration_s` (warmup + iterations,) wall time per iteration at the
-    server, `worker_s` (n, workers) each worker's time from begin to its last op; checks."""
+    coordinator, `worker_s` (n, workers) each worker's time from begin to its last op and push;
+    checks: `orders_ok` (every server's arrivals in its scheduled order, every iteration and worker),
+    `crc_errors` (pulls and pushes), `outputs_ok`; `bytes_sent` pulled, `bytes_pushed` pushed."""
 
     scheduler: str
     iteration_s: np.ndarray
@@ -78,6 +100,7 @@ class Trial:
     crc_errors: int
     outputs_ok: bool
     bytes_sent: int
+    bytes_pushed: int = 0
 
     def mean_s(self, include_warmup: bool = False) -> float:
         """Mean iteration time, with or without the first `warmup` iterations."""
@@ -96,49 +119,160 @@ def _program(config: PSConfig):
     return fn, params, inputs, jaxgraph.trace(fn, params, *inputs)
 
 
-def _read_exact(stream, n: int) -> bytes:
-    data = stream.read(n)
-    if data is None or len(data) < n:
-        raise ConnectionError("connection closed mid-message")
-    return data
+def _read_exact(sock: socket.socket, n: int) -> bytes:
+    buf = bytearray()
+    while len(buf) < n:
+        part = sock.recv(n - len(buf))
+        if not part:
+            raise ConnectionError("connection closed mid-message")
+        buf += part
+    return bytes(buf)
+
+
+def _read_message(sock: socket.socket):
+    kind, it, index, nbytes, crc = HEADER.unpack(_read_exact(sock, HEADER.size))
+    payload = _read_exact(sock, nbytes) if nbytes else b""
+    return kind, it, index, payload, crc
+
+
+def _paced_send(sock: socket.socket, data: bytes, gbps: float, chunk: int, lock=None) -> None:
+    """Send `data` in chunks, sleeping so that the connection never runs above `gbps`."""
+    clock = time.perf_counter()
+    per_byte = 8.0 / (gbps * 1e9)
+    for start in range(0, len(data), chunk):
+        piece = data[start:start + chunk]
+        if lock is None:
+            sock.sendall(piece)
+        else:
+            with lock:
+                sock.sendall(piece)
+        clock += len(piece) * per_byte
+        lag = clock - time.perf_counter()
+        if lag > 0:
+            time.sleep(lag)
+
+
+def _message(kind: int, it: int, index: int, payload: bytes) -> bytes:
+    return HEADER.pack(kind, it, index, len(payload), zlib.crc32(payload)) + payload
+
+
+def _connect(port: int, timeout: float) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+# ----------------------------------------------------------------------------------------- server
+
+
+def _read_from_worker(sock: socket.socket):
+    """(kind, iteration, index, (payload, crc ok)) of the next ack or pushed gradient."""
+    head = _read_exact(sock, ACK.size)
+    kind, it, index = ACK.unpack(head)
+    if kind == ACKED:
+        return kind, it, index, (b"", True)
+    nbytes, crc = struct.unpack("!QI", _read_exact(sock, HEADER.size - ACK.size))
+    payload = _read_exact(sock, nbytes) if nbytes else b""
+    return kind, it, index, (payload, zlib.crc32(payload) == crc)
+
+
+def server_main(config: PSConfig, port: int, server_id: int) -> None:
+    """A parameter server: send each worker its parameters in the scheduled order, one transfer at a
+    time (the next after the worker acknowledged the last), paced; take the pushed gradients."""
+    control = _connect(port, config.timeout_s)
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(config.timeout_s)
+    control.sendall(struct.pack("!BII", HELLO, 1, server_id) + struct.pack("!I", listener.getsockname()[1]))
+    (count,) = struct.unpack("!I", _read_exact(control, 4))
+    held = {}
+    for _ in range(count):
+        _, _, index, payload, _ = _read_message(control)
+        held[index] = payload
+    conns = [None] * config.workers
+    for _ in range(config.workers):
+        conn, _ = listener.accept()
+        conn.settimeout(config.timeout_s)
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conns[struct.unpack("!I", _read_exact(conn, 4))[0]] = conn
+    gbps = config.bandwidth_gbps / config.workers
+    train = config.mode == "train"
+    while True:
+        kind, it, _, payload, _ = _read_message(control)
+        if kind == STOP:
+            break
+        seqs = np.frombuffer(payload, dtype=">u4").reshape(config.workers, -1).astype(np.int64)
+        results = [None] * config.workers
+
+        def serve(w, seq, it=it, results=results):
+            seq = list(seq)
+            if config.fault == "swap" and server_id == 0 and len(seq) >= 2:
+                seq[0], seq[1] = seq[1], seq[0]
+            sent, grads = 0, []
+            for index in seq:
+                msg = _message(PARAM, it, int(index), held[int(index)])
+                _paced_send(conns[w], msg, gbps, config.chunk_bytes)
+                sent += len(msg)
+                while True:  # the next transfer waits for this one's ack (a push may come first)
+                    kind, got_it, got, grad = _read_from_worker(conns[w])
+                    if kind != ACKED:
+                        grads.append((kind, got_it, got, grad))
+                        continue
+                    if got_it != it or got != index:
+                        raise ConnectionError(f"server {server_id}: ack {got_it, got} for {it, index}")
+                    break
+            while train and len(grads) < len(seq):
+                grads.append(_read_from_worker(conns[w]))
+            bad = sum(kind != GRAD or got_it != it or not ok or len(grad) != len(held.get(index, b""))
+                      for kind, got_it, index, (grad, ok) in grads)
+            results[w] = (bad, sent, sum(HEADER.size + len(g) for _, _, _, (g, _) in grads))
+
+        threads = [threading.Thread(target=serve, args=(w, seqs[w])) for w in range(config.workers)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if any(r is None for r in results):
+            raise ConnectionError(f"server {server_id}: a worker connection failed in iteration {it}")
+        control.sendall(DONE.pack(it, sum(r[0] for r in results), sum(r[1] for r in results),
+                                  sum(r[2] for r in results)))
+    for conn in conns:
+        conn.close()
+    control.close()
 
 
 # ----------------------------------------------------------------------------------------- worker
 
 
-class _Inbox:
-    """The worker's side of the socket, single-threaded: between two ops it takes whatever bytes
-    have arrived (without waiting), and it blocks only when no op can run. Parses whole messages and
-    checks each payload's CRC-32."""
-
-    def __init__(self, sock: socket.socket):
-        self.sock, self.buffer, self.messages = sock, bytearray(), collections.deque()
-
-    def poll(self, block: bool) -> None:
-        if not block and not select.select([self.sock], [], [], 0)[0]:
-            return
-        data = self.sock.recv(1 << 20)
-        if not data:
-            raise ConnectionError("server closed the connection")
-        self.buffer += data
-        while len(self.buffer) >= HEADER.size:
-            kind, it, index, nbytes, crc = HEADER.unpack_from(self.buffer)
-            end = HEADER.size + nbytes
-            if len(self.buffer) < end:
+def _receive_loop(sock, lock, inbox, server_id):
+    """One server connection: parse each pulled parameter, check its CRC, acknowledge it at once
+    (which lets the server send the next), hand it to the compute loop."""
+    try:
+        while True:
+            kind, it, index, payload, crc = _read_message(sock)
+            if kind != PARAM:
                 break
-            payload = bytes(self.buffer[HEADER.size:end])
-            del self.buffer[:end]
-            self.messages.append((kind, it, index, payload, zlib.crc32(payload) == crc))
-
-    def next(self):
-        """The next message, waiting for it (bounded by the socket's timeout)."""
-        while not self.messages:
-            self.poll(block=True)
-        return self.messages.popleft()
+            with lock:
+                sock.sendall(ACK.pack(ACKED, it, index))
+            inbox.put((index, payload, zlib.crc32(payload) == crc, server_id))
+    except (ConnectionError, OSError):
+        pass
+    inbox.put(None)
 
 
-def worker_main(config: PSConfig, port: int, worker_id: int) -> None:
-    """A worker: run the model's primitives as soon as the parameters they read have arrived."""
+def _push_loop(sock, lock, outbox, gbps, chunk):
+    """One server connection: push gradients in the order they were produced, paced."""
+    while True:
+        item = outbox.get()
+        if item is None:
+            outbox.task_done()
+            return
+        _paced_send(sock, item, gbps, chunk, lock)
+        outbox.task_done()
+
+
+def worker_main(config: PSConfig, port: int, worker_id: int, server_ports: list[int]) -> None:
+    """A worker: run the model's primitives as soon as the parameters they read have arrived; in
+    training push each gradient to its server when the op producing it has run."""
     import jax
 
     from mlsys_core.tictac import jaxgraph
@@ -149,24 +283,55 @@ def worker_main(config: PSConfig, port: int, worker_id: int) -> None:
     consumers: dict[int, list[int]] = {}
     needs = np.zeros(len(program.eqns), dtype=np.int64)
     runtime_vars = set(program.param_vars)
+    producer = {}
     for i, eqn in enumerate(program.eqns):
         for var in {v for kind, v in eqn.inputs if kind == "v" and v in runtime_vars}:
             consumers.setdefault(var, []).append(i)
             needs[i] += 1
         runtime_vars.update(eqn.outputs)
-    no_wait = [i for i in range(len(program.eqns)) if needs[i] == 0]  # ascending, so already a heap
+        for var in eqn.outputs:
+            producer[var] = i
+    train = config.mode == "train"
+    grad_outputs = program.outputs[1:1 + len(leaves)] if train else []
+    pushes_after: dict[int, list[int]] = {}  # eqn index -> gradients it completes
+    early = []  # gradients not produced by any op (constants)
+    for g, (kind, var) in enumerate(grad_outputs):
+        if kind == "v" and var in producer:
+            pushes_after.setdefault(producer[var], []).append(g)
+        else:
+            early.append(g)
+    no_wait = [i for i in range(len(program.eqns)) if needs[i] == 0]
     data = dict(zip(program.input_vars, jax.tree_util.tree_leaves(inputs)))
-    sock = socket.create_connection(("127.0.0.1", port), timeout=config.timeout_s)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.sendall(struct.pack("!I", worker_id))
-    inbox = _Inbox(sock)
+    control = _connect(port, config.timeout_s)
+    control.sendall(struct.pack("!BII", HELLO, 2, worker_id) + struct.pack("!I", 0))
+    (count,) = struct.unpack("!I", _read_exact(control, 4))
+    server_of = np.frombuffer(_read_exact(control, 4 * count), dtype=">u4").astype(np.int64)
+    inbox: queue.Queue = queue.Queue()
+    socks, locks, outboxes = [], [], []
+    gbps = config.bandwidth_gbps / config.workers
+    for s, server_port in enumerate(server_ports):
+        sock = _connect(server_port, config.timeout_s)
+        sock.sendall(struct.pack("!I", worker_id))
+        lock = threading.Lock()
+        socks.append(sock)
+        locks.append(lock)
+        threading.Thread(target=_receive_loop, args=(sock, lock, inbox, s), daemon=True).start()
+        outbox: queue.Queue = queue.Queue()
+        outboxes.append(outbox)
+        threading.Thread(target=_push_loop, args=(sock, lock, outbox, gbps, config.chunk_bytes), daemon=True).start()
     while True:
-        kind, it, _, _, _ = inbox.next()
+        kind, it, _, _, _ = _read_message(control)
         if kind == STOP:
             break
         start = time.perf_counter()
         values, missing, ready = dict(data), needs.copy(), list(no_wait)
+        heapq.heapify(ready)
         order, bad, done = [], 0, 0
+
+        def push(g, it=it, values=values):
+            kind, var = grad_outputs[g]
+            array = np.ascontiguousarray(np.asarray(values[var] if kind == "v" else var, dtype=specs[g][0]))
+            outboxes[server_of[g]].put(_message(GRAD, it, g, array.tobytes()))
 
         def arrived(var, missing=missing, ready=ready):
             for i in consumers.get(var, ()):
@@ -175,63 +340,58 @@ def worker_main(config: PSConfig, port: int, worker_id: int) -> None:
                     heapq.heappush(ready, i)
 
         while done < len(program.eqns) or len(order) < len(leaves):
-            inbox.poll(block=not ready and not inbox.messages)
-            while inbox.messages:
-                kind, _, index, payload, ok = inbox.messages.popleft()
+            try:
+                item = inbox.get(block=not ready, timeout=config.timeout_s) if not ready else inbox.get_nowait()
+            except queue.Empty:
+                if not ready:
+                    raise ConnectionError("worker waited too long for a parameter") from None
+                item = False
+            if item is None:
+                raise ConnectionError("a server closed its connection")
+            if item:
+                index, payload, ok, _ = item
                 dtype, shape = specs[index]
                 values[program.param_vars[index]] = jax.device_put(np.frombuffer(payload, dtype).reshape(shape))
                 order.append(index)
                 bad += not ok
                 arrived(program.param_vars[index])
-            if ready:
-                i = heapq.heappop(ready)
-                jaxgraph.run_eqn(program.eqns[i], values)
-                done += 1
-                for var in program.eqns[i].outputs:
-                    arrived(var)
+                continue
+            i = heapq.heappop(ready)
+            jaxgraph.run_eqn(program.eqns[i], values)
+            done += 1
+            for var in program.eqns[i].outputs:
+                arrived(var)
+            for g in pushes_after.get(i, ()):
+                push(g)
+        for g in early:
+            push(g)
         outs = [values[v] if kind == "v" else v for kind, v in program.outputs]
         jax.block_until_ready(outs)
+        for outbox in outboxes:
+            outbox.join()
         seconds = time.perf_counter() - start
         total = float(sum(np.asarray(o, dtype=np.float64).sum() for o in outs))
-        sock.sendall(REPORT.pack(it, bad, seconds, total) + np.asarray(order, dtype=">u4").tobytes())
-    sock.close()
+        control.sendall(REPORT.pack(it, bad, seconds, total) + np.asarray(order, dtype=">u4").tobytes())
+    for outbox in outboxes:
+        outbox.put(None)
+    for sock in socks:
+        sock.close()
+    control.close()
 
 
-# ----------------------------------------------------------------------------------------- server
-
-
-def _send_iteration(conns, streams, it, bandwidth_gbps, chunk):
-    """Send every worker its byte stream, chunks interleaved round-robin, paced to the link rate."""
-    header = HEADER.pack(BEGIN, it, 0, 0, 0)
-    for conn in conns:
-        conn.sendall(header)
-    clock = time.perf_counter()
-    seconds_per_byte = 8.0 / (bandwidth_gbps * 1e9)
-    offsets = [0] * len(conns)
-    while any(o < len(s) for o, s in zip(offsets, streams)):
-        for w, (conn, stream) in enumerate(zip(conns, streams)):
-            if offsets[w] >= len(stream):
-                continue
-            piece = stream[offsets[w]:offsets[w] + chunk]
-            conn.sendall(piece)
-            offsets[w] += len(piece)
-            clock += len(piece) * seconds_per_byte
-            lag = clock - time.perf_counter()
-            if lag > 0:
-                time.sleep(lag)
-    return sum(len(s) for s in streams)
+# ----------------------------------------------------------------------------------------- coordinator
 
 
 def run(config: PSConfig, schedulers=("random", "tic", "tac")) -> dict[str, Trial]:
     """Run each scheduler for `warmup + iterations` iterations, interleaved round-robin.
 
-    The same worker processes serve every scheduler, so JAX's one-off costs in a fresh worker (the
-    first call of each primitive compiles it) land in the first-listed scheduler's first iteration.
-    TAC uses a measured time oracle: this machine's eager time of every compute op.
+    The same processes serve every scheduler, so JAX's one-off costs in a fresh worker (the first
+    call of each primitive compiles it) land in the first-listed scheduler's first iteration. TAC
+    uses a measured time oracle: this machine's eager time of every compute op.
     """
     import jax
 
-    from mlsys_core.tictac import jaxgraph, ordering
+    from mlsys_core.tictac import jaxgraph, ordering, placement
 
     for name in schedulers:
         validate.choice("scheduler", name, ordering.SCHEDULERS)
@@ -240,66 +400,98 @@ def run(config: PSConfig, schedulers=("random", "tic", "tac")) -> dict[str, Tria
     reference = float(sum(np.asarray(o, dtype=np.float64).sum()
                           for o in jax.tree_util.tree_leaves(jax.jit(fn)(params, *inputs))))
     payloads = [np.ascontiguousarray(np.asarray(leaf)).tobytes() for leaf in jax.tree_util.tree_leaves(params)]
-    messages = [HEADER.pack(PARAM, 0, i, len(p), zlib.crc32(p)) + p for i, p in enumerate(payloads)]
+    server_of = placement.place(graph.recv_bytes, config.servers, config.placement)
     oracle = ordering.TimeOracle(bandwidth_gbps=config.bandwidth_gbps, latency_us=0.0)
     compute_s = jaxgraph.measured_seconds(program, params, inputs)
     n_iter = config.warmup + config.iterations
     orders = {name: ordering.schedule(graph, name, oracle, config.workers, n_iter, config.seed,
                                       compute_seconds=compute_s) for name in schedulers}
-    return _serve(config, orders, messages, reference)
+    return _serve(config, orders, payloads, server_of, reference)
 
 
-def _serve(config: PSConfig, orders: dict, messages, reference: float) -> dict[str, Trial]:
-    workers = config.workers
+def orders_match(arrived: np.ndarray, scheduled: np.ndarray, server_of: np.ndarray) -> bool:
+    """True iff, for every server, the parameters it holds arrived in the order it was told to send
+    them (across servers nothing is promised: their links run in parallel)."""
+    arrived, scheduled = np.asarray(arrived), np.asarray(scheduled)
+    if arrived.shape != scheduled.shape or set(arrived.tolist()) != set(scheduled.tolist()):
+        return False
+    return all(np.array_equal(arrived[server_of[arrived] == s], scheduled[server_of[scheduled] == s])
+               for s in np.unique(server_of))
+
+
+def _spawn(role: str, config: PSConfig, port: int, ident: int, extra=()):
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    args = [f"--{k.replace('_', '-')}={v}" for k, v in dataclasses.asdict(config).items()]
+    return subprocess.Popen([sys.executable, "-m", "mlsys_core.tictac.ps", f"--role={role}", f"--port={port}",
+                             f"--ident={ident}", *extra, *args], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+
+
+def _serve(config: PSConfig, orders: dict, payloads, server_of, reference: float) -> dict[str, Trial]:
     deadline = time.monotonic() + config.timeout_s
     listener = socket.create_server(("127.0.0.1", 0))
     listener.settimeout(config.timeout_s)
     port = listener.getsockname()[1]
-    env = dict(os.environ, JAX_PLATFORMS="cpu")
-    args = [f"--{k.replace('_', '-')}={v}" for k, v in dataclasses.asdict(config).items()]
-    procs = [subprocess.Popen([sys.executable, "-m", "mlsys_core.tictac.ps", f"--port={port}",
-                               f"--worker-id={w}", *args], env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE) for w in range(workers)]
-    conns = [None] * workers
+    procs = [_spawn("server", config, port, s) for s in range(config.servers)]
+    servers, workers = [None] * config.servers, [None] * config.workers
     try:
-        for _ in range(workers):
-            conn, _ = listener.accept()
-            conn.settimeout(max(1.0, deadline - time.monotonic()))
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            conns[struct.unpack("!I", _read_exact(conn.makefile("rb"), 4))[0]] = conn
-        readers = [c.makefile("rb") for c in conns]
+        server_ports = [0] * config.servers
+        for _ in range(config.servers):
+            conn = _accept(listener, deadline)
+            _, _, ident = struct.unpack("!BII", _read_exact(conn, 9))
+            (server_ports[ident],) = struct.unpack("!I", _read_exact(conn, 4))
+            servers[ident] = conn
+        for s, conn in enumerate(servers):
+            mine = np.flatnonzero(server_of == s)
+            conn.sendall(struct.pack("!I", mine.size) + b"".join(_message(PARAM, 0, int(i), payloads[i]) for i in mine))
+        ports = "--server-ports=" + ",".join(map(str, server_ports))
+        procs += [_spawn("worker", config, port, w, (ports,)) for w in range(config.workers)]
+        for _ in range(config.workers):
+            conn = _accept(listener, deadline)
+            _, _, ident = struct.unpack("!BII", _read_exact(conn, 9))
+            _read_exact(conn, 4)
+            conn.sendall(struct.pack("!I", server_of.size) + np.asarray(server_of, dtype=">u4").tobytes())
+            workers[ident] = conn
         n_iter = config.warmup + config.iterations
-        stats = {name: Stats(n_iter, workers) for name in orders}
+        stats = {name: Stats(n_iter, config.workers) for name in orders}
         for it in range(n_iter):  # schedulers interleaved, so drifts in machine load hit all alike
             for name, order in orders.items():
-                _iteration(config, it, order[it], conns, readers, messages, reference, stats[name])
+                _iteration(it, order[it], servers, workers, server_of, reference, stats[name])
             if time.monotonic() > deadline:
                 raise TimeoutError(f"real parameter server exceeded timeout_s={config.timeout_s}")
         trials = {name: st.trial(name, config.warmup) for name, st in stats.items()}
-        for conn in conns:
+        for conn in servers + workers:
             conn.sendall(HEADER.pack(STOP, 0, 0, 0, 0))
         for proc in procs:
             proc.wait(timeout=max(1.0, deadline - time.monotonic()))
         failed = [p.stderr.read().decode()[-1500:] for p in procs if p.returncode != 0]
         if failed:
-            raise RuntimeError("a worker failed:\n" + failed[0])
+            raise RuntimeError("a server or worker process failed:\n" + failed[0])
         return trials
     except (ConnectionError, OSError) as error:
         for proc in procs:
             if proc.poll() is None:
                 proc.kill()
         details = [p.stderr.read().decode()[-1500:] for p in procs if p.wait() != 0]
-        raise RuntimeError(f"real parameter server failed ({error}); worker said:\n{''.join(details[:1])}") from None
+        raise RuntimeError(f"real parameter server failed ({error}); a process said:\n{''.join(details[:1])}") from None
     finally:
-        for conn in conns:
+        for conn in servers + workers:
             if conn is not None:
                 conn.close()
         listener.close()
-        for proc in procs:
+        for proc in procs:  # stopped by PID, whatever happened
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
             proc.stderr.close()
+
+
+def _accept(listener, deadline):
+    listener.settimeout(max(1.0, deadline - time.monotonic()))
+    conn, _ = listener.accept()
+    conn.settimeout(max(1.0, deadline - time.monotonic()))
+    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return conn
 
 
 class Stats:
@@ -307,41 +499,97 @@ class Stats:
 
     def __init__(self, n_iter: int, workers: int):
         self.iteration_s, self.worker_s = np.zeros(n_iter), np.zeros((n_iter, workers))
-        self.orders_ok, self.crc_errors, self.outputs_ok, self.sent = True, 0, True, 0
+        self.orders_ok, self.crc_errors, self.outputs_ok, self.sent, self.pushed = True, 0, True, 0, 0
 
     def trial(self, scheduler: str, warmup: int) -> Trial:
         return Trial(scheduler, self.iteration_s, self.worker_s, warmup, bool(self.orders_ok),
-                     int(self.crc_errors), bool(self.outputs_ok), self.sent)
+                     int(self.crc_errors), bool(self.outputs_ok), self.sent, self.pushed)
 
 
-def _iteration(config, it, orders, conns, readers, messages, reference, stats: Stats) -> None:
-    """Serve one iteration (orders: (workers, n_recv)) to connected workers; verify what comes back."""
-    streams = [b"".join(messages[i] for i in order) for order in orders]
+def _iteration(it, orders, servers, workers, server_of, reference, stats: Stats) -> None:
+    """One iteration (orders: (workers, n_recv)): tell every server its sequences, start the workers,
+    collect and verify what comes back."""
     start = time.perf_counter()
-    stats.sent += _send_iteration(conns, streams, it, config.bandwidth_gbps, config.chunk_bytes)
-    for w, reader in enumerate(readers):
-        got_it, bad, seconds, total = REPORT.unpack(_read_exact(reader, REPORT.size))
-        got = np.frombuffer(_read_exact(reader, 4 * orders.shape[1]), dtype=">u4")
-        stats.orders_ok &= got_it == it and np.array_equal(got, orders[w])
+    for s, conn in enumerate(servers):
+        seqs = np.stack([order[server_of[order] == s] for order in orders])
+        payload = np.ascontiguousarray(seqs, dtype=">u4").tobytes()
+        conn.sendall(HEADER.pack(GO, it, 0, len(payload), 0) + payload)
+    for conn in workers:
+        conn.sendall(HEADER.pack(BEGIN, it, 0, 0, 0))
+    for w, conn in enumerate(workers):
+        got_it, bad, seconds, total = REPORT.unpack(_read_exact(conn, REPORT.size))
+        got = np.frombuffer(_read_exact(conn, 4 * orders.shape[1]), dtype=">u4").astype(np.int64)
+        stats.orders_ok &= got_it == it and orders_match(got, orders[w], server_of)
         stats.crc_errors += bad
         stats.outputs_ok &= bool(np.isclose(total, reference, rtol=1e-4, atol=1e-4))
         stats.worker_s[it, w] = seconds
+    for conn in servers:
+        got_it, bad, sent, pushed = DONE.unpack(_read_exact(conn, DONE.size))
+        stats.orders_ok &= got_it == it
+        stats.crc_errors += bad
+        stats.sent += sent
+        stats.pushed += pushed
     stats.iteration_s[it] = time.perf_counter() - start
 
 
+@dataclasses.dataclass(frozen=True)
+class Runs:
+    """`n_runs` independent runs (fresh processes, seeds seed..): `trials[k]` is run k's `run` result."""
+
+    config: PSConfig
+    trials: tuple
+
+    def per_run_s(self, scheduler: str, include_warmup: bool = False) -> np.ndarray:
+        """(runs,) mean iteration time of each run, with or without its warm-up iterations."""
+        return np.array([t[scheduler].mean_s(include_warmup) for t in self.trials])
+
+    def speedups(self, baseline: str = "random", scheduler: str = "tac", include_warmup: bool = False) -> np.ndarray:
+        """(runs,) baseline's mean time / scheduler's, per run."""
+        return self.per_run_s(baseline, include_warmup) / self.per_run_s(scheduler, include_warmup)
+
+    def checks_ok(self) -> bool:
+        """Orders as scheduled, no CRC error and correct outputs in every run and scheduler."""
+        return all(t.orders_ok and t.crc_errors == 0 and t.outputs_ok for r in self.trials for t in r.values())
+
+
+def mean_interval(values, level: float = 0.95) -> tuple[float, float, float]:
+    """(mean, low, high): Student-t interval of the mean of `values` (>= 2)."""
+    from scipy import stats
+
+    x = np.asarray(values, dtype=float)
+    if x.ndim != 1 or x.size < 2:
+        raise ValueError(f"values must hold >= 2 numbers, got {x.tolist()}")
+    half = float(stats.t.ppf(0.5 + level / 2, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size))
+    return float(x.mean()), float(x.mean() - half), float(x.mean() + half)
+
+
+def runs(config: PSConfig, schedulers=("random", "tac"), n_runs: int = 3) -> Runs:
+    """`n_runs` runs of `run`, each with fresh processes and seed config.seed + k."""
+    validate.integer("n_runs", n_runs, low=1)
+    return Runs(config, tuple(run(dataclasses.replace(config, seed=config.seed + k), schedulers)
+                              for k in range(n_runs)))
+
+
 def _parse(argv=None):
-    parser = argparse.ArgumentParser(description="TicTac real parameter-server worker")
+    parser = argparse.ArgumentParser(description="TicTac real parameter-server process")
+    parser.add_argument("--role", choices=("server", "worker"), required=True)
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--worker-id", type=int, required=True)
+    parser.add_argument("--ident", type=int, required=True)
+    parser.add_argument("--server-ports", default="")
     for field in dataclasses.fields(PSConfig):
         parser.add_argument(f"--{field.name.replace('_', '-')}", type=type(field.default))
     ns = parser.parse_args(argv)
     values = {f.name: getattr(ns, f.name) for f in dataclasses.fields(PSConfig) if getattr(ns, f.name) is not None}
-    return PSConfig(**values), ns.port, ns.worker_id
+    ports = [int(p) for p in ns.server_ports.split(",") if p]
+    return ns.role, PSConfig(**values), ns.port, ns.ident, ports
 
 
 if __name__ == "__main__":
-    from mlsys_core import backend
+    role, cfg, coordinator_port, ident, server_ports = _parse()
+    if role == "server":
+        server_main(cfg, coordinator_port, ident)
+    else:
+        from mlsys_core import backend
 
-    backend.setup(cpu_devices=1)
-    worker_main(*_parse())
+        backend.setup(cpu_devices=1)
+        worker_main(cfg, coordinator_port, ident, server_ports)
