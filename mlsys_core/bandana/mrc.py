@@ -188,3 +188,146 @@ def cache_grid(trace: Trace, blocks: BlockMap, thresholds, capacities_bytes, rat
             cfg = CacheConfig(int(round(c * rate)), int(t))
             out[i, j] = simulate_cache(trace, blocks, cfg, past_counts).hit_rate
     return MiniCacheGrid(thresholds, caps, out, rate)
+
+
+def shards_hashes(keys: np.ndarray, seed: int = 0) -> np.ndarray:
+    """(n,) SHARDS hash of each key mod P (the value `shards_keep` compares with T)."""
+    with np.errstate(over="ignore"):
+        return (_splitmix64(np.asarray(keys), seed) % np.uint64(SHARDS_MODULUS)).astype(np.int64)
+
+
+@numba.njit(cache=True)
+def _heap_push(heap_h, heap_k, size, h, k):
+    i = size
+    heap_h[i] = h
+    heap_k[i] = k
+    while i > 0:
+        p = (i - 1) // 2
+        if heap_h[p] >= heap_h[i]:
+            break
+        heap_h[p], heap_h[i] = heap_h[i], heap_h[p]
+        heap_k[p], heap_k[i] = heap_k[i], heap_k[p]
+        i = p
+    return size + 1
+
+
+@numba.njit(cache=True)
+def _heap_pop(heap_h, heap_k, size):
+    size -= 1
+    heap_h[0] = heap_h[size]
+    heap_k[0] = heap_k[size]
+    i = 0
+    while True:
+        c = 2 * i + 1
+        if c >= size:
+            break
+        if c + 1 < size and heap_h[c + 1] > heap_h[c]:
+            c += 1
+        if heap_h[i] >= heap_h[c]:
+            break
+        heap_h[c], heap_h[i] = heap_h[i], heap_h[c]
+        heap_k[c], heap_k[i] = heap_k[i], heap_k[c]
+        i = c
+    return size
+
+
+@numba.njit(cache=True)
+def _shards_fixed(ids, hashes, num_keys, s_max, t0):
+    """Fixed-size SHARDS: track at most s_max keys, lowering the threshold T to the largest tracked
+    hash whenever one more would be tracked (evicting the keys at it). Returns, per sampled access,
+    its stack distance among the tracked keys (-1 cold), the threshold T at that access, and the
+    final T."""
+    n = ids.size
+    tree = np.zeros(n + 1, dtype=np.int32)
+    last = np.full(num_keys, -1, dtype=np.int64)
+    heap_h = np.empty(s_max + 2, dtype=np.int64)
+    heap_k = np.empty(s_max + 2, dtype=np.int64)
+    size = 0
+    dist = np.empty(n, dtype=np.int64)
+    thr = np.empty(n, dtype=np.int64)
+    m = 0  # sampled accesses so far (positions in the Fenwick tree)
+    marks = 0
+    t = t0
+    for i in range(n):
+        h = hashes[i]
+        if h >= t:
+            continue
+        k = ids[i]
+        p = last[k]
+        if p < 0:
+            dist[m] = -1
+            size = _heap_push(heap_h, heap_k, size, h, k)
+            while size > s_max:  # lower T to the largest tracked hash, evict the keys at it
+                t = heap_h[0]
+                while size > 0 and heap_h[0] == t:
+                    ev = heap_k[0]
+                    size = _heap_pop(heap_h, heap_k, size)
+                    j = last[ev] + 1
+                    if last[ev] >= 0:
+                        while j <= n:
+                            tree[j] -= 1
+                            j += j & (-j)
+                        marks -= 1
+                    last[ev] = -2  # never sampled again: its hash is >= T from now on
+            if h >= t:  # the new key itself was evicted
+                continue
+        else:
+            s = 0
+            j = p + 1
+            while j > 0:
+                s += tree[j]
+                j -= j & (-j)
+            dist[m] = marks - s
+            j = p + 1
+            while j <= n:
+                tree[j] -= 1
+                j += j & (-j)
+            marks -= 1
+        thr[m] = t
+        j = m + 1
+        while j <= n:
+            tree[j] += 1
+            j += j & (-j)
+        marks += 1
+        last[k] = m
+        m += 1
+    return dist[:m], thr[:m], t
+
+
+def shards_fixed_hit_rate_curve(keys: np.ndarray, cache_sizes, s_max: int, seed: int = 0,
+                                initial_rate: float = 1.0, adjust: bool = True) -> np.ndarray:
+    """Fixed-size SHARDS (Waldspurger et al., FAST 2015, SHARDS_fixed; libCacheSim's FIX_SIZE):
+    at most `s_max` keys are tracked; the sampling rate starts at `initial_rate` and falls each time
+    one more key would be tracked, to the largest tracked hash. An access's distance is scaled by
+    1 / R at its time; counts taken at a higher rate are scaled by R_final / R_then (the paper's
+    histogram rescaling), and the curve is normalised by the rescaled count of all sampled accesses.
+    Hit iff scaled distance < C (distinct other keys since the last access), as `hit_rate_curve`.
+    With `adjust`, SHARDS-adj's correction at the final rate: the curve is normalised by n x R_final
+    and the difference to the rescaled count is credited to the smallest distances."""
+    sizes = _check_sizes(cache_sizes)
+    s_max = validate.integer("s_max", s_max, 1)
+    rate0 = _check_rate(initial_rate)
+    keys = np.asarray(keys)
+    if keys.size == 0:
+        raise ValueError("the trace is empty")
+    ids, k = dense_ids(keys)
+    hashes = shards_hashes(keys, seed)
+    t0 = max(1, round(rate0 * SHARDS_MODULUS))
+    dist, thr, t_final = _shards_fixed(ids, hashes, k, s_max, t0)
+    if dist.size == 0:
+        return np.zeros(sizes.size)
+    weight = t_final / thr  # R_final / R_then
+    reuse = dist >= 0
+    scaled = dist[reuse] * (SHARDS_MODULUS / thr[reuse])
+    order = np.argsort(scaled)
+    cum = np.concatenate([[0.0], np.cumsum(weight[reuse][order])])
+    total = weight.sum()
+    extra = 0.0
+    if validate.boolean("adjust", adjust):
+        expected = keys.size * t_final / SHARDS_MODULUS
+        extra, total = expected - total, expected
+    s = scaled[order]
+    lo = np.floor(sizes)
+    below = cum[np.searchsorted(s, lo, side="left")]
+    below_next = cum[np.searchsorted(s, lo + 1, side="left")]
+    return np.clip((below + (sizes - lo) * (below_next - below) + extra) / total, 0.0, 1.0)

@@ -204,6 +204,31 @@ def write_oracle_general(path, keys: np.ndarray, obj_size: int = 1) -> None:
     rec.tofile(os.fspath(path))
 
 
+def load_oracle_general(path, tables) -> Trace:
+    """A libCacheSim oracleGeneral file as a `Trace`: consecutive records of one clock_time form one
+    request; obj_id is a global key, split over `tables` in order (table i holds keys
+    [offset_i, offset_i + num_vectors_i)). Raises ValueError naming the first key outside them."""
+    path = os.fspath(path)
+    size = os.path.getsize(path)
+    if size == 0:
+        raise ValueError(f"{path}: the trace is empty")
+    if size % ORACLE_GENERAL.itemsize:
+        raise ValueError(f"{path}: {size} bytes is not a whole number of {ORACLE_GENERAL.itemsize}-byte records")
+    rec = np.fromfile(path, dtype=ORACLE_GENERAL)
+    tables = tuple(tables)
+    offsets = np.concatenate([[0], np.cumsum([t.num_vectors for t in tables])]).astype(np.int64)
+    keys = rec["obj_id"].astype(np.int64)
+    outside = (rec["obj_id"] >= offsets[-1]) | (keys < 0)
+    if outside.any():
+        i = int(np.argmax(outside))
+        raise ValueError(f"{path}: key {int(rec['obj_id'][i])} at record {i} is outside the tables' "
+                         f"{int(offsets[-1])} keys")
+    clock = rec["clock_time"].astype(np.int64)
+    request = np.concatenate([[0], np.cumsum(clock[1:] != clock[:-1])])
+    table = np.searchsorted(offsets, keys, side="right") - 1
+    return Trace.from_lookups(tables, request, table, keys - offsets[table])
+
+
 def read_oracle_general(path) -> np.ndarray:
     """The obj_id column (uint64) of an oracleGeneral binary trace."""
     size = os.path.getsize(path)
