@@ -163,14 +163,14 @@ def test_no_faults_matches_the_protocol_alone_but_for_hops():
 
 def _round_at(res, t):
     c = res.counters
-    return c.rows[int(np.searchsorted(c.column("end_s"), t))]
+    return c.row(int(np.searchsorted(c.column("end_s"), t)))
 
 
 def test_aggregator_crash_loses_only_its_devices():
     system, res = _run(faults=(Fault("aggregator", T0, 1),), check=_invariants)
     row = _round_at(res, T0)
     assert 0 < row["lost"] <= -(-row["selected"] // 4)  # at most one Aggregator's share
-    assert sum(r["lost"] for r in res.counters.rows) == row["lost"]
+    assert res.counters.column("lost").sum() == row["lost"]
     [respawn] = [m for m in system.trace if m.kind == "respawn"]
     assert (respawn.time_s, respawn.sender, respawn.receiver) == (T0 + 15.0, "master_aggregator[0]", "aggregator[1]")
 

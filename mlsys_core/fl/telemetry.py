@@ -98,17 +98,69 @@ def aggregate_only(log: EventLog, bin_s: float, horizon_s: float, k_min: int) ->
     return np.where(counts >= k_min, counts, 0)
 
 
-@dataclasses.dataclass
+ROUND_COUNTERS = (  # (field, dtype): one array per field, one entry per round
+    ("round", np.int64), ("open_s", np.float64), ("close_s", np.float64), ("end_s", np.float64),
+    ("checkins", np.int64), ("rejected_no_plan", np.int64), ("steering", str), ("version", np.int64),
+    ("selected", np.int64), ("rejected", np.int64), ("dropped", np.int64), ("lost", np.int64),
+    ("accepted", np.int64), ("late", np.int64), ("recycled", np.int64), ("committed", bool), ("reason", str),
+    ("bytes_down", np.int64), ("bytes_up", np.int64), ("selection_s", np.float64),
+    ("configuration_s", np.float64), ("reporting_s", np.float64), ("wasted_compute_s", np.float64),
+    ("messages", np.int64), ("resume_s", np.float64),
+)
+
+
+@dataclasses.dataclass(frozen=True)
 class RoundCounters:
-    """Per-round counters as columns; `column(name)` gives a NumPy array over rounds."""
+    """Per-round counters as frozen columns: one read-only NumPy array per field, indexed by round.
 
-    rows: list[dict] = dataclasses.field(default_factory=list)
+    Built once at the end of a run (`from_rows`); `column(name)` is the array of field `name`.
+    """
 
-    def append(self, **row) -> None:
-        self.rows.append(row)
+    round: np.ndarray
+    open_s: np.ndarray
+    close_s: np.ndarray
+    end_s: np.ndarray  # when reporting closed
+    checkins: np.ndarray
+    rejected_no_plan: np.ndarray
+    steering: np.ndarray  # pace-steering mode in force
+    version: np.ndarray  # model version the round trained on
+    selected: np.ndarray
+    rejected: np.ndarray
+    dropped: np.ndarray
+    lost: np.ndarray  # updates lost to an actor crash
+    accepted: np.ndarray
+    late: np.ndarray
+    recycled: np.ndarray
+    committed: np.ndarray
+    reason: np.ndarray
+    bytes_down: np.ndarray
+    bytes_up: np.ndarray
+    selection_s: np.ndarray
+    configuration_s: np.ndarray
+    reporting_s: np.ndarray
+    wasted_compute_s: np.ndarray
+    messages: np.ndarray
+    resume_s: np.ndarray  # earliest time the next round's selection may close
+
+    def __post_init__(self):
+        for name, _ in ROUND_COUNTERS:
+            getattr(self, name).flags.writeable = False
+
+    @classmethod
+    def from_rows(cls, rows) -> RoundCounters:
+        """Columns from per-round records (mappings or NamedTuples with the fields of `ROUND_COUNTERS`)."""
+        rows = [r._asdict() if hasattr(r, "_asdict") else r for r in rows]
+        return cls(**{name: np.array([r[name] for r in rows], dtype) if rows else np.zeros(0, dtype)
+                      for name, dtype in ROUND_COUNTERS})
 
     def column(self, name: str) -> np.ndarray:
-        return np.array([r[name] for r in self.rows])
+        if name not in self.__dataclass_fields__:
+            raise ValueError(f"column must be one of {[n for n, _ in ROUND_COUNTERS]}, got {name!r}")
+        return getattr(self, name)
+
+    def row(self, i: int) -> dict:
+        """Round `i`'s counters as a dict of Python scalars (for printing)."""
+        return {name: getattr(self, name)[i].item() for name, _ in ROUND_COUNTERS}
 
     def __len__(self) -> int:
-        return len(self.rows)
+        return len(self.round)
