@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 reproduce: $(STAMP)  ## run every notebook headless; write build/report.md, report.html, claims.json
 	$(BIN)/python -m mlsys_core.report notebooks --out build
 
-test: $(STAMP)  ## lint, unit tests, then the notebooks under nbval
+test: $(STAMP) chromium  ## lint, unit tests (tests/test_browser.py drives chromium), then the notebooks under nbval
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg
 

@@ -213,11 +213,10 @@ def check_notebook(lab: Lab, browser, notebook: pathlib.Path, shots: pathlib.Pat
         if page.locator(".lm-TabBar-tab.jp-mod-dirty").count():
             problems.append(f"{name}: opens marked modified (Lab changed it on open)")
         problems += [f"{name} before running: {p}" for p in widget_text_problems(page)]
-        first_widget_cell = page.locator(".jp-CodeCell", has=page.locator(
-            '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.widget-view+json"],'
-            ' .jp-OutputArea-output img')).filter(has_text="widgets.explore(")
-        if first_widget_cell.count():
-            first_widget_cell.first.locator(".jp-OutputArea").first.scroll_into_view_if_needed()
+        first_widget_cell = page.locator(".jp-CodeCell").filter(has_text="widgets.explore(")
+        if first_widget_cell.count():  # the static view of the first widget, with the code above it
+            first_widget_cell.first.evaluate("e => e.scrollIntoView({block: 'start'})")
+            page.wait_for_timeout(500)
         page.screenshot(path=shots / f"{name}-before.png")
 
         start = time.time()
@@ -251,7 +250,7 @@ def check_notebook(lab: Lab, browser, notebook: pathlib.Path, shots: pathlib.Pat
             problems.append(f"{name}: {panels.count()} widget panels rendered for {n_explore} explore cells")
         for i in range(panels.count()):
             panel = panels.nth(i)
-            panel.scroll_into_view_if_needed()
+            panel.evaluate("e => e.scrollIntoView({block: 'center'})")
             output = panel.locator(".widget-output").first
             before = output.evaluate(SIGNATURE_JS)
             if before.endswith(":0"):
