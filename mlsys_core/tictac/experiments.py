@@ -524,3 +524,8 @@ def partition_study(graph: OpGraph, cluster: Cluster, servers=(1, 2, 4),
         row += [once(pg.graph, ordering.schedule(pg.graph, n, cl.oracle(), cl.workers)[0, 0]) for n in ("tic", "tac")]
         out[a] = row
     return PartitionStudy(graph.name, pg.n_parts, graph.n_recv, np.asarray(servers), tuple(columns), out)
+
+
+def pooled_speedups(real_runs, baseline: str = "random", scheduler: str = "tac") -> np.ndarray:
+    """`interleaved_speedups` of every run of a `ps.Runs`, concatenated (warm-up of each run dropped)."""
+    return np.concatenate([interleaved_speedups(t, baseline, scheduler) for t in real_runs.trials])
