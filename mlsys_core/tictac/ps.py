@@ -402,7 +402,7 @@ def run(config: PSConfig, schedulers=("random", "tic", "tac")) -> dict[str, Tria
     payloads = [np.ascontiguousarray(np.asarray(leaf)).tobytes() for leaf in jax.tree_util.tree_leaves(params)]
     server_of = placement.place(graph.recv_bytes, config.servers, config.placement)
     oracle = ordering.TimeOracle(bandwidth_gbps=config.bandwidth_gbps, latency_us=0.0)
-    compute_s = jaxgraph.measured_seconds(program, params, inputs)
+    compute_s = jaxgraph.measured_seconds(program, params, inputs) if "tac" in schedulers else None
     n_iter = config.warmup + config.iterations
     orders = {name: ordering.schedule(graph, name, oracle, config.workers, n_iter, config.seed,
                                       compute_seconds=compute_s) for name in schedulers}
