@@ -1,24 +1,35 @@
-"""The survey's cross-paper claims, each as a pure experiment over two papers' systems.
+"""The survey's seven cross-paper claims, each as a pure experiment over two papers' systems.
 
 The only module that imports more than one paper's subpackage. Notebook 05 tabulates and plots what
 these functions return and hands the claim measurements to the registry (`mlsys_core.claims.synergy`):
 
-- `data_parallel_vs_fedsgd` / `fedsgd_equivalence`: synchronous data parallelism on a mesh (Paper 1)
-  against FedAvg with full participation and one local step (Paper 3), the survey's "fundamentally
-  equivalent", on one seed / per seed.
-- `bf16_saving_tpu` / `bf16_saving_edge` / `bf16_pod_vs_phone`: what bfloat16 communication buys a
-  TPU pod and an FL device, and the pod-minus-phone comparison over the pod's link bandwidth and
-  utilisation (assumptions of Paper 1's cost model).
-- `fedavg_delta_dtype` / `bf16_accuracy_gap`: what bf16 deltas cost FedAvg's accuracy, per seed.
-- `nvm_optimizer_state`: Bandana's NVM (Paper 2) holding a pod's optimizer state, replicated vs
-  weight-update sharded (Paper 1): step slowdown and the share of the pod's memory bill it saves.
-- `tictac_vs_bandwidth` / `tictac_speedup_over_seeds`: TicTac's gain (Paper 4) from data-centre links
-  down to edge links (Paper 3).
+1. `data_parallel_vs_fedsgd` / `fedsgd_equivalence`: synchronous data parallelism on a mesh (Paper 1)
+   against FedAvg with full participation and one local step (Paper 3), per seed.
+2. `dispatch` / `round_batches` / `federated_rounds` / `data_parallel_rounds` / `cast_as_fl`: the
+   digits dealt out to devices (IID or Dirichlet) and trained by FedAvg rounds, with everyone or with
+   the devices the FL protocol commits (`protocol_participants`), against data parallelism;
+   `dispatch_cost`: the dispatch round's bytes and time next to a training round's (both cost models).
+3. `bf16_saving_tpu` / `bf16_saving_edge` / `bf16_pod_vs_phone` / `bf16_vs_phone_link`: what bfloat16
+   communication buys a pod and a phone, over the pod's link bandwidth, utilisation and the phones'
+   link speeds; `fedavg_delta_dtype` / `bf16_accuracy_gap`: what bf16 deltas cost FedAvg's accuracy.
+4. `federated_accuracy` / `evaluation_on_devices`: a federated evaluation round against the pod's
+   distributed evaluation; `bn_on_devices`: batch-norm statistics over device groups on non-IID data.
+5. `FaultConfig` / `quorum_commit` / `restart_from_checkpoint` / `goodput_grid` /
+   `masked_wus_training` / `fault_tolerant_training`: replica failures in WUS training, committed
+   FL-style with the survivors or restarted from a checkpoint; `straggler_goodput`: a reporting
+   deadline against waiting for every replica.
+6. `nvm_optimizer_state` / `bandana_effective_bandwidth`: Bandana's NVM (Paper 2) holding a pod's
+   optimizer state, each layout against its own step, at Bandana's measured effective bandwidth.
+7. `tictac_vs_bandwidth` / `tictac_pod` / `tictac_phone_percentiles`: TicTac's gain (Paper 4) on
+   pod links (the pod's transfer/compute balance, `pod_cluster`) and on the FL population's phone
+   downlinks.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+from typing import NamedTuple
 
 import numpy as np
 
@@ -132,16 +143,22 @@ def bf16_saving_tpu(workload: str = "BERT-large", chips=(16, 256, 1024, 4096), *
 
 
 def bf16_saving_edge(model_params: float = 1.4e6, epochs: int = 1, devices: int = 100_000,
-                     seed: int = 0) -> dict[str, np.ndarray]:
+                     seed: int = 0, link_factor: float = 1.0) -> dict[str, np.ndarray]:
     """bf16 model and update transfers for an FL population (Paper 3): per-device session saving.
 
     A session downloads the model, trains `epochs` passes over its examples, uploads the update; its
     times come from the population's drawn speeds and bandwidths (medians 5 examples/s, 2 MB/s down,
-    1 MB/s up, `PopulationConfig`'s defaults). Default size: Gboard's 1.4 M parameters.
+    1 MB/s up, `PopulationConfig`'s defaults, both link medians times `link_factor`). Default size:
+    Gboard's 1.4 M parameters.
     """
     validate.positive("model_params", model_params)
     validate.integer("seed", seed, 0)
-    pop = make_population(PopulationConfig(num_devices=validate.integer("devices", devices, 1)), seed)
+    factor = validate.positive("link_factor", link_factor)
+    base = PopulationConfig()
+    config = PopulationConfig(num_devices=validate.integer("devices", devices, 1),
+                              down_bytes_per_s_median=base.down_bytes_per_s_median * factor,
+                              up_bytes_per_s_median=base.up_bytes_per_s_median * factor)
+    pop = make_population(config, seed)
     nbytes = 4.0 * model_params
     compute = validate.integer("epochs", epochs, 1) * pop.num_examples / pop.examples_per_s
     comm = nbytes / pop.down_bytes_per_s + nbytes / pop.up_bytes_per_s
@@ -208,6 +225,19 @@ def bf16_pod_vs_phone(link_gb_per_s=(70.0, 100.0, 150.0, 200.0, 250.0, 330.0), u
     return Bf16PodVsPhone(np.array(bws), np.array(utils), np.array(POD_CHIPS), pod, phone, int(pod_chips))
 
 
+def bf16_vs_phone_link(link_factors=(0.25, 0.5, 1.0, 2.0, 4.0), pod_link_gb_per_s: float = 70.0,
+                       utilisation: float = 0.4, pod_chips: int = 4096, workload: str = "BERT-large",
+                       model_params: float = 1.4e6, devices: int = 100_000, seeds=range(5)) -> np.ndarray:
+    """(len(link_factors), len(seeds)) median phone's bf16 saving minus the `pod_chips` pod's, in
+    percentage points, when the phones' link medians are scaled by each factor (> 0: FL gains more)."""
+    validate.choice("pod_chips", pod_chips, POD_CHIPS)
+    pod = bf16_saving_tpu(workload, (pod_chips,), link_gb_per_s=pod_link_gb_per_s, utilisation=utilisation)
+    seeds = validate.seeds("seeds", seeds)
+    phone = np.array([[np.median(bf16_saving_edge(model_params, 1, devices, s, link_factor=f)["saving"])
+                       for s in seeds] for f in link_factors])
+    return 100 * (phone - pod["saving"][0])
+
+
 def fedavg_delta_dtype(dtype: str = "bfloat16", rounds: int = 30, clients_per_round: int = 20,
                        num_clients: int = 100, alpha: float = 0.5, seed: int = 0) -> np.ndarray:
     """Test accuracy per round of FedAvg on non-IID digits when client deltas travel as `dtype`.
@@ -269,32 +299,53 @@ def bf16_accuracy_gap(seeds=range(5), dtype: str = "bfloat16", rounds: int = 30,
     return DtypeAccuracy(np.array(seeds), f32, low, dtype)
 
 
+def bandana_effective_bandwidth(placement: str = "shp", cache_fraction: float = 0.1, threshold: int = 2,
+                                post_lookups_per_request: float = 4.0, seed: int = 0) -> float:
+    """Useful / read bytes that Bandana measures for embedding lookups (notebook 02's small workload).
+
+    Calls `bandana.experiments.explore`: vectors placed in 4 KB blocks by `placement`, a DRAM cache of
+    `cache_fraction` of the table bytes with admission threshold `threshold`, the future half of the
+    trace through it. This is the share of each block read from NVM that the lookups actually use.
+    """
+    from mlsys_core.bandana import experiments as bandana_experiments
+
+    return float(bandana_experiments.explore(cache_fraction, threshold, placement, 0.25, post_lookups_per_request,
+                                             seed)["effective_bandwidth"])
+
+
 def nvm_optimizer_state(workload: str = "BERT-large", chips: int = 1024, hbm_bytes_per_chip: float = 32e9,
-                        state_bytes_per_param: float = 8.0,
+                        state_bytes_per_param: float = 8.0, useful_fraction: float = 1.0,
                         prices: MemoryPrices = MemoryPrices()) -> dict[str, dict[str, float]]:
     """Optimizer state (Adam/LAMB: m and v, 8 B per parameter) on one Optane drive per chip.
 
-    Replicated, every chip reads and writes the whole state each step; with weight-update sharding
-    only its 1/N shard. Returns, per layout, bytes per chip, NVM stream time per step (read + write
-    at the drive's peak, no overlap) against the step, the step slowdown, and `memory_bill_saving`:
-    the fraction of the pod's memory cost (`hbm_bytes_per_chip` per chip, all priced as DRAM) saved
-    by moving that state to NVM. `cost` is the survey's whole-memory comparison (`memory_cost_usd`).
+    Replicated, every chip reads and writes the whole state each step, and its step is the
+    replicated step of Paper 1's cost model; with weight-update sharding only its 1/N shard, against
+    the WUS step. The drive delivers `useful_fraction` of its 4 KB-block peak as useful bytes: 1 for
+    a dense state streamed whole (every byte of every block is used), Bandana's measured effective
+    bandwidth (`bandana_effective_bandwidth`) for a state read row by row like embedding lookups.
+    Returns, per layout, bytes per chip, NVM stream time per step (read + write, no overlap), the
+    layout's own step, the slowdown, and `memory_bill_saving`: the fraction of the pod's memory cost
+    (`hbm_bytes_per_chip` per chip, all priced as DRAM) saved by moving that state to NVM. `cost` is
+    the survey's whole-memory comparison (`memory_cost_usd`).
     """
     wl, nvm = _workload(workload), NVMDevice()
     chips = validate.integer("chips", chips, 1)
     validate.positive("hbm_bytes_per_chip", hbm_bytes_per_chip)
     validate.positive("state_bytes_per_param", state_bytes_per_param)
-    step = cost_model.step_time(wl, cost_model.TPU_V3, chips, "wus")
+    useful_fraction = validate.probability("useful_fraction", useful_fraction, open_low=True)
+    rate = nvm.effective_bandwidth_bytes_per_s(useful_fraction)
     cheaper = 1 - prices.nvm_usd_per_gb / prices.dram_usd_per_gb
     out = {}
     for layout, shards in (("replicated", 1), ("wus", chips)):
+        step = cost_model.step_time(wl, cost_model.TPU_V3, chips, layout)
         state = wl.params * state_bytes_per_param / shards
-        stream_s = 2 * state / nvm.peak_read_bytes_per_s
+        stream_s = 2 * state / rate
         out[layout] = {"state_bytes_per_chip": state, "nvm_stream_s": stream_s,
                        "step_compute_s": step.compute_s, "step_s": step.total_s,
                        "slowdown": (step.total_s + stream_s) / step.total_s,
                        "memory_bill_saving": min(state, hbm_bytes_per_chip) / hbm_bytes_per_chip * cheaper}
     out["cost"] = memory_cost_usd(chips * hbm_bytes_per_chip, 0.0, prices)
+    out["useful_fraction"] = {"value": useful_fraction, "stream_bytes_per_s": rate}
     return out
 
 
@@ -334,3 +385,711 @@ def tictac_speedup_over_seeds(bandwidths_gbps=(0.004, 0.016, 0.064), seeds=range
     """
     return np.array([tictac_vs_bandwidth(model, mode, bandwidths_gbps, latency_us, workers, iterations, s,
                                          local_steps)["tac_speedup"] for s in validate.seeds("seeds", seeds)]).T
+
+
+def phone_downlink_mbit(percentiles=(10, 25, 50, 75, 90), devices: int = 100_000, seed: int = 0) -> np.ndarray:
+    """The FL population's downlink (Mbit/s) at each percentile of its drawn devices (seed `seed`)."""
+    for q in percentiles:
+        validate.number("percentiles", q, 0.0, 100.0)
+    pop = make_population(PopulationConfig(num_devices=validate.integer("devices", devices, 1)),
+                          validate.integer("seed", seed, 0))
+    return np.percentile(pop.down_bytes_per_s, percentiles) * 8 / 1e6
+
+
+def tictac_phone_percentiles(percentiles=(10, 25, 50, 75, 90), seeds=range(5), model: str = "resnet",
+                             mode: str = "train", iterations: int = 10, local_steps: int = 1,
+                             devices: int = 100_000) -> dict[str, np.ndarray]:
+    """TAC/random for one phone at each percentile of the FL population's downlink.
+
+    Seed s draws the population (so the link at each percentile) and the random orders. Returns
+    `downlink_mbit` and `tac_speedup`, both (len(percentiles), len(seeds)).
+    """
+    seeds = validate.seeds("seeds", seeds)
+    links = np.array([phone_downlink_mbit(percentiles, devices, s) for s in seeds]).T
+    gain = np.array([tictac_vs_bandwidth(model, mode, tuple(links[:, j] / 1e3), 50.0, 1, iterations, s,
+                                         local_steps)["tac_speedup"] for j, s in enumerate(seeds)]).T
+    return {"percentiles": np.asarray(percentiles, float), "downlink_mbit": links, "tac_speedup": gain}
+
+
+def pod_cluster(graph, link_gb_per_s: float, workload: str = "BERT-large", chips: int = 4096,
+                utilisation: float = 0.4) -> Cluster:
+    """A one-worker TicTac cluster whose transfer/compute balance is the pod's (Paper 1's cost model).
+
+    The link runs at the chip's `link_gb_per_s` (x 8 for Gbit/s) with the cost model's 1 us hop; the
+    compute rate is set so that the graph's transfers over its compute equal the pod step's
+    all-reduce over its compute + update at `chips` chips: the regime ordering works in, carried
+    from BERT-large on a pod to the simulator's small graph. An all-reduce is a reduce-scatter and
+    an all-gather, so the graph's pulls and its gradient pushes each get half of it.
+    """
+    validate.positive("link_gb_per_s", link_gb_per_s)
+    chip = dataclasses.replace(cost_model.TPU_V3, link_bytes_per_s=link_gb_per_s * 1e9,
+                               utilisation=validate.number("utilisation", utilisation, 0.0, 1.0, low_open=True))
+    step = cost_model.step_time(_workload(workload), chip, validate.integer("chips", chips, 2), "wus")
+    ratio = step.allreduce_s / (step.compute_s + step.update_s)
+    probe = Cluster(workers=1, bandwidth_gbps=link_gb_per_s * 8, latency_us=1.0, op_overhead_us=0.0)
+    comm = float(probe.recv_seconds(graph).sum())
+    gflops = float(np.sum(graph.compute_flops)) / (2 * comm / ratio) / 1e9
+    return dataclasses.replace(probe, gflops=gflops)
+
+
+def tictac_pod(link_gb_per_s=(70.0, 100.0, 150.0, 200.0, 250.0, 330.0), seeds=range(5), model: str = "resnet",
+               mode: str = "train", iterations: int = 10, workload: str = "BERT-large",
+               chips: int = 4096) -> dict[str, np.ndarray]:
+    """TAC/random on a `pod_cluster` at each per-chip link bandwidth; (len(link), len(seeds)).
+
+    Also returns `comm_share`: the simulated step's transfer share of U (pulls and pushes).
+    """
+    graph = tictac_experiments.model_graph(model, mode)
+    seeds = validate.seeds("seeds", seeds)
+    gain, share = [], []
+    for bw in link_gb_per_s:
+        cluster = pod_cluster(graph, bw, workload, chips)
+        row = []
+        for s in seeds:
+            res = tictac_experiments.compare(graph, cluster, ("random", "tac"), iterations, s)
+            row.append(float(res["random"].iteration_time.mean() / res["tac"].iteration_time.mean()))
+        gain.append(row)
+        r = res["random"]
+        share.append(float(np.mean((r.comm + r.push_comm) / r.upper)))
+    return {"link_gb_per_s": np.asarray(link_gb_per_s, float), "tac_speedup": np.array(gain),
+            "comm_share": np.array(share)}
+
+
+# --- FL's fault tolerance in a pod (survey: "the fault tolerant system design ... lends well to TPUs") ---
+#
+# Time is counted in step times of the healthy pod. A replica that fails during a step loses that
+# step's gradient. FL's answer (Paper 3) is to commit the round without the device: "quorum" commits
+# the survivors' average and restores the failed replica's WUS shard from its peer copy
+# (`recovery_steps`). The data-centre answer is to stop, restart and roll back to the last
+# checkpoint ("restart"). Both policies see the same failures: slot i, replica r fails when
+# draws[i, r] < failure_rate, so a higher rate fails a superset of the same replica-steps (quorum's
+# goodput then never rises with the rate, seed by seed; a restart's rollbacks shift which slots later
+# steps meet, so its goodput falls with the rate on average over seeds).
+
+FAULT_POLICIES = ("quorum", "restart")
+
+
+@dataclasses.dataclass(frozen=True)
+class FaultConfig:
+    """A pod of `replicas` data-parallel replicas under failures, all times in healthy step times.
+
+    `failure_rate`: chance that one replica fails during one step. `checkpoint_interval` committed
+    steps between checkpoints, each costing `checkpoint_steps` (restart policy); a failure costs the
+    step it hit, `restart_steps` to restart, and the work since the last checkpoint. Quorum commit
+    costs `recovery_steps` per step with a failure (restoring the failed replica's shard). Runs last
+    `budget_steps` of wall clock.
+    """
+
+    replicas: int = 8
+    failure_rate: float = 0.001
+    checkpoint_interval: int = 50
+    checkpoint_steps: float = 2.0
+    restart_steps: float = 20.0
+    recovery_steps: float = 1.0
+    budget_steps: float = 2000.0
+
+    def __post_init__(self):
+        validate.integer("replicas", self.replicas, 1)
+        validate.probability("failure_rate", self.failure_rate, open_high=True)
+        validate.integer("checkpoint_interval", self.checkpoint_interval, 1)
+        for name in ("checkpoint_steps", "restart_steps", "recovery_steps"):
+            validate.number(name, getattr(self, name), 0.0)
+        validate.number("budget_steps", self.budget_steps, 1.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class FaultRun:
+    """One policy's run: `masks` (committed steps, replicas), 1 where a replica's gradient entered a
+    committed step of the final model; `goodput` = its examples over what a pod without failures
+    would have trained in the same wall clock; `failures` replica-step failures seen."""
+
+    policy: str
+    masks: np.ndarray
+    goodput: float
+    failures: int
+
+
+def fault_draws(config: FaultConfig, seed: int) -> np.ndarray:
+    """(slots, replicas) uniform draws: the seeded failure events of one run (enough slots for the budget)."""
+    slots = int(np.ceil(config.budget_steps)) + 1
+    return np.random.default_rng(validate.integer("seed", seed, 0)).random((slots, config.replicas))
+
+
+def quorum_commit(config: FaultConfig, draws: np.ndarray) -> FaultRun:
+    """Commit every step with the replicas that survived it (FL drops a device the same way)."""
+    alive = draws >= config.failure_rate
+    hit = ~alive.all(axis=1)
+    finish = np.cumsum(1.0 + config.recovery_steps * hit)
+    done = finish <= config.budget_steps
+    masks = alive[done & alive.any(axis=1)].astype(np.float32)
+    goodput = float(masks.sum() / (config.budget_steps * config.replicas))
+    return FaultRun("quorum", masks, goodput, int((~alive[done]).sum()))
+
+
+def restart_from_checkpoint(config: FaultConfig, draws: np.ndarray) -> FaultRun:
+    """Stop at a failure, restart, and redo the steps since the last checkpoint (a small state machine:
+    one slot of the pod per iteration, far fewer than the vectorised simulators' events)."""
+    any_fail = (draws < config.failure_rate).any(axis=1)
+    t, committed, saved, failures = 0.0, 0, 0, 0
+    for i in range(len(draws)):
+        if any_fail[i]:
+            t += 1.0 + config.restart_steps
+            if t > config.budget_steps:
+                break
+            committed, failures = saved, failures + int((draws[i] < config.failure_rate).sum())
+            continue
+        if t + 1.0 > config.budget_steps:
+            break
+        t, committed = t + 1.0, committed + 1
+        if committed % config.checkpoint_interval == 0:
+            t += config.checkpoint_steps
+            saved = committed  # a checkpoint cut short by the budget still holds what it wrote before
+    masks = np.ones((committed, config.replicas), np.float32)
+    return FaultRun("restart", masks, committed / config.budget_steps, failures)
+
+
+def fault_run(policy: str, config: FaultConfig, seed: int) -> FaultRun:
+    """One seeded run of `policy` ("quorum" or "restart")."""
+    validate.choice("policy", policy, FAULT_POLICIES)
+    validate.instance("config", config, FaultConfig)
+    draws = fault_draws(config, seed)
+    return quorum_commit(config, draws) if policy == "quorum" else restart_from_checkpoint(config, draws)
+
+
+def goodput_grid(failure_rates, checkpoint_intervals=(50,), seeds=range(5),
+                 config: FaultConfig = FaultConfig()) -> dict[str, np.ndarray]:
+    """Goodput of both policies over failure rates x checkpoint intervals x seeds: each (F, K, S)."""
+    seeds = validate.seeds("seeds", seeds)
+    out = {}
+    for policy in FAULT_POLICIES:
+        out[policy] = np.array([[[fault_run(policy, dataclasses.replace(config, failure_rate=p,
+                                                                        checkpoint_interval=k), s).goodput
+                                  for s in seeds] for k in checkpoint_intervals] for p in failure_rates])
+    out["failure_rates"] = np.asarray(failure_rates, float)
+    out["checkpoint_intervals"] = np.asarray(checkpoint_intervals)
+    return out
+
+
+def straggler_step_times(replicas: int = 8, straggler_p: float = 0.03, slow_factor: float = 4.0,
+                         jitter: float = 0.1, steps: int = 2000, seed: int = 0) -> np.ndarray:
+    """(steps, replicas) step times of each replica, in healthy step times: log-normal jitter, and
+    with chance `straggler_p` a replica runs `slow_factor` times slower that step."""
+    rng = np.random.default_rng(validate.integer("seed", seed, 0))
+    validate.probability("straggler_p", straggler_p)
+    validate.number("slow_factor", slow_factor, 1.0)
+    validate.number("jitter", jitter, 0.0)
+    shape = (validate.integer("steps", steps, 1), validate.integer("replicas", replicas, 1))
+    times = np.exp(jitter * rng.standard_normal(shape))
+    return times * np.where(rng.random(shape) < straggler_p, slow_factor, 1.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class StragglerRun:
+    """`masks` (committed steps, replicas) of the steps finished within the budget; `goodput`: their
+    examples over `budget` x replicas (a pod whose every replica ran at the healthy speed)."""
+
+    policy: str
+    masks: np.ndarray
+    goodput: float
+    mean_step: float
+
+
+def straggler_policy(times: np.ndarray, deadline: float | None, budget: float | None = None) -> StragglerRun:
+    """Wait for all (`deadline` None: the step lasts as long as its slowest replica) or commit at a
+    reporting deadline with the replicas that made it (FL's reporting window; at least the fastest
+    one, so a step always commits)."""
+    times = np.asarray(times, float)
+    budget = float(times.shape[0]) if budget is None else validate.positive("budget", budget)
+    slowest = times.max(axis=1)
+    if deadline is None:
+        step, made = slowest, np.ones_like(times, bool)
+    else:
+        validate.positive("deadline", deadline)
+        step = np.maximum(np.minimum(slowest, deadline), times.min(axis=1))
+        made = times <= step[:, None]
+    done = np.cumsum(step) <= budget
+    masks = made[done].astype(np.float32)
+    return StragglerRun("wait" if deadline is None else f"deadline {deadline:g}", masks,
+                        float(masks.sum() / (budget * times.shape[1])), float(step.mean()))
+
+
+def straggler_goodput(straggler_ps=(0.01, 0.03, 0.1, 0.3), deadline: float = 1.5, seeds=range(5),
+                      **times_kwargs) -> dict[str, np.ndarray]:
+    """Goodput of waiting for all and of a reporting deadline, (len(straggler_ps), len(seeds)) each."""
+    seeds = validate.seeds("seeds", seeds)
+    wait, cut = [], []
+    for q in straggler_ps:
+        runs = [straggler_step_times(straggler_p=q, seed=s, **times_kwargs) for s in seeds]
+        wait.append([straggler_policy(t, None).goodput for t in runs])
+        cut.append([straggler_policy(t, deadline).goodput for t in runs])
+    return {"straggler_p": np.asarray(straggler_ps, float), "wait": np.array(wait), "deadline": np.array(cut)}
+
+
+def _example_losses(params, x, y):
+    import optax
+
+    return optax.softmax_cross_entropy_with_integer_labels(fedavg.logits_fn(params, x), y)
+
+
+def _weighted_loss(params, batch):
+    """Mean of per-example weight x cross-entropy on this device's (x, y, weight) batch."""
+    x, y, w = batch
+    return (w * _example_losses(params, x, y)).mean()
+
+
+def _plain_loss(params, batch):
+    x, y = batch
+    return _example_losses(params, x, y).mean()
+
+
+def replica_weights(mask, per_replica_batch: int) -> np.ndarray:
+    """Per-example weights of one step: R / (replicas alive) for a surviving replica's examples, 0
+    for a failed one's. Each device's mean loss times these, averaged over the R devices (the
+    strategy's pmean), is the mean over the survivors: the quorum's gradient."""
+    mask = np.asarray(mask, np.float32)
+    alive = mask.sum()
+    scale = np.where(mask > 0, len(mask) / max(alive, 1.0), 0.0).astype(np.float32)
+    return np.repeat(scale, validate.integer("per_replica_batch", per_replica_batch, 1))
+
+
+@dataclasses.dataclass(frozen=True)
+class MaskedTraining:
+    """Test loss and accuracy after each committed step (len = steps + 1, the first before training)."""
+
+    test_loss: np.ndarray
+    test_accuracy: np.ndarray
+    params: dict
+
+
+@functools.lru_cache(maxsize=8)
+def _wus_trainer(replicas: int, learning_rate: float, weighted: bool):
+    """One WUS Trainer (Adam) per mesh size and loss, so seeds and policies share its compiled step."""
+    import optax
+
+    from mlsys_core.sharding.strategies import Trainer, data_mesh
+
+    return Trainer(_weighted_loss if weighted else _plain_loss, optax.adam(learning_rate), data_mesh(replicas),
+                   strategy="wus")
+
+
+def masked_wus_training(masks, per_replica_batch: int = 8, learning_rate: float = 0.01, seed: int = 0,
+                        eval_every: int = 1) -> MaskedTraining:
+    """WUS training (Paper 1) of the digits MLP with Adam on a `len(masks[0])`-device mesh, step i on
+    batch i with replica r's examples weighted by `replica_weights(masks[i])` (0: skipped).
+
+    All-ones masks are plain WUS training; the batches come from the same seeded order whatever the
+    masks, so a restart (which replays batches) and a quorum run differ only in what they commit.
+    """
+    import jax
+
+    from mlsys_core.sharding.experiments import digits_split, epoch_batches
+
+    masks = np.asarray(masks, np.float32)
+    if masks.ndim != 2 or masks.shape[1] < 1:
+        raise ValueError(f"masks must be (steps, replicas), got shape {masks.shape}")
+    per_replica_batch = validate.integer("per_replica_batch", per_replica_batch, 1)
+    eval_every = validate.integer("eval_every", eval_every, 1)
+    seed = validate.integer("seed", seed, 0)
+    replicas = masks.shape[1]
+    x, y, xt, yt = digits_split(seed)
+    params = fedavg.init_params(jax.random.key(seed), fedavg.ModelConfig())
+    trainer = _wus_trainer(replicas, validate.positive("learning_rate", learning_rate), weighted=True)
+    batches = epoch_batches(x, y, replicas * per_replica_batch, max(len(masks), 1), seed)
+    state = trainer.init(params)
+
+    def evaluate(p):
+        return (float(_plain_loss(p, (xt, yt))), float(fedavg.accuracy(p, xt, yt)))
+
+    curve = [evaluate(params)]
+    for i, mask in enumerate(masks):
+        if mask.sum() > 0:
+            bx, by = batches[i]
+            state, _ = trainer.step(state, trainer.shard_batch((bx, by, replica_weights(mask, per_replica_batch))))
+        if (i + 1) % eval_every == 0 or i + 1 == len(masks):
+            curve.append(evaluate(trainer.full_params(state)))
+    final = trainer.full_params(state)
+    loss, acc = np.array(curve).T
+    return MaskedTraining(loss, acc, final)
+
+
+def plain_wus_training(steps: int, replicas: int = backend.MESH_DEVICES, per_replica_batch: int = 8,
+                       learning_rate: float = 0.01, seed: int = 0) -> dict:
+    """The same run through `sharding.strategies.train` with the unweighted loss: the reference that
+    quorum commit without failures must equal."""
+    import jax
+
+    from mlsys_core.sharding.experiments import digits_split, epoch_batches
+    from mlsys_core.sharding.strategies import train
+
+    x, y, _, _ = digits_split(seed)
+    params = fedavg.init_params(jax.random.key(seed), fedavg.ModelConfig())
+    trainer = _wus_trainer(replicas, validate.positive("learning_rate", learning_rate), weighted=False)
+    state, _ = train(trainer, params, epoch_batches(x, y, replicas * per_replica_batch, steps, seed))
+    return trainer.full_params(state)
+
+
+def fault_tolerant_training(config: FaultConfig = FaultConfig(failure_rate=0.01, checkpoint_interval=10,
+                                                              restart_steps=5.0, budget_steps=80.0),
+                            seeds=range(5), per_replica_batch: int = 8) -> dict[str, np.ndarray]:
+    """Final test loss and accuracy of each policy after `config.budget_steps` of wall clock, per seed
+    (the seed draws the failures, the data order and the initial weights); also committed steps and
+    goodput. Returns {policy: {"loss", "accuracy", "steps", "goodput"}} of (len(seeds),) arrays."""
+    seeds = validate.seeds("seeds", seeds)
+    out = {}
+    for policy in FAULT_POLICIES:
+        rows = []
+        for s in seeds:
+            run = fault_run(policy, config, s)
+            trained = masked_wus_training(run.masks, per_replica_batch, seed=s, eval_every=max(len(run.masks), 1))
+            rows.append((trained.test_loss[-1], trained.test_accuracy[-1], len(run.masks), run.goodput))
+        loss, acc, steps, goodput = np.array(rows).T
+        out[policy] = {"loss": loss, "accuracy": acc, "steps": steps, "goodput": goodput}
+    return out
+
+
+# --- data-centre training cast as FL (survey: "dispatching data onto edge devices, with only one extra
+# round of communication") ---------------------------------------------------------------------------
+
+SPLITS = ("iid", "dirichlet")
+
+
+def dispatch(split: str = "iid", devices: int = backend.MESH_DEVICES, alpha: float = 0.5,
+             seed: int = 0) -> tuple[list[np.ndarray], tuple]:
+    """Deal the digits' training split (`sharding.experiments.digits_split(seed)`) out to `devices`.
+
+    "iid": a seeded permutation cut into equal shards (the remainder, fewer than `devices` examples,
+    stays home); "dirichlet": each class shared by Dir(alpha)
+    weights (`fl.fedavg.dirichlet_split`; some devices may get nothing). Returns (shards of indices
+    into x, (x, y, x_test, y_test)).
+    """
+    from mlsys_core.sharding.experiments import digits_split
+
+    validate.choice("split", split, SPLITS)
+    devices = validate.integer("devices", devices, 1)
+    seed = validate.integer("seed", seed, 0)
+    x, y, xt, yt = digits_split(seed)
+    if split == "iid":
+        per = len(x) // devices
+        shards = np.random.default_rng(seed).permutation(len(x))[: per * devices].reshape(devices, per)
+    else:
+        shards = fedavg.dirichlet_split(y, devices, validate.positive("alpha", alpha), seed)
+    return [np.asarray(s, np.int64) for s in shards], (x, y, xt, yt)
+
+
+def round_batches(shards, rounds: int, local_steps: int = 1, batch: int = 16, seed: int = 0) -> np.ndarray:
+    """(rounds, devices, local_steps * batch) example indices: what each device trains on in each round,
+    cycling through its own shard in a seeded order reshuffled every pass (-1 for a device with no data).
+
+    With IID shards and one local step, round r's rows put together are data-parallel step r's
+    global batch: the same examples, split over the same devices."""
+    rounds = validate.integer("rounds", rounds, 1)
+    per_round = validate.integer("local_steps", local_steps, 1) * validate.integer("batch", batch, 1)
+    rng = np.random.default_rng(validate.integer("seed", seed, 0))
+    out = np.full((rounds, len(shards), per_round), -1, np.int64)
+    for k, shard in enumerate(shards):
+        if len(shard) == 0:
+            continue
+        passes = -(-rounds * per_round // len(shard))
+        order = np.concatenate([rng.permutation(shard) for _ in range(passes)])
+        out[:, k] = order[: rounds * per_round].reshape(rounds, per_round)
+    return out
+
+
+def protocol_participants(devices: int = 100, goal_count: int = 10, rounds: int = 30, seed: int = 0,
+                          model_bytes: int = 9640) -> list[np.ndarray]:
+    """Device ids in each of the first `rounds` committed rounds of FL's round protocol (Paper 3).
+
+    The population is notebook 03's, but always eligible (a data centre's own devices: charging,
+    idle and unmetered around the clock, no cool-down between rounds), so what remains is the
+    protocol's partial participation: over-selection, drop-outs and the reporting deadline.
+    Uses `fl.protocol.round_participants` (FL_API.md). Raises ValueError if the run commits fewer.
+    """
+    from mlsys_core.fl import protocol
+
+    devices = validate.integer("devices", devices, 1)
+    goal_count = validate.integer("goal_count", goal_count, 1, devices)
+    rounds = validate.integer("rounds", rounds, 1)
+    pop = make_population(PopulationConfig(num_devices=devices, window_length_h=23.5, window_length_std_h=0.0,
+                                           unmetered_fraction=1.0), validate.integer("seed", seed, 0))
+    config = protocol.RoundConfig(goal_count=goal_count, checkpoint_bytes=model_bytes, update_bytes=model_bytes)
+    res = protocol.simulate(pop, config, protocol.SteeringConfig(cooldown_s=0.0), 300.0 * rounds, seed)
+    part = protocol.round_participants(res)
+    ids = [part.ids_of(r) for r in np.flatnonzero(part.committed)]
+    if len(ids) < rounds:
+        raise ValueError(f"the protocol committed {len(ids)} rounds, fewer than rounds={rounds}")
+    return ids[:rounds]
+
+
+class FLRun(NamedTuple):
+    accuracy: np.ndarray  # (rounds + 1,) test accuracy, the first before training
+    params: dict
+
+
+def federated_rounds(idx: np.ndarray, data: tuple, shard_sizes, participants=None, learning_rate: float = 0.1,
+                     batch: int = 16, seed: int = 0) -> np.ndarray:
+    """FedAvg rounds over dispatched data (Paper 3's `vmap_round`): in round r the participating devices
+    (all with data, or `participants[r]`) each train on their rows of `idx[r]` and the server averages
+    the deltas weighted by shard size. Returns `FLRun`: test accuracy before training and after each
+    round, and the final parameters."""
+    import jax
+
+    x, y, xt, yt = data
+    rounds, devices, per_round = idx.shape
+    sizes = np.asarray(shard_sizes, np.float32)
+    model = fedavg.ModelConfig(learning_rate=validate.positive("learning_rate", learning_rate),
+                               batch_size=validate.integer("batch", batch, 1), epochs=1)
+    params = fedavg.init_params(jax.random.key(validate.integer("seed", seed, 0)), model)
+    acc = [float(fedavg.accuracy(params, xt, yt))]
+    has_data = (idx[0] >= 0).all(axis=1)
+    for r in range(rounds):
+        taking = has_data.copy()
+        if participants is not None:
+            taking &= np.isin(np.arange(devices), np.asarray(participants[r], np.int64))
+        if taking.any():  # every device computes (one compiled shape); only those taking part weigh in
+            rows = np.maximum(idx[r], 0)
+            clients = fedavg.ClientData(x[rows], y[rows], np.ones(rows.shape, np.float32), sizes)
+            params = fedavg.vmap_round(params, clients, sizes * taking, model)
+        acc.append(float(fedavg.accuracy(params, xt, yt)))
+    return FLRun(np.array(acc), params)
+
+
+def data_parallel_rounds(idx: np.ndarray, data: tuple, learning_rate: float = 0.1, batch: int = 16,
+                         seed: int = 0) -> dict:
+    """Synchronous data parallelism (Paper 1, replicated SGD on a `devices`-wide mesh) over the same
+    indices: step r's global batch is every device's first local batch of round r. Returns test
+    accuracy before training and after each step, and the final parameters."""
+    import jax
+    import optax
+
+    from mlsys_core.sharding.strategies import Trainer, data_mesh
+
+    x, y, xt, yt = data
+    rounds, devices, _ = idx.shape
+    if (idx[:, :, :batch] < 0).any():
+        raise ValueError("data_parallel_rounds needs every device to hold data (an IID dispatch)")
+
+    def loss(p, b):
+        bx, by = b
+        return fedavg.masked_loss(p, bx, by, jax.numpy.ones(by.shape[0]))
+
+    params = fedavg.init_params(jax.random.key(validate.integer("seed", seed, 0)), fedavg.ModelConfig())
+    trainer = Trainer(loss, optax.sgd(validate.positive("learning_rate", learning_rate)), data_mesh(devices),
+                      strategy="replicated")
+    state = trainer.init(params)
+    acc = [float(fedavg.accuracy(params, xt, yt))]
+    for r in range(rounds):
+        rows = idx[r, :, :batch].reshape(-1)
+        state, _ = trainer.step(state, trainer.shard_batch((x[rows], y[rows])))
+        acc.append(float(fedavg.accuracy(trainer.full_params(state), xt, yt)))
+    return {"accuracy": np.array(acc), "params": trainer.full_params(state)}
+
+
+def rounds_to_reach(accuracy, target: float) -> float:
+    """First round (1-based, the 0th entry is before training) whose accuracy reaches `target`; inf if none."""
+    hit = np.flatnonzero(np.asarray(accuracy)[1:] >= target)
+    return float(hit[0] + 1) if len(hit) else float("inf")
+
+
+@dataclasses.dataclass(frozen=True)
+class CastAsFL:
+    """Test accuracy per seed and round (seeds, rounds + 1) of each FL configuration and of the
+    data-parallel reference (FL on IID shards of the mesh size, one local step, everyone: the same
+    update as data parallelism, `data_parallel_vs_fedsgd`); `extra_rounds_cost[name]` (seeds,): the
+    rounds a configuration needs to reach the reference's final accuracy, plus the dispatch round,
+    over the reference's steps (1 + 1/steps: costs exactly the one extra round; a run that never gets
+    there within the horizon counts as horizon + 1 rounds)."""
+
+    accuracy: dict
+    reference: np.ndarray
+    extra_rounds_cost: dict
+
+
+CAST_CONFIGS = {
+    "IID, everyone": dict(split="iid", participation="full"),
+    "IID, protocol": dict(split="iid", participation="protocol"),
+    "Dirichlet, everyone": dict(split="dirichlet", participation="full"),
+    "Dirichlet, protocol": dict(split="dirichlet", participation="protocol"),
+}
+
+
+def cast_as_fl(configs=tuple(CAST_CONFIGS), devices: int = 100, goal_count: int = 10, rounds: int = 30,
+               local_steps: int = 1, alpha: float = 0.5, seeds=range(5), batch: int = 16,
+               horizon: int = 3) -> CastAsFL:
+    """Dispatch the digits to `devices` and train with FedAvg rounds in each configuration of
+    `CAST_CONFIGS` (split x participation: everyone, or the protocol's committed devices with
+    `goal_count`); up to `horizon` x `rounds` rounds to see whether they catch up with the reference
+    after `rounds` steps."""
+    seeds = validate.seeds("seeds", seeds)
+    rounds = validate.integer("rounds", rounds, 1)
+    long = rounds * validate.integer("horizon", horizon, 1)
+    acc = {name: [] for name in configs}
+    ref = []
+    for s in seeds:
+        shards, data = dispatch("iid", backend.MESH_DEVICES, seed=s)
+        ref.append(federated_rounds(round_batches(shards, rounds, 1, batch, s), data, [len(p) for p in shards],
+                                    batch=batch, seed=s).accuracy)
+        part = None
+        for name in configs:
+            cfg = CAST_CONFIGS[validate.choice("configs", name, tuple(CAST_CONFIGS))]
+            shards, data = dispatch(cfg["split"], devices, alpha, s)
+            if cfg["participation"] == "protocol" and part is None:
+                part = protocol_participants(devices, goal_count, long, s)
+            idx = round_batches(shards, long, local_steps, batch, s)
+            acc[name].append(federated_rounds(idx, data, [len(p) for p in shards],
+                                              part if cfg["participation"] == "protocol" else None, batch=batch,
+                                              seed=s).accuracy)
+    ref = np.array(ref)
+    acc = {k: np.array(v) for k, v in acc.items()}
+    # a run that never reaches the reference within the horizon counts as needing one round more (a lower bound)
+    need = {k: np.array([min(rounds_to_reach(a, r[-1]), long + 1) for a, r in zip(v, ref)]) for k, v in acc.items()}
+    cost = {k: (v + 1) / rounds for k, v in need.items()}
+    return CastAsFL(acc, ref, cost)
+
+
+def dispatch_cost(devices=(8, 40, 100, 400), model_params: int = 2410, examples: int = 1437,
+                  bytes_per_example: float = 64 * 4 + 4, seed: int = 0) -> dict[str, np.ndarray]:
+    """The dispatch round's bytes and time per device against one training round's, for phones (FL's
+    population: the median device's links) and for a pod (Paper 1's cost model: TPU-v3 links).
+
+    Phone: dispatch = shard bytes down; a round = model down + update up (float32). Pod: dispatch =
+    shard bytes over one link; a round (step) = the all-reduce of the model's gradient. Defaults:
+    the digits (1437 x 64 float32 pixels + a label) and the MLP of the FL package (2410 parameters).
+    """
+    pop = make_population(PopulationConfig(num_devices=10_000), validate.integer("seed", seed, 0))
+    down, up = float(np.median(pop.down_bytes_per_s)), float(np.median(pop.up_bytes_per_s))
+    model_bytes = 4.0 * validate.integer("model_params", model_params, 1)
+    total = validate.integer("examples", examples, 1) * validate.positive("bytes_per_example", bytes_per_example)
+    n = np.array([validate.integer("devices", d, 1) for d in devices], float)
+    shard = total / n
+    phone_dispatch, phone_round = shard / down, model_bytes / down + model_bytes / up
+    chip = cost_model.TPU_V3
+    pod_dispatch = shard / chip.link_bytes_per_s
+    pod_round = np.array([cost_model.allreduce_s(model_bytes, int(d), chip) for d in n])
+    return {"devices": n, "dispatch_bytes": shard, "round_bytes": np.full(n.shape, 2 * model_bytes),
+            "phone_dispatch_s": phone_dispatch, "phone_round_s": np.full(n.shape, phone_round),
+            "phone_ratio": phone_dispatch / phone_round, "pod_dispatch_s": pod_dispatch, "pod_round_s": pod_round,
+            "pod_ratio": pod_dispatch / pod_round}
+
+
+
+# --- evaluation and batch norm on devices (survey: "allowing the edge devices, rather than the server,
+# to perform evaluation and normalization") ----------------------------------------------------------
+
+
+def device_counts(correct, shards) -> tuple[np.ndarray, np.ndarray]:
+    """What each device reports in a federated evaluation round: (correct answers, examples) on its
+    own shard, from the per-example correctness `correct` of the whole set."""
+    correct = np.asarray(correct, np.float64)
+    return (np.array([correct[s].sum() for s in shards]), np.array([len(s) for s in shards], np.float64))
+
+
+def federated_accuracy(params, x, y, shards, participants=None) -> float:
+    """A federated evaluation round: each participating device (all, or `participants`) counts its
+    correct answers on its own shard of (x, y) and reports (correct, examples); the server divides
+    the sums. With everyone reporting it is exactly the accuracy over the whole set. (The model is
+    run over the whole set in one call; each device's count uses only its own rows.)"""
+    right, count = device_counts(np.asarray(_mlp_labels(params, x)) == np.asarray(y), shards)
+    return _pooled(right, count, participants)
+
+
+def _pooled(right, count, participants=None) -> float:
+    ids = slice(None) if participants is None else np.asarray(participants, np.int64)
+    total = count[ids].sum()
+    if total == 0:
+        raise ValueError("federated_accuracy needs at least one reporting device with data")
+    return float(right[ids].sum() / total)
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalOnDevices:
+    """`pod` (seeds,): the pod's distributed accuracy (Paper 1, `spmd.distributed_accuracy` on the
+    mesh); `everyone` (seeds,): the federated round with every device; `error[goal]` (seeds,): RMS
+    over the protocol's committed rounds of the federated estimate minus the pod's accuracy."""
+
+    pod: np.ndarray
+    everyone: np.ndarray
+    error: dict
+
+
+def evaluation_on_devices(goal_counts=(4, 10, 20), devices: int = 40, split: str = "dirichlet", alpha: float = 0.5,
+                          rounds: int = 20, train_rounds: int = 30, seeds=range(5)) -> EvalOnDevices:
+    """Train the digits MLP by FedAvg (IID, everyone, `train_rounds`), deal the 360 test digits to
+    `devices` (`split`), and evaluate it three ways: the pod's sharded evaluation, a federated round
+    with everyone, and federated rounds with the devices the protocol commits (`goal_counts`)."""
+    from mlsys_core.sharding import spmd
+    from mlsys_core.sharding.strategies import data_mesh
+
+    seeds = validate.seeds("seeds", seeds)
+    pod, everyone, error = [], [], {g: [] for g in goal_counts}
+    mesh = data_mesh(backend.MESH_DEVICES)
+    for s in seeds:
+        shards, data = dispatch("iid", backend.MESH_DEVICES, seed=s)
+        run = federated_rounds(round_batches(shards, train_rounds, 1, 16, s), data, [len(p) for p in shards], seed=s)
+        _, _, xt, yt = data
+        if split == "iid":
+            test_shards = np.array_split(np.random.default_rng(s).permutation(len(xt)), devices)
+        else:
+            test_shards = fedavg.dirichlet_split(yt, devices, alpha, s)
+        exact = spmd.distributed_accuracy(_mlp_labels, run.params, xt, yt, mesh)
+        pod.append(exact)
+        right, count = device_counts(np.asarray(_mlp_labels(run.params, xt)) == yt, test_shards)
+        everyone.append(_pooled(right, count))
+        for g in goal_counts:
+            est = [_pooled(right, count, ids) for ids in protocol_participants(devices, g, rounds, s)]
+            error[g].append(float(np.sqrt(np.mean((np.array(est) - exact) ** 2))))
+    return EvalOnDevices(np.array(pod), np.array(everyone), {g: np.array(v) for g, v in error.items()})
+
+
+def _mlp_labels(params, x):
+    """Predicted labels of the FL package's MLP (one compiled function for every call)."""
+    return _jitted_labels()(params, x)
+
+
+@functools.lru_cache(maxsize=1)
+def _jitted_labels():
+    import jax
+    import jax.numpy as jnp
+
+    return jax.jit(lambda params, x: jnp.argmax(fedavg.logits_fn(params, x), -1))
+
+
+def _bn_labels(params_and_stats, x):
+    """Labels of `spmd.BatchNormMLP` with fixed (population) statistics, evaluated on one device."""
+    import jax.numpy as jnp
+
+    from mlsys_core.sharding import spmd
+
+    params, stats = params_and_stats
+    return jnp.argmax(spmd.BatchNormMLP().apply(params, x, stats=stats), axis=1)
+
+
+def bn_on_devices(group_sizes=(1, 2, 4, 8), alpha: float = 0.1, per_device_batch: int = 8, steps: int = 60,
+                  seeds=range(5), devices: int = backend.MESH_DEVICES) -> dict[int, np.ndarray]:
+    """Batch norm on non-IID devices: each of `devices` draws its batches from its own Dirichlet(alpha)
+    shard; batch statistics are averaged over groups of g devices (Paper 1's distributed BN,
+    `sharding.spmd.bn_mesh`) or local (g = 1). WUS Adam training of `spmd.BatchNormMLP`; evaluation
+    with the training set's population statistics (one federated aggregate), on the 360 test digits.
+    Returns {g: (seeds,) accuracy}."""
+    import jax
+
+    from mlsys_core.sharding import optimizers, spmd
+    from mlsys_core.sharding.strategies import Trainer, train
+
+    seeds = validate.seeds("seeds", seeds)
+    bn = spmd.BatchNormMLP()
+    out = {g: [] for g in group_sizes}
+    trainers = {g: Trainer(bn.loss("bn"), optimizers.make("adam", 1e-2), spmd.bn_mesh(devices, g), "wus",
+                           data_axes=("group", "bn")) for g in group_sizes}
+    for s in seeds:
+        shards, (x, y, xt, yt) = dispatch("dirichlet", devices, alpha, s)
+        idx = round_batches(shards, steps, 1, per_device_batch, s)
+        if (idx < 0).any():
+            raise ValueError("every device needs data for batch norm on devices; raise alpha or change the seed")
+        batches = [(x[r.reshape(-1)], y[r.reshape(-1)]) for r in idx]
+        params = bn.init(jax.random.key(s))
+        for g, trainer in trainers.items():
+            state, _ = train(trainer, params, batches)
+            p = trainer.full_params(state)
+            labels = _bn_labels((p, bn.population_stats(p, x)), xt)
+            out[g].append(float(np.mean(np.asarray(labels) == yt)))
+    return {g: np.array(v) for g, v in out.items()}

@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -149,3 +151,52 @@ def test_every_synergy_claim_can_fail(claim):
     """A rule that no plausible measurement can fail is a label, not a check."""
     assert isinstance(claim.rule, rules.Bands)
     assert rules.NOT_REPRODUCED in claim.rule.verdicts and rules.PARTLY in claim.rule.verdicts
+
+
+def test_each_nvm_layout_is_held_against_its_own_step():
+    from mlsys_core.sharding import cost_model
+
+    r = synergy.nvm_optimizer_state(chips=1024)
+    for layout in ("replicated", "wus"):
+        own = cost_model.step_time(cost_model.BERT_LARGE, cost_model.TPU_V3, 1024, layout).total_s
+        assert r[layout]["step_s"] == pytest.approx(own)
+    assert r["replicated"]["step_s"] > r["wus"]["step_s"]  # the replicated update is N times the WUS one
+    sparse = synergy.nvm_optimizer_state(chips=1024, useful_fraction=0.04)
+    assert sparse["wus"]["nvm_stream_s"] == pytest.approx(r["wus"]["nvm_stream_s"] / 0.04)
+    with pytest.raises(ValueError, match="useful_fraction"):
+        synergy.nvm_optimizer_state(useful_fraction=0.0)
+
+
+def test_bandanas_measured_effective_bandwidth_is_a_share_of_each_block():
+    eb = synergy.bandana_effective_bandwidth()
+    assert 0 < eb < 1
+    assert eb > synergy.bandana_effective_bandwidth(placement="sequential")  # SHP packs co-read vectors
+
+
+def test_slower_phone_links_make_bf16_matter_more_for_fl():
+    gap = synergy.bf16_vs_phone_link((0.25, 1.0, 4.0), devices=2000, seeds=(0, 1))
+    assert gap.shape == (3, 2) and np.all(np.diff(gap, axis=0) < 0)
+    np.testing.assert_allclose(gap[1], synergy.bf16_pod_vs_phone((70.0,), (0.4,), devices=2000,
+                                                                 seeds=(0, 1)).gap_points[0, 0])
+
+
+def test_phone_downlink_percentiles_follow_the_population():
+    mbit = synergy.phone_downlink_mbit((10, 50, 90), devices=20_000)
+    assert np.all(np.diff(mbit) > 0) and mbit[1] == pytest.approx(16.0, rel=0.05)  # 2 MB/s median
+
+
+def test_the_pod_cluster_carries_the_pods_transfer_to_compute_balance():
+    from mlsys_core.sharding import cost_model
+    from mlsys_core.tictac import experiments as tictac_experiments
+
+    graph = tictac_experiments.model_graph("mlp", "train")
+    for bw in (70.0, 330.0):
+        cluster = synergy.pod_cluster(graph, bw)
+        chip = dataclasses.replace(cost_model.TPU_V3, link_bytes_per_s=bw * 1e9)
+        step = cost_model.step_time(cost_model.BERT_LARGE, chip, 4096, "wus")
+        comm = 2 * cluster.recv_seconds(graph).sum()
+        comp = np.sum(cluster.oracle().compute_seconds(graph))
+        assert comm / comp == pytest.approx(step.allreduce_s / (step.compute_s + step.update_s), rel=1e-6)
+    r = synergy.tictac_pod((70.0, 330.0), seeds=(0,), model="mlp", iterations=3)
+    assert r["comm_share"][1] < r["comm_share"][0]  # faster links: less to overlap
+    assert np.all(r["tac_speedup"] >= 1.0 - 1e-9)
