@@ -1,6 +1,6 @@
 """Every notebook in a real browser: JupyterLab on loopback, Debian's Chromium driven by Playwright.
 
-    python tests/browser/lab_check.py [notebooks/01_tpu_concurrency.ipynb ...]   # default: all notebooks
+    python tests/browser/lab_check.py [--open-only] [notebooks/01_tpu_concurrency.ipynb ...]   # default: all
 
 For each notebook (a copy under build/browser/, so the committed files are never written):
   1. open it in a fresh workspace; it must not be marked modified once its kernel is idle, and no widget
@@ -58,7 +58,7 @@ class Lab:
     """A JupyterLab server on 127.0.0.1 with a random token; `stop()` ends it and its kernels by PID."""
 
     def __init__(self, root: pathlib.Path, state: pathlib.Path):
-        self.port, self.token = free_port(), secrets.token_hex(16)
+        self.root, self.port, self.token = root, free_port(), secrets.token_hex(16)
         settings = state / "settings"
         for name, values in LAB_SETTINGS.items():
             (settings / name).parent.mkdir(parents=True, exist_ok=True)
@@ -195,7 +195,26 @@ def move_one_control(panel) -> str:
     raise RuntimeError("widget panel has no slider, dropdown or checkbox to move")
 
 
-def check_notebook(lab: Lab, browser, notebook: pathlib.Path, shots: pathlib.Path) -> tuple[list[str], dict]:
+def what_lab_changed(page, lab: Lab, notebook: pathlib.Path) -> str:
+    """Save the (copied) notebook from Lab and name what differs from the committed file."""
+    page.keyboard.press("Control+s")
+    page.wait_for_timeout(3000)
+    saved = json.loads((pathlib.Path(lab.root) / "notebooks" / notebook.name).read_text())
+    original = json.loads(notebook.read_text())
+    changed = [f"metadata.{k}" for k in sorted(set(saved["metadata"]) | set(original["metadata"]))
+               if saved["metadata"].get(k) != original["metadata"].get(k)]
+    changed += [k for k in ("nbformat", "nbformat_minor") if saved.get(k) != original.get(k)]
+    if len(saved["cells"]) != len(original["cells"]):
+        changed.append("the number of cells")
+    else:
+        fields = sorted({k for a, b in zip(saved["cells"], original["cells"]) for k in set(a) | set(b)
+                         if a.get(k) != b.get(k)})
+        changed += [f"cells' {k}" for k in fields]
+    return ", ".join(changed) or "nothing that is saved"
+
+
+def check_notebook(lab: Lab, browser, notebook: pathlib.Path, shots: pathlib.Path,
+                   open_only: bool = False) -> tuple[list[str], dict]:
     """Open, run and interact with one notebook; return its problems and timings."""
     name, rel = notebook.stem, f"notebooks/{notebook.name}"
     problems: list[str] = []
@@ -211,13 +230,15 @@ def check_notebook(lab: Lab, browser, notebook: pathlib.Path, shots: pathlib.Pat
         page.wait_for_timeout(3000)  # let Lab apply kernel info and widget state to the model
         timings["open_s"] = round(time.time() - start, 1)
         if page.locator(".lm-TabBar-tab.jp-mod-dirty").count():
-            problems.append(f"{name}: opens marked modified (Lab changed it on open)")
+            problems.append(f"{name}: opens marked modified (Lab changed {what_lab_changed(page, lab, notebook)})")
         problems += [f"{name} before running: {p}" for p in widget_text_problems(page)]
         first_widget_cell = page.locator(".jp-CodeCell").filter(has_text="widgets.explore(")
         if first_widget_cell.count():  # the static view of the first widget, with the code above it
             first_widget_cell.first.evaluate("e => e.scrollIntoView({block: 'start'})")
             page.wait_for_timeout(500)
         page.screenshot(path=shots / f"{name}-before.png")
+        if open_only:
+            return problems, timings
 
         start = time.time()
         page.locator(".jp-NotebookPanel-notebook").first.click(position={"x": 5, "y": 5})
@@ -238,7 +259,8 @@ def check_notebook(lab: Lab, browser, notebook: pathlib.Path, shots: pathlib.Pat
         page.wait_for_timeout(2000)
         outcome = wait_until(finished, RUN_TIMEOUT_S, f"{name}: run all cells", poll=2)
         timings["run_all_s"] = round(time.time() - start, 1)
-        problems += [f"{name}: error or stderr output: {text!r}" for text in stderr_outputs(page)]
+        stderr_outputs_after_run = stderr_outputs(page)
+        problems += [f"{name}: error or stderr output: {text!r}" for text in stderr_outputs_after_run]
         if outcome != "done":
             problems.append(f"{name}: run all {outcome}")
         problems += [f"{name} after running: {p}" for p in widget_text_problems(page)]
@@ -274,7 +296,8 @@ def check_notebook(lab: Lab, browser, notebook: pathlib.Path, shots: pathlib.Pat
         if not panels.count():
             page.screenshot(path=shots / f"{name}-after.png")
         problems += [f"{name} after interaction: {p}" for p in widget_text_problems(page)]
-        problems += [f"{name}: {p}" for p in stderr_outputs(page) if p]
+        seen = set(stderr_outputs_after_run)
+        problems += [f"{name} after interaction: stderr {p!r}" for p in stderr_outputs(page) if p not in seen]
         timings["widgets_s"] = round(time.time() - start, 1)
         timings["widgets"] = panels.count()
     except Exception as error:  # a timeout or a missing element: report it, screenshot, go on
@@ -291,6 +314,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("notebooks", nargs="*", type=pathlib.Path)
     parser.add_argument("--out", type=pathlib.Path, default=ROOT / "build" / "screenshots")
+    parser.add_argument("--open-only", action="store_true",
+                        help="only step 1 (opens unmodified, static widget views): seconds per notebook")
     args = parser.parse_args(argv)
     notebooks = [p.resolve() for p in args.notebooks] or sorted((ROOT / "notebooks").glob("*.ipynb"))
     work = ROOT / "build" / "browser"
@@ -309,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 for notebook in notebooks:
                     started = time.time()
-                    found, timings[notebook.name] = check_notebook(lab, browser, notebook, args.out)
+                    found, timings[notebook.name] = check_notebook(lab, browser, notebook, args.out, args.open_only)
                     timings[notebook.name]["total_s"] = round(time.time() - started, 1)
                     problems += found
                     print(f"{notebook.name}: {'ok' if not found else f'{len(found)} problem(s)'} "
