@@ -27,6 +27,7 @@ html_theme_options = {
     "use_download_button": True,
     "home_page_in_toc": True,
 }
-html_static_path: list[str] = []
+html_static_path = ["_static"]  # relative to this folder (the -c folder)
+html_css_files = ["wide.css"]
 # No widget JavaScript from a CDN (the static PNG above stands in for each widget; the site works offline).
 nb_ipywidgets_js: dict[str, dict[str, str]] = {}
