@@ -90,8 +90,9 @@ for s in "${SECTIONS[@]}"; do
         section tests "$PY" -m pytest -q -p no:cacheprovider tests/test_backend.py tests/test_validate.py \
           tests/test_viz_widgets.py
       else
-        # test_colab_cell builds a fresh virtualenv and pip-installs the checkout: no network here
-        section tests "$PY" -m pytest -q -p no:cacheprovider tests --deselect tests/test_colab_cell.py
+        # test_colab_cell pip-installs the checkout into a fresh virtualenv, test_browser needs chromium
+        section tests "$PY" -m pytest -q -p no:cacheprovider tests --ignore=tests/test_colab_cell.py \
+          --ignore=tests/test_browser.py
       fi
       section one-device "$PY" -m pytest -q -p no:cacheprovider tests/test_one_device.py ;;
     notebooks)
