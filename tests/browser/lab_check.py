@@ -233,6 +233,10 @@ def check_notebook(lab: Lab, browser, notebook: pathlib.Path, shots: pathlib.Pat
             problems.append(f"{name}: opens marked modified (Lab changed {what_lab_changed(page, lab, notebook)})")
         problems += [f"{name} before running: {p}" for p in widget_text_problems(page)]
         first_widget_cell = page.locator(".jp-CodeCell").filter(has_text="widgets.explore(")
+        blank = [i + 1 for i in range(first_widget_cell.count()) if not first_widget_cell.nth(i).locator(
+            ".jp-OutputArea-output img, .jp-OutputArea-output .jupyter-widgets").count()]
+        if blank:
+            problems.append(f"{name} before running: widget cell(s) {blank} show no figure (static view missing)")
         if first_widget_cell.count():  # the static view of the first widget, with the code above it
             first_widget_cell.first.evaluate("e => e.scrollIntoView({block: 'start'})")
             page.wait_for_timeout(500)
