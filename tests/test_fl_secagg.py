@@ -175,3 +175,76 @@ def test_bad_dropout_rounds_are_rejected():
         secagg.secure_aggregate(X, T, BITS, seed=0, dropout_round=np.full(N - 1, 5))
     with pytest.raises(ValueError, match="dropout_round"):
         secagg.secure_aggregate(X, T, BITS, seed=0, dropout_round=np.full(N, 6))
+
+
+# --- inside the FL system: quantised float updates, Aggregator groups, Master Aggregator
+
+
+def _round_deltas(num_clients=24, seed=0):
+    import jax
+
+    from mlsys_core.data import load_digits
+    from mlsys_core.fl import fedavg
+
+    model = fedavg.ModelConfig(batch_size=8, epochs=1)
+    x, y = load_digits()
+    data = fedavg.pad_clients(x, y, fedavg.dirichlet_split(y, num_clients, 0.5, seed), model.batch_size)
+    params = fedavg.init_params(jax.random.key(seed), model)
+    return fedavg.client_deltas(params, data, model), np.asarray(data.num_examples)
+
+
+@needs_cryptography
+def test_the_quantised_secure_round_equals_plain_fedavg_within_the_quantisation_step():
+    import jax
+
+    from mlsys_core.fl import fedavg
+
+    deltas, w = _round_deltas()
+    clip = 1.01 * max(float(np.abs(leaf).max()) for leaf in jax.tree.leaves(deltas))  # nothing clipped
+    cfg = secagg.SecureRoundConfig(min_group=8, bits=16, clip=clip)
+    sec = secagg.secure_fedavg_mean(deltas, w, cfg, seed=0)
+    plain = fedavg.weighted_mean(deltas, w)
+    assert [len(g) for g in sec.groups] == [8, 8, 8] and sec.included.all() and sec.aborted == ["", "", ""]
+    errs = [float(np.abs(np.asarray(a) - np.asarray(b)).max()) for a, b in zip(jax.tree.leaves(sec.mean),
+                                                                               jax.tree.leaves(plain))]
+    assert max(errs) <= cfg.step + 1e-6 and max(errs) > 0  # within one level, and really quantised
+    coarse = secagg.secure_fedavg_mean(deltas, w, secagg.SecureRoundConfig(8, bits=4, clip=clip), seed=0)
+    coarse_err = max(float(np.abs(np.asarray(a) - np.asarray(b)).max())
+                     for a, b in zip(jax.tree.leaves(coarse.mean), jax.tree.leaves(plain)))
+    assert max(errs) < coarse_err <= secagg.SecureRoundConfig(8, bits=4, clip=clip).step + 1e-6
+    # drop-outs in one group: the mean is over the devices included
+    drops = np.full(24, secagg.COMPLETES)
+    drops[[1, 2]] = 2
+    part = secagg.secure_fedavg_mean(deltas, w, cfg, seed=0, dropout_round=drops)
+    assert part.included.sum() == 22 and not part.included[[1, 2]].any()
+    ref = fedavg.weighted_mean(deltas, w * part.included)
+    assert all(np.abs(np.asarray(a) - np.asarray(b)).max() <= cfg.step + 1e-6
+               for a, b in zip(jax.tree.leaves(part.mean), jax.tree.leaves(ref)))
+    # every device's bytes were measured; the masked input carries 2410 weights + 1 count
+    d = sum(leaf[0].size for leaf in jax.tree.leaves(deltas)) + 1
+    assert np.all(sec.bytes_sent["masked_input"] > -(-d * 16 // 8)) and np.all(sec.bytes_sent["share_keys"] > 0)
+
+
+def test_stochastic_rounding_is_unbiased_and_groups_are_at_least_k():
+    rng = np.random.default_rng(0)
+    x = np.full(200_000, 0.0123)
+    q = secagg.quantize(x, 0.05, 4, rng)
+    assert set(np.unique(q)) == {9, 10} and abs(secagg.dequantize(q.mean(), 0.05, 4) - 0.0123) < 2e-4
+    assert [len(g) for g in secagg.aggregator_groups(30, 8)] == [10, 10, 10]
+    assert [len(g) for g in secagg.aggregator_groups(15, 8)] == [15]
+    assert all(len(g) >= 8 for g in secagg.aggregator_groups(127, 8))
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"min_group": 1}, "min_group"), ({"threshold_fraction": 0.4}, "threshold_fraction"),
+    ({"threshold_fraction": 1.2}, "threshold_fraction"), ({"bits": 0}, "bits"), ({"clip": 0.0}, "clip"),
+    ({"clip": -1.0}, "clip"),
+])
+def test_bad_secure_round_parameters_raise_a_value_error(kw, match):
+    with pytest.raises(ValueError, match=match):
+        secagg.SecureRoundConfig(**kw)
+
+
+def test_fewer_devices_than_one_group_are_refused():
+    with pytest.raises(ValueError, match="num_devices"):
+        secagg.aggregator_groups(7, 8)

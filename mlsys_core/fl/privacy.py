@@ -94,3 +94,102 @@ def dp_fedavg_sweep(noise_multipliers: Sequence[float], seeds: Sequence[int], nu
             acc[i, j] = float(accuracy(params, x[test], y[test]))
     eps = np.array([dp.epsilon(sampling_rate, z, rounds, delta) for z in zs])
     return DPSweep(zs, eps, acc[:-1], acc[-1], delta)
+
+
+def _device_bins(log: telemetry.EventLog, bin_s: float, nbins: int, max_bins: int | None) -> np.ndarray:
+    """(device, bin) pairs with at least one check-in, each device keeping at most its first `max_bins`."""
+    ids, t, codes = log.arrays()
+    sel = codes == telemetry.CODES.index("-")
+    b = np.minimum((t[sel] // bin_s).astype(np.int64), nbins - 1)
+    pairs = np.unique(np.stack([ids[sel].astype(np.int64), b]), axis=1) if sel.any() else np.zeros((2, 0), np.int64)
+    if max_bins is not None and pairs.size:
+        rank = np.arange(pairs.shape[1]) - np.searchsorted(pairs[0], pairs[0])  # pairs sorted by device, bin
+        pairs = pairs[:, rank < max_bins]
+    return pairs
+
+
+def private_dashboard(log: telemetry.EventLog, bin_s: float, horizon_s: float, k_min: int,
+                      epsilon: float | None = None, max_bins: int = 4, seed: int = 0,
+                      exclude: int | None = None) -> np.ndarray:
+    """Distinct devices checking in per time bin, from aggregates only.
+
+    Each device counts in at most its first `max_bins` bins, so adding or removing one device changes
+    the counts by at most `max_bins` in L1; with `epsilon`, Laplace noise of scale max_bins / epsilon is
+    added to every bin (epsilon-DP for the release, its own budget, apart from the model's). Bins whose
+    (noisy) count is below `k_min` are then suppressed (0): a minimum cohort size. `exclude`: the same
+    release without one device (for the differencing attack). Returns float counts, one per bin.
+    """
+    validate.integer("k_min", k_min, 1)
+    validate.integer("max_bins", max_bins, 1)
+    if epsilon is not None:
+        validate.positive("epsilon", epsilon)
+    nbins = int(np.ceil(validate.positive("horizon_s", horizon_s) / validate.positive("bin_s", bin_s)))
+    pairs = _device_bins(log, bin_s, nbins, max_bins)
+    if exclude is not None:
+        pairs = pairs[:, pairs[0] != exclude]
+    counts = np.bincount(pairs[1], minlength=nbins).astype(float)
+    if epsilon is not None:
+        counts += np.random.default_rng(seed).laplace(0.0, max_bins / epsilon, nbins)
+    return np.where(counts >= k_min, counts, 0.0)
+
+
+def differencing_attack(res: SimResult, pop: Population, devices: np.ndarray, k_min: int,
+                        epsilon: float | None, max_bins: int = 4, seed: int = 0) -> np.ndarray:
+    """The strongest dashboard attacker: it sees the hourly dashboard with and without the target (or
+    knows everyone else's data), reads the target's hours as the bins where the count drops by more
+    than 1/2, and infers the window from them like the per-device attack. Error (h) per device."""
+    nbins = 24
+    pairs = _device_bins(res.log, HOUR_S, nbins, max_bins)
+    counts = np.bincount(pairs[1], minlength=nbins).astype(float)
+    rng = np.random.default_rng(seed)
+    errors = []
+    for d in devices:
+        own = np.bincount(pairs[1][pairs[0] == d], minlength=nbins)
+        with_, without = counts.copy(), counts - own
+        if epsilon is not None:
+            with_ += rng.laplace(0.0, max_bins / epsilon, nbins)
+            without += rng.laplace(0.0, max_bins / epsilon, nbins)
+        with_, without = (np.where(c >= k_min, c, 0.0) for c in (with_, without))
+        hours = np.flatnonzero(with_ - without > 0.5) + 0.5 + float(pop.tz_offset_h[d])
+        guess = telemetry.infer_window(hours)[0] if len(hours) else float(rng.uniform(0, 24))
+        errors.append(abs((guess - float(pop.window_start_h[d]) + 12.0) % 24.0 - 12.0))
+    return np.array(errors)
+
+
+class TelemetryAttack(NamedTuple):
+    """Share of users whose bedtime an attacker gets within `within_h`, per jitter (rows) and seed."""
+
+    jitters_h: np.ndarray
+    per_device: np.ndarray  # the largest-gap attack on per-device check-in times
+    dashboard: np.ndarray  # differencing attack on the hourly aggregate dashboard, minimum cohort only
+    private_dashboard: np.ndarray  # ... on the dashboard with Laplace noise at `epsilon`
+    prior: np.ndarray  # guessing everyone's population-typical bedtime (no data about the user)
+    epsilon: float
+
+
+def telemetry_attack_sweep(pop_config: PopulationConfig, config: RoundConfig, jitters_h: Sequence[float],
+                           seeds: Sequence[int], k_min: int = 20, epsilon: float = 1.0, max_bins: int = 4,
+                           traced_devices: int = 2000, targets: int = 300, within_h: float = 1.0
+                           ) -> TelemetryAttack:
+    """Per-device telemetry vs dashboards, over check-in jitter: one simulated day per (jitter, seed);
+    targets are the first `targets` traced users with >= 3 check-ins."""
+    seeds = validate.seeds("seeds", seeds)
+    rows = {k: np.zeros((len(jitters_h), len(seeds))) for k in ("per_device", "dashboard", "private", "prior")}
+    for i, jitter in enumerate(jitters_h):
+        cfg = dataclasses.replace(pop_config, checkin_jitter_h=float(jitter))
+        for j, s in enumerate(seeds):
+            pop = make_population(cfg, s)
+            res = simulate(pop, config, SteeringConfig(), DAY_S, s, traced_devices=traced_devices)
+            ids, _, codes = res.log.arrays()
+            n = np.bincount(ids[codes == telemetry.CODES.index("-")], minlength=res.log.traced_devices)
+            victims = np.flatnonzero(n >= 3)[:targets]
+            rows["per_device"][i, j] = np.mean(schedule_leak(res, pop, victims)["error_h"] < within_h)
+            rows["dashboard"][i, j] = np.mean(differencing_attack(res, pop, victims, k_min, None, max_bins, s)
+                                              < within_h)
+            rows["private"][i, j] = np.mean(differencing_attack(res, pop, victims, k_min, epsilon, max_bins, s)
+                                            < within_h)
+            typical = cfg.window_start_h
+            err = np.abs((typical - pop.window_start_h[victims] + 12.0) % 24.0 - 12.0)
+            rows["prior"][i, j] = np.mean(err < within_h)
+    return TelemetryAttack(np.asarray(jitters_h, float), rows["per_device"], rows["dashboard"], rows["private"],
+                           rows["prior"], float(epsilon))

@@ -36,6 +36,7 @@ the consistency round and its PKI are left out.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import math
 import struct
@@ -91,8 +92,12 @@ def shamir_share(chunks: np.ndarray, xs: np.ndarray, t: int, rng: np.random.Gene
 
 
 def lagrange_at_zero(xs: Iterable[int]) -> np.ndarray:
-    """Lagrange coefficients at 0 for the points `xs` over GF(PRIME)."""
-    xs = [int(x) for x in xs]
+    """Lagrange coefficients at 0 for the points `xs` over GF(PRIME) (cached per set of points)."""
+    return _lagrange(tuple(int(x) for x in xs))
+
+
+@functools.lru_cache(maxsize=64)
+def _lagrange(xs: tuple[int, ...]) -> np.ndarray:
     out = []
     for i, xi in enumerate(xs):
         num = den = 1
@@ -564,3 +569,109 @@ def device_bytes(num_devices: int, dim: int, input_bits: int, seed: int = 0) -> 
 def expansion(num_devices: int, dim: int, input_bits: int, seed: int = 0) -> float:
     """Measured bytes device 0 sends over all phases (`device_bytes`) / bytes of its input in the clear."""
     return sum(device_bytes(num_devices, dim, input_bits, seed).values()) / math.ceil(dim * input_bits / 8)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Inside the FL system: float updates, Aggregator groups, a Master Aggregator
+
+
+@dataclasses.dataclass(frozen=True)
+class SecureRoundConfig:
+    """Secure Aggregation inside a FedAvg round, as deployed (Bonawitz et al., SysML 2019, section 6).
+
+    The round's devices are split into Aggregator groups of at least `min_group` devices (the paper's
+    k; the remainder is spread over the groups, so each has between min_group and 2 min_group - 1);
+    each group runs the protocol with threshold floor(threshold_fraction * n_g) + 1 (> n_g / 2); the
+    Master Aggregator adds the groups' sums. Each coordinate of an update is clipped to [-clip, clip]
+    and stochastically rounded to one of 2^bits levels (unbiased), then multiplied by the device's
+    integer weight (its example count); the weight itself rides along as one more coordinate. The
+    modulus is sized so a group's sum cannot wrap.
+    """
+
+    min_group: int = 8
+    threshold_fraction: float = 0.5
+    bits: int = 16
+    clip: float = 0.05
+
+    def __post_init__(self):
+        validate.integer("min_group", self.min_group, 2)
+        validate.number("threshold_fraction", self.threshold_fraction, 0.5, 1.0, high_open=True)
+        validate.integer("bits", self.bits, 1, 32)
+        object.__setattr__(self, "clip", validate.number("clip", self.clip, 0.0, low_open=True))
+
+    @property
+    def step(self) -> float:
+        """One quantisation level: the mean of the dequantised updates is within this of the mean of
+        the clipped updates, coordinate by coordinate."""
+        return 2 * self.clip / (2**self.bits - 1)
+
+
+def quantize(x: np.ndarray, clip: float, bits: int, rng: np.random.Generator) -> np.ndarray:
+    """Clip to [-clip, clip] and round stochastically to levels 0 .. 2^bits - 1: E[level] is exact."""
+    scaled = (np.clip(np.asarray(x, np.float64), -clip, clip) + clip) / (2 * clip) * (2**bits - 1)
+    low = np.floor(scaled)
+    return (low + (rng.random(scaled.shape) < scaled - low)).astype(np.int64)
+
+
+def dequantize(mean_level: np.ndarray, clip: float, bits: int) -> np.ndarray:
+    return np.asarray(mean_level, np.float64) / (2**bits - 1) * 2 * clip - clip
+
+
+def aggregator_groups(num_devices: int, min_group: int) -> list[np.ndarray]:
+    """Device ids split into consecutive groups of at least `min_group` devices each."""
+    k = validate.integer("min_group", min_group, 2)
+    n = validate.integer("num_devices", num_devices, k)
+    return np.array_split(np.arange(n), max(n // k, 1))
+
+
+class SecureRound(NamedTuple):
+    mean: dict  # the weighted mean update (pytree like the deltas), float32
+    included: np.ndarray  # bool per device: its update is in the mean
+    groups: list[np.ndarray]  # device ids per Aggregator group
+    bytes_sent: dict[str, np.ndarray]  # phase -> bytes each device sent, measured
+    plain_bytes: int  # bytes of one quantised update in the clear
+    aborted: list[str]  # per group: "" or why that group's aggregation aborted
+
+
+def secure_fedavg_mean(deltas: dict, weights, config: SecureRoundConfig, seed: int,
+                       dropout_round=None) -> SecureRound:
+    """FedAvg's weighted mean of the clients' deltas (leading axis: clients), computed by Secure
+    Aggregation per Aggregator group and summed by the Master Aggregator. Groups that abort contribute
+    nothing; the mean is over the devices included."""
+    import jax
+
+    leaves, treedef = jax.tree.flatten(deltas)
+    flat = np.concatenate([np.asarray(leaf, np.float64).reshape(len(leaf), -1) for leaf in leaves], axis=1)
+    w = np.asarray(weights)
+    if w.shape != (len(flat),) or not np.all(w == np.round(w)) or w.min() < 0:
+        raise ValueError(f"weights must be one non-negative integer (example count) per client, shape "
+                         f"({len(flat)},); got {w.shape}")
+    w = w.astype(np.int64)
+    n, d = flat.shape
+    drop = _dropout_rounds(dropout_round, n)
+    rng = np.random.default_rng([seed, 1])
+    levels = quantize(flat, config.clip, config.bits, rng) * w[:, None]
+    payload = np.concatenate([levels, w[:, None]], axis=1)  # the weight rides along
+    total = np.zeros(d + 1, np.int64)
+    included = np.zeros(n, bool)
+    bytes_sent = {p: np.zeros(n, np.int64) for p in PHASES}
+    groups, aborted = aggregator_groups(n, config.min_group), []
+    for g, ids in enumerate(groups):
+        modulus_bits = config.bits + math.ceil(math.log2(int(w[ids].sum()) + 1)) + 1
+        t = min(len(ids), int(config.threshold_fraction * len(ids)) + 1)
+        res = secure_aggregate(payload[ids], t, modulus_bits, seed=seed * 7919 + g, dropout_round=drop[ids])
+        for p in PHASES:
+            bytes_sent[p][ids] = res.bytes_sent[p]
+        aborted.append(res.aborted)
+        if res.total is not None:
+            total += res.total.astype(np.int64)  # the Master Aggregator adds the groups' sums
+            included[ids] = res.included
+    weight = max(int(total[-1]), 1)
+    mean = dequantize(total[:-1] / weight, config.clip, config.bits) if total[-1] else np.zeros(d)
+    out, start = [], 0
+    for leaf in leaves:
+        size = int(np.prod(leaf.shape[1:]))
+        out.append(mean[start: start + size].reshape(leaf.shape[1:]).astype(np.float32))
+        start += size
+    return SecureRound(jax.tree.unflatten(treedef, out), included, groups, bytes_sent,
+                       math.ceil(d * config.bits / 8), aborted)
