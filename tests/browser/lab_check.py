@@ -42,6 +42,7 @@ LAB_SETTINGS = {  # no news pop-up, no autosave, every cell attached to the DOM 
     "@jupyterlab/docmanager-extension/plugin.jupyterlab-settings": {"autosave": False},
     "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
 }
+COPIED: dict[str, str] = {}  # each notebook's text as copied for the check
 # A djb2 hash of an element's HTML, so a redraw can be detected without shipping the image back.
 SIGNATURE_JS = """el => { const s = el.innerHTML; let h = 5381;
   for (let i = 0; i < s.length; i++) h = ((h << 5) + h + s.charCodeAt(i)) | 0;
@@ -200,7 +201,7 @@ def what_lab_changed(page, lab: Lab, notebook: pathlib.Path) -> str:
     page.keyboard.press("Control+s")
     page.wait_for_timeout(3000)
     saved = json.loads((pathlib.Path(lab.root) / "notebooks" / notebook.name).read_text())
-    original = json.loads(notebook.read_text())
+    original = json.loads(COPIED[notebook.name])  # as copied: the committed file may change meanwhile
     changed = [f"metadata.{k}" for k in sorted(set(saved["metadata"]) | set(original["metadata"]))
                if saved["metadata"].get(k) != original["metadata"].get(k)]
     changed += [k for k in ("nbformat", "nbformat_minor") if saved.get(k) != original.get(k)]
@@ -326,7 +327,8 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(work, ignore_errors=True)
     (work / "root" / "notebooks").mkdir(parents=True)
     for notebook in notebooks:
-        shutil.copy2(notebook, work / "root" / "notebooks" / notebook.name)
+        COPIED[notebook.name] = notebook.read_text()
+        (work / "root" / "notebooks" / notebook.name).write_text(COPIED[notebook.name])
     args.out.mkdir(parents=True, exist_ok=True)
     problems: list[str] = []
     timings: dict[str, dict] = {}
