@@ -261,7 +261,8 @@ def check_notebook(lab: Lab, browser, notebook: pathlib.Path, shots: pathlib.Pat
             return (len(counts) == n_code and max(counts, default=0) == n_code
                     and lab.kernel_state(rel) == "idle") and "done"
 
-        page.wait_for_timeout(2000)
+        # The committed prompts already read [1]..[n]: only count the run as finished once it has started.
+        wait_until(lambda: any("*" in p for p in code_cell_prompts(page)), 60, f"{name}: cells queued", 0.2)
         outcome = wait_until(finished, RUN_TIMEOUT_S, f"{name}: run all cells", poll=2)
         timings["run_all_s"] = round(time.time() - start, 1)
         stderr_outputs_after_run = stderr_outputs(page)
