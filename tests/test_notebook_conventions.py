@@ -59,6 +59,20 @@ def test_the_header_kernelspec_is_the_one_ipykernel_installs():
         k: HEADER.KERNELSPEC[k] for k in ("display_name", "language")}
 
 
+def test_the_header_script_sets_the_kernelspec_and_touches_nothing_else(tmp_path):
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"display_name": "Python 3", "language": "python",
+                                                           "name": "python3"}, "custom": 1})
+    nb.cells = [nbformat.v4.new_markdown_cell("# T"), nbformat.v4.new_code_cell("old"),
+                nbformat.v4.new_code_cell("x = 1")]
+    path = tmp_path / "t.ipynb"
+    nbformat.write(nb, path)
+    assert HEADER.apply(path, REPOSITORY)
+    again = nbformat.read(path, as_version=4)
+    assert dict(again.metadata.kernelspec) == HEADER.KERNELSPEC and again.metadata.custom == 1
+    assert [c.source for c in again.cells][2:] == ["x = 1"]
+    assert not HEADER.apply(path, REPOSITORY), "idempotent"
+
+
 def test_the_badges_point_at_this_notebook_on_colab_and_kaggle():
     line = HEADER.badge_line("04_tictac.ipynb", "https://github.com/someone/fork")
     assert "colab.research.google.com/github/someone/fork/blob/main/notebooks/04_tictac.ipynb" in line
