@@ -248,3 +248,18 @@ def test_bad_secure_round_parameters_raise_a_value_error(kw, match):
 def test_fewer_devices_than_one_group_are_refused():
     with pytest.raises(ValueError, match="num_devices"):
         secagg.aggregator_groups(7, 8)
+
+
+@needs_cryptography
+@given(n=st.integers(3, 9), data=st.data())
+@settings(max_examples=15, deadline=None)
+def test_any_drop_out_pattern_gives_the_exact_sum_or_an_abort(n, data):
+    t = data.draw(st.integers(n // 2 + 1, n))
+    drops = np.array(data.draw(st.lists(st.integers(0, secagg.COMPLETES), min_size=n, max_size=n)))
+    x = np.random.default_rng(n).integers(0, 2**10, size=(n, 8))
+    res = secagg.secure_aggregate(x, t, 14, seed=n, dropout_round=drops)
+    if res.total is None:
+        assert res.aborted and not res.included.any()
+    else:
+        assert res.aborted == "" and np.array_equal(res.included, drops > 2)  # sent its masked input
+        assert np.array_equal(res.total, x[res.included].sum(0) % 2**14)
