@@ -3,21 +3,28 @@
 1. Plain LRU over one 5 M-request oracleGeneral trace file: ours (numba, from the file) vs
    libCacheSim's `LRU.process_trace`: identical miss counts, and requests per second.
 2. The LRU hit-rate curve at 50 cache sizes: our one pass (stack distances) vs libCacheSim once per size.
-3. SHP vs KaHyPar (km1, epsilon 0.03) on one hypergraph: 8,192 vectors, 20,000 requests, 32 vectors
-   per block: total blocks read (km1 + #requests) and wall time. SHP fills the 256 blocks exactly;
-   KaHyPar gets 3% spare blocks (k = ceil(1.03 x 8192 / 32) = 264, still at most 32 vectors a block).
-4. SHARDS at R = 0.01 on the 5 M trace: mean absolute error of the hit-rate curve.
-5. Effective-bandwidth gain of SHP + cache over sequential placement + cache (default workload).
+3. SHP vs KaHyPar *as KaHyPar ships it*: its own presets `km1_kKaHyPar_sea20.ini` (direct k-way with
+   flow refinement) and, as a second point, `km1_rKaHyPar_sea20.ini` (recursive bisection), copied
+   verbatim from kahypar/kahypar@4c79e48 into data/kahypar/ (only k, epsilon 0.03 and the seed are
+   set). Instances from the project's generator, 32 vectors a block: the earlier one (8,192 vectors,
+   256 communities of 32, every block exactly full: KaHyPar can make no move), the same with 3% spare
+   slots (k = ceil(1.03 n / 32)), communities of 20 and of 50 vectors (not matching the block), and a
+   65,536-vector instance. Each prints blocks read (km1 + #requests) for random, planted (vectors
+   packed community by community), SHP and KaHyPar, with wall times. SHP runs with Giraph's
+   max_move_ratio 0.1 and, on spare-slot instances, the same spare blocks (imbalance 0.045 then acts).
+   `shp_fanout_ratio` is the worst SHP / kKaHyPar over the spare-slot instances.
+4. SHARDS on a trace of >= 1 M distinct keys: SHARDS-adj at rates 0.0005-0.1 and fixed-size SHARDS
+   (s_max), MAE against the exact curve over 16 hash seeds (mean and 95% interval). Hit convention:
+   an access hits a cache of C objects iff fewer than C distinct other keys were touched since its
+   previous access (1-based LRU stack position <= C), libCacheSim's LRU, checked equal in 1. and 2.
+5. The queueing device model: M/M/1 check (queue_mm1_error), closed-loop IOPS at QD1 and QD16, and
+   this machine's O_DIRECT read latencies per queue depth (10,000 reads each), fed to the model.
+6. Effective-bandwidth gain of SHP + cache over sequential placement + cache (default workload),
+   each with the per-table t its mini-caches pick on the past.
 
-KaHyPar's PyPI wheel ships no preset, so the benchmark writes its own configuration (below): direct
-k-way mode on the km1 objective, Louvain community detection, multilevel coarsening, a pool of
-initial-partitioning algorithms, k-way FM refinement (no flow refinement); it is not yet KaHyPar's
-own km1_kKaHyPar_sea20.ini (issue 12). Its contraction limit (c-t = 160 per block, as in KaHyPar's
-sea20 presets) times k exceeds the 8,192 vertices, so KaHyPar partitions this instance without
-coarsening. With k = 256 (every block exactly full: floor(1.03 x 32) = 32) no single-vertex FM move
-is legal, which earlier runs of this benchmark did and reported SHP at 0.38 x KaHyPar's blocks read
-(not a fair figure); the 3% spare blocks give its moves room, as any partitioner would be given.
-SHP's own runs have no spare slots (its bisection fills n / capacity blocks), so this favours KaHyPar.
+The KaHyPar presets take minutes per instance here (2-3 min per 8,192-vector instance on 2 shared
+cores, 2026-12-02): the 65,536-vector instance runs KaHyPar only with BANDANA_KAHYPAR_LARGE=1 (SHP,
+random and planted always run on it). The whole run took 26 min of wall time (6 min of CPU) then.
 
 Run: `python benchmarks/bandana.py` (needs the `bench` extra). Ends with one `RESULT` line.
 """
@@ -38,69 +45,21 @@ from mlsys_core.bandana import cache as C  # noqa: E402
 from mlsys_core.bandana import experiments as E  # noqa: E402
 from mlsys_core.bandana import mrc as M  # noqa: E402
 from mlsys_core.bandana import placement as P  # noqa: E402
+from mlsys_core.bandana import queueing as Q  # noqa: E402
 from mlsys_core.bandana import shp as S  # noqa: E402
+from mlsys_core.bandana import store as ST  # noqa: E402
 from mlsys_core.bandana import trace as T  # noqa: E402
 from mlsys_core.bandana import workload as W  # noqa: E402
 
 NUM_REQUESTS = 5_000_000
 SEED = 0
 
-KAHYPAR_KM1_CONFIG = """\
-# Minimal direct k-way km1 configuration for KaHyPar 1.3 (written by benchmarks/bandana.py).
-# general: direct k-way partitioning, connectivity-minus-one objective, no V-cycles
-mode=direct
-objective=km1
-seed=0
-cmaxnet=1000
-vcycles=0
-# preprocessing: no min-hash sparsifier; Louvain communities restrict coarsening
-p-use-sparsifier=false
-p-detect-communities=true
-p-detect-communities-in-ip=true
-p-reuse-communities=false
-p-max-louvain-pass-iterations=100
-p-min-eps-improvement=0.0001
-p-louvain-edge-weight=hybrid
-p-large-he-threshold=1000
-p-smallest-maxnet-threshold=50000
-p-maxnet-removal-factor=0.01
-# coarsening: multilevel heavy-edge matching down to ~160 k vertices
-c-type=ml_style
-c-s=1
-c-t=160
-c-rating-score=heavy_edge
-c-rating-use-communities=true
-c-rating-heavy_node_penalty=no_penalty
-c-rating-acceptance-criterion=best_prefer_unmatched
-c-fixed-vertex-acceptance-criterion=fixed_vertex_allowed
-# initial partitioning: recursive bisection on the coarsest level, pool of 20 runs, 2-way FM
-i-mode=recursive
-i-technique=multi
-i-c-type=ml_style
-i-c-s=1
-i-c-t=150
-i-c-rating-score=heavy_edge
-i-c-rating-use-communities=true
-i-c-rating-heavy_node_penalty=no_penalty
-i-c-rating-acceptance-criterion=best_prefer_unmatched
-i-c-fixed-vertex-acceptance-criterion=fixed_vertex_allowed
-i-algo=pool
-i-runs=20
-i-bp-algorithm=worst_fit
-i-bp-heuristic-prepacking=false
-i-bp-early-restart=true
-i-bp-late-restart=true
-i-r-type=twoway_fm
-i-r-runs=-1
-i-r-fm-stop=simple
-i-r-fm-stop-i=50
-# refinement while uncoarsening: k-way FM on km1 with the adaptive stopping rule
-r-type=kway_fm_km1
-r-runs=-1
-r-fm-stop=adaptive_opt
-r-fm-stop-alpha=1
-r-fm-stop-i=350
-"""
+KAHYPAR_DIR = pathlib.Path(__file__).resolve().parent.parent / "data" / "kahypar"
+KAHYPAR_PRESETS = {
+    "kKaHyPar": KAHYPAR_DIR / "km1_kKaHyPar_sea20.ini",
+    "rKaHyPar": KAHYPAR_DIR / "km1_rKaHyPar_sea20.ini",
+}
+KAHYPAR_COMMIT = "4c79e4870c435c70b22f65e7530d32b6da55c7f5"
 
 
 def timed(fn, repeats: int = 1):
@@ -172,40 +131,134 @@ def kahypar_blocks_read(graph: S.Hypergraph, k: int, epsilon: float, config_path
     return parts, int(kahypar.connectivityMinusOne(hg)) + graph.num_edges
 
 
-def shp_comparison(directory: str) -> tuple[float, float]:
-    table = W.EmbeddingTable("bench", 8192, 32, lookups_per_request=25.0, num_communities=256)
-    trace = W.generate_trace(W.WorkloadConfig(tables=(table,), num_requests=20_000, seed=SEED))
-    graph = S.Hypergraph.from_trace(trace)
-    k = -(-int(np.ceil(1.03 * graph.num_vertices)) // table.block_capacity)  # 3% spare blocks for KaHyPar
-    start = P.random_placement(table, SEED)
-    S.shp_placement(graph, table.block_capacity, S.SHPConfig(iterations=1), start)  # compile
-    ours, t_ours = timed(lambda: S.shp_placement(graph, table.block_capacity, S.SHPConfig(seed=SEED), start))
-    config_path = os.path.join(directory, "km1_direct_kway.ini")
-    pathlib.Path(config_path).write_text(KAHYPAR_KM1_CONFIG)
-    (parts, kahypar_blocks), t_kahypar = timed(lambda: kahypar_blocks_read(graph, k, 0.03, config_path))
-    ours_blocks = S.blocks_read(graph, ours)
-    check = S.blocks_read(graph, P.Placement(parts, int(np.bincount(parts).max())))
-    print(f"[3] hypergraph {graph.num_vertices} vectors, {graph.num_edges} requests, {graph.pins.size} pins; "
-          f"SHP {table.num_blocks} full blocks, KaHyPar k={k} (3% spare, c-t 160 x k = {160 * k:,} > "
-          f"{graph.num_vertices:,} vertices: no coarsening):")
-    print(f"    "
-          f"blocks read random {S.blocks_read(graph, start):,}, SHP {ours_blocks:,} in {t_ours:.2f} s, "
-          f"KaHyPar {kahypar_blocks:,} (recounted {check:,}, fullest block {np.bincount(parts).max()}) "
-          f"in {t_kahypar:.1f} s")
-    return ours_blocks / kahypar_blocks, t_kahypar / t_ours
+def planted_placement(table: W.EmbeddingTable, seed: int) -> P.Placement:
+    """The generator's communities packed block by block (a community of 32 fills one block)."""
+    order = np.argsort(W.community_of(table, seed), kind="stable")
+    block_of = np.empty(table.num_vectors, dtype=np.int64)
+    block_of[order] = np.arange(table.num_vectors) // table.block_capacity
+    return P.Placement(block_of, table.block_capacity)
 
 
-def shards_comparison(keys: np.ndarray, sizes: np.ndarray, exact: np.ndarray, seeds=(0, 1, 2, 3)) -> float:
-    """MAE of SHARDS (R = 0.01) against the exact curve, averaged over several hash seeds (which keys
-    fall in a 1% sample varies a lot on a skewed trace)."""
-    maes = []
-    for seed in seeds:
-        est, t = timed(lambda seed=seed: M.shards_hit_rate_curve(keys, sizes, 0.01, seed=seed))
-        maes.append(float(np.abs(est - exact).mean()))
-        print(f"[4] SHARDS R=0.01 hash seed {seed}: MAE {maes[-1]:.4f}, "
-              f"max error {np.abs(est - exact).max():.4f} ({t:.2f} s)")
-    print(f"    mean MAE over {len(seeds)} hash seeds: {np.mean(maes):.4f}")
-    return float(np.mean(maes))
+INSTANCES = (  # name, vectors, community size, spare slots, presets
+    ("current (8,192, communities of 32, full blocks)", 8192, 32, False, ("kKaHyPar",)),
+    ("current + 3% spare slots", 8192, 32, True, ("kKaHyPar", "rKaHyPar")),
+    ("communities of 20, 3% spare", 8192, 20, True, ("kKaHyPar",)),
+    ("communities of 50, 3% spare", 8192, 50, True, ("kKaHyPar",)),
+    ("65,536 vectors, 3% spare", 65536, 32, True, ("kKaHyPar",)),
+)
+
+
+def shp_comparison() -> tuple[float, float, int]:
+    """(worst SHP / kKaHyPar blocks read over spare-slot instances, kKaHyPar / SHP time on the
+    current + spare instance, instances KaHyPar ran on)."""
+    S.shp_placement(S.Hypergraph.from_edges(64, [[0, 1], [2, 3]]), 4, S.SHPConfig(iterations=1))  # compile
+    large_kahypar = os.environ.get("BANDANA_KAHYPAR_LARGE") == "1"
+    print(f"[3] KaHyPar presets from kahypar/kahypar@{KAHYPAR_COMMIT[:7]}: "
+          + ", ".join(p.name for p in KAHYPAR_PRESETS.values()))
+    ratios, speedup, ran = [], float("nan"), 0
+    for name, n, community, spare, presets in INSTANCES:
+        table = W.EmbeddingTable("bench", n, 32, lookups_per_request=25.0, num_communities=n // community)
+        trace = W.generate_trace(W.WorkloadConfig(tables=(table,), num_requests=int(20_000 * n / 8192), seed=SEED))
+        graph = S.Hypergraph.from_trace(trace)
+        fewest = table.num_blocks
+        k = -(-int(np.ceil(1.03 * n)) // table.block_capacity) if spare else fewest
+        start = P.random_placement(table, SEED)
+        ours, t_ours = timed(lambda g=graph, c=table.block_capacity, s=start, k=k: S.shp_placement(
+            g, c, S.SHPConfig(seed=SEED), s, num_blocks=k))
+        shp_blocks = S.blocks_read(graph, ours)
+        print(f"    {name}: {graph.num_edges:,} requests, {graph.pins.size:,} pins, k={k} blocks "
+              f"({k * table.block_capacity - n} spare slots); blocks read random {S.blocks_read(graph, start):,}, "
+              f"planted {S.blocks_read(graph, planted_placement(table, SEED)):,}, SHP {shp_blocks:,} ({t_ours:.1f} s)")
+        if n > 8192 and not large_kahypar:
+            print("      KaHyPar not run on this instance (minutes per 2,048 vectors here; "
+                  "BANDANA_KAHYPAR_LARGE=1 runs it)")
+            continue
+        for preset in presets:
+            (parts, kh_blocks), t_kh = timed(lambda preset=preset, g=graph, k=k: kahypar_blocks_read(
+                g, k, 0.03, str(KAHYPAR_PRESETS[preset])))
+            fullest = int(np.bincount(parts).max())
+            print(f"      {preset}: {kh_blocks:,} ({t_kh:.1f} s, fullest block {fullest}); "
+                  f"SHP / {preset} {shp_blocks / kh_blocks:.3f}")
+            if preset == "kKaHyPar":
+                ran += 1
+                if spare:
+                    ratios.append(shp_blocks / kh_blocks)
+                if spare and n == 8192 and community == 32:
+                    speedup = t_kh / t_ours
+    return max(ratios), speedup, ran
+
+
+SHARDS_RATES = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1)
+SHARDS_SMAX = (2_000, 8_000, 32_000)
+SHARDS_SEEDS = range(16)
+
+
+def interval(values) -> str:
+    v = np.asarray(values)
+    half = 1.96 * v.std(ddof=1) / np.sqrt(v.size)
+    return f"{v.mean():.4f} [{v.mean() - half:.4f}, {v.mean() + half:.4f}]"
+
+
+def shards_comparison() -> float:
+    """SHARDS-adj and fixed-size SHARDS against the exact curve on >= 1 M distinct keys; returns
+    the mean MAE of SHARDS-adj at R = 0.01 over 16 hash seeds."""
+    rng = np.random.default_rng(SEED)
+    universe = 2_500_000
+    keys = rng.permutation(universe)[rng.zipf(1.1, 8_000_000) % universe]
+    distinct = int(np.unique(keys).size)
+    sizes = np.unique(np.linspace(0.01, 1.0, 50) * distinct).astype(np.int64)
+    exact, t_exact = timed(lambda: M.hit_rate_curve(keys, sizes))
+    print(f"[4] SHARDS on {keys.size:,} accesses over {distinct:,} distinct keys (Zipf 1.1); exact curve "
+          f"{t_exact:.1f} s; MAE over {len(SHARDS_SEEDS)} hash seeds, mean [95% interval]:")
+    at_001, under = None, {}
+    for rate in SHARDS_RATES:
+        maes = [float(np.abs(M.shards_hit_rate_curve(keys, sizes, rate, seed=s) - exact).mean())
+                for s in SHARDS_SEEDS]
+        print(f"    SHARDS-adj R={rate:<6g} (~{rate * distinct:,.0f} keys): {interval(maes)}")
+        for bound in (0.01, 0.003):
+            if bound not in under and np.mean(maes) < bound:
+                under[bound] = rate
+        if rate == 0.01:
+            at_001 = float(np.mean(maes))
+    for s_max in SHARDS_SMAX:
+        maes = [float(np.abs(M.shards_fixed_hit_rate_curve(keys, sizes, s_max, seed=s) - exact).mean())
+                for s in SHARDS_SEEDS]
+        raw = [float(np.abs(M.shards_fixed_hit_rate_curve(keys, sizes, s_max, seed=s, adjust=False) - exact).mean())
+               for s in SHARDS_SEEDS[:4]]
+        print(f"    fixed-size SHARDS s_max={s_max:,}: adj {interval(maes)}; without adj (4 seeds) {np.mean(raw):.4f}")
+    for bound in (0.01, 0.003):
+        print(f"    SHARDS-adj mean MAE first under {bound}: "
+              + (f"R = {under[bound]:g}" if bound in under else f"not within R <= {SHARDS_RATES[-1]}"))
+    return at_001
+
+
+def queue_comparison(directory: str) -> float:
+    """The queueing model's checks and this machine's O_DIRECT latencies; returns queue_mm1_error."""
+    errors = []
+    for rho in (0.3, 0.5, 0.8):
+        r = Q.mm1_check(rho, num_requests=500_000, seed=SEED)
+        errors.append(r["error"])
+        print(f"[5] M/M/1 rho={rho}: mean {r['mean_us']:.2f} us (theory {r['mean_theory_us']:.2f}), "
+              f"p99 {r['p99_us']:.1f} us (theory {r['p99_theory_us']:.1f}), error {r['error']:.2%}")
+    for qd in (1, 16):
+        print(f"    closed loop QD{qd}: {Q.closed_loop_iops(queue_depth=qd, num_reads=200_000) / 1e3:.1f}K IOPS "
+              f"(P4800X figure: {108 if qd == 1 else 585}K)")
+    m = ST.measure_direct_reads(directory, num_reads=10_000)
+    print(f"    O_DIRECT random 4 KB reads, {m['where']}, {m['when']}:")
+    for qd, lat in m["latency_us"].items():
+        p50, p99, p999 = np.percentile(lat, [50, 99, 99.9])
+        print(f"      QD{qd:<2d} {m['iops'][qd] / 1e3:6.1f}K IOPS  p50 {p50:6.0f} us  p99 {p99:6.0f} us  "
+              f"p99.9 {p999:6.0f} us")
+    service = Q.ServiceTimes.from_latencies(m["latency_us"][1], "this run's QD1 O_DIRECT reads")
+    exp = E.Experiment.from_config(W.WorkloadConfig(seed=SEED))
+    shp = exp.blocks(E.learn_placements(exp.past, "shp", SEED))
+    t = E.minicache_thresholds(exp.past, shp, 0.1, seed=SEED).thresholds
+    run = exp.simulate(shp, 0.1, t)
+    for name, svc in (("exponential", Q.ServiceTimes()), ("measured QD1 shape", service)):
+        q = E.queue_profile(run, E.UTILISATIONS, service=svc)
+        print(f"    SHP + 10% cache, {name} service: " + ", ".join(
+            f"{u:.0%} p50/p99/p99.9 {row[0]:.0f}/{row[1]:.0f}/{row[2]:.0f} us" for u, row in zip(E.UTILISATIONS, q)))
+    return max(errors)
 
 
 def bandwidth_comparison(cache_fraction: float = 0.1) -> float:
@@ -217,7 +270,7 @@ def bandwidth_comparison(cache_fraction: float = 0.1) -> float:
         return "(" + ", ".join("inf" if t == C.NO_PREFETCH else str(t) for t in ts) + ")"
 
     for name, r in rows.items():
-        print(f"[5] {name:10s} fanout {r['fanout']:.2f}  eff. bandwidth no cache {r['eb_no_cache']:.4f}  "
+        print(f"[6] {name:10s} fanout {r['fanout']:.2f}  eff. bandwidth no cache {r['eb_no_cache']:.4f}  "
               f"cache {cache_fraction:.0%} per-table t from past mini-caches {label(r['t'])} hit {r['hit_rate']:.3f} "
               f"eff. bandwidth {r['eb_cache']:.4f}  blocks read {r['blocks_read']:,}; t chosen with the answer "
               f"{label(r['oracle_t'])} hit {r['oracle_hit_rate']:.3f} eff. bandwidth {r['oracle_eb_cache']:.4f}")
@@ -238,13 +291,16 @@ def main() -> None:
               f"{os.path.getsize(path) / 1e6:.0f} MB oracleGeneral")
         lru_equal, lru_speedup = lru_comparison(path, num_keys)
         sizes = np.unique(np.linspace(0.01, 1.0, 50) * num_keys).astype(np.int64)
-        mrc_speedup, exact = mrc_comparison(path, sizes)
-        shards_mae = shards_comparison(keys, sizes, exact)
-        fanout_ratio, shp_speedup = shp_comparison(directory)
+        mrc_speedup, _ = mrc_comparison(path, sizes)
+    del keys
+    fanout_ratio, shp_speedup, kahypar_ran = shp_comparison()
+    shards_mae = shards_comparison()
+    with tempfile.TemporaryDirectory(dir=pathlib.Path(__file__).resolve().parent) as directory:
+        mm1_error = queue_comparison(directory)
     gain = bandwidth_comparison()
     print(f"RESULT bandana lru_miss_equal={lru_equal} lru_speedup={lru_speedup:.2f} mrc_speedup={mrc_speedup:.1f} "
-          f"shp_fanout_ratio={fanout_ratio:.3f} shp_speedup={shp_speedup:.1f} shards_mae={shards_mae:.4f} "
-          f"bandwidth_gain={gain:.2f}")
+          f"shp_fanout_ratio={fanout_ratio:.3f} shp_speedup={shp_speedup:.1f} kahypar_instances={kahypar_ran} "
+          f"shards_mae={shards_mae:.4f} queue_mm1_error={mm1_error:.4f} bandwidth_gain={gain:.2f}")
 
 
 if __name__ == "__main__":

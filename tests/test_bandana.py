@@ -457,7 +457,10 @@ def test_seed_study_default_point_measurements(study):
     assert np.all(study.blocks_ratio > 1.5)  # SHP reads far fewer post-table blocks than id order
     assert np.all(study.kmeans_ratio > 1.0)  # and fewer than semantic k-means
     assert np.all((study.dram_saved > 0.2) & (study.dram_saved < 1.0))
-    assert np.all((study.tail_ratio > 1.0) & (study.tail_ratio < 3.0))  # no queueing in the model: capped
+    assert study.tail_ratio.shape == (len(E.UTILISATIONS), 2) and np.all(study.tail_ratio > 1.0)
+    assert np.array_equal(study.tail_at(0.5), study.tail_ratio[list(E.UTILISATIONS).index(0.5)])
+    with pytest.raises(ValueError, match="utilisation must be one of"):
+        study.tail_at(0.33)
     assert not np.array_equal(study.blocks_ratio[0], study.blocks_ratio[1])  # seeds give different workloads
 
 

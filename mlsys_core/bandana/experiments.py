@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import itertools
+import pathlib
 
 import numpy as np
 
@@ -33,9 +34,16 @@ from mlsys_core.bandana.placement import (
     random_placement,
     sequential_placement,
 )
+from mlsys_core.bandana.queueing import ServiceTimes, latency_vs_utilisation
 from mlsys_core.bandana.shp import Hypergraph, SHPConfig, blocks_read, shp_placement
 from mlsys_core.bandana.trace import Trace
-from mlsys_core.bandana.workload import WorkloadConfig, default_tables, generate_trace, table_vectors
+from mlsys_core.bandana.workload import (
+    EmbeddingTable,
+    WorkloadConfig,
+    default_tables,
+    generate_trace,
+    table_vectors,
+)
 
 PLACEMENTS = ("sequential", "random", "kmeans", "shp")
 THRESHOLDS = (0, 1, 2, 4, 8, NO_PREFETCH)
@@ -61,25 +69,61 @@ def learn_placements(past: Trace, method: str, seed: int = 0, shp: SHPConfig = S
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Experiment:
-    """A workload split in time: placements learn on `past`, every metric is measured on `future`."""
+    """A workload split in time: placements learn on `past`, every metric is measured on `future`.
 
-    config: WorkloadConfig
+    `config` is the synthetic workload it was generated from, or None for a user's trace
+    (`from_trace`); everything downstream reads the tables from `tables`."""
+
+    config: WorkloadConfig | None
     past: Trace
     future: Trace
     past_counts: np.ndarray  # (num_keys,) lookups of each key in the past (admission counts)
 
     @staticmethod
     def from_config(config: WorkloadConfig, past_fraction: float = 0.5) -> Experiment:
-        past, future = generate_trace(config).split(past_fraction)
+        return Experiment._split(config, generate_trace(config), past_fraction)
+
+    @staticmethod
+    def from_trace(trace, tables=None, past_fraction: float = 0.5) -> Experiment:
+        """A user's trace through the same pipeline as the synthetic one: `trace` is a `Trace`, or the
+        path of a CSV / NPZ trace (`trace.load_trace`) or a libCacheSim oracleGeneral file
+        (`trace.load_oracle_general`: a request per clock_time, keys split over `tables` in order).
+        `tables` (EmbeddingTable, ...) say each table's size and vector bytes; a `Trace` brings its own.
+        The first `past_fraction` of the requests is the past."""
+        from mlsys_core.bandana.trace import load_oracle_general, load_trace
+
+        if isinstance(trace, Trace):
+            if tables is not None and tuple(tables) != trace.tables:
+                raise ValueError("tables must be None or the trace's own tables for a Trace")
+        else:
+            path = validate.instance("trace", trace, (str, pathlib.PurePath),
+                                     "a Trace or the path of a .csv / .npz / oracleGeneral trace")
+            if tables is None:
+                raise ValueError("tables must be given with a trace file: (EmbeddingTable, ...) in key order")
+            tables = tuple(tables)
+            for i, t in enumerate(tables):
+                validate.instance(f"tables[{i}]", t, EmbeddingTable)
+            name = str(path)
+            trace = load_trace(path, tables) if name.endswith((".csv", ".npz")) else load_oracle_general(path, tables)
+        return Experiment._split(None, trace, validate.number("past_fraction", past_fraction, 0.0, 1.0,
+                                                              low_open=True, high_open=True))
+
+    @staticmethod
+    def _split(config, trace: Trace, past_fraction: float) -> Experiment:
+        past, future = trace.split(past_fraction)
         num_keys = int(past.table_offsets[-1])
         return Experiment(config, past, future, np.bincount(past.keys, minlength=num_keys))
 
     @property
+    def tables(self) -> tuple:
+        return self.past.tables
+
+    @property
     def total_bytes(self) -> int:
-        return int(sum(t.table_bytes for t in self.config.tables))
+        return int(sum(t.table_bytes for t in self.tables))
 
     def blocks(self, placements) -> BlockMap:
-        return block_map(self.config.tables, placements)
+        return block_map(self.tables, placements)
 
     def simulate(self, blocks: BlockMap, cache_fraction: float, threshold) -> CacheResult:
         """The future through one cache of `cache_fraction` of all table bytes with threshold t
@@ -219,7 +263,7 @@ def threshold_table(exp: Experiment, blocks: BlockMap, table: str, thresholds, c
     """Hit rates of one table's cache (capacity = fraction of that table's bytes) for every t x size;
     rate < 1 gives the SHARDS mini-cache estimate."""
     i = exp.future.table_index(table)
-    t = exp.config.tables[i]
+    t = exp.tables[i]
     sub = exp.future.only_table(table)
     lo, hi = exp.future.table_offsets[i], exp.future.table_offsets[i + 1]
     own = blocks.block_of[lo:hi]
@@ -242,8 +286,35 @@ def dram_saved_at_equal_hit_rate(capacities: np.ndarray, base_hit: np.ndarray, n
 
 
 def latency_profile(result: CacheResult, device: NVMDevice = NVMDevice()) -> dict[float, float]:
-    """p50 / p99 / p99.9 request latency (us) of a cache simulation through the device model."""
+    """p50 / p99 / p99.9 request latency (us) of a cache simulation through the idle-device model
+    (each request alone on the device; no queueing: see `queue_profile`)."""
     return latency_percentiles(device.request_latency_us(result.blocks_read, result.hits_per_request))
+
+
+UTILISATIONS = (0.2, 0.5, 0.7, 0.9)  # offered reads / the device's peak IOPS
+TAIL_UTILISATION = 0.5  # where the latency-tail claim is decided
+MEASURED_READS = pathlib.Path(__file__).resolve().parents[2] / "data" / "bandana" / "bandana_odirect_reads.npz"
+
+
+def queue_profile(result: CacheResult, utilisations=UTILISATIONS, device: NVMDevice = NVMDevice(),
+                  service: ServiceTimes = ServiceTimes(), seed: int = 0) -> np.ndarray:
+    """(len(utilisations), 3) p50 / p99 / p99.9 request latency (us) of a cache simulation through the
+    queueing device model: the requests, in trace order with their block reads, arrive as a Poisson
+    stream that loads the device to each utilisation of its peak IOPS (`queueing.latency_vs_utilisation`)."""
+    validate.instance("result", result, CacheResult)
+    return latency_vs_utilisation(result.blocks_read, utilisations, device, service, result.hits_per_request, seed)
+
+
+def measured_service_times(path=MEASURED_READS, queue_depth: int = 1) -> ServiceTimes:
+    """The shape of the O_DIRECT read latencies stored in `path` (`store.save_measurement`) at one
+    queue depth, as the queueing model's service-time distribution (mean 1: the device sets the scale)."""
+    from mlsys_core.bandana.store import load_measurement
+
+    m = load_measurement(path)
+    if queue_depth not in m["latency_us"]:
+        raise ValueError(f"queue_depth must be one of {sorted(m['latency_us'])}, got {queue_depth!r}")
+    return ServiceTimes.from_latencies(m["latency_us"][queue_depth],
+                                       f"O_DIRECT 4 KB reads at QD{queue_depth}, {m['where']}, {m['when']}")
 
 
 @functools.lru_cache(maxsize=8)
@@ -257,7 +328,8 @@ def _explore_setup(post_lookups_per_request: float, placement: str, seed: int):
 def explore(cache_fraction: float, threshold: int, placement: str, sampling_rate: float,
             post_lookups_per_request: float, seed: int = 0) -> dict:
     """One point of the design space on a small workload (for widgets): the full simulation of the
-    post table's cache and its mini-cache estimate at `sampling_rate`, plus bandwidth and latency.
+    post table's cache and its mini-cache estimate at `sampling_rate`, plus bandwidth and request
+    latency through the queueing device model at `TAIL_UTILISATION` of its peak IOPS.
     `post_lookups_per_request` sets the table mix (the user table keeps 1 lookup per request)."""
     exp, blocks = _explore_setup(float(post_lookups_per_request), placement, seed)
     fractions = np.array([0.02, 0.05, 0.1, 0.2, 0.4])
@@ -267,7 +339,8 @@ def explore(cache_fraction: float, threshold: int, placement: str, sampling_rate
     post_share = float(np.mean(exp.future.table == 0))
     return {
         "fractions": fractions, "full": full.hit_rates[0], "mini": mini.hit_rates[0], "hit_rate": res.hit_rate,
-        "effective_bandwidth": res.effective_bandwidth, "latency_us": latency_profile(res),
+        "effective_bandwidth": res.effective_bandwidth, "utilisation": TAIL_UTILISATION,
+        "latency_us": dict(zip((50.0, 99.0, 99.9), queue_profile(res, (TAIL_UTILISATION,), seed=seed)[0].tolist())),
         "post_share": post_share, "placement": placement, "threshold": threshold, "rate": sampling_rate,
     }
 
@@ -288,8 +361,9 @@ class SeedStudy:
     oracle t minus at the mini-caches' t;
     `blocks_ratio` sequential / SHP and `kmeans_ratio` k-means / SHP post-table blocks read per
     request (no cache); `dram_saved` the DRAM SHP + its mini-cache t saves at the hit rate sequential placement
-    without prefetching reaches with `cache_fraction`; `tail_ratio` p99.9 / p50 request latency of
-    SHP + cache through the device model.
+    without prefetching reaches with `cache_fraction`; `tail_ratio` (len(tail_utilisations), len(seeds))
+    p99.9 / p50 request latency of SHP + cache through the queueing device model (Poisson arrivals at
+    each utilisation of the device's peak IOPS, exponential service times).
     """
 
     affinities: np.ndarray
@@ -303,6 +377,14 @@ class SeedStudy:
     kmeans_ratio: np.ndarray
     dram_saved: np.ndarray
     tail_ratio: np.ndarray
+    tail_utilisations: np.ndarray
+
+    def tail_at(self, utilisation: float) -> np.ndarray:
+        """(len(seeds),) p99.9 / p50 at one of `tail_utilisations`."""
+        hit = np.flatnonzero(np.isclose(self.tail_utilisations, utilisation))
+        if hit.size == 0:
+            raise ValueError(f"utilisation must be one of {self.tail_utilisations.tolist()}, got {utilisation!r}")
+        return self.tail_ratio[hit[0]]
 
     def gains_at(self, affinity: float) -> np.ndarray:
         """(len(seeds),) the with-cache gains at one of `affinities`."""
@@ -326,6 +408,7 @@ def seed_study(
     scale: float = 0.25,
     num_requests: int = 20_000,
     device: NVMDevice = NVMDevice(),
+    utilisations=UTILISATIONS,
 ) -> SeedStudy:
     """The seeded claims of the notebook, measured on one small workload per (affinity, seed).
 
@@ -341,7 +424,10 @@ def seed_study(
         raise ValueError(f"default_affinity must be one of affinities {affinities}, got {default_affinity!r}")
     validate.probability("cache_fraction", cache_fraction, open_low=True)
     gains = np.empty((2, len(affinities), len(seeds)))
-    extra = np.empty((6, len(seeds)))
+    extra = np.empty((5, len(seeds)))
+    utilisations = [validate.number("utilisations[i]", u, 0.0, 1.0, low_open=True, high_open=True)
+                    for u in utilisations]
+    tails = np.empty((len(utilisations), len(seeds)))
     curve = np.asarray(STUDY_CURVE)
     at = int(np.argmin(np.abs(curve - cache_fraction)))
     for i, a in enumerate(affinities):
@@ -355,7 +441,7 @@ def seed_study(
                 continue
             extra[0, j] = rows["shp"]["oracle_eb_cache"] / rows["sequential"]["oracle_eb_cache"]
             extra[1, j] = rows["shp"]["oracle_hit_rate"] - rows["shp"]["hit_rate"]
-            post = exp.config.tables[0]  # k-means for the post table only (the user table's costs most)
+            post = exp.tables[0]  # k-means for the post table only (the user table's costs most)
             g = Hypergraph.from_trace(exp.future, post.name)
             shp_blocks = blocks_read(g, placements["shp"][0])
             extra[2, j] = blocks_read(g, placements["sequential"][0]) / shp_blocks
@@ -364,10 +450,11 @@ def seed_study(
             base = np.array([exp.simulate(seq, f, NO_PREFETCH).hit_rate for f in curve])
             new = np.array([exp.simulate(shp, f, rows["shp"]["t"]).hit_rate for f in curve])
             extra[4, j] = dram_saved_at_equal_hit_rate(curve, base, new, at)
-            lat = latency_profile(exp.simulate(shp, cache_fraction, rows["shp"]["t"]), device)
-            extra[5, j] = lat[99.9] / lat[50.0]
+            q = queue_profile(exp.simulate(shp, cache_fraction, rows["shp"]["t"]), utilisations, device, seed=seed)
+            tails[:, j] = q[:, 2] / q[:, 0]
     return SeedStudy(
-        np.asarray(affinities, dtype=float), np.asarray(seeds), float(default_affinity), gains[0], gains[1], *extra
+        np.asarray(affinities, dtype=float), np.asarray(seeds), float(default_affinity), gains[0], gains[1], *extra,
+        tails, np.asarray(utilisations, dtype=float),
     )
 
 

@@ -132,7 +132,7 @@ def explore_panel(result: dict):
     axes[0].legend(fontsize=8)
     lat = result["latency_us"]
     axes[1].bar([f"p{p:g}" for p in lat], list(lat.values()), color="tab:purple")
-    axes[1].set_ylabel("request latency (us)")
+    axes[1].set_ylabel(f"request latency (us), device {result.get('utilisation', 0.5):.0%} busy")
     axes[1].set_title(f"hit {result['hit_rate']:.2f}, eff. bw {result['effective_bandwidth']:.3f}, "
                       f"post share {result['post_share']:.0%}", fontsize=9)
     return fig
@@ -159,4 +159,23 @@ def gain_vs_affinity(result: dict):
     ax.set_xlabel("post-table affinity (share of lookups from the request's community)")
     ax.set_ylabel("SHP / sequential effective bandwidth")
     ax.legend(fontsize=8)
+    return fig
+
+
+def latency_vs_utilisation(utilisations, curves: dict, percentiles=(50.0, 99.0, 99.9), at: float | None = None):
+    """Request latency percentiles against device utilisation, one panel per percentile and one line
+    per configuration (name -> (len(utilisations), len(percentiles)) us); `at` marks a utilisation."""
+    fig, axes = viz.figure(ncols=len(percentiles), width=3.3)
+    axes = np.atleast_1d(axes)
+    u = np.asarray(utilisations) * 100
+    for k, (ax, p) in enumerate(zip(axes, percentiles)):
+        for name, lat in curves.items():
+            ax.plot(u, np.asarray(lat)[:, k], marker="o", label=name)
+        if at is not None:
+            ax.axvline(at * 100, color="gray", ls=":", lw=1)
+        ax.set_yscale("log")
+        ax.set_title(f"p{p:g}", fontsize=9)
+        ax.set_xlabel("device utilisation (% of peak IOPS)")
+    axes[0].set_ylabel("request latency (us)")
+    axes[0].legend(fontsize=7)
     return fig

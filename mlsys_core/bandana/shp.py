@@ -35,7 +35,11 @@ class SHPConfig:
     """SHP settings; paper values: 20 iterations per split, imbalance 0.045, move probability 0.8.
 
     A split stops early once a round moves fewer than `min_move_fraction` of its vertices;
-    `refine_iterations` rounds of direct k-way moves follow the bisection.
+    `refine_iterations` rounds of direct k-way moves follow the bisection. `max_move_ratio` caps the
+    vertices one side of a split sends per round at that fraction of its size (Giraph SHP's
+    `social_hash_partitioner.decide.max_move_ratio`, default 0.1); 1 removes the cap. `imbalance`
+    lets a half grow past its share only where its blocks have room: with every block full it does
+    nothing, with spare slots (`shp_placement(..., num_blocks=...)`) it does.
     """
 
     p: float = 0.5
@@ -45,6 +49,7 @@ class SHPConfig:
     mode: str = "bisection"
     refine_iterations: int = 0
     min_move_fraction: float = 0.005
+    max_move_ratio: float = 0.1
     seed: int = 0
 
     def __post_init__(self):
@@ -54,6 +59,7 @@ class SHPConfig:
         validate.number("imbalance", self.imbalance, 0.0, 1.0, high_open=True)
         validate.number("min_move_fraction", self.min_move_fraction, 0.0, 1.0, high_open=True)
         validate.number("move_probability", self.move_probability, 0.0, 1.0, low_open=True)
+        validate.number("max_move_ratio", self.max_move_ratio, 0.0, 1.0, low_open=True)
         validate.choice("mode", self.mode, ("bisection", "kway"))
         validate.integer("seed", self.seed)
 
@@ -148,13 +154,12 @@ def _side_gains(edge_ptr, pins, pin_bucket, pin_sibling, pin_active, n, num_buck
 
 
 @numba.njit
-def _pair_moves(order, i, j, n_a, n_b, gain, move_probability, out, no):
-    """Pair opposite movers order[i + m] and order[j + m] (each list best first) while a pair gains.
-
-    Each pair moves with `move_probability` and is written to out[no:]; returns (pairs consumed, new no).
-    """
+def _pair_moves(order, i, j, n_a, n_b, gain, move_probability, out, no, limit):
+    """Pair opposite movers order[i + m] and order[j + m] (each list best first) while a pair gains,
+    at most `limit` pairs. Each pair moves with `move_probability` and is written to out[no:];
+    returns (pairs consumed, new no)."""
     m = 0
-    while m < n_a and m < n_b:
+    while m < n_a and m < n_b and m < limit:
         a = order[i + m]
         b = order[j + m]
         if gain[a] + gain[b] <= 0:
@@ -168,8 +173,9 @@ def _pair_moves(order, i, j, n_a, n_b, gain, move_probability, out, no):
 
 
 @numba.njit(cache=True)
-def _swap_sides(order, group_start, gain, size0, size1, max0, max1, move_probability):
+def _swap_sides(order, group_start, gain, size0, size1, max0, max1, move_probability, max_move_ratio):
     """Swap the best pairs across each split; then let unpaired positive movers use the slack.
+    Each side sends at most max(1, max_move_ratio x its size) vertices a round.
 
     `order` lists active vertices grouped by (group, side), best gain first; group_start[2g + s]
     is where (g, s) starts. Returns the vertices to flip.
@@ -182,12 +188,14 @@ def _swap_sides(order, group_start, gain, size0, size1, max0, max1, move_probabi
             continue
         n0 = j - i
         n1 = k - j
-        m, nf = _pair_moves(order, i, j, n0, n1, gain, move_probability, flips, nf)
+        cap0 = max(1, int(max_move_ratio * size0[g]))
+        cap1 = max(1, int(max_move_ratio * size1[g]))
+        m, nf = _pair_moves(order, i, j, n0, n1, gain, move_probability, flips, nf, min(cap0, cap1))
         s0 = size0[g]
         s1 = size1[g]
         for r in range(m, n0):  # unpaired movers with positive gain into the side with room
             a = order[i + r]
-            if gain[a] <= 0 or s1 + 1 > max1[g]:
+            if gain[a] <= 0 or s1 + 1 > max1[g] or r >= cap0:
                 break
             flips[nf] = a
             nf += 1
@@ -195,7 +203,7 @@ def _swap_sides(order, group_start, gain, size0, size1, max0, max1, move_probabi
             s1 += 1
         for r in range(m, n1):
             b = order[j + r]
-            if gain[b] <= 0 or s0 + 1 > max0[g]:
+            if gain[b] <= 0 or s0 + 1 > max0[g] or r >= cap1:
                 break
             flips[nf] = b
             nf += 1
@@ -206,7 +214,8 @@ def _swap_sides(order, group_start, gain, size0, size1, max0, max1, move_probabi
 
 @numba.njit(cache=True)
 def _bisect_level(
-    edge_ptr, pins, lo, mid, side, active, max0, max1, wpow, iterations, move_probability, min_flips, seed
+    edge_ptr, pins, lo, mid, side, active, max0, max1, wpow, iterations, move_probability, min_flips, seed,
+    max_move_ratio,
 ):
     """Refine one level of splits in place (`side`): rounds of all gains, then best swaps per group."""
     np.random.seed(seed)
@@ -249,7 +258,7 @@ def _bisect_level(
                 c = 2 * lo[v] + side[v]
                 order[fill[c]] = v
                 fill[c] += 1
-        flips = _swap_sides(order, group_start, gain, size0, size1, max0, max1, move_probability)
+        flips = _swap_sides(order, group_start, gain, size0, size1, max0, max1, move_probability, max_move_ratio)
         for v in flips:
             side[v] ^= 1
         if flips.size < min_flips:
@@ -292,7 +301,7 @@ def _bisection(graph: Hypergraph, start: Placement, num_blocks: int, capacity: i
         )
         _bisect_level(graph.edge_ptr, graph.pins, lo, mid, side, active, max0, max1, wpow, config.iterations,
                       config.move_probability, max(1, int(config.min_move_fraction * active.sum())),
-                      int(rng.integers(2**31)))
+                      int(rng.integers(2**31)), config.max_move_ratio)
         lo = np.where(active & (side == 1), mid, lo)
         hi = np.where(active & (side == 0), mid, hi)
     return lo
@@ -393,7 +402,7 @@ def _kway_moves(order, src, dst, gain, fill, capacity, move_probability, seed):
         k = j
         while k < n and min(src[order[k]], dst[order[k]]) == lo_ and max(src[order[k]], dst[order[k]]) == hi_:
             k += 1
-        m, no = _pair_moves(order, i, j, j - i, k - j, gain, move_probability, out, no)
+        m, no = _pair_moves(order, i, j, j - i, k - j, gain, move_probability, out, no, n)
         no = _fill_free_slots(order, i + m, j, src, dst, gain, fill, capacity, out, no)
         no = _fill_free_slots(order, j + m, k, src, dst, gain, fill, capacity, out, no)
         i = k
@@ -428,16 +437,22 @@ def _kway(
 
 
 def shp_placement(
-    graph: Hypergraph, capacity: int, config: SHPConfig = SHPConfig(), start: Placement | None = None
+    graph: Hypergraph, capacity: int, config: SHPConfig = SHPConfig(), start: Placement | None = None,
+    num_blocks: int | None = None,
 ) -> Placement:
     """SHP placement of `graph.num_vertices` vectors into blocks of `capacity`.
 
-    `start` (default: id order) seeds the search. The result never reads more blocks on `graph` than
-    `start` does: if local search ends worse, the start is returned.
+    `num_blocks` (default: the fewest, ceil(n / capacity)) may give spare slots: the bisection then
+    splits vertices in proportion to each half's blocks, so blocks start part-full and `imbalance`
+    lets a half take up to that fraction more; the full-block placement (which fits the spare blocks
+    too) is also run and the one that reads fewer blocks on `graph` kept, so spare slots never make
+    SHP worse. `start` (default: id order) seeds the search. The result never reads more blocks on
+    `graph` than `start` does: if local search ends worse, the start is returned.
     """
     capacity = validate.integer("capacity", capacity, 1)
     n = graph.num_vertices
-    num_blocks = -(-n // capacity)
+    fewest = -(-n // capacity)
+    num_blocks = fewest if num_blocks is None else validate.integer("num_blocks", num_blocks, fewest)
     if start is None:
         start = Placement(np.arange(n, dtype=np.int64) // capacity, int(capacity))
     if start.block_of.size != n:
@@ -455,4 +470,8 @@ def shp_placement(
             config,
         )
     result = Placement(block_of.astype(np.int64), int(capacity))
+    if num_blocks > fewest:  # spare slots: the full-block placement is a candidate too (it fits)
+        full = shp_placement(graph, capacity, config, start)
+        if blocks_read(graph, full) < blocks_read(graph, result):
+            result = full
     return result if blocks_read(graph, result) <= blocks_read(graph, start) else start

@@ -285,13 +285,27 @@ def measure_direct_reads(directory, queue_depths=(1, 2, 4, 8, 16), num_reads: in
             out["refused"] = s.direct_refused
     finally:
         os.remove(path)
-    st = os.statvfs(os.fspath(directory))
     mode = "on" if out["direct"] else "refused"
     out["where"] = (f"{platform.node() or 'this machine'}: {os.cpu_count()} CPUs, {platform.system()} "
-                    f"{platform.release()}, {file_blocks * BLOCK_BYTES / 2**20:.0f} MB file in "
-                    f"{os.fspath(directory)} (filesystem block {st.f_bsize} B), O_DIRECT {mode}")
+                    f"{platform.release()}, {file_blocks * BLOCK_BYTES / 2**20:.0f} MB file on "
+                    f"{_filesystem(os.fspath(directory))}, O_DIRECT {mode}")
     out["when"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     return out
+
+
+def _filesystem(path: str) -> str:
+    """The type and device of the filesystem holding `path` ("ext4 on /dev/vda"), from /proc/mounts."""
+    path = os.path.realpath(path)
+    best = ("", "a filesystem of unknown type")
+    try:
+        with open("/proc/mounts", encoding="utf-8") as f:
+            for line in f:
+                dev, mount, kind = line.split()[:3]
+                if (path == mount or path.startswith(mount.rstrip("/") + "/")) and len(mount) >= len(best[0]):
+                    best = (mount, f"{kind} on {dev}")
+    except OSError:
+        pass
+    return best[1]
 
 
 def save_measurement(measurement: dict, path) -> None:
