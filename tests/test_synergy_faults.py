@@ -86,3 +86,16 @@ def test_fault_arguments_are_checked():
         synergy.masked_wus_training(np.ones(4))
     with pytest.raises(ValueError, match="straggler_p"):
         synergy.straggler_step_times(straggler_p=2.0)
+
+
+def test_restarts_loss_is_the_plain_runs_loss_after_its_committed_steps():
+    cfg = synergy.FaultConfig(failure_rate=0.05, checkpoint_interval=3, restart_steps=1.0, budget_steps=12.0)
+    r = synergy.loss_vs_failure_rate((0.0, 0.05), seeds=(0,), config=cfg)
+    n = len(synergy.fault_run("restart", cfg, 0).masks)
+    own = synergy.masked_wus_training(np.ones((n, 8), np.float32), seed=0, eval_every=n)
+    assert r["restart"][1, 0] == pytest.approx(own.test_loss[-1], abs=1e-6)
+    assert r["restart"].shape == r["quorum"].shape == (2, 1)
+    # no failures: quorum trains all 12 steps of the budget, restart 8 (it pays 2 step times per checkpoint)
+    twelve = synergy.masked_wus_training(np.ones((12, 8), np.float32), seed=0)
+    assert r["quorum"][0, 0] == pytest.approx(twelve.test_loss[12], abs=1e-6)
+    assert r["restart"][0, 0] == pytest.approx(twelve.test_loss[8], abs=1e-6)
