@@ -849,6 +849,7 @@ def data_parallel_rounds(idx: np.ndarray, data: tuple, learning_rate: float = 0.
 
     x, y, xt, yt = data
     rounds, devices, _ = idx.shape
+    batch = validate.integer("batch", batch, 1)
     if (idx[:, :, :batch] < 0).any():
         raise ValueError("data_parallel_rounds needs every device to hold data (an IID dispatch)")
 
@@ -1004,6 +1005,8 @@ def evaluation_on_devices(goal_counts=(4, 10, 20), devices: int = 40, split: str
     from mlsys_core.sharding.strategies import data_mesh
 
     seeds = validate.seeds("seeds", seeds)
+    split = validate.choice("split", split, SPLITS)
+    devices = validate.integer("devices", devices, 1)
     pod, everyone, error = [], [], {g: [] for g in goal_counts}
     mesh = data_mesh(backend.MESH_DEVICES)
     for s in seeds:

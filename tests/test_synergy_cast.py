@@ -33,6 +33,8 @@ def test_dispatch_and_round_batches_keep_each_device_on_its_own_data():
     assert {len(s) for s in iid} == {len(x) // 8}  # equal shards: FedAvg's weights are then equal too
     with pytest.raises(ValueError, match="split"):
         synergy.dispatch("by-user")
+    with pytest.raises(ValueError, match="split"):
+        synergy.evaluation_on_devices(split="by-user")
 
 
 def test_federated_evaluation_with_everyone_is_the_pods_accuracy():
