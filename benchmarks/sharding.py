@@ -7,7 +7,9 @@ step. All strategies run in one process on the same mesh; each step time is the 
 after warm-up, timed interleaved (one step of each strategy per round) so that load from other work
 on the machine falls on all strategies alike. Then the nine optax transforms of
 `experiments.EXACT_TRANSFORMS`, each trained 20 steps under every strategy and on one device
-(exact_transforms: how many match within 2e-5 under both wus and fsdp). Ends with one RESULT line.
+(exact_transforms: how many match within 2e-5 under both wus and fsdp), and XLA's peak memory per
+device of each strategy (fsdp_peak_ratio: FSDP gathering one block at a time over WUS). Ends with
+one RESULT line.
 """
 
 from __future__ import annotations
@@ -47,6 +49,11 @@ def main() -> None:
             f"collectives (MiB) {({k: round(v / 2**20, 2) for k, v in comm.items()})}"
         )
     ratio = memory["wus"].opt_state_bytes / memory["replicated"].opt_state_bytes
+    peaks = experiments.memory_comparison(model, batch=args.batch, devices=backend.MESH_DEVICES,
+                                          names=("replicated", "wus", "fsdp, gather all", "fsdp, per block"))
+    for name, m in zip(peaks.names, peaks.memory):
+        print(f"  {name:>17}: XLA per device: inputs {m.arguments_bytes / 2**20:.1f} MiB, temporaries "
+              f"{m.temporaries_bytes / 2**20:.1f} MiB, peak {m.peak_bytes / 2**20:.1f} MiB")
     exact = experiments.transform_exactness(devices=backend.MESH_DEVICES)
     for name, row in zip(exact.transforms, exact.max_diff):
         print(f"  {name:>26}: max |param - one device| after 20 steps "
@@ -54,7 +61,8 @@ def main() -> None:
     print(
         f"RESULT sharding wus_speedup={medians['replicated'] / medians['wus']:.2f} "
         f"fsdp_speedup={medians['replicated'] / medians['fsdp']:.2f} opt_bytes_ratio={ratio:.3f} params={n_params} "
-        f"exact_transforms={exact.matched()}/{len(exact.transforms)}"
+        f"exact_transforms={exact.matched()}/{len(exact.transforms)} "
+        f"fsdp_peak_ratio={peaks.peak_ratio('fsdp, per block', 'wus'):.3f}"
     )
 
 

@@ -11,7 +11,10 @@ latency and achieved utilisation are assumptions, stated as such wherever they a
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+
+import numpy as np
 
 from mlsys_core import validate
 
@@ -202,3 +205,112 @@ def side_by_side_step_s(compute_s: float, update_s: float, devices: int, strateg
     for name, value in (("compute_s", compute_s), ("update_s", update_s), ("comm_s", comm_s)):
         validate.number(name, value, 0.0)
     return compute_s / devices + (update_s if strategy == "replicated" else update_s / devices) + comm_s
+
+
+# ---- the model against MLPerf v0.7's own logs -----------------------------------------------------
+
+MLPERF_LOGS = "mlperf/google_v07_tpu_v3_4096.json"  # under data/, remade by data/mlperf/extract_google_v07.py
+LOGGED_WORKLOADS = {"ResNet-50": "ResNet-50", "BERT": "BERT-large"}  # log name -> WORKLOADS name
+
+
+@dataclasses.dataclass(frozen=True)
+class LoggedRuns:
+    """Google's MLPerf v0.7 JAX runs of one benchmark on 4096 TPU-v3 chips, read from the logs.
+
+    `step_ms[i]`: run i's median milliseconds per training step over its blocks after the first
+    (the first includes compilation warm-up). A ResNet-50 block is 4 epochs of 1,281,167 images at
+    batch 65,536 (19.5 steps each), its evaluation included; a BERT block is 62 steps. `run_s`: the
+    MLPerf clock, run_start to run_stop. `stopped_at`: the epoch (ResNet-50) or step (BERT) of the
+    evaluation that reached the target.
+    """
+
+    model: str
+    chips: int
+    global_batch: int
+    files: tuple[str, ...]
+    commit: str
+    step_ms: tuple[float, ...]
+    run_s: tuple[float, ...]
+    stopped_at: tuple[int, ...]
+
+    @property
+    def median_step_ms(self) -> float:
+        """The median over the runs of their median step time."""
+        return float(np.median(self.step_ms))
+
+
+def mlperf_logs(model: str) -> LoggedRuns:
+    """The logged runs of "ResNet-50" or "BERT" (data/mlperf/google_v07_tpu_v3_4096.json)."""
+    from mlsys_core.data import DATA_DIR
+
+    validate.choice("model", model, tuple(LOGGED_WORKLOADS))
+    doc = json.loads((DATA_DIR / MLPERF_LOGS).read_text())
+    runs = doc["runs"][model]
+    steps, totals, stops = [], [], []
+    for run in runs.values():
+        per_unit = 1.0 if model == "BERT" else run["train_samples"] / run["global_batch"]  # steps per epoch
+        steps.append(float(np.median([b["ms"] / (b["count"] * per_unit) for b in run["blocks"][1:]])))
+        totals.append(run["run_s"])
+        stops.append(run["last_eval_at"])
+    batch = {run["global_batch"] for run in runs.values()}
+    if len(batch) != 1:
+        raise ValueError(f"the {model} runs log different global batches {sorted(batch)}")
+    return LoggedRuns(model, int(doc["chips"]), batch.pop(), tuple(runs), doc["commit"], tuple(steps),
+                      tuple(totals), tuple(stops))
+
+
+def model_step_s(workload: Workload, chip: Chip, chips: int, overlap: bool = False,
+                 strategy: str = "wus", topology: str = "torus") -> float:
+    """The model's seconds per step: compute + all-reduce + update, or with `overlap` the gradient
+    all-reduce hidden under the compute (max of the two) and the update after them."""
+    s = step_time(workload, chip, chips, strategy, topology)
+    return (max(s.compute_s, s.allreduce_s) if overlap else s.compute_s + s.allreduce_s) + s.update_s
+
+
+@dataclasses.dataclass(frozen=True)
+class Sensitivity:
+    """The model's step time for `model` at the logged chip count and batch, over the assumptions:
+    `step_ms[i, j, k]` at `link_gb_per_s[i]`, `utilisation[j]`, `overlap[k]`; `logged_ms` from the logs."""
+
+    model: str
+    link_gb_per_s: tuple[float, ...]
+    utilisation: tuple[float, ...]
+    overlap: tuple[bool, ...]
+    step_ms: np.ndarray
+    logged_ms: float
+
+    @property
+    def ratio(self) -> np.ndarray:
+        """Model over logged step time, same shape as `step_ms`."""
+        return self.step_ms / self.logged_ms
+
+    def rows(self) -> list[tuple[float, float, bool, float, float]]:
+        """(link GB/s, utilisation, overlap, model ms, model / logged) for every setting."""
+        return [(b, u, o, float(self.step_ms[i, j, k]), float(self.ratio[i, j, k]))
+                for i, b in enumerate(self.link_gb_per_s) for j, u in enumerate(self.utilisation)
+                for k, o in enumerate(self.overlap)]
+
+
+def sensitivity(model: str, link_gb_per_s=(70.0, 330.0), utilisation=(0.3, 0.45, 0.6),
+                overlap=(False, True)) -> Sensitivity:
+    """`model_step_s` of a logged benchmark ("ResNet-50" or "BERT") at its logged chips and batch,
+    over every combination of the assumptions."""
+    logs = mlperf_logs(model)
+    w = dataclasses.replace(WORKLOADS[LOGGED_WORKLOADS[model]], global_batch=logs.global_batch)
+    out = np.zeros((len(link_gb_per_s), len(utilisation), len(overlap)))
+    for i, bw in enumerate(link_gb_per_s):
+        for j, u in enumerate(utilisation):
+            chip = dataclasses.replace(TPU_V3, link_bytes_per_s=validate.positive("link_gb_per_s", bw) * 1e9,
+                                       utilisation=u)
+            for k, o in enumerate(overlap):
+                out[i, j, k] = 1e3 * model_step_s(w, chip, logs.chips, bool(o))
+    return Sensitivity(model, tuple(link_gb_per_s), tuple(utilisation), tuple(bool(o) for o in overlap), out,
+                       logs.median_step_ms)
+
+
+def critical_batch_per_chip(workload: Workload, chip: Chip, chips: int, topology: str = "torus") -> float:
+    """The roofline's per-chip batch below which a data-parallel step is communication-bound (JAX
+    Scaling Book, data parallelism): the batch whose compute at peak FLOP/s takes as long as the
+    gradient all-reduce. Above it compute dominates and the all-reduce can hide under it."""
+    comm = allreduce_s(workload.params * workload.grad_bytes_per_param, chips, chip, topology)
+    return comm / (workload.train_flops_per_example / chip.peak_flops)

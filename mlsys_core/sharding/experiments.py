@@ -16,7 +16,7 @@ from jax import lax
 from jax.sharding import PartitionSpec as P
 
 from mlsys_core import backend, data, validate
-from mlsys_core.claims.sharding import LINK_SWEEP
+from mlsys_core.claims.sharding import LINK_SWEEP, UTILISATION_SWEEP
 
 from . import cost_model, inspection, models, optimizers, spmd, strategies, timing
 
@@ -508,3 +508,194 @@ def transform_exactness(names=tuple(EXACT_TRANSFORMS), steps: int = 20, devices:
             trainer = strategies.Trainer(loss, opt, mesh, s)
             out[i, j] = max_param_diff(trainer.full_params(strategies.train(trainer, params, batches)[0]), ref)
     return TransformExactness(names, strategy_names, out)
+
+
+# ---- memory at the peak: FSDP per block, rematerialisation, gradient accumulation -----------------
+
+MEMORY_VARIANTS = {
+    "replicated": ("replicated", {}),
+    "wus": ("wus", {}),
+    "fsdp, gather all": ("fsdp", {"per_block_gather": False}),
+    "fsdp, per block": ("fsdp", {}),
+    "wus + remat": ("wus", {"remat": True}),
+    "wus, 4 micro-batches": ("wus", {"micro_batches": 4}),
+    "fsdp, per block, 4 micro-batches": ("fsdp", {"micro_batches": 4}),
+}
+"""Named (strategy, Trainer options) settings whose XLA memory `memory_comparison` reads."""
+
+
+@dataclasses.dataclass(frozen=True)
+class MemoryComparison:
+    """`memory[i]`: XLA's memory per device (`inspection.XlaMemory`) of the step under `names[i]`."""
+
+    names: tuple[str, ...]
+    memory: tuple[inspection.XlaMemory, ...]
+
+    def __getitem__(self, name: str) -> inspection.XlaMemory:
+        return self.memory[self.names.index(validate.choice("name", name, self.names))]
+
+    def peak_ratio(self, name: str, baseline: str = "wus") -> float:
+        """Peak bytes per device of `name` over those of `baseline`."""
+        return self[name].peak_bytes / self[baseline].peak_bytes
+
+
+def memory_comparison(model: models.FFNStack, batch: int = 16, devices: int = backend.MESH_DEVICES,
+                      names=tuple(MEMORY_VARIANTS)[:4], optimizer: str = "adam",
+                      seed: int = 0) -> MemoryComparison:
+    """Compile (not run) the model's regression step under each named `MEMORY_VARIANTS` setting and
+    read XLA's memory per device: arguments, outputs, temporaries, peak."""
+    names = tuple(validate.choice("variant", n, tuple(MEMORY_VARIANTS)) for n in names)
+    params = jax.eval_shape(model.init, jax.random.key(seed))
+    params = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), params)
+    host_batch = models.regression_batch(jax.random.key(seed + 1), batch, model.d_model)
+    mesh = strategies.data_mesh(devices)
+    rows = []
+    for name in names:
+        strategy, options = MEMORY_VARIANTS[name]
+        trainer = strategies.Trainer(models.regression_loss(model), optimizers.make(optimizer, 1e-3), mesh,
+                                     strategy, **options)
+        state = trainer.init(params)
+        rows.append(inspection.xla_memory(trainer.lower(state, trainer.shard_batch(host_batch)).compile()))
+    return MemoryComparison(names, tuple(rows))
+
+
+# ---- the cost model's step against MLPerf's logged step ----------------------------------------------
+
+
+def model_step_ms_vs_utilisation(model: str = "ResNet-50", utilisation=None, link_gb_per_s: float = 70.0,
+                                 overlap: bool = False) -> np.ndarray:
+    """The cost model's milliseconds per step for a logged benchmark ("ResNet-50" or "BERT") at the
+    logs' chip count and global batch, one value per assumed utilisation (by default the claims'
+    sweep, `claims.sharding.UTILISATION_SWEEP`)."""
+    if utilisation is None:
+        utilisation = UTILISATION_SWEEP.values
+    logs = cost_model.mlperf_logs(model)
+    w = dataclasses.replace(cost_model.WORKLOADS[cost_model.LOGGED_WORKLOADS[model]], global_batch=logs.global_batch)
+    bw = validate.positive("link_gb_per_s", link_gb_per_s) * 1e9
+    return np.array([1e3 * cost_model.model_step_s(
+        w, dataclasses.replace(cost_model.TPU_V3, utilisation=validate.number("utilisation", u, 0.0, 1.0),
+                               link_bytes_per_s=bw), logs.chips, overlap) for u in utilisation])
+
+
+@dataclasses.dataclass(frozen=True)
+class Roofline:
+    """Per-chip batch below which a TPU-v3 data-parallel step is communication-bound
+    (`critical[i, j]` for `workloads[i]` at `link_gb_per_s[j]`), and where each workload sits
+    (`per_chip_batch[i]`, the logged global batch over the logged chips)."""
+
+    workloads: tuple[str, ...]
+    link_gb_per_s: tuple[float, ...]
+    critical: np.ndarray
+    per_chip_batch: np.ndarray
+
+    def communication_bound(self) -> np.ndarray:
+        """True where the workload's per-chip batch is below the critical batch."""
+        return self.per_chip_batch[:, None] < self.critical
+
+
+def roofline(link_gb_per_s=(70.0, 330.0)) -> Roofline:
+    """The JAX Scaling Book's data-parallel roofline for ResNet-50 and BERT at MLPerf v0.7's 4096 chips."""
+    names = tuple(cost_model.LOGGED_WORKLOADS)
+    crit = np.zeros((len(names), len(link_gb_per_s)))
+    batch = np.zeros(len(names))
+    for i, name in enumerate(names):
+        logs = cost_model.mlperf_logs(name)
+        w = cost_model.WORKLOADS[cost_model.LOGGED_WORKLOADS[name]]
+        batch[i] = logs.global_batch / logs.chips
+        for j, bw in enumerate(link_gb_per_s):
+            chip = dataclasses.replace(cost_model.TPU_V3, link_bytes_per_s=validate.positive("link_gb_per_s", bw) * 1e9)
+            crit[i, j] = cost_model.critical_batch_per_chip(w, chip, logs.chips)
+    return Roofline(names, tuple(link_gb_per_s), crit, batch)
+
+
+# ---- the transformer on a (data x model) mesh, Megatron layout ---------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class MegatronCheck:
+    """The transformer trained with heads and MLP columns split over `model` (Megatron) on a
+    `mesh_shape` (data, model) mesh against one device: `max_diff` after `steps` steps, and the
+    compiled step's all-reduces of activations (`activation_all_reduces`: result shape (local batch,
+    seq, d_model); `activation_bytes` their bytes per device) and all-gathers of weights (none expected)."""
+
+    mesh_shape: tuple[int, int]
+    steps: int
+    max_diff: float
+    activation_all_reduces: int
+    activation_bytes: int
+    weight_all_gathers: int
+    collectives: tuple
+
+
+def megatron_transformer(model: models.Transformer | None = None, mesh_shape=(2, 4), steps: int = 20,
+                         batch: int = 16, learning_rate: float = 1e-3, seed: int = 0) -> MegatronCheck:
+    """Train `model` (default `models.Transformer()`) with Adam under `spmd.ModelParallel` and its
+    `megatron_specs` on a (data, model) mesh and on one device (the mesh's first) from the same init
+    and batches; read the activation all-reduces from the compiled step."""
+    model = models.Transformer() if model is None else model
+    data_n, model_n = (validate.integer("mesh_shape", s, 1) for s in mesh_shape)
+    steps = validate.integer("steps", steps, 1)
+    loss = models.regression_loss(model)
+    params = model.init(jax.random.key(seed))
+    batches = [tuple(np.asarray(a) for a in models.transformer_batch(jax.random.key(seed + 1 + i), batch, model))
+               for i in range(steps)]
+    opt = optax.adam(learning_rate)
+    mesh = spmd.model_parallel_mesh(data_n, model_n)
+    ref, _ = strategies.reference_train(loss, opt, params, batches, mesh.devices.flat[0])
+    mp = spmd.ModelParallel(loss, opt, mesh, model.megatron_specs)
+    p, opt_state = mp.init(params)
+    step = mp.step_fn(opt_state).lower(p, opt_state, mp.shard_batch(batches[0])).compile()  # one compile
+    for b in batches:
+        p, opt_state, _ = step(p, opt_state, mp.shard_batch(b))
+    final = p
+    rows = tuple(inspection.collectives(step))
+    act = (batch // data_n, model.seq, model.d_model)
+    acts = [r for r in rows if r.kind == "all-reduce" and r.shape == act]
+    gathers = sum(r.kind == "all-gather" and len(r.shape) >= 2 for r in rows)
+    return MegatronCheck((data_n, model_n), steps, max_param_diff(final, ref), len(acts),
+                         sum(r.bytes for r in acts), gathers, rows)
+
+
+# ---- overlap: FSDP's forward prefetch in XLA's schedule ---------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class FsdpSchedule:
+    """The forward pass of the FSDP step in XLA's schedule order, as runs of (what, how many):
+    "gather" (all-gathers of 2-D weights) and "compute" (fusions and matrix products). `async_collectives`:
+    whether the backend split collectives into start/done pairs, the precondition for overlap in time.
+    `temporaries_bytes`: XLA's temporaries of the step."""
+
+    prefetch: bool
+    forward: tuple[tuple[str, int], ...]
+    async_collectives: bool
+    temporaries_bytes: int
+
+    @property
+    def gathers_before_first_block(self) -> int:
+        """Weight all-gathers issued together before the first block's compute (the first run of
+        gathers; the input's own ops may come before it): 2 per block whose weights are whole."""
+        return next((n for what, n in self.forward if what == "gather"), 0)
+
+
+def fsdp_schedule(model: models.FFNStack, prefetch: bool, batch: int = 16,
+                  devices: int = backend.MESH_DEVICES) -> FsdpSchedule:
+    """Compile the FFN stack's FSDP step (per-block gather, with or without `prefetch`) and read the
+    forward pass's order of weight gathers and compute from the scheduled HLO."""
+    trainer = strategies.Trainer(models.regression_loss(model), optax.sgd(0.1), strategies.data_mesh(devices),
+                                 "fsdp", prefetch=validate.instance("prefetch", prefetch, bool, "True or False"))
+    params = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), jax.eval_shape(model.init, jax.random.key(0)))
+    state = trainer.init(params)
+    compiled = trainer.lower(state, trainer.shard_batch(models.regression_batch(jax.random.key(1), batch,
+                                                                                 model.d_model))).compile()
+    rows = [r for r in inspection.schedule(compiled, ops=("all-gather", "dot", "fusion"))
+            if not r.backward and len(r.shape) == 2]
+    runs: list[list] = []
+    for r in rows:
+        what = "gather" if r.op.startswith("all-gather") else "compute"
+        if runs and runs[-1][0] == what:
+            runs[-1][1] += 1
+        else:
+            runs.append([what, 1])
+    return FsdpSchedule(prefetch, tuple((w, n) for w, n in runs), inspection.has_async_collectives(compiled),
+                        inspection.xla_memory(compiled).temporaries_bytes)

@@ -128,3 +128,77 @@ def memory_per_device(trainer, state, compiled=None) -> MemoryPerDevice:
     if compiled is not None and (analysis := compiled.memory_analysis()) is not None:
         temp = int(analysis.temp_size_in_bytes)
     return MemoryPerDevice(_bytes_on_first_device(state.params), _bytes_on_first_device(state.opt_state), grad, temp)
+
+
+@dataclasses.dataclass(frozen=True)
+class XlaMemory:
+    """What XLA's buffer assignment gives one device for a compiled program (`memory_analysis()`).
+
+    `arguments_bytes` (the inputs: this device's params, optimizer state and batch), `outputs_bytes`,
+    `alias_bytes` (outputs written into donated inputs' buffers), `temporaries_bytes` (everything the
+    program allocates while it runs: gathered weights, activations, gradients before reduction).
+    `xla_peak_bytes`: XLA's own `peak_memory_in_bytes` where it reports one (None otherwise; XLA:CPU
+    reports the arguments there).
+    """
+
+    arguments_bytes: int
+    outputs_bytes: int
+    alias_bytes: int
+    temporaries_bytes: int
+    xla_peak_bytes: int | None = None
+
+    @property
+    def peak_bytes(self) -> int:
+        """Bytes a device needs at once: inputs + temporaries + the outputs not written in place.
+        (Temporaries are one allocation for the whole program, so this is what the device must have.)"""
+        return self.arguments_bytes + self.temporaries_bytes + self.outputs_bytes - self.alias_bytes
+
+
+def xla_memory(compiled) -> XlaMemory:
+    """`XlaMemory` of a `jax.stages.Compiled` (ValueError if the backend gives no memory analysis)."""
+    analysis = compiled.memory_analysis()
+    if analysis is None:
+        raise ValueError("this backend's compiled program has no memory_analysis()")
+    peak = getattr(analysis, "peak_memory_in_bytes", None)
+    return XlaMemory(int(analysis.argument_size_in_bytes), int(analysis.output_size_in_bytes),
+                     int(analysis.alias_size_in_bytes), int(analysis.temp_size_in_bytes),
+                     None if peak is None else int(peak))
+
+
+@dataclasses.dataclass(frozen=True)
+class ScheduledOp:
+    """One instruction of a compiled program's entry computation, in the order XLA scheduled it:
+    `position` in that order, `op` ("all-gather", "dot", ...; async collectives as "<kind>-start" and
+    "<kind>-done"), result `shape`, and `backward` (JAX's op_name says transpose: the backward pass)."""
+
+    position: int
+    op: str
+    shape: tuple[int, ...]
+    backward: bool
+
+
+_INSTR = re.compile(r"^\s*(?:ROOT\s+)?%\S+\s+=\s+(\(.*?\)|[a-z0-9]+\[[0-9,]*\]\S*)\s+([a-z-]+)\(")
+
+
+def schedule(compiled, ops=(*COLLECTIVE_KINDS, "dot")) -> list[ScheduledOp]:
+    """The collectives and matrix products of a compiled program's entry computation in XLA's
+    schedule order (the printed order of a scheduled module). An async collective shows as its
+    `-start` and `-done`: work scheduled between them can overlap the transfer."""
+    text = _hlo_text(compiled)
+    entry = text[text.index("\nENTRY"):]
+    entry = entry[:entry.index("\n}")]
+    wanted = set(ops) | {f"{k}-start" for k in ops} | {f"{k}-done" for k in ops}
+    rows = []
+    for position, line in enumerate(entry.splitlines()[1:]):
+        m = _INSTR.match(line)
+        if not m or m.group(2) not in wanted:
+            continue
+        arrays = _ARRAY.findall(m.group(1))
+        shape = tuple(int(s) for s in arrays[-1][1].split(",") if s) if arrays else ()
+        rows.append(ScheduledOp(position, m.group(2), shape, "transpose(" in line))
+    return rows
+
+
+def has_async_collectives(compiled) -> bool:
+    """Whether the backend split any collective into start/done (so compute can run during it)."""
+    return any(r.op.endswith("-start") for r in schedule(compiled))

@@ -118,3 +118,24 @@ def time_vs_link(link_gb_per_s, predicted_s: dict, record_s: dict, band: float =
     ax.set_title(f"Cost model vs record (shaded: within {band:.0%})")
     ax.legend(fontsize=7)
     return fig
+
+
+def xla_memory(comparison) -> object:
+    """Stacked bars per variant: XLA's arguments / temporaries / outputs not in place (MiB per device)
+    - what a device needs at its peak, beside the persistent state of `memory_per_device`."""
+    fig, ax = viz.figure()
+    names = list(comparison.names)
+    rows = comparison.memory
+    parts = (("inputs (params, optimizer state, batch)", [m.arguments_bytes for m in rows]),
+             ("temporaries (gathered weights, activations, gradients)", [m.temporaries_bytes for m in rows]),
+             ("outputs not in place", [m.outputs_bytes - m.alias_bytes for m in rows]))
+    bottom = np.zeros(len(names))
+    for label, values in parts:
+        values = np.array(values) / MIB
+        ax.bar(names, values, bottom=bottom, label=label)
+        bottom += values
+    ax.set_ylabel("MiB per device (XLA buffer assignment)")
+    ax.set_title("Peak memory per device")
+    ax.tick_params(axis="x", labelrotation=20, labelsize=8)
+    ax.legend(fontsize=7)
+    return fig

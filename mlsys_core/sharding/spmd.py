@@ -92,12 +92,13 @@ class ModelParallel:
                 self.param_specs, is_leaf=lambda s: isinstance(s, P))):
             _check_divisible(x.shape, spec, self.mesh, f"weight {jax.tree_util.keystr(path)}")
         params = jax.device_put(params, self._shardings(self.param_specs))
-        opt_state = jax.jit(self.optimizer.init)(params)  # per-parameter leaves inherit the layouts
+        # per-parameter leaves of the state (Adam's moments) take their parameter's layout, the rest
+        # (step counts) are replicated: else the update would all-gather every moment
         replicated = NamedSharding(self.mesh, P())
-        opt_state = jax.tree.map(
-            lambda x: x if x.sharding.num_devices == self.mesh.size else jax.device_put(x, replicated), opt_state
-        )
-        return params, opt_state
+        shapes = jax.eval_shape(self.optimizer.init, params)
+        layouts = optax.tree_map_params(self.optimizer, lambda _, s: s, shapes, self._shardings(self.param_specs),
+                                        transform_non_params=lambda _: replicated)
+        return params, jax.jit(self.optimizer.init, out_shardings=layouts)(params)
 
     def shard_batch(self, batch):
         specs = jax.tree.map(lambda x: P("data", *([None] * (np.ndim(x) - 1))), batch)

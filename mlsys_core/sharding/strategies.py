@@ -8,7 +8,9 @@ compiled HLO shows them:
 - `wus` (weight-update sharding, Kumar et al. 2021 / Xu et al. 2020): reduce-scatter (psum_scatter)
   the gradients, update only this device's 1/N shard of weights and optimizer state, all-gather the
   new weights. Same bytes on the wire as an all-reduce; 1/N of the update work and optimizer memory.
-- `fsdp`: as `wus`, but the weights also stay sharded between steps and are all-gathered for compute.
+- `fsdp`: as `wus`, but the weights also stay sharded between steps and are all-gathered for compute:
+  for a `BlockLoss` (a model made of blocks) one block at a time, just before it runs, and again in
+  the backward pass where the block is recomputed (`recomputed_block`), so XLA's peak per device falls.
 
 Each strategy is a small object (`Strategy`) in `REGISTRY`: two layout rules - where parameters live
 between steps (`param_spec`) and where gradients, optimizer state and the update live
@@ -91,6 +93,146 @@ def _spec_dim(spec: P) -> int | None:
     return next((i for i, s in enumerate(spec) if s is not None), None)
 
 
+# ---- losses made of blocks: what FSDP gathers one at a time ---------------------------------------
+
+
+def run_plain(name: str, block_fn: Callable, block_params, h):
+    """The block runner on one device: just `block_fn(block_params, h)`."""
+    return block_fn(block_params, h)
+
+
+@dataclasses.dataclass(frozen=True)
+class BlockLoss:
+    """A loss whose model is a chain of blocks, so a strategy can act between them.
+
+    `fn(params, batch, run_block) -> scalar` computes the loss and passes every block through
+    `h = run_block(name, block_fn, params[name], h)` for each `name` in `blocks` (top-level keys of
+    the params dict). Called as `loss(params, batch)` it is the ordinary one-device loss
+    (`run_plain`), so `reference_train` and every strategy accept it. Under `fsdp` the trainer's
+    runner all-gathers block `name`'s weights just before the block runs, and again in the backward
+    pass, where the block is recomputed (`recomputed_block`), so one block's full weights are live at
+    a time (FSDP proper); with `Trainer(remat=True)` every block is recomputed in the backward pass.
+    """
+
+    fn: Callable
+    blocks: tuple[str, ...]
+
+    def __post_init__(self):
+        validate.callable_("fn", self.fn)
+        object.__setattr__(self, "blocks", tuple(self.blocks))
+        if not self.blocks or not all(isinstance(b, str) for b in self.blocks):
+            raise ValueError(f"blocks must be a non-empty tuple of parameter keys, got {self.blocks!r}")
+
+    def __call__(self, params, batch):
+        return self.fn(params, batch, run_plain)
+
+
+def _tie(tree, ct):
+    """`tree` plus a zero that depends on the cotangent `ct`: the ops that read it can only run once
+    the backward pass reaches this block. (XLA:CPU drops `optimization_barrier`, then merges a
+    recomputation with the forward op it repeats; a data dependency it cannot merge. It does not fold
+    x * 0 for floats, which would be wrong for inf and NaN.)"""
+    zero = jnp.ravel(jax.tree.leaves(ct)[0])[0] * 0
+    return jax.tree.map(lambda x: x + zero.astype(x.dtype), tree)
+
+
+def recomputed_block(block_fn: Callable, gather: Callable | None = None,
+                     scatter: Callable | None = None) -> Callable:
+    """`run(p, h, anchor) = block_fn(gather(p), h)` whose backward pass gathers `p` again and
+    recomputes the block.
+
+    Forward: gather the block's weights once `anchor` is there (`h` itself, or with prefetch the
+    previous block's input, so the gather can be issued while that block computes), run the block,
+    keep only its inputs (`p` as given - for FSDP the shards - and `h`). Backward: gather again once
+    the cotangent is there, recompute the block under `jax.vjp`, return (`scatter(dW)`, dh, 0). So
+    the full weights and the block's activations live only while the block runs, forward or
+    backward: FSDP's per-block gather and rematerialisation in one rule. Without `gather` (weights
+    already whole) it is plain rematerialisation: only the activations are recomputed.
+    """
+
+    def whole(p, anchor):
+        return p if gather is None else gather(_tie(p, anchor))
+
+    @jax.custom_vjp
+    def run(p, h, anchor):
+        return block_fn(whole(p, anchor), h)
+
+    def fwd(p, h, anchor):
+        return block_fn(whole(p, anchor), h), (p, h, jnp.zeros_like(anchor))
+
+    def bwd(res, ct):
+        p, h, zero = res
+        h = _tie(h, ct)
+        _, vjp = jax.vjp(block_fn, whole(p, h), h)
+        dw, dh = vjp(ct)
+        return (dw if scatter is None else scatter(dw)), dh, zero
+
+    run.defvjp(fwd, bwd)
+    return run
+
+
+def block_runner(gather_dims: dict, axes, n: int, cast: Callable, remat: bool, prefetch: bool = False) -> Callable:
+    """A `run_block` for `BlockLoss`: plain, or `recomputed_block`, gathering each block's weight
+    shards just in time where `gather_dims[name]` says (a pytree of the split dimension of each leaf
+    of block `name`, -1 where it is kept whole; empty for strategies that keep weights whole).
+
+    A block that is gathered is always recomputed in the backward pass (its weights are gathered
+    again there); `remat` recomputes the other blocks too (their activations are not kept). With
+    `prefetch`, block i+1's forward gather depends only on block i's input, so a scheduler may issue
+    it while block i computes (two blocks' weights whole at once instead of one). Make one runner
+    per trace of the loss: it remembers the previous block's input.
+    """
+    previous = []
+
+    def run(name, block_fn, block_params, h):
+        if name not in gather_dims:
+            if not remat:
+                return block_fn(block_params, h)
+            return recomputed_block(block_fn)(block_params, h, h)
+        dims = gather_dims[name]
+        anchor = previous[-1] if prefetch and previous and previous[-1].shape == h.shape else h
+        previous.append(h)
+
+        def gather(shards):
+            return jax.tree.map(lambda x, d: x if d < 0 else lax.all_gather(x, axes, axis=d, tiled=True),
+                                shards, dims)
+
+        def scatter(grads):  # cast for the wire as grad_dtype says; the mean over the n devices
+            return jax.tree.map(
+                lambda g, d: g if d < 0 else
+                (lax.psum_scatter(cast(g), axes, scatter_dimension=d, tiled=True) / n).astype(g.dtype),
+                grads, dims)
+
+        return recomputed_block(block_fn, gather, scatter)(block_params, h, anchor)
+
+    return run
+
+
+def _top_key(path) -> Any:
+    """The top-level dict key of a leaf's path (None for a non-dict root)."""
+    return getattr(path[0], "key", None) if path else None
+
+
+def _call_block_loss(loss: BlockLoss, gather_dims: dict, options: tuple, params, batch):
+    """The loss with a fresh `block_runner` (one per trace: it remembers the previous block's input)."""
+    return loss.fn(params, batch, block_runner(gather_dims, *options))
+
+
+def _accumulated_grads(fn: Callable, params, batch, micro_batches: int):
+    """(loss, grads) of `fn` over `batch`, averaged over `micro_batches` equal parts taken in turn."""
+    if micro_batches == 1:
+        return jax.value_and_grad(fn)(params, batch)
+    k = micro_batches
+    parts = jax.tree.map(lambda x: x.reshape(k, x.shape[0] // k, *x.shape[1:]), batch)
+    first = jax.value_and_grad(fn)(params, jax.tree.map(lambda x: x[0], parts))
+
+    def add(acc, part):
+        return jax.tree.map(jnp.add, acc, jax.value_and_grad(fn)(params, part)), None
+
+    total, _ = lax.scan(add, first, jax.tree.map(lambda x: x[1:], parts))
+    return jax.tree.map(lambda x: x / k, total)
+
+
 # ---- strategies as objects -------------------------------------------------------------------------
 
 
@@ -112,22 +254,42 @@ class Strategy:
         """Layout of a gradient / optimizer-state / update leaf of `shape`."""
         raise NotImplementedError
 
-    def local_grads(self, loss_fn, layout, axes, n, cast, params, batch):
+    def local_grads(self, loss_fn, layout, axes, n, cast, params, batch, remat=False, micro_batches=1,
+                    per_block_gather=True, prefetch=False):
         """Per device, inside shard_map: gather the params that are split, take this device's loss and
-        gradients, reduce the gradients to `update_spec` (reduce-scatter, or all-reduce if whole)."""
+        gradients, reduce the gradients to `update_spec` (reduce-scatter, or all-reduce if whole).
+
+        For a `BlockLoss`, a split leaf of a block is not gathered here but inside its block, just in
+        time, forward and backward (`block_runner`; unless `per_block_gather` is False); its gradient
+        comes back reduce-scattered; `prefetch` lets block i+1's gather be issued during block i.
+        `remat` recomputes each block's activations backward. With
+        `micro_batches` k > 1 the local batch is cut into k equal parts whose gradients are summed
+        in a `lax.scan` (one part's activations live at a time) and reduced once at the end.
+        """
         treedef, leaves = layout
-        flat = jax.tree.leaves(params)
-        full = []
-        for x, (shape, _) in zip(flat, leaves):
-            d = _spec_dim(self.param_spec(shape, n, axes))
-            full.append(x if d is None else all_gather_replicated(x, axes, d))
-        full = jax.tree.unflatten(treedef, full)
-        loss, grads = jax.value_and_grad(loss_fn)(pvary(full, axes), batch)
+        keyed = jax.tree_util.tree_leaves_with_path(params)
+        blocks = set(loss_fn.blocks) if isinstance(loss_fn, BlockLoss) else set()
+        dims = [_spec_dim(self.param_spec(shape, n, axes)) for shape, _ in leaves]
+        late = [per_block_gather and d is not None and _top_key(path) in blocks for (path, _), d in zip(keyed, dims)]
+        ready = [x if lt else pvary(x if d is None else all_gather_replicated(x, axes, d), axes)
+                 for (_, x), d, lt in zip(keyed, dims, late)]
+        ready = jax.tree.unflatten(treedef, ready)
+        if blocks:
+            gather_dims = {}
+            for (path, _), d, lt in zip(keyed, dims, late):
+                gather_dims.setdefault(_top_key(path), []).append(d if lt else -1)
+            gather_dims = {k: jax.tree.unflatten(jax.tree.structure(params[k]), v)
+                           for k, v in gather_dims.items() if k in blocks and max(v) >= 0}
+            fn = functools.partial(_call_block_loss, loss_fn, gather_dims, (axes, n, cast, remat, prefetch))
+        else:
+            fn = loss_fn
+        loss, grads = _accumulated_grads(fn, ready, batch, micro_batches)
         out = []
-        for g, (shape, dtype) in zip(jax.tree.leaves(grads), leaves):
+        for g, (shape, dtype), lt in zip(jax.tree.leaves(grads), leaves, late):
             d = _spec_dim(self.update_spec(shape, n, axes))
-            g = cast(g)
-            g = lax.pmean(g, axes) if d is None else lax.psum_scatter(g, axes, scatter_dimension=d, tiled=True) / n
+            if not lt:
+                g = cast(g)
+                g = lax.pmean(g, axes) if d is None else lax.psum_scatter(g, axes, scatter_dimension=d, tiled=True) / n
             out.append(g.astype(dtype))
         return jax.tree.unflatten(treedef, out), lax.pmean(loss, axes)
 
@@ -239,6 +401,14 @@ class Trainer:
     jnp.bfloat16) casts gradients for the collectives only - the paper's bfloat16 communication - and
     back to float32 for the update. `optimizer` is any optax transformation; under every strategy it
     sees the whole tree (see the module docstring), so it matches one device.
+
+    For a `BlockLoss` (a model made of blocks): `remat` recomputes each block's activations in the
+    backward pass instead of keeping them; under `fsdp`, `per_block_gather` (default) gathers each
+    block's weights just before it runs, forward and backward, so one block's weights are whole at a
+    time (False: all weights gathered before the forward pass, as a plain loss gets them);
+    `prefetch` lets block i+1's gather start while block i computes (FSDP's forward prefetch).
+    `micro_batches` k accumulates the gradient over k equal parts of each device's batch (the same
+    gradient, up to rounding, with 1/k of the activations alive at once).
     """
 
     loss_fn: Callable
@@ -247,6 +417,10 @@ class Trainer:
     strategy: str = "replicated"
     data_axes: tuple[str, ...] = ("data",)
     grad_dtype: Any = None
+    remat: bool = False
+    micro_batches: int = 1
+    per_block_gather: bool = True
+    prefetch: bool = False
 
     def __post_init__(self):
         validate.choice("strategy", self.strategy, tuple(REGISTRY))
@@ -260,6 +434,13 @@ class Trainer:
         validate.instance("optimizer", self.optimizer, optax.GradientTransformation, "an optax.GradientTransformation")
         if self.grad_dtype is not None and not jnp.issubdtype(self.grad_dtype, jnp.floating):
             raise ValueError(f"grad_dtype must be None or a float dtype, got {self.grad_dtype!r}")
+        validate.instance("remat", self.remat, bool, "True or False")
+        validate.instance("per_block_gather", self.per_block_gather, bool, "True or False")
+        validate.instance("prefetch", self.prefetch, bool, "True or False")
+        object.__setattr__(self, "micro_batches", validate.integer("micro_batches", self.micro_batches, 1))
+        if self.remat and not isinstance(self.loss_fn, BlockLoss):
+            raise ValueError("remat=True needs a loss_fn that is a strategies.BlockLoss (a model made of "
+                             f"blocks) to know what to recompute, got {self.loss_fn!r}")
 
     @property
     def plan(self) -> Strategy:
@@ -329,12 +510,13 @@ class Trainer:
 
     def shard_batch(self, batch):
         """Split every batch leaf along dim 0 over the data axes; ValueError if N does not divide it."""
-        n = self.num_shards
+        n = self.num_shards * self.micro_batches
         for leaf in jax.tree.leaves(batch):
             if np.ndim(leaf) == 0 or np.shape(leaf)[0] % n:
                 raise ValueError(
                     f"batch dimension 0 of size {np.shape(leaf)[0] if np.ndim(leaf) else 'scalar'} is not "
-                    f"divisible by mesh axes {self.data_axes} of size {n}; use a multiple of {n}"
+                    f"divisible by mesh axes {self.data_axes} of size {self.num_shards} times "
+                    f"micro_batches={self.micro_batches}; use a multiple of {n}"
                 )
         return self.put(batch, jax.tree.map(lambda _: P(self.data_axes), batch))
 
@@ -363,8 +545,11 @@ class Trainer:
         param_specs, opt_specs = self.specs(layout)
         update_specs = self._update_specs(layout)
         cast = (lambda g: g.astype(self.grad_dtype)) if self.grad_dtype is not None else (lambda g: g)
+        local = functools.partial(self.plan.local_grads, self.loss_fn, layout, axes, n, cast, remat=self.remat,
+                                  micro_batches=self.micro_batches, per_block_gather=self.per_block_gather,
+                                  prefetch=self.prefetch)
         grads_fn = jax.shard_map(
-            functools.partial(self.plan.local_grads, self.loss_fn, layout, axes, n, cast), mesh=self.mesh,
+            local, mesh=self.mesh,
             in_specs=(param_specs, P(axes)), out_specs=(update_specs, P()),
         )
         grads, loss = grads_fn(params, batch)
