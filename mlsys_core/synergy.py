@@ -396,19 +396,26 @@ def phone_downlink_mbit(percentiles=(10, 25, 50, 75, 90), devices: int = 100_000
     return np.percentile(pop.down_bytes_per_s, percentiles) * 8 / 1e6
 
 
+class PhoneTicTac(NamedTuple):
+    """TAC/random and the downlink it ran on, (percentiles, seeds) each."""
+
+    percentiles: np.ndarray
+    downlink_mbit: np.ndarray
+    tac_speedup: np.ndarray
+
+
 def tictac_phone_percentiles(percentiles=(10, 25, 50, 75, 90), seeds=range(5), model: str = "resnet",
                              mode: str = "train", iterations: int = 10, local_steps: int = 1,
-                             devices: int = 100_000) -> dict[str, np.ndarray]:
+                             devices: int = 100_000) -> PhoneTicTac:
     """TAC/random for one phone at each percentile of the FL population's downlink.
 
-    Seed s draws the population (so the link at each percentile) and the random orders. Returns
-    `downlink_mbit` and `tac_speedup`, both (len(percentiles), len(seeds)).
+    Seed s draws the population (so the link at each percentile) and the random orders.
     """
     seeds = validate.seeds("seeds", seeds)
     links = np.array([phone_downlink_mbit(percentiles, devices, s) for s in seeds]).T
     gain = np.array([tictac_vs_bandwidth(model, mode, tuple(links[:, j] / 1e3), 50.0, 1, iterations, s,
                                          local_steps)["tac_speedup"] for j, s in enumerate(seeds)]).T
-    return {"percentiles": np.asarray(percentiles, float), "downlink_mbit": links, "tac_speedup": gain}
+    return PhoneTicTac(np.asarray(percentiles, float), links, gain)
 
 
 def pod_cluster(graph, link_gb_per_s: float, workload: str = "BERT-large", chips: int = 4096,
@@ -432,13 +439,17 @@ def pod_cluster(graph, link_gb_per_s: float, workload: str = "BERT-large", chips
     return dataclasses.replace(probe, gflops=gflops)
 
 
+class PodTicTac(NamedTuple):
+    link_gb_per_s: np.ndarray
+    tac_speedup: np.ndarray  # (bandwidths, seeds)
+    comm_share: np.ndarray  # (bandwidths,)
+
+
 def tictac_pod(link_gb_per_s=(70.0, 100.0, 150.0, 200.0, 250.0, 330.0), seeds=range(5), model: str = "resnet",
                mode: str = "train", iterations: int = 10, workload: str = "BERT-large",
-               chips: int = 4096) -> dict[str, np.ndarray]:
-    """TAC/random on a `pod_cluster` at each per-chip link bandwidth; (len(link), len(seeds)).
-
-    Also returns `comm_share`: the simulated step's transfer share of U (pulls and pushes).
-    """
+               chips: int = 4096) -> PodTicTac:
+    """TAC/random on a `pod_cluster` at each per-chip link bandwidth and seed, with the simulated
+    step's transfer share of U (pulls and pushes) at each bandwidth."""
     graph = tictac_experiments.model_graph(model, mode)
     seeds = validate.seeds("seeds", seeds)
     gain, share = [], []
@@ -451,8 +462,7 @@ def tictac_pod(link_gb_per_s=(70.0, 100.0, 150.0, 200.0, 250.0, 330.0), seeds=ra
         gain.append(row)
         r = res["random"]
         share.append(float(np.mean((r.comm + r.push_comm) / r.upper)))
-    return {"link_gb_per_s": np.asarray(link_gb_per_s, float), "tac_speedup": np.array(gain),
-            "comm_share": np.array(share)}
+    return PodTicTac(np.asarray(link_gb_per_s, float), np.array(gain), np.array(share))
 
 
 # --- FL's fault tolerance in a pod (survey: "the fault tolerant system design ... lends well to TPUs") ---
@@ -556,18 +566,29 @@ def fault_run(policy: str, config: FaultConfig, seed: int) -> FaultRun:
     return quorum_commit(config, draws) if policy == "quorum" else restart_from_checkpoint(config, draws)
 
 
+class FaultGoodput(NamedTuple):
+    """Goodput of each policy, (failure rates, checkpoint intervals, seeds)."""
+
+    failure_rates: np.ndarray
+    checkpoint_intervals: np.ndarray
+    quorum: np.ndarray
+    restart: np.ndarray
+
+    def of(self, policy: str) -> np.ndarray:
+        return getattr(self, validate.choice("policy", policy, FAULT_POLICIES))
+
+
 def goodput_grid(failure_rates, checkpoint_intervals=(50,), seeds=range(5),
-                 config: FaultConfig = FaultConfig()) -> dict[str, np.ndarray]:
-    """Goodput of both policies over failure rates x checkpoint intervals x seeds: each (F, K, S)."""
+                 config: FaultConfig = FaultConfig()) -> FaultGoodput:
+    """Goodput of both policies over failure rates x checkpoint intervals x seeds."""
     seeds = validate.seeds("seeds", seeds)
     out = {}
     for policy in FAULT_POLICIES:
         out[policy] = np.array([[[fault_run(policy, dataclasses.replace(config, failure_rate=p,
                                                                         checkpoint_interval=k), s).goodput
                                   for s in seeds] for k in checkpoint_intervals] for p in failure_rates])
-    out["failure_rates"] = np.asarray(failure_rates, float)
-    out["checkpoint_intervals"] = np.asarray(checkpoint_intervals)
-    return out
+    return FaultGoodput(np.asarray(failure_rates, float), np.asarray(checkpoint_intervals), out["quorum"],
+                        out["restart"])
 
 
 def straggler_step_times(replicas: int = 8, straggler_p: float = 0.03, slow_factor: float = 4.0,
@@ -613,16 +634,24 @@ def straggler_policy(times: np.ndarray, deadline: float | None, budget: float | 
                         float(masks.sum() / (budget * times.shape[1])), float(step.mean()))
 
 
+class StragglerGoodput(NamedTuple):
+    """Goodput of waiting for all and of the deadline, (straggler chances, seeds) each."""
+
+    straggler_p: np.ndarray
+    wait: np.ndarray
+    deadline: np.ndarray
+
+
 def straggler_goodput(straggler_ps=(0.01, 0.03, 0.1, 0.3), deadline: float = 1.5, seeds=range(5),
-                      **times_kwargs) -> dict[str, np.ndarray]:
-    """Goodput of waiting for all and of a reporting deadline, (len(straggler_ps), len(seeds)) each."""
+                      **times_kwargs) -> StragglerGoodput:
+    """Goodput of waiting for all and of a reporting deadline at each straggler chance, per seed."""
     seeds = validate.seeds("seeds", seeds)
     wait, cut = [], []
     for q in straggler_ps:
         runs = [straggler_step_times(straggler_p=q, seed=s, **times_kwargs) for s in seeds]
         wait.append([straggler_policy(t, None).goodput for t in runs])
         cut.append([straggler_policy(t, deadline).goodput for t in runs])
-    return {"straggler_p": np.asarray(straggler_ps, float), "wait": np.array(wait), "deadline": np.array(cut)}
+    return StragglerGoodput(np.asarray(straggler_ps, float), np.array(wait), np.array(cut))
 
 
 def _example_losses(params, x, y):
@@ -931,8 +960,30 @@ def cast_as_fl(configs=tuple(CAST_CONFIGS), devices: int = 100, goal_count: int 
     return CastAsFL(acc, ref, cost)
 
 
+class DispatchCost(NamedTuple):
+    """Per device count: bytes of a shard and of a round, seconds of each on a phone and on a pod."""
+
+    devices: np.ndarray
+    dispatch_bytes: np.ndarray
+    round_bytes: np.ndarray
+    phone_dispatch_s: np.ndarray
+    phone_round_s: np.ndarray
+    pod_dispatch_s: np.ndarray
+    pod_round_s: np.ndarray
+
+    @property
+    def phone_ratio(self) -> np.ndarray:
+        """Dispatch time over one round's transfer time, median phone (rounds)."""
+        return self.phone_dispatch_s / self.phone_round_s
+
+    @property
+    def pod_ratio(self) -> np.ndarray:
+        """Dispatch time over one step's all-reduce, TPU-v3 link."""
+        return self.pod_dispatch_s / self.pod_round_s
+
+
 def dispatch_cost(devices=(8, 40, 100, 400), model_params: int = 2410, examples: int = 1437,
-                  bytes_per_example: float = 64 * 4 + 4, seed: int = 0) -> dict[str, np.ndarray]:
+                  bytes_per_example: float = 64 * 4 + 4, seed: int = 0) -> DispatchCost:
     """The dispatch round's bytes and time per device against one training round's, for phones (FL's
     population: the median device's links) and for a pod (Paper 1's cost model: TPU-v3 links).
 
@@ -950,10 +1001,8 @@ def dispatch_cost(devices=(8, 40, 100, 400), model_params: int = 2410, examples:
     chip = cost_model.TPU_V3
     pod_dispatch = shard / chip.link_bytes_per_s
     pod_round = np.array([cost_model.allreduce_s(model_bytes, int(d), chip) for d in n])
-    return {"devices": n, "dispatch_bytes": shard, "round_bytes": np.full(n.shape, 2 * model_bytes),
-            "phone_dispatch_s": phone_dispatch, "phone_round_s": np.full(n.shape, phone_round),
-            "phone_ratio": phone_dispatch / phone_round, "pod_dispatch_s": pod_dispatch, "pod_round_s": pod_round,
-            "pod_ratio": pod_dispatch / pod_round}
+    return DispatchCost(n, shard, np.full(n.shape, 2 * model_bytes), phone_dispatch, np.full(n.shape, phone_round),
+                        pod_dispatch, pod_round)
 
 
 
@@ -1082,12 +1131,23 @@ def bn_on_devices(group_sizes=(1, 2, 4, 8), alpha: float = 0.1, per_device_batch
     return {g: np.array(v) for g, v in out.items()}
 
 
+class FaultLoss(NamedTuple):
+    """Final test loss of each policy, (failure rates, seeds)."""
+
+    failure_rates: np.ndarray
+    quorum: np.ndarray
+    restart: np.ndarray
+
+    def of(self, policy: str) -> np.ndarray:
+        return getattr(self, validate.choice("policy", policy, FAULT_POLICIES))
+
+
 def loss_vs_failure_rate(failure_rates=(0.001, 0.003, 0.01, 0.03), seeds=range(5),
                          config: FaultConfig = FaultConfig(failure_rate=0.01, checkpoint_interval=10,
                                                            restart_steps=5.0, budget_steps=80.0),
-                         per_replica_batch: int = 8) -> dict[str, np.ndarray]:
-    """Final test loss of each policy after `config.budget_steps` of wall clock at each failure rate:
-    {policy: (len(failure_rates), len(seeds))}. A restart trains the first n batches whatever its
+                         per_replica_batch: int = 8) -> FaultLoss:
+    """Final test loss of each policy after `config.budget_steps` of wall clock at each failure rate
+    and seed. A restart trains the first n batches whatever its
     failures, so one plain run per seed, scored after every step, gives its loss at every rate."""
     seeds = validate.seeds("seeds", seeds)
     quorum, restart = [], []
@@ -1103,5 +1163,4 @@ def loss_vs_failure_rate(failure_rates=(0.001, 0.003, 0.01, 0.03), seeds=range(5
             row.append(masked_wus_training(masks, per_replica_batch, seed=s, eval_every=max(len(masks), 1))
                        .test_loss[-1])
         quorum.append(row)
-    return {"failure_rates": np.asarray(failure_rates, float), "quorum": np.array(quorum).T,
-            "restart": np.array(restart).T}
+    return FaultLoss(np.asarray(failure_rates, float), np.array(quorum).T, np.array(restart).T)

@@ -198,5 +198,5 @@ def test_the_pod_cluster_carries_the_pods_transfer_to_compute_balance():
         comp = np.sum(cluster.oracle().compute_seconds(graph))
         assert comm / comp == pytest.approx(step.allreduce_s / (step.compute_s + step.update_s), rel=1e-6)
     r = synergy.tictac_pod((70.0, 330.0), seeds=(0,), model="mlp", iterations=3)
-    assert r["comm_share"][1] < r["comm_share"][0]  # faster links: less to overlap
-    assert np.all(r["tac_speedup"] >= 1.0 - 1e-9)
+    assert r.comm_share[1] < r.comm_share[0]  # faster links: less to overlap
+    assert np.all(r.tac_speedup >= 1.0 - 1e-9)

@@ -63,7 +63,7 @@ def test_rounds_to_reach_counts_from_the_first_round():
 
 def test_dispatch_costs_less_than_a_round_once_shards_are_smaller_than_the_model():
     r = synergy.dispatch_cost(devices=(8, 100, 400))
-    assert np.all(np.diff(r["phone_ratio"]) < 0) and np.all(np.diff(r["dispatch_bytes"]) < 0)
-    assert r["phone_ratio"][0] > 1 > r["phone_ratio"][1]  # 47 KB shards vs a 19 KB round; 3.7 KB vs 19 KB
-    np.testing.assert_allclose(r["phone_ratio"], r["phone_dispatch_s"] / r["phone_round_s"])
-    assert np.all(r["pod_ratio"] < r["phone_ratio"])  # the pod's 70 GB/s links make dispatch cheap
+    assert np.all(np.diff(r.phone_ratio) < 0) and np.all(np.diff(r.dispatch_bytes) < 0)
+    assert r.phone_ratio[0] > 1 > r.phone_ratio[1]  # 47 KB shards vs a 19 KB round; 3.7 KB vs 19 KB
+    np.testing.assert_allclose(r.phone_ratio, r.phone_dispatch_s / r.phone_round_s)
+    assert np.all(r.pod_ratio < r.phone_ratio)  # the pod's 70 GB/s links make dispatch cheap

@@ -44,15 +44,15 @@ def test_goodput_falls_with_the_failure_rate_for_both_policies():
     rates = (0.0, 3e-4, 1e-3, 3e-3, 1e-2)
     g = synergy.goodput_grid(rates, (10, 50), seeds=range(5))
     # quorum: the same draws fail a superset of replica-steps, so goodput never rises, seed by seed
-    assert np.all(np.diff(g["quorum"], axis=0) <= 0)
+    assert np.all(np.diff(g.quorum, axis=0) <= 0)
     # restart: a rollback shifts which draws later steps meet, so it falls on the mean over seeds
-    assert np.all(np.diff(g["restart"].mean(axis=2), axis=0) < 0)
+    assert np.all(np.diff(g.restart.mean(axis=2), axis=0) < 0)
     for policy in synergy.FAULT_POLICIES:
-        assert g[policy][-1].max() < g[policy][0].min(), policy
-    assert np.all(g["quorum"][0] == 1.0)
+        assert g.of(policy)[-1].max() < g.of(policy)[0].min(), policy
+    assert np.all(g.quorum[0] == 1.0)
     # without failures a restart policy only pays for its checkpoints: 1 / (1 + 2 / interval)
-    np.testing.assert_allclose(g["restart"][0, :, 0], [1 / 1.2, 1 / 1.04], atol=0.01)
-    assert np.all(g["quorum"][1:] > g["restart"][1:])
+    np.testing.assert_allclose(g.restart[0, :, 0], [1 / 1.2, 1 / 1.04], atol=0.01)
+    assert np.all(g.quorum[1:] > g.restart[1:])
 
 
 def test_restart_loses_the_work_since_the_checkpoint():
@@ -73,8 +73,8 @@ def test_a_reporting_deadline_commits_the_replicas_that_made_it():
     assert cut.masks.tolist() == [[1, 1, 0], [1, 1, 1]] and cut.mean_step == pytest.approx(1.3)
     assert synergy.straggler_policy(times, 0.1).masks[0].tolist() == [1, 0, 0]  # at least the fastest
     r = synergy.straggler_goodput((0.0, 0.3), seeds=(0, 1))
-    assert np.all(r["deadline"][1] > r["wait"][1])  # heavy stragglers: the deadline wins
-    assert np.all(r["wait"][1] < r["wait"][0])
+    assert np.all(r.deadline[1] > r.wait[1])  # heavy stragglers: the deadline wins
+    assert np.all(r.wait[1] < r.wait[0])
 
 
 def test_fault_arguments_are_checked():
@@ -93,9 +93,9 @@ def test_restarts_loss_is_the_plain_runs_loss_after_its_committed_steps():
     r = synergy.loss_vs_failure_rate((0.0, 0.05), seeds=(0,), config=cfg)
     n = len(synergy.fault_run("restart", cfg, 0).masks)
     own = synergy.masked_wus_training(np.ones((n, 8), np.float32), seed=0, eval_every=n)
-    assert r["restart"][1, 0] == pytest.approx(own.test_loss[-1], abs=1e-6)
-    assert r["restart"].shape == r["quorum"].shape == (2, 1)
+    assert r.restart[1, 0] == pytest.approx(own.test_loss[-1], abs=1e-6)
+    assert r.restart.shape == r.quorum.shape == (2, 1)
     # no failures: quorum trains all 12 steps of the budget, restart 8 (it pays 2 step times per checkpoint)
     twelve = synergy.masked_wus_training(np.ones((12, 8), np.float32), seed=0)
-    assert r["quorum"][0, 0] == pytest.approx(twelve.test_loss[12], abs=1e-6)
-    assert r["restart"][0, 0] == pytest.approx(twelve.test_loss[8], abs=1e-6)
+    assert r.quorum[0, 0] == pytest.approx(twelve.test_loss[12], abs=1e-6)
+    assert r.restart[0, 0] == pytest.approx(twelve.test_loss[8], abs=1e-6)
