@@ -150,10 +150,31 @@ def test_recycling_over_seeds_saves_the_wasted_compute():
     from mlsys_core.fl.fedavg import ModelConfig
     from mlsys_core.fl.training import TrainConfig
 
-    rc = RoundConfig(goal_count=10, reporting_window_s=30.0, checkpoint_bytes=10_000, update_bytes=10_000)
-    out = E.recycling_over_seeds(rc, ModelConfig(batch_size=8), TrainConfig(num_clients=30, rounds=4), seeds=(0, 1))
+    rc = RoundConfig(goal_count=10, min_reports=8, reporting_window_s=25.0, checkpoint_bytes=10_000,
+                     update_bytes=10_000)
+    task = TrainConfig(num_devices=300, examples_per_device=16, hours=3.0, rounds=6, eval_every=0)
+    out = E.recycling_over_seeds(rc, ModelConfig(batch_size=4), task, seeds=(0, 1),
+                                 steering=SteeringConfig(cooldown_s=1800.0))
     assert out["accuracy_gain"].shape == (2,) and np.all(np.abs(out["accuracy_gain"]) < 0.5)
     assert np.all(out["wasted_compute_min"] > 0)  # discarding threw late work away on both seeds
+
+
+def test_server_optimizer_study_compares_on_the_same_rounds():
+    from mlsys_core.fl import fedavg as F
+    from mlsys_core.fl.training import TrainConfig
+
+    rc = RoundConfig(goal_count=10, min_reports=8, reporting_window_s=60.0, checkpoint_bytes=10_000,
+                     update_bytes=10_000)
+    task = TrainConfig(num_devices=300, alpha=0.1, examples_per_device=16, hours=3.0, rounds=8, eval_every=2)
+    opts = {"FedAvg": F.FedAvg(), "FedAdam": F.FedAdam(learning_rate=0.05)}
+    st = E.server_optimizer_study(opts, rc, SteeringConfig(cooldown_s=1800.0), task, F.ModelConfig(batch_size=4),
+                                  seeds=(0, 1), target=0.3)
+    assert st.rounds_to_target.shape == (2, 2) and np.all(st.rounds_to_target >= 1)
+    assert np.array_equal(st.speedup("FedAdam"), st.rounds_to_target[0] / st.rounds_to_target[1])
+    assert np.all(st.eval_rounds == 4) and np.all((st.eval_gap >= 0) & (st.eval_gap < 0.5))
+    assert set(st.first_seed) == {"FedAvg", "FedAdam"} and st.first_seed["FedAvg"].version[-1] == 8
+    with pytest.raises(ValueError, match="reference optimizer"):
+        E.server_optimizer_study({"FedAdam": F.FedAdam()}, rc, SteeringConfig(), task, F.ModelConfig(), (0,), 0.5)
 
 
 def test_explore_and_its_plot():
@@ -166,12 +187,20 @@ def test_explore_and_its_plot():
 
 
 def test_training_and_leak_plots_draw_their_inputs():
-    curve = {"accuracy": np.array([0.2, 0.5, 0.7]), "time_s": np.array([60.0, 120.0, 180.0])}
-    other = {"accuracy": np.array([0.1, 0.4, 0.8]), "time_s": np.array([60.0, 120.0, 180.0])}
+    from types import SimpleNamespace
+
+    nan = np.nan
+    curve = SimpleNamespace(accuracy=np.array([0.2, 0.2, 0.7]), time_s=np.array([3600.0, 7200.0, 10800.0]),
+                            committed=np.array([True, False, True]), version=np.array([1, 1, 2]),
+                            federated_accuracy=np.array([0.25, nan, nan]))
+    other = SimpleNamespace(accuracy=np.array([0.1, 0.4, 0.8]), time_s=np.array([60.0, 120.0, 180.0]),
+                            committed=np.ones(3, bool), version=np.array([1, 2, 3]), federated_accuracy=np.full(3, nan))
     by_round, by_time = plots.training({"discard": curve, "recycle": other}).axes
     assert [t.get_text() for t in by_round.get_legend().get_texts()] == ["discard", "recycle"]
-    assert np.allclose(by_round.lines[1].get_ydata(), other["accuracy"])
-    assert np.allclose(by_time.lines[0].get_xdata(), curve["time_s"] / 60)
+    assert np.allclose(by_round.lines[0].get_xdata(), [1, 2]) and np.allclose(by_round.lines[0].get_ydata(), [0.2, 0.7])
+    assert np.allclose(by_round.lines[1].get_ydata(), [0.25])  # the federated-evaluation dot
+    assert np.allclose(by_round.lines[2].get_ydata(), other.accuracy)
+    assert np.allclose(by_time.lines[0].get_xdata(), [1.0, 3.0])  # simulated hours of committed rounds
     fig = plots.schedule_leak(np.array([22.0, 23.5, 1.0]), (22.0, 7.0), (22.0, 3.0), np.arange(24), 1.0)
     user, agg = fig.axes
     assert [t.get_text() for t in user.get_legend().get_texts()] == ["true sleep window", "inferred"]

@@ -12,8 +12,10 @@ from mlsys_core.fl.protocol import (
     CheckinQueue,
     RoundConfig,
     SteeringConfig,
+    _argsort_times,
     _check_in,
     _mod24,
+    arrival_order,
     devices_view,
     round_participants,
     simulate,
@@ -76,3 +78,18 @@ def test_participants_are_the_accepted_updates_of_committed_rounds():
         c.accepted[0] = 1  # frozen columns
     with pytest.raises(ValueError, match="column"):
         c.column("nope")
+
+
+@given(t=st.lists(st.floats(0.0, 1e6) | st.sampled_from([0.0, 60.0, 3600.5]), max_size=300))
+@settings(max_examples=60, deadline=None)
+def test_radix_argsort_is_numpys_stable_argsort(t):
+    t = np.array(t, np.float64)
+    assert np.array_equal(_argsort_times(t), np.argsort(t, kind="stable"))
+
+
+def test_equal_times_are_ordered_by_pass_then_device():
+    ids = np.array([9, 3, 7, 1, 5])
+    t = np.array([2.0, 1.0, 2.0, 2.0, 0.5])
+    passes = np.array([0, 0, 0, 1, 0])
+    got_ids, got_t = arrival_order(ids, t, passes)
+    assert got_ids.tolist() == [5, 3, 7, 9, 1] and got_t.tolist() == [0.5, 1.0, 2.0, 2.0, 2.0]

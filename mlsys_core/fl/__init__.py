@@ -3,12 +3,15 @@
 - `population`: millions of devices as arrays, with diurnal eligibility windows across time zones and an
   optional check-in delay after each window opens.
 - `protocol`: round configs, reservoir selection with over-selection, reporting, pace steering, and
-  `simulate()`, a vectorised discrete-event model of rounds over a simulated day.
+  `simulate()`, a vectorised discrete-event model of rounds over a simulated day: a short driver over small
+  steps, check-ins in a calendar queue (a round touches only the devices due, so 10 M devices run a day), a
+  typed columnar result (`FLSimResult`; `round_participants` gives each round's aggregated device ids).
 - `actors`: Coordinator, Selectors, Master Aggregator, Aggregators exchanging messages on the
   simulated clock, with fault injection (and the survey's two-actor alternative); every message and
   lifecycle event goes into one log (`ActorSystem.trace`) that respawns and hops are counted from.
-- `fedavg`: FedAvg in JAX, all clients of a round in one jit + vmap; `training` drives it with the
-  protocol on non-IID digits, with late updates discarded or recycled.
+- `fedavg`: FedAvg in JAX, all clients of a round in one jit + vmap; server optimizers as objects (FedAvg,
+  FedProx, FedAdam, FedYogi on optax state); federated evaluation. `training` replays a `simulate` run as
+  training: a round's clients are the devices the simulation accepted (late updates discarded or recycled).
 - `telemetry`: session strings, per-round counters, and the privacy of per-device dashboards.
 - `plans`: FL plans (device + server part), versioned per device runtime.
 - `secagg`: Secure Aggregation for one Aggregator group (pairwise masks, Shamir recovery of drop-outs).

@@ -278,18 +278,64 @@ def topology_comparison(pop: Population, config: RoundConfig, at_s: float, hours
     return out
 
 
-def recycling_over_seeds(round_config: RoundConfig, model, task, seeds: Sequence[int]) -> dict[str, np.ndarray]:
-    """Discard vs recycle late updates on the same seeds: final-accuracy gain of recycling and the
-    device compute (minutes) that discarding throws away, one value per seed."""
+def recycling_over_seeds(round_config: RoundConfig, model, task, seeds: Sequence[int],
+                         steering: SteeringConfig = SteeringConfig()) -> dict[str, np.ndarray]:
+    """Discard vs recycle late updates on the same seeds (same simulated sessions): final-accuracy gain of
+    recycling and the device compute (minutes) that discarding throws away, one value per seed."""
     from mlsys_core.fl.training import federated_training
 
     gain, wasted = [], []
     for s in validate.seeds("seeds", seeds):
-        discard = federated_training(round_config, model, task, seed=s)
-        recycle = federated_training(dataclasses.replace(round_config, recycle_late=True), model, task, seed=s)
-        gain.append(float(recycle["accuracy"][-1] - discard["accuracy"][-1]))
-        wasted.append(float(discard["wasted_compute_s"].sum() / 60))
+        discard = federated_training(round_config, model, task, seed=s, steering=steering)
+        recycle = federated_training(dataclasses.replace(round_config, recycle_late=True), model, task, seed=s,
+                                     steering=steering)
+        gain.append(float(recycle.accuracy[-1] - discard.accuracy[-1]))
+        wasted.append(float(discard.wasted_compute_s.sum() / 60))
     return {"accuracy_gain": np.array(gain), "wasted_compute_min": np.array(wasted)}
+
+
+class ServerStudy(NamedTuple):
+    """Server optimizers on the same simulated rounds, per seed: committed rounds until central accuracy
+    first reached `target` (inf: not within the run), final accuracy, and each optimizer's run on the
+    first seed; `eval_gap[s]`: mean |federated - central| accuracy over FedAvg's evaluation rounds."""
+
+    names: tuple[str, ...]
+    target: float
+    rounds_to_target: np.ndarray  # (optimizers, seeds)
+    final_accuracy: np.ndarray  # (optimizers, seeds)
+    first_seed: dict
+    eval_gap: np.ndarray  # (seeds,)
+    eval_rounds: np.ndarray  # (seeds,) federated evaluation rounds per run
+
+    def speedup(self, name: str, over: str = "FedAvg") -> np.ndarray:
+        """Per seed: rounds `over` needs to reach the target / rounds `name` needs (> 1: `name` is faster)."""
+        return self.rounds_to_target[self.names.index(over)] / self.rounds_to_target[self.names.index(name)]
+
+
+def server_optimizer_study(optimizers: dict, round_config: RoundConfig, steering: SteeringConfig, task, model,
+                           seeds: Sequence[int], target: float) -> ServerStudy:
+    """Each server optimizer (name -> `fedavg.ServerOptimizer`; "FedAvg" among them) trained on the same
+    protocol simulation and data per seed (`training.simulate_task`, `make_task`)."""
+    from mlsys_core.fl.training import make_task, rounds_to_accuracy, simulate_task, train_on_simulation
+
+    seeds = validate.seeds("seeds", seeds)
+    names = tuple(optimizers)
+    validate.choice("a reference optimizer", "FedAvg", names)
+    rounds, final = np.zeros((len(names), len(seeds))), np.zeros((len(names), len(seeds)))
+    gap, n_eval, first = [], [], {}
+    for j, s in enumerate(seeds):
+        data = make_task(task, model, s)
+        sim = simulate_task(round_config, steering, task, model, s)
+        for i, name in enumerate(names):
+            run = train_on_simulation(sim, data, model, optimizers[name], s, round_config, task.rounds, task.eval_every)
+            rounds[i, j], final[i, j] = rounds_to_accuracy(run, target), run.accuracy[-1]
+            if j == 0:
+                first[name] = run
+            if name == "FedAvg":
+                ev = np.isfinite(run.federated_accuracy)
+                gap.append(float(np.mean(np.abs(run.federated_accuracy[ev] - run.central_at_eval[ev]))))
+                n_eval.append(int(ev.sum()))
+    return ServerStudy(names, float(target), rounds, final, first, np.array(gap), np.array(n_eval))
 
 
 def explore(num_devices: int = 50_000, goal_count: int = 200, over_selection: float = 1.3, drop_out: float = 0.08,

@@ -5,6 +5,11 @@ and run by interchangeable executors: `vmap_round` (all clients at once, optiona
 the device mesh along a clients axis) or `loop_round` (a jitted call per client, FedJAX's default
 style). Clients are padded to the same number of batches; padded examples carry mask 0 and padded
 clients weight 0, so the aggregate is FedAvg weighted by example counts.
+
+The server step is an object (`ServerOptimizer`, registry `SERVER_OPTIMIZERS`): the mean delta, negated, is
+the pseudo-gradient fed to an optax transformation (SGD for FedAvg and FedProx, Adam for FedAdam, Yogi for
+FedYogi; Reddi et al. 2021); FedProx's proximal term acts in `client_update`. `federated_accuracy` is what an
+evaluation round reports: example-weighted accuracy from each device's two counts.
 """
 
 from __future__ import annotations
@@ -119,10 +124,12 @@ def masked_loss(params: dict, x, y, mask):
     return jnp.sum(losses * mask) / jnp.maximum(jnp.sum(mask), 1.0)
 
 
-def client_update(params: dict, x, y, mask, model: ModelConfig) -> dict:
+def client_update(params: dict, x, y, mask, model: ModelConfig, mu: float = 0.0) -> dict:
     """One client's local training: `epochs` passes of SGD over its batches. Returns the delta.
 
     x (S, F), y (S,), mask (S,). All-padding batches give zero gradients, so padding changes nothing.
+    `mu` > 0 adds FedProx's proximal term mu/2 ||w - w_global||^2 to the local loss (Li et al. 2020);
+    mu = 0 traces exactly FedAvg's program (no term at all), so the two agree bit for bit.
     """
     opt = optax.sgd(model.learning_rate)
     nb = x.shape[0] // model.batch_size
@@ -132,6 +139,8 @@ def client_update(params: dict, x, y, mask, model: ModelConfig) -> dict:
     def step(carry, batch):
         p, state = carry
         grads = jax.grad(masked_loss)(p, *batch)
+        if mu:
+            grads = jax.tree.map(lambda g, w, w0: g + mu * (w - w0), grads, p, params)
         updates, state = opt.update(grads, state, p)
         return (optax.apply_updates(p, updates), state), None
 
@@ -146,10 +155,11 @@ def weighted_mean(deltas: dict, weights):
     return jax.tree.map(lambda d: jnp.tensordot(scale, d, axes=1), deltas)
 
 
-@functools.partial(jax.jit, static_argnames="model")
-def client_deltas(params: dict, data: ClientData, model: ModelConfig) -> dict:
+@functools.partial(jax.jit, static_argnames=("model", "mu"))
+def client_deltas(params: dict, data: ClientData, model: ModelConfig, mu: float = 0.0) -> dict:
     """All clients' deltas in one call: `vmap` of `client_update` over the clients axis."""
-    return jax.vmap(client_update, in_axes=(None, 0, 0, 0, None))(params, data.x, data.y, data.mask, model)
+    return jax.vmap(client_update, in_axes=(None, 0, 0, 0, None, None))(params, data.x, data.y, data.mask, model,
+                                                                          mu)
 
 
 @functools.partial(jax.jit, static_argnames="model")
@@ -197,3 +207,104 @@ def sgd_step(params: dict, x, y, model: ModelConfig) -> dict:
     grads = jax.grad(masked_loss)(params, x, y, jnp.ones(len(y)))
     updates, _ = opt.update(grads, opt.init(params), params)
     return optax.apply_updates(params, updates)
+
+
+@jax.jit
+def client_correct(params: dict, data: ClientData):
+    """Federated evaluation on the devices: each client's correct predictions and examples (mask-weighted)."""
+    hit = jnp.argmax(logits_fn(params, data.x), -1) == data.y  # (C, S)
+    return jnp.sum(hit * data.mask, axis=1), jnp.sum(data.mask, axis=1)
+
+
+def federated_accuracy(params: dict, data: ClientData) -> float:
+    """What a federated evaluation round reports: the example-weighted accuracy over its devices (the
+    server sees only each device's two counts, never its examples)."""
+    correct, n = client_correct(params, data)
+    return float(np.sum(correct) / max(float(np.sum(n)), 1.0))
+
+
+# -- server optimizers: the server treats the negative mean delta as a gradient (Reddi et al. 2021) --------
+
+@dataclasses.dataclass(frozen=True)
+class ServerOptimizer:
+    """How the server applies a round's mean client delta. `transform()` is the optax transformation
+    fed the pseudo-gradient -mean_delta; `client_mu` is the proximal term clients train with."""
+
+    learning_rate: float = 1.0
+
+    def __post_init__(self):
+        validate.number("learning_rate", self.learning_rate, 0.0, low_open=True)
+
+    @property
+    def client_mu(self) -> float:
+        return 0.0
+
+    def transform(self) -> optax.GradientTransformation:
+        return optax.sgd(self.learning_rate)
+
+
+@dataclasses.dataclass(frozen=True)
+class FedAvg(ServerOptimizer):
+    """McMahan et al. 2017: params += learning_rate x mean delta (server SGD; lr 1 is plain averaging)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class FedProx(ServerOptimizer):
+    """Li et al. 2020: FedAvg's server step, clients minimise loss + mu/2 ||w - w_global||^2."""
+
+    mu: float = 0.01
+
+    def __post_init__(self):
+        super().__post_init__()
+        validate.number("mu", self.mu, 0.0)
+
+    @property
+    def client_mu(self) -> float:
+        return float(self.mu)
+
+
+@dataclasses.dataclass(frozen=True)
+class FedAdam(ServerOptimizer):
+    """Reddi et al. 2021: optax Adam on the pseudo-gradient (their tau is Adam's eps)."""
+
+    learning_rate: float = 0.03
+    b1: float = 0.9
+    b2: float = 0.99
+    eps: float = 1e-3
+
+    def __post_init__(self):
+        super().__post_init__()
+        for name in ("b1", "b2"):
+            validate.number(name, getattr(self, name), 0.0, 1.0, high_open=True)
+        validate.number("eps", self.eps, 0.0, low_open=True)
+
+    def transform(self) -> optax.GradientTransformation:
+        return optax.adam(self.learning_rate, self.b1, self.b2, self.eps)
+
+
+@dataclasses.dataclass(frozen=True)
+class FedYogi(FedAdam):
+    """Reddi et al. 2021: optax Yogi on the pseudo-gradient (additive second-moment update)."""
+
+    def transform(self) -> optax.GradientTransformation:
+        return optax.yogi(self.learning_rate, self.b1, self.b2, self.eps)
+
+
+SERVER_OPTIMIZERS: dict[str, type[ServerOptimizer]] = {"fedavg": FedAvg, "fedprox": FedProx, "fedadam": FedAdam,
+                                                       "fedyogi": FedYogi}
+
+
+def server_optimizer(name: str, **kwargs) -> ServerOptimizer:
+    """The registered server optimizer `name` (see SERVER_OPTIMIZERS) with its hyperparameters."""
+    return SERVER_OPTIMIZERS[validate.choice("server optimizer", name, SERVER_OPTIMIZERS)](**kwargs)
+
+
+def server_init(opt: ServerOptimizer, params: dict):
+    """The server optimizer's state for `params` (optax state; empty for SGD)."""
+    return opt.transform().init(params)
+
+
+def server_update(opt: ServerOptimizer, state, params: dict, mean_delta: dict):
+    """One server step: feed -mean_delta to the optax transformation. Returns (params, state)."""
+    updates, state = opt.transform().update(jax.tree.map(jnp.negative, mean_delta), state, params)
+    return optax.apply_updates(params, updates), state

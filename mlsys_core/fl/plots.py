@@ -53,13 +53,19 @@ def steering(comparison: dict, bin_s: float):
     return fig
 
 
-def training(curves: dict):
+def training(runs: dict):
+    """Test accuracy after each committed round, against the model version and the simulated hour
+    (`training.TrainingRun`s by label); federated-evaluation reports as dots on the left."""
     fig, axes = viz.figure(ncols=2)
-    for label, r in curves.items():
-        axes[0].plot(np.arange(1, len(r["accuracy"]) + 1), r["accuracy"], label=label)
-        axes[1].plot(r["time_s"] / 60, r["accuracy"], label=label)
-    axes[0].set(xlabel="round", ylabel="test accuracy")
-    axes[1].set(xlabel="simulated minutes", ylabel="test accuracy")
+    for label, run in runs.items():
+        done = np.asarray(run.committed, bool)
+        line, = axes[0].plot(run.version[done], run.accuracy[done], label=label)
+        axes[1].plot(run.time_s[done] / 3600.0, run.accuracy[done], label=label)
+        ev = np.isfinite(run.federated_accuracy)
+        if ev.any():
+            axes[0].plot(run.version[ev], run.federated_accuracy[ev], "o", ms=3, color=line.get_color())
+    axes[0].set(xlabel="committed rounds (dots: federated evaluation)", ylabel="test accuracy")
+    axes[1].set(xlabel="simulated hours", ylabel="test accuracy")
     axes[0].legend(fontsize=8)
     return fig
 

@@ -419,6 +419,34 @@ def _bucket_sort(ids, t, bucket_s, head, num_buckets):
 
 
 @numba.njit(cache=True)
+def _argsort_times(t):
+    """Stable argsort of times >= 0: an LSD radix sort of (bit pattern, index) pairs (non-negative
+    float64s order as their bits read as unsigned integers), 8 bits a pass, passes where every key
+    agrees skipped. About 2x numpy's argsort on a round's 10^5 check-ins."""
+    n = len(t)
+    keys, idx = t.view(np.uint64).copy(), np.arange(n)
+    spare_keys, spare_idx = np.empty(n, np.uint64), np.empty(n, np.int64)
+    mask = np.uint64(255)
+    for shift in range(0, 64, 8):
+        sh = np.uint64(shift)
+        counts = np.zeros(257, np.int64)
+        for i in range(n):
+            counts[((keys[i] >> sh) & mask) + 1] += 1
+        if counts.max() == n:
+            continue
+        for k in range(256):
+            counts[k + 1] += counts[k]
+        for i in range(n):
+            k = (keys[i] >> sh) & mask
+            j = counts[k]
+            spare_idx[j], spare_keys[j] = idx[i], keys[i]
+            counts[k] += 1
+        idx, spare_idx = spare_idx, idx
+        keys, spare_keys = spare_keys, keys
+    return idx
+
+
+@numba.njit(cache=True)
 def _mod24(x):
     """`np.mod(x, 24.0)`, bit for bit, without fmod (3x faster here): x - 24 floor(x / 24) is exact
     once the quotient's rounding is undone (the one case: x / 24 rounds up to an integer)."""
@@ -514,7 +542,7 @@ def gather_checkins(queue: CheckinQueue, dev: np.ndarray, horizon_s: float, stee
 
 def arrival_order(ids: np.ndarray, t: np.ndarray, passes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Sort check-ins by time; equal times (devices freed by the same round end) by pass, then device id."""
-    order = np.argsort(t)
+    order = _argsort_times(np.ascontiguousarray(t, np.float64))
     ts = t[order]
     tied = np.flatnonzero(ts[1:] == ts[:-1])
     if len(tied):

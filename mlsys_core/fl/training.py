@@ -1,115 +1,79 @@
-"""Federated training driven by the round protocol: who reports in time decides what is averaged.
+"""Federated training on the system: the clients of a round are the devices `protocol.simulate` accepted.
 
-Each round selects clients (reservoir sample of the idle ones), draws their sessions (download,
-train, upload, drop-out) on the simulated clock, trains *all* selected clients in one vmapped call,
-and averages the updates that arrived in the window. Late updates are thrown away (the paper), or
-recycled (the survey's proposal): applied once, in the first later committed round, with weight
-examples x 1/sqrt(1 + staleness).
+A task is a population of devices, each holding digits drawn with a class mix ~ Dir(alpha) (and a few
+local held-out examples for federated evaluation). `protocol.simulate` runs the rounds on the simulated
+clock (diurnal availability, reservoir selection, drop-outs, late uploads, actor faults, recycling);
+`train_on_simulation` then replays them: in round r the devices of `sim.aggregated.of(r)` (and, with
+`recycle_late`, the late ones to buffer) train the current model in one vmapped `jit` call, and the server
+optimizer (`fedavg.ServerOptimizer`: FedAvg, FedProx, FedAdam, FedYogi) applies their mean delta, plus
+the recycled late deltas with weight examples x 1/sqrt(1 + staleness). Rounds that do not commit change
+nothing. Every `eval_every` committed rounds, the round's devices also evaluate the model they downloaded
+on their local held-out examples (federated evaluation), beside the central held-out accuracy.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from typing import NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from mlsys_core import validate
 from mlsys_core.data import load_digits
 from mlsys_core.fl.fedavg import (
+    ClientData,
+    FedAvg,
     ModelConfig,
+    ServerOptimizer,
     accuracy,
     client_deltas,
-    dirichlet_split,
+    federated_accuracy,
     init_params,
     pad_clients,
+    resample_clients,
+    server_init,
+    server_update,
     sgd_step,
 )
-from mlsys_core.fl.population import PopulationConfig, make_population
-from mlsys_core.fl.protocol import (
-    RecycleBuffer,
-    RoundConfig,
-    reporting_outcome,
-    reservoir_sample,
-    sample_sessions,
-    take_recyclable,
-)
+from mlsys_core.fl.population import HOUR_S, PopulationConfig, make_population
+from mlsys_core.fl.protocol import FLSimResult, RoundConfig, SteeringConfig, simulate
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    """The federated task: how many clients, how non-IID (Dirichlet alpha), how many rounds."""
+    """The federated task: devices, how non-IID (Dirichlet alpha), local data, how long, what evaluates."""
 
-    num_clients: int = 100
+    num_devices: int = 500
     alpha: float = 0.5
-    rounds: int = 40
+    examples_per_device: int = 32
+    eval_examples_per_device: int = 8
     test_fraction: float = 0.25
-    server_learning_rate: float = 1.0
+    hours: float = 24.0
+    rounds: int | None = None  # stop after this many committed rounds (model versions; None: all)
+    eval_every: int = 5  # federated evaluation every this many committed rounds (0: never)
 
     def __post_init__(self):
-        validate.integer("num_clients", self.num_clients, 1)
+        validate.integer("num_devices", self.num_devices, 1)
         validate.number("alpha", self.alpha, 0.0, low_open=True)
-        validate.integer("rounds", self.rounds, 1)
+        validate.integer("examples_per_device", self.examples_per_device, 1)
+        validate.integer("eval_examples_per_device", self.eval_examples_per_device, 1)
         validate.number("test_fraction", self.test_fraction, 0.0, 0.9, low_open=True)
-        validate.number("server_learning_rate", self.server_learning_rate, 0.0, low_open=True)
+        validate.number("hours", self.hours, 0.0, low_open=True)
+        if self.rounds is not None:
+            validate.integer("rounds", self.rounds, 1)
+        validate.integer("eval_every", self.eval_every, 0)
 
 
-def federated_training(round_config: RoundConfig, model: ModelConfig, train: TrainConfig, seed: int,
-                       population: PopulationConfig | None = None) -> dict[str, np.ndarray]:
-    """Train on digits split over clients by Dir(alpha), round by round on the simulated clock.
+class Task(NamedTuple):
+    """The devices' data (train and local held-out, row k is device k) and the central held-out set."""
 
-    Returns per-round arrays: time_s (end of reporting), accuracy (held-out), committed, accepted,
-    late, recycled, wasted_compute_s (device seconds of late updates thrown away).
-    """
-    round_config = dataclasses.replace(round_config, epochs=model.epochs)  # sessions train as long as the model does
-    rng, x, y, tr, test = _split(seed, train.test_fraction)
-    parts = dirichlet_split(y[tr], train.num_clients, train.alpha, seed)
-    data = pad_clients(x[tr], y[tr], parts, model.batch_size)
-    pop = make_population(dataclasses.replace(population or PopulationConfig(), num_devices=train.num_clients), seed)
-    params = init_params(jax.random.key(seed), model)
-    flat_params, unravel = ravel_pytree(params)  # per-client deltas are kept as flat rows
-    target = min(round_config.target, train.num_clients)
-    busy_until = np.zeros(train.num_clients)
-    buffer, buf_deltas = RecycleBuffer.empty(), np.zeros((0, flat_params.size))
-    t, version = 0.0, 0
-    cols = {k: [] for k in ("time_s", "accuracy", "committed", "accepted", "late", "recycled", "wasted_compute_s")}
-    for _ in range(train.rounds):
-        idle = np.flatnonzero(busy_until <= t)
-        if len(idle) < round_config.min_selected:  # wait for devices to come back
-            t = float(np.sort(busy_until)[round_config.min_selected - 1])
-            idle = np.flatnonzero(busy_until <= t)
-        sel = rng.permutation(idle)[reservoir_sample(rng, len(idle), min(target, len(idle)))]
-        sess = sample_sessions(rng, pop, sel, t, round_config, num_examples=data.num_examples[sel])
-        out = reporting_outcome(sess.report_s, t, round_config)
-        late = np.isfinite(sess.report_s) & ~out.accepted
-        padded = np.concatenate([sel, np.zeros(target - len(sel), np.int64)])
-        deltas = np.asarray(jax.vmap(lambda d: ravel_pytree(d)[0])(client_deltas(params, data.take(padded), model)))
-        deltas = deltas[: len(sel)]
-        weights, stack = data.num_examples[sel] * out.accepted, deltas
-        recycled = 0
-        if out.committed and round_config.recycle_late:
-            taken, buffer_rest = take_recyclable(buffer, out.end_s, version)
-            weights = np.concatenate([weights, taken["weight"]])
-            stack = np.concatenate([deltas, buf_deltas[taken["index"]]])
-            buf_deltas, buffer, recycled = np.delete(buf_deltas, taken["index"], axis=0), buffer_rest, len(taken["ids"])
-        if round_config.recycle_late:
-            buffer = buffer.add(sel[late], sess.report_s[late], version, data.num_examples[sel[late]])
-            buf_deltas = np.concatenate([buf_deltas, deltas[late]])
-        if out.committed and weights.sum() > 0:
-            step = train.server_learning_rate * (weights @ stack) / weights.sum()
-            params = jax.tree.map(lambda p, d: p + d, params, unravel(step))
-            version += 1
-        busy_until[sel] = np.where(np.isfinite(sess.report_s), sess.report_s, sess.drop_s)
-        t = out.end_s
-        cols["time_s"].append(t)
-        cols["accuracy"].append(float(accuracy(params, x[test], y[test])))
-        cols["committed"].append(out.committed)
-        cols["accepted"].append(int(out.accepted.sum()))
-        cols["late"].append(int(late.sum()))
-        cols["recycled"].append(recycled)
-        cols["wasted_compute_s"].append(0.0 if round_config.recycle_late else float(sess.compute_s[late].sum()))
-    return {k: np.array(v) for k, v in cols.items()}
+    train: ClientData
+    local_eval: ClientData
+    test_x: np.ndarray
+    test_y: np.ndarray
 
 
 def _split(seed: int, test_fraction: float):
@@ -118,6 +82,127 @@ def _split(seed: int, test_fraction: float):
     order = rng.permutation(len(y))
     n_test = int(len(y) * test_fraction)
     return rng, x, y, order[n_test:], order[:n_test]
+
+
+def make_task(train: TrainConfig, model: ModelConfig, seed: int) -> Task:
+    """Device k's class mix ~ Dir(alpha) (the same mix for its training and its held-out examples)."""
+    _, x, y, tr, test = _split(seed, train.test_fraction)
+    parts = resample_clients(y[tr], train.num_devices, train.examples_per_device, train.alpha, seed)
+    held = resample_clients(y[test], train.num_devices, train.eval_examples_per_device, train.alpha, seed)
+    return Task(pad_clients(x[tr], y[tr], parts, model.batch_size),
+                pad_clients(x[test], y[test], held, model.batch_size), x[test], y[test])
+
+
+def simulate_task(round_config: RoundConfig, steering: SteeringConfig, train: TrainConfig, model: ModelConfig,
+                  seed: int, population: PopulationConfig | None = None, executor=None) -> FLSimResult:
+    """The protocol run the training replays: the task's devices, their sessions as long as local training
+    (`epochs` over their examples), for `train.hours` simulated hours."""
+    pop = make_population(dataclasses.replace(population or PopulationConfig(), num_devices=train.num_devices), seed)
+    pop = dataclasses.replace(pop, num_examples=np.full(pop.size, train.examples_per_device, np.int32))
+    config = dataclasses.replace(round_config, epochs=model.epochs)
+    return simulate(pop, config, steering, train.hours * HOUR_S, seed, executor=executor, traced_devices=pop.size)
+
+
+@jax.jit
+def _flat_rows(deltas: dict):
+    """Each client's delta as one flat row, in `ravel_pytree`'s leaf order (so its unravel applies)."""
+    return jnp.concatenate([leaf.reshape(leaf.shape[0], -1) for leaf in jax.tree.leaves(deltas)], axis=1)
+
+
+class TrainingRun(NamedTuple):
+    """Per round of the simulation (arrays over rounds): when reporting closed (`time_s`), whether it
+    committed, the model version after it (committed rounds so far), how many updates it aggregated
+    (`aggregated`), recycled and found late, the central
+    held-out accuracy after the round, and on evaluation rounds the federated accuracy the round's
+    devices reported and the central accuracy of the same model (nan elsewhere). `trained` holds the
+    device ids whose delta entered each round's aggregate on time (a `protocol.Ragged`)."""
+
+    round: np.ndarray
+    time_s: np.ndarray
+    committed: np.ndarray
+    version: np.ndarray
+    aggregated: np.ndarray
+    recycled: np.ndarray
+    late: np.ndarray
+    accuracy: np.ndarray
+    federated_accuracy: np.ndarray
+    central_at_eval: np.ndarray
+    wasted_compute_s: np.ndarray
+    trained: object
+    params: dict
+
+    @property
+    def hours(self) -> np.ndarray:
+        return self.time_s / HOUR_S
+
+
+def train_on_simulation(sim: FLSimResult, task: Task, model: ModelConfig, server: ServerOptimizer, seed: int,
+                        round_config: RoundConfig, max_commits: int | None = None,
+                        eval_every: int = 5) -> TrainingRun:
+    """Replay `sim`'s rounds as training (see the module docstring), up to `max_commits` committed rounds;
+    one vmapped call per round."""
+    validate.instance("server", server, ServerOptimizer)
+    version = np.cumsum(sim.counters.committed)
+    rounds = len(version) if max_commits is None or version[-1] < max_commits else \
+        int(np.searchsorted(version, max_commits)) + 1
+    params = init_params(jax.random.key(seed), model)
+    state = server_init(server, params)
+    width = round_config.target  # every call trains `width` clients (padding weight 0): one compile
+    recycle = round_config.recycle_late
+    stash: dict[tuple[int, int], np.ndarray] = {}  # (round, device) -> flat delta of a late update
+    acc, fed, central = np.zeros(rounds), np.full(rounds, np.nan), np.full(rounds, np.nan)
+    done = 0
+    for r in range(rounds):
+        on_time = sim.aggregated.of(r)
+        late = sim.late.of(r) if recycle else np.zeros(0, np.int64)
+        committed = bool(sim.counters.committed[r])
+        if committed and eval_every and done % eval_every == 0:  # the round's devices evaluate what they got
+            fed[r] = federated_accuracy(params, task.local_eval.take(on_time))
+            central[r] = float(accuracy(params, task.test_x, task.test_y))
+        train_ids = np.concatenate([on_time, late])
+        flat = np.zeros((0, 0))
+        if len(train_ids):
+            padded = np.concatenate([train_ids, np.zeros(max(0, width - len(train_ids)), np.int64)])
+            deltas = client_deltas(params, task.train.take(padded), model, server.client_mu)
+            flat = np.asarray(_flat_rows(deltas))[: len(train_ids)]
+        for k, dev in enumerate(late.tolist()):
+            stash[(r, dev)] = flat[len(on_time) + k]
+        if committed:
+            weights = task.train.num_examples[on_time].astype(np.float64)
+            rows = [flat[: len(on_time)]]
+            rec_ids, rec_round = sim.recycled_ids.of(r), sim.recycled_round.of(r)
+            if len(rec_ids):
+                rows.append(np.stack([stash.pop((int(rr), int(d))) for rr, d in zip(rec_round, rec_ids)]))
+                weights = np.concatenate([weights, sim.recycled_weight.of(r)])
+            stack = np.concatenate(rows)
+            if weights.sum() > 0:
+                unravel = ravel_pytree(params)[1]
+                mean = unravel(jnp.asarray((weights @ stack) / weights.sum(), jnp.float32))
+                params, state = server_update(server, state, params, mean)
+            done += 1
+        acc[r] = float(accuracy(params, task.test_x, task.test_y))
+    c = sim.counters
+    trained = type(sim.aggregated)(sim.aggregated.values[: sim.aggregated.offsets[rounds]],
+                                   sim.aggregated.offsets[: rounds + 1])
+    return TrainingRun(np.arange(rounds), c.end_s[:rounds].copy(), c.committed[:rounds].copy(), version[:rounds],
+                       c.accepted[:rounds] * c.committed[:rounds], c.recycled[:rounds].copy(),
+                       c.late[:rounds].copy(), acc, fed, central, c.wasted_compute_s[:rounds].copy(), trained,
+                       params)
+
+
+def federated_training(round_config: RoundConfig, model: ModelConfig, train: TrainConfig, seed: int,
+                       server: ServerOptimizer = FedAvg(), steering: SteeringConfig = SteeringConfig(),
+                       population: PopulationConfig | None = None, executor=None) -> TrainingRun:
+    """Train on the system: simulate the task's rounds, then replay them as FedAvg-family training."""
+    task = make_task(train, model, seed)
+    sim = simulate_task(round_config, steering, train, model, seed, population, executor)
+    return train_on_simulation(sim, task, model, server, seed, round_config, train.rounds, train.eval_every)
+
+
+def rounds_to_accuracy(run: TrainingRun, target: float) -> float:
+    """How many committed rounds it took central accuracy to reach `target` (inf: never)."""
+    hit = np.flatnonzero(run.accuracy >= target)
+    return float(run.version[hit[0]]) if len(hit) else np.inf
 
 
 def centralised_accuracy(model: ModelConfig, train: TrainConfig, steps: int, seed: int) -> float:
