@@ -17,7 +17,7 @@ from mlsys_core import validate
 from mlsys_core.fl.actors import ActorSystem, Fault, Message, Topology, actor_name, count, hops_per_report
 from mlsys_core.fl.fedavg import dirichlet_split
 from mlsys_core.fl.population import DAY_S, HOUR_S, Population, PopulationConfig, eligible_by_hour, make_population
-from mlsys_core.fl.protocol import RoundConfig, SimResult, SteeringConfig, commit_share, simulate
+from mlsys_core.fl.protocol import FLSimResult, RoundConfig, SteeringConfig, commit_share, simulate
 from mlsys_core.fl.telemetry import RoundCounters
 
 PAPER_SESSION_OUTCOMES = {"accepted": 0.75, "late": 0.22, "interrupted": 0.02}  # unconfirmed secondary source
@@ -31,7 +31,7 @@ def diurnal_swing(pop: Population, step_h: float = 0.25) -> dict:
     return {"hours": hours, "eligible": counts, "ratio": float(counts.max() / max(counts.min(), 1))}
 
 
-def hourly(res: SimResult, column: str) -> np.ndarray:
+def hourly(res: FLSimResult, column: str) -> np.ndarray:
     """Sum of a per-round counter by the hour the round closed (length: hours simulated)."""
     c = res.counters
     hours = int(np.ceil(res.duration_s / HOUR_S))
@@ -39,7 +39,7 @@ def hourly(res: SimResult, column: str) -> np.ndarray:
     return np.bincount(h, weights=c.column(column).astype(float), minlength=hours)
 
 
-def dashboard_series(res: SimResult) -> dict:
+def dashboard_series(res: FLSimResult) -> dict:
     """Per-hour dashboard columns: committed and abandoned rounds, accepted / late / dropped devices."""
     out = {k: hourly(res, k) for k in ("committed", "accepted", "late", "dropped")}
     c = res.counters
@@ -49,7 +49,7 @@ def dashboard_series(res: SimResult) -> dict:
     return out
 
 
-def session_outcomes(res: SimResult) -> dict:
+def session_outcomes(res: FLSimResult) -> dict:
     """Shares of selected devices whose upload was accepted, was late, dropped out, or was lost to a crash."""
     c = res.counters
     selected = max(int(c.column("selected").sum()), 1)
