@@ -122,3 +122,19 @@ def test_prefetch_issues_the_next_blocks_gather_before_this_block_computes(param
     assert sum(n for what, n in early.forward if what == "gather") == 6  # each 2-D weight once forward
     assert not early.async_collectives  # XLA:CPU: collectives run synchronously
     assert experiments.max_param_diff(trained(params0, "fsdp", prefetch=True), reference) < 1e-6
+
+
+def test_xla_memory_plot_stacks_inputs_temporaries_and_outputs_not_in_place():
+    from mlsys_core.sharding import plots
+
+    mib = 2**20
+    comp = experiments.MemoryComparison(("wus", "fsdp, per block"), (
+        inspection.XlaMemory(4 * mib, 3 * mib, 3 * mib, 2 * mib),
+        inspection.XlaMemory(1 * mib, 2 * mib, 1 * mib, 1 * mib)))
+    ax = plots.xla_memory(comp).axes[0]
+    heights = [[p.get_height() for p in c.patches] for c in ax.containers]
+    assert heights == [[4.0, 1.0], [2.0, 1.0], [0.0, 1.0]]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["wus", "fsdp, per block"]
+    assert comp.peak_ratio("fsdp, per block") == pytest.approx(3 / 6)
+    with pytest.raises(ValueError, match="name"):
+        comp["zero-3"]
