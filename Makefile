@@ -46,8 +46,8 @@ site: $(STAMP)  ## static HTML book of the committed notebooks (not re-executed)
 	@echo "site: build/site/index.html"
 
 browser-test: $(STAMP) chromium site  ## every notebook in JupyterLab + Chromium, then every site page; build/screenshots
-	$(BIN)/python tests/browser/lab_check.py
-	$(BIN)/python tests/browser/site_check.py build/site
+	$(BIN)/python tests/browser/lab_check.py; lab=$$?; \
+	  $(BIN)/python tests/browser/site_check.py build/site && exit $$lab
 
 bench: $(STAMP)  ## side-by-side benchmarks, each ends with one RESULT line
 	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done
