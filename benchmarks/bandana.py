@@ -26,11 +26,14 @@ The KaHyPar presets take minutes per instance here (2-3 min per 8,192-vector ins
 cores, 2026-12-02): the 65,536-vector instance runs KaHyPar only with BANDANA_KAHYPAR_LARGE=1 (SHP,
 random and planted always run on it). The whole run took 26 min of wall time (6 min of CPU) then.
 
-Run: `python benchmarks/bandana.py` (needs the `bench` extra). Ends with one `RESULT` line.
+Run: `python benchmarks/bandana.py` (needs the `bench` extra). Ends with one `RESULT` line. A part alone:
+`--only shp --instances large --kahypar-large` (sections: lru = 1. and 2., shp, shards, queue, bandwidth;
+instances: full, spare, c20, c50, large); a partial run prints no RESULT line.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import pathlib
 import sys
@@ -139,24 +142,23 @@ def planted_placement(table: W.EmbeddingTable, seed: int) -> P.Placement:
     return P.Placement(block_of, table.block_capacity)
 
 
-INSTANCES = (  # name, vectors, community size, spare slots, presets
-    ("current (8,192, communities of 32, full blocks)", 8192, 32, False, ("kKaHyPar",)),
-    ("current + 3% spare slots", 8192, 32, True, ("kKaHyPar", "rKaHyPar")),
-    ("communities of 20, 3% spare", 8192, 20, True, ("kKaHyPar",)),
-    ("communities of 50, 3% spare", 8192, 50, True, ("kKaHyPar",)),
-    ("65,536 vectors, 3% spare", 65536, 32, True, ("kKaHyPar",)),
-)
+INSTANCES = {  # key: (name, vectors, community size, spare slots, presets)
+    "full": ("current (8,192, communities of 32, full blocks)", 8192, 32, False, ("kKaHyPar",)),
+    "spare": ("current + 3% spare slots", 8192, 32, True, ("kKaHyPar", "rKaHyPar")),
+    "c20": ("communities of 20, 3% spare", 8192, 20, True, ("kKaHyPar",)),
+    "c50": ("communities of 50, 3% spare", 8192, 50, True, ("kKaHyPar",)),
+    "large": ("65,536 vectors, 3% spare", 65536, 32, True, ("kKaHyPar",)),
+}
 
 
-def shp_comparison() -> tuple[float, float, int]:
-    """(worst SHP / kKaHyPar blocks read over spare-slot instances, kKaHyPar / SHP time on the
-    current + spare instance, instances KaHyPar ran on)."""
+def shp_comparison(instances=tuple(INSTANCES), large_kahypar: bool = False) -> tuple[float, float, int]:
+    """(worst SHP / kKaHyPar blocks read over the spare-slot instances run, kKaHyPar / SHP time on the
+    current + spare instance, instances KaHyPar ran on); nan where an instance it needs was not run."""
     S.shp_placement(S.Hypergraph.from_edges(64, [[0, 1], [2, 3]]), 4, S.SHPConfig(iterations=1))  # compile
-    large_kahypar = os.environ.get("BANDANA_KAHYPAR_LARGE") == "1"
     print(f"[3] KaHyPar presets from kahypar/kahypar@{KAHYPAR_COMMIT[:7]}: "
           + ", ".join(p.name for p in KAHYPAR_PRESETS.values()))
     ratios, speedup, ran = [], float("nan"), 0
-    for name, n, community, spare, presets in INSTANCES:
+    for name, n, community, spare, presets in (INSTANCES[key] for key in instances):
         table = W.EmbeddingTable("bench", n, 32, lookups_per_request=25.0, num_communities=n // community)
         trace = W.generate_trace(W.WorkloadConfig(tables=(table,), num_requests=int(20_000 * n / 8192), seed=SEED))
         graph = S.Hypergraph.from_trace(trace)
@@ -171,7 +173,7 @@ def shp_comparison() -> tuple[float, float, int]:
               f"planted {S.blocks_read(graph, planted_placement(table, SEED)):,}, SHP {shp_blocks:,} ({t_ours:.1f} s)")
         if n > 8192 and not large_kahypar:
             print("      KaHyPar not run on this instance (minutes per 2,048 vectors here; "
-                  "BANDANA_KAHYPAR_LARGE=1 runs it)")
+                  "--kahypar-large or BANDANA_KAHYPAR_LARGE=1 runs it)")
             continue
         for preset in presets:
             (parts, kh_blocks), t_kh = timed(lambda preset=preset, g=graph, k=k: kahypar_blocks_read(
@@ -185,7 +187,7 @@ def shp_comparison() -> tuple[float, float, int]:
                     ratios.append(shp_blocks / kh_blocks)
                 if spare and n == 8192 and community == 32:
                     speedup = t_kh / t_ours
-    return max(ratios), speedup, ran
+    return max(ratios, default=float("nan")), speedup, ran
 
 
 SHARDS_RATES = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1)
@@ -282,22 +284,46 @@ def bandwidth_comparison(cache_fraction: float = 0.1) -> float:
     return s["eb_cache"] / q["eb_cache"]
 
 
-def main() -> None:
+SECTIONS = ("lru", "shp", "shards", "queue", "bandwidth")  # "lru" runs 1. and 2. (one trace file)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Bandana beside libCacheSim and KaHyPar; a full run ends with RESULT.")
+    parser.add_argument("--only", nargs="+", choices=SECTIONS, default=SECTIONS,
+                        help="run only these sections (no RESULT line unless all run)")
+    parser.add_argument("--instances", nargs="+", choices=tuple(INSTANCES), default=tuple(INSTANCES),
+                        help="section 3's instances")
+    parser.add_argument("--kahypar-large", action="store_true",
+                        default=os.environ.get("BANDANA_KAHYPAR_LARGE") == "1",
+                        help="run KaHyPar on the 65,536-vector instance too (also BANDANA_KAHYPAR_LARGE=1)")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
     print(f"machine: {os.cpu_count()} CPUs (shared with other jobs: timings are indicative)")
-    with tempfile.TemporaryDirectory() as directory:
-        path, keys = make_trace_file(directory)
-        num_keys = int(np.unique(keys).size)
-        print(f"trace: {NUM_REQUESTS:,} requests over {num_keys:,} vectors, "
-              f"{os.path.getsize(path) / 1e6:.0f} MB oracleGeneral")
-        lru_equal, lru_speedup = lru_comparison(path, num_keys)
-        sizes = np.unique(np.linspace(0.01, 1.0, 50) * num_keys).astype(np.int64)
-        mrc_speedup, _ = mrc_comparison(path, sizes)
-    del keys
-    fanout_ratio, shp_speedup, kahypar_ran = shp_comparison()
-    shards_mae = shards_comparison()
-    with tempfile.TemporaryDirectory(dir=pathlib.Path(__file__).resolve().parent) as directory:
-        mm1_error = queue_comparison(directory)
-    gain = bandwidth_comparison()
+    if "lru" in args.only:
+        with tempfile.TemporaryDirectory() as directory:
+            path, keys = make_trace_file(directory)
+            num_keys = int(np.unique(keys).size)
+            print(f"trace: {NUM_REQUESTS:,} requests over {num_keys:,} vectors, "
+                  f"{os.path.getsize(path) / 1e6:.0f} MB oracleGeneral")
+            lru_equal, lru_speedup = lru_comparison(path, num_keys)
+            sizes = np.unique(np.linspace(0.01, 1.0, 50) * num_keys).astype(np.int64)
+            mrc_speedup, _ = mrc_comparison(path, sizes)
+        del keys
+    if "shp" in args.only:
+        fanout_ratio, shp_speedup, kahypar_ran = shp_comparison(args.instances, args.kahypar_large)
+    if "shards" in args.only:
+        shards_mae = shards_comparison()
+    if "queue" in args.only:
+        with tempfile.TemporaryDirectory(dir=pathlib.Path(__file__).resolve().parent) as directory:
+            mm1_error = queue_comparison(directory)
+    if "bandwidth" in args.only:
+        gain = bandwidth_comparison()
+    if set(args.only) != set(SECTIONS) or set(args.instances) != set(INSTANCES):
+        print("partial run (--only / --instances): no RESULT line")
+        return
     print(f"RESULT bandana lru_miss_equal={lru_equal} lru_speedup={lru_speedup:.2f} mrc_speedup={mrc_speedup:.1f} "
           f"shp_fanout_ratio={fanout_ratio:.3f} shp_speedup={shp_speedup:.1f} kahypar_instances={kahypar_ran} "
           f"shards_mae={shards_mae:.4f} queue_mm1_error={mm1_error:.4f} bandwidth_gain={gain:.2f}")
