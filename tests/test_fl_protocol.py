@@ -1,5 +1,6 @@
 """Paper 3: population, round protocol, pace steering, plans and telemetry (NumPy only)."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -17,6 +18,7 @@ from mlsys_core.fl.population import (
     is_eligible,
     make_population,
     next_eligible_s,
+    window_close_s,
 )
 from mlsys_core.fl.protocol import (
     RecycleBuffer,
@@ -25,6 +27,7 @@ from mlsys_core.fl.protocol import (
     commit_share,
     reporting_outcome,
     reservoir_sample,
+    sample_sessions,
     simulate,
     staleness_weight,
     take_recyclable,
@@ -70,6 +73,11 @@ def test_bad_population_config(kwargs, field):
         PopulationConfig(**kwargs)
 
 
+def test_window_close_switch_must_be_a_bool():
+    with pytest.raises(TypeError, match="drop_at_window_close"):
+        PopulationConfig(drop_at_window_close="yes")
+
+
 def test_population_eligibility_is_consistent_and_swings_over_the_day():
     t = np.linspace(0, DAY_S, 7)
     for t0 in t:
@@ -81,6 +89,42 @@ def test_population_eligibility_is_consistent_and_swings_over_the_day():
     counts = eligible_by_hour(SMALL, np.arange(24))
     assert counts.max() / counts.min() > 2.0  # the diurnal swing
     assert np.all((SMALL.drop_out_p >= 0.06) & (SMALL.drop_out_p <= 0.10))
+
+
+def test_window_close_s_is_where_eligibility_ends():
+    t0 = 5 * HOUR_S
+    ids = np.flatnonzero(is_eligible(SMALL, t0))
+    close = window_close_s(SMALL, t0, ids)
+    assert np.all(close > t0)
+    assert np.all(is_eligible(SMALL, close - 1.0, ids)) and not np.any(is_eligible(SMALL, close + 1.0, ids))
+    shut = np.flatnonzero(SMALL.unmetered & ~is_eligible(SMALL, t0))[:50]
+    assert np.all(window_close_s(SMALL, t0, shut) == t0)
+
+
+@pytest.mark.parametrize("at_close", [True, False])
+def test_sessions_drop_out_when_the_window_closes(at_close):
+    pop = make_population(PopulationConfig(num_devices=5000, drop_out_range=(0.0, 0.0),
+                                           drop_at_window_close=at_close), seed=2)
+    t0 = 4 * HOUR_S
+    ids = np.flatnonzero(is_eligible(pop, t0))
+    cfg = RoundConfig(goal_count=50, epochs=400)  # sessions of hours: many outlast their window
+    sess = sample_sessions(np.random.default_rng(0), pop, ids, t0, cfg)
+    end = t0 + sess.download_s + sess.compute_s + sess.upload_s
+    outlast = window_close_s(dataclasses.replace(pop, drop_at_window_close=True), t0, ids) < end
+    assert 0.05 < outlast.mean() < 0.95
+    assert np.array_equal(sess.dropped, outlast & at_close)
+    if at_close:
+        assert np.array_equal(sess.drop_s[outlast], window_close_s(pop, t0, ids[outlast]))
+    assert np.all(np.isfinite(sess.report_s) == ~sess.dropped)
+
+
+def test_window_close_drops_show_in_a_day_of_rounds():
+    base = PopulationConfig(num_devices=20_000, drop_out_range=(0.0, 0.0))
+    on, off = (_run(RoundConfig(goal_count=100, epochs=30), hours=24.0,
+                    pop=make_population(dataclasses.replace(base, drop_at_window_close=v), 3))
+               for v in (True, False))
+    assert off.counters.column("dropped").sum() == 0
+    assert on.counters.column("dropped").sum() > 0
 
 
 @given(n=st.integers(0, 300), data=st.data())

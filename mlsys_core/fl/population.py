@@ -3,8 +3,10 @@
 A device is *eligible* (idle, charging, on an unmetered network) inside its nightly window in local
 time, and only if it has an unmetered network at all. It calls in a `checkin_delay_h` after its window
 opens (the phone's job scheduler gets round to it; exponential with mean `checkin_jitter_h`, 0 by
-default: it calls in the moment the window opens). Everything is a NumPy array of length N, so a
-population of 10 M devices fits in ~300 MB and every query is one vectorised expression.
+default: it calls in the moment the window opens). A device training when its window closes (the
+user wakes and unplugs it) drops out then (`drop_at_window_close`, on by default), on top of its random
+drop-out chance. Everything is a NumPy array of length N, so a population of 10 M devices fits in
+~300 MB and every query is one vectorised expression.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ class PopulationConfig:
     runtime_versions: tuple[int, ...] = (1, 2, 3, 4, 5)
     runtime_weights: tuple[float, ...] = (0.03, 0.07, 0.2, 0.3, 0.4)
     checkin_jitter_h: float = 0.0  # mean delay between a window opening and the first check-in
+    drop_at_window_close: bool = True  # a session still running when the window closes drops out then
 
     def __post_init__(self):
         validate.integer("num_devices", self.num_devices, 1, 50_000_000)
@@ -65,6 +68,7 @@ class PopulationConfig:
         for name in ("examples_median", "examples_per_s_median", "down_bytes_per_s_median", "up_bytes_per_s_median"):
             validate.number(name, getattr(self, name), 0.0, low_open=True)
         validate.number("checkin_jitter_h", self.checkin_jitter_h, 0.0, 12.0)
+        validate.instance("drop_at_window_close", self.drop_at_window_close, bool)
         if len(self.runtime_versions) != len(self.runtime_weights) or not self.runtime_versions:
             raise ValueError(
                 f"runtime_versions and runtime_weights must be non-empty and equally long, got "
@@ -87,6 +91,7 @@ class Population:
     up_bytes_per_s: np.ndarray  # float32
     runtime_version: np.ndarray  # int8
     checkin_delay_h: np.ndarray  # float32, hours after its window opens before the device calls in
+    drop_at_window_close: bool = True  # sessions running when the window closes drop out then
 
     @property
     def size(self) -> int:
@@ -123,7 +128,8 @@ def make_population(config: PopulationConfig, seed: int) -> Population:
     delay = np.zeros(n, np.float32)
     if config.checkin_jitter_h > 0:
         delay = np.minimum(rng.exponential(config.checkin_jitter_h, n), 0.8 * fields["window_length_h"])
-    return Population(**fields, checkin_delay_h=delay.astype(np.float32))
+    return Population(**fields, checkin_delay_h=delay.astype(np.float32),
+                      drop_at_window_close=config.drop_at_window_close)
 
 
 def local_hour(pop: Population, t_s, idx=slice(None)) -> np.ndarray:
@@ -151,6 +157,15 @@ def next_eligible_s(pop: Population, t_s, idx=slice(None)) -> np.ndarray:
     into, length = _into_window_h(pop, t_s, idx)
     wait_h = np.where(into < length, 0.0, 24.0 - into + 1e-4)  # +0.36 s: past rounding
     return np.where(pop.unmetered[idx], t_s + wait_h * HOUR_S, np.inf)
+
+
+def window_close_s(pop: Population, t_s: float, idx) -> np.ndarray:
+    """When the eligibility windows of devices `idx`, open at time `t_s`, close (`t_s` itself for a
+    device whose window is already shut; inf for all when `pop.drop_at_window_close` is off)."""
+    if not pop.drop_at_window_close:
+        return np.full(np.shape(pop.tz_offset_h[idx]), np.inf)
+    into = np.mod(local_hour(pop, t_s, idx) - pop.window_start_h[idx], 24.0)
+    return t_s + np.maximum(pop.window_length_h[idx] - into, 0.0) * HOUR_S
 
 
 def eligible_by_hour(pop: Population, hours_utc: np.ndarray) -> np.ndarray:

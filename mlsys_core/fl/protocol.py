@@ -26,7 +26,7 @@ import numpy as np
 
 from mlsys_core import validate
 from mlsys_core.fl.plans import FLPlan, supported_devices
-from mlsys_core.fl.population import DAY_S, Population, next_eligible_s
+from mlsys_core.fl.population import DAY_S, Population, next_eligible_s, window_close_s
 from mlsys_core.fl.telemetry import EventLog, RoundCounters
 
 STEERING_MODES = ("none", "spread", "synchronise", "auto")
@@ -137,14 +137,18 @@ class Sessions(NamedTuple):
 
 def sample_sessions(rng, pop: Population, ids: np.ndarray, start_s: float, config: RoundConfig,
                     num_examples: np.ndarray | None = None) -> Sessions:
-    """Draw the sessions of devices `ids` configured at `start_s`: download, train, upload, or drop out."""
+    """Draw the sessions of devices `ids` configured at `start_s`: download, train, upload, or drop out
+    (at random with the device's `drop_out_p`, or when its eligibility window closes first)."""
     examples = pop.num_examples[ids] if num_examples is None else num_examples
     download = (config.plan_bytes + config.checkpoint_bytes) / pop.down_bytes_per_s[ids].astype(np.float64)
     compute = config.epochs * examples / pop.examples_per_s[ids].astype(np.float64)
     upload = config.update_bytes / pop.up_bytes_per_s[ids].astype(np.float64)
     total = download + compute + upload
-    dropped = rng.random(len(ids)) < pop.drop_out_p[ids]
-    drop_s = np.where(dropped, start_s + rng.random(len(ids)) * total, np.inf)
+    at_random = rng.random(len(ids)) < pop.drop_out_p[ids]
+    drop_s = np.where(at_random, start_s + rng.random(len(ids)) * total, np.inf)
+    closes = window_close_s(pop, start_s, ids)
+    drop_s = np.minimum(drop_s, np.where(closes < start_s + total, closes, np.inf))
+    dropped = np.isfinite(drop_s)
     report_s = np.where(dropped, np.inf, start_s + total)
     return Sessions(ids, download, compute, upload, dropped, drop_s, report_s)
 
@@ -702,9 +706,11 @@ def commit_share(pop: Population, config: RoundConfig, over_selection: np.ndarra
     """Share of rounds that commit at each over-selection factor, availability aside.
 
     Each round selects `target` devices uniformly from the whole population and runs reporting
-    alone, isolating what over-selection is for: covering drop-outs and stragglers in the window.
+    alone, isolating what over-selection is for: covering drop-outs and stragglers in the window
+    (no device's eligibility window closes on it here).
     """
     validate.integer("rounds", rounds, 1)
+    pop = dataclasses.replace(pop, drop_at_window_close=False)
     rng = np.random.default_rng(seed)
     shares = []
     for factor in np.asarray(over_selection, np.float64):
