@@ -15,10 +15,10 @@ import numpy as np
 from mlsys_core import validate
 from mlsys_core.fl import telemetry
 from mlsys_core.fl.population import DAY_S, HOUR_S, Population, PopulationConfig, make_population
-from mlsys_core.fl.protocol import RoundConfig, SimResult, SteeringConfig, simulate
+from mlsys_core.fl.protocol import FLSimResult, RoundConfig, SteeringConfig, simulate
 
 
-def schedule_leak(res: SimResult, pop: Population, devices: np.ndarray) -> dict:
+def schedule_leak(res: FLSimResult, pop: Population, devices: np.ndarray) -> dict:
     """Per-device telemetry attack: infer each device's nightly window from its check-in hours."""
     true, guess = [], []
     for d in devices:
@@ -29,7 +29,7 @@ def schedule_leak(res: SimResult, pop: Population, devices: np.ndarray) -> dict:
     return {"true_start_h": true, "inferred_start_h": guess, "error_h": np.abs((guess - true + 12.0) % 24.0 - 12.0)}
 
 
-def leak_share(res: SimResult, pop: Population, min_checkins: int = 3, within_h: float = 1.0) -> tuple[float, int]:
+def leak_share(res: FLSimResult, pop: Population, min_checkins: int = 3, within_h: float = 1.0) -> tuple[float, int]:
     """Share of traced users with >= `min_checkins` check-ins whose bedtime the attack gets within
     `within_h` hours, and how many such users there were."""
     ids, _, codes = res.log.arrays()
@@ -133,7 +133,7 @@ def private_dashboard(log: telemetry.EventLog, bin_s: float, horizon_s: float, k
     return np.where(counts >= k_min, counts, 0.0)
 
 
-def differencing_attack(res: SimResult, pop: Population, devices: np.ndarray, k_min: int,
+def differencing_attack(res: FLSimResult, pop: Population, devices: np.ndarray, k_min: int,
                         epsilon: float | None, max_bins: int = 4, seed: int = 0) -> np.ndarray:
     """The strongest dashboard attacker: it sees the hourly dashboard with and without the target (or
     knows everyone else's data), reads the target's hours as the bins where the count drops by more

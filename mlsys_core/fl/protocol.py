@@ -280,9 +280,6 @@ class FLSimResult:
     recycled_weight: Ragged
 
 
-SimResult = FLSimResult  # the old name, kept until notebook 03's experiments move to the new one
-
-
 @dataclasses.dataclass(frozen=True)
 class Participants:
     """Who took part in each round of a `simulate` run (see /work/brief/FL_API.md): for round r, its
