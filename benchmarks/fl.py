@@ -15,7 +15,6 @@ day_1m_seconds=<wall> day_10m_seconds=<wall>`.
 import argparse
 import os
 import resource
-import statistics
 import time
 
 import numpy as np
@@ -26,14 +25,15 @@ FLOWER_ATOL = 1e-5  # max |Flower's aggregate - ours| per parameter
 
 
 def time_call(fn, repeats: int) -> float:
-    """Median wall seconds of `fn()` (which blocks until its result is ready), after one warm-up."""
+    """Fewest wall seconds of `fn()` (which blocks until its result is ready) over `repeats` runs, after
+    one warm-up: on a shared 2-core machine the least-disturbed run, not the other jobs' load."""
     fn()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return min(times)
 
 
 def round_setup(num_clients: int, examples: int):
@@ -60,7 +60,7 @@ def bench_rounds(model, data, params, repeats: int):
     print(f"{num_clients} clients x {examples} examples, {steps} local SGD steps each, MLP 64-32-10")
     on_device = jax.device_put(data)
     t_vmap = time_call(lambda: jax.block_until_ready(F.vmap_round(params, on_device, w, model)), repeats)
-    t_loop = time_call(lambda: jax.block_until_ready(F.loop_round(params, on_device, w, model)), max(1, repeats // 3))
+    t_loop = time_call(lambda: jax.block_until_ready(F.loop_round(params, on_device, w, model)), max(3, repeats // 2))
     print(f"  vmap round: {t_vmap * 1e3:.1f} ms   per-client jit loop: {t_loop * 1e3:.1f} ms")
     return t_vmap, t_loop, F.vmap_round(params, on_device, w, model)
 
