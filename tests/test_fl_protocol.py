@@ -110,7 +110,7 @@ def test_sessions_drop_out_when_the_window_closes(at_close):
     cfg = RoundConfig(goal_count=50, epochs=400)  # sessions of hours: many outlast their window
     sess = sample_sessions(np.random.default_rng(0), pop, ids, t0, cfg)
     end = t0 + sess.download_s + sess.compute_s + sess.upload_s
-    outlast = window_close_s(dataclasses.replace(pop, drop_at_window_close=True), t0, ids) < end
+    outlast = window_close_s(dataclasses.replace(pop, drops_at_close=np.ones(pop.size, bool)), t0, ids) < end
     assert 0.05 < outlast.mean() < 0.95
     assert np.array_equal(sess.dropped, outlast & at_close)
     if at_close:

@@ -91,7 +91,7 @@ class Population:
     up_bytes_per_s: np.ndarray  # float32
     runtime_version: np.ndarray  # int8
     checkin_delay_h: np.ndarray  # float32, hours after its window opens before the device calls in
-    drop_at_window_close: bool = True  # sessions running when the window closes drop out then
+    drops_at_close: np.ndarray  # bool, a session still running when its window closes drops out then
 
     @property
     def size(self) -> int:
@@ -129,7 +129,7 @@ def make_population(config: PopulationConfig, seed: int) -> Population:
     if config.checkin_jitter_h > 0:
         delay = np.minimum(rng.exponential(config.checkin_jitter_h, n), 0.8 * fields["window_length_h"])
     return Population(**fields, checkin_delay_h=delay.astype(np.float32),
-                      drop_at_window_close=config.drop_at_window_close)
+                      drops_at_close=np.full(n, config.drop_at_window_close))
 
 
 def local_hour(pop: Population, t_s, idx=slice(None)) -> np.ndarray:
@@ -160,12 +160,11 @@ def next_eligible_s(pop: Population, t_s, idx=slice(None)) -> np.ndarray:
 
 
 def window_close_s(pop: Population, t_s: float, idx) -> np.ndarray:
-    """When the eligibility windows of devices `idx`, open at time `t_s`, close (`t_s` itself for a
-    device whose window is already shut; inf for all when `pop.drop_at_window_close` is off)."""
-    if not pop.drop_at_window_close:
-        return np.full(np.shape(pop.tz_offset_h[idx]), np.inf)
+    """When the eligibility windows of devices `idx`, open at time `t_s`, close: `t_s` itself for a
+    device whose window is already shut, inf for one that does not drop at the close."""
     into = np.mod(local_hour(pop, t_s, idx) - pop.window_start_h[idx], 24.0)
-    return t_s + np.maximum(pop.window_length_h[idx] - into, 0.0) * HOUR_S
+    close = t_s + np.maximum(pop.window_length_h[idx] - into, 0.0) * HOUR_S
+    return np.where(pop.drops_at_close[idx], close, np.inf)
 
 
 def eligible_by_hour(pop: Population, hours_utc: np.ndarray) -> np.ndarray:

@@ -707,7 +707,7 @@ def commit_share(pop: Population, config: RoundConfig, over_selection: np.ndarra
     (no device's eligibility window closes on it here).
     """
     validate.integer("rounds", rounds, 1)
-    pop = dataclasses.replace(pop, drop_at_window_close=False)
+    pop = dataclasses.replace(pop, drops_at_close=np.zeros(pop.size, bool))
     rng = np.random.default_rng(seed)
     shares = []
     for factor in np.asarray(over_selection, np.float64):
