@@ -65,3 +65,49 @@ def test_queue_arguments_are_checked():
         Q.ServiceTimes.from_latencies([1.0], "too few")
     with pytest.raises(TypeError, match="max_queue_depth must be an int"):
         Q.simulate_queue([0.0], np.array([1]), max_queue_depth=2.5)
+
+
+# --- a trace's own arrival times, replayed ----------------------------------------------------------
+
+
+def test_trace_times_are_scaled_by_one_factor_to_the_rate_asked():
+    times = np.array([5.0, 5.0, 6.0, 9.0, 13.0])  # gaps 0, 1, 3, 4: span 8
+    out = Q.TraceArrivals(times).times_us(5, rate_per_s=1e6)  # 4 gaps must last 4 us
+    assert np.allclose(out, [0.0, 0.0, 0.5, 2.0, 4.0])
+
+
+def test_evenly_spaced_trace_times_replay_as_deterministic_arrivals():
+    # one read per request, deterministic work: at 10% of peak IOPS a request arrives every
+    # 1 / 58.5K s = 17.1 us, after the previous one's read (1 / 108K s = 9.26 us) is done: no one waits
+    reads = np.ones(5000, dtype=np.int64)
+    even = Q.TraceArrivals(np.arange(5000) * 3.7)
+    det = Q.ServiceTimes("deterministic")
+    alone_us = 1e6 / N.NVMDevice().qd1_iops
+    p = Q.latency_vs_utilisation(reads, (0.05, 0.1, 0.15), service=det, arrivals=even)
+    assert np.allclose(p, alone_us)
+    poisson = Q.latency_vs_utilisation(reads, (0.1,), service=det)[0]
+    assert poisson[1] > 1.3 * alone_us  # Poisson gaps below 9.26 us make some wait
+    loaded = Q.latency_vs_utilisation(reads, (0.5,), service=det, arrivals=even)[0]
+    assert loaded[0] > alone_us and np.allclose(loaded, loaded[0])  # shared device, still no spread
+
+
+def test_bursty_trace_times_give_a_higher_tail_than_even_spacing_at_one_load():
+    reads = np.ones(20_000, dtype=np.int64)
+    even = Q.TraceArrivals(np.arange(20_000) * 1.0)
+    clumps = Q.TraceArrivals(np.repeat(np.arange(200), 100) * 1.0)  # 100 requests at each instant
+    e = Q.latency_vs_utilisation(reads, (0.5,), arrivals=even)[0]
+    c = Q.latency_vs_utilisation(reads, (0.5,), arrivals=clumps)[0]
+    assert c[1] > 1.5 * e[1] and c[0] > 3 * e[0]
+
+
+def test_trace_arrivals_are_checked():
+    with pytest.raises(ValueError, match="spans no time"):
+        Q.TraceArrivals(np.zeros(4))
+    with pytest.raises(ValueError, match="non-decreasing"):
+        Q.TraceArrivals(np.array([0.0, 2.0, 1.0]))
+    with pytest.raises(ValueError, match=r">= 2 arrival times"):
+        Q.TraceArrivals(np.array([1.0]))
+    with pytest.raises(ValueError, match="must be the 3 requests the trace times, got 4"):
+        Q.latency_vs_utilisation(np.ones(4, dtype=np.int64), (0.5,), arrivals=Q.TraceArrivals(np.arange(3.0)))
+    with pytest.raises(TypeError, match=r"arrivals must be PoissonArrivals\(\) or TraceArrivals"):
+        Q.latency_vs_utilisation(np.ones(4, dtype=np.int64), (0.5,), arrivals="poisson")

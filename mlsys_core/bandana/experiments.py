@@ -34,7 +34,7 @@ from mlsys_core.bandana.placement import (
     random_placement,
     sequential_placement,
 )
-from mlsys_core.bandana.queueing import ServiceTimes, latency_vs_utilisation
+from mlsys_core.bandana.queueing import Arrivals, PoissonArrivals, ServiceTimes, TraceArrivals, latency_vs_utilisation
 from mlsys_core.bandana.shp import Hypergraph, SHPConfig, blocks_read, shp_placement
 from mlsys_core.bandana.trace import Trace
 from mlsys_core.bandana.workload import (
@@ -124,6 +124,13 @@ class Experiment:
 
     def blocks(self, placements) -> BlockMap:
         return block_map(self.tables, placements)
+
+    def arrivals(self) -> Arrivals:
+        """How the future's requests arrive in the queueing model (`queue_profile`): at the trace's own
+        times, gaps scaled to each load, when it has them; else Poisson, its `source` saying so."""
+        if self.future.time_us is None:
+            return PoissonArrivals("Poisson (the trace has no timestamps)")
+        return TraceArrivals.of(self.future)
 
     def simulate(self, blocks: BlockMap, cache_fraction: float, threshold) -> CacheResult:
         """The future through one cache of `cache_fraction` of all table bytes with threshold t
@@ -297,12 +304,15 @@ MEASURED_READS = pathlib.Path(__file__).resolve().parents[2] / "data" / "bandana
 
 
 def queue_profile(result: CacheResult, utilisations=UTILISATIONS, device: NVMDevice = NVMDevice(),
-                  service: ServiceTimes = ServiceTimes(), seed: int = 0) -> np.ndarray:
+                  service: ServiceTimes = ServiceTimes(), seed: int = 0,
+                  arrivals: Arrivals = PoissonArrivals()) -> np.ndarray:
     """(len(utilisations), 3) p50 / p99 / p99.9 request latency (us) of a cache simulation through the
-    queueing device model: the requests, in trace order with their block reads, arrive as a Poisson
-    stream that loads the device to each utilisation of its peak IOPS (`queueing.latency_vs_utilisation`)."""
+    queueing device model: the requests, in trace order with their block reads, arrive by `arrivals`
+    (Poisson, or `Experiment.arrivals()`: the future trace's own times, gaps scaled) at the rate that
+    loads the device to each utilisation of its peak IOPS (`queueing.latency_vs_utilisation`)."""
     validate.instance("result", result, CacheResult)
-    return latency_vs_utilisation(result.blocks_read, utilisations, device, service, result.hits_per_request, seed)
+    return latency_vs_utilisation(result.blocks_read, utilisations, device, service, result.hits_per_request, seed,
+                                  arrivals=arrivals)
 
 
 def measured_service_times(path=MEASURED_READS, queue_depth: int = 1) -> ServiceTimes:

@@ -1,7 +1,8 @@
 """A queueing model of the NVM device: open-loop request arrivals, block reads that wait for each other.
 
 `nvm.NVMDevice.batch_latency_us` prices each request alone on an idle device. Here requests arrive
-over time (Poisson at rate lambda, or given timestamps), each issues its block reads at once, and the
+over time (Poisson at rate lambda, or a trace's own timestamps with every gap scaled by one factor to
+reach the rate: `PoissonArrivals`, `TraceArrivals`), each issues its block reads at once, and the
 device serves the outstanding reads: with n reads in service (n <= `peak_queue_depth` slots; the rest
 wait first come, first served) the device completes IOPS(n) reads a second, the P4800X curve of
 `NVMDevice.iops` (108K at queue depth 1 rising to 585K at 16), shared equally by the n in service.
@@ -185,6 +186,67 @@ def poisson_arrivals_us(num_requests: int, rate_per_s: float, seed: int = 0) -> 
         1e6 / rate_per_s, num_requests))
 
 
+class Arrivals:
+    """How requests arrive: `times_us(num_requests, rate_per_s, seed)` gives their (num_requests,)
+    non-decreasing arrival times (us) at a mean rate of `rate_per_s`. `source` says what they are."""
+
+    source: str
+
+    def times_us(self, num_requests: int, rate_per_s: float, seed: int = 0) -> np.ndarray:
+        raise NotImplementedError
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class PoissonArrivals(Arrivals):
+    """Open-loop Poisson arrivals: independent exponential gaps, drawn with the seed `times_us` gets."""
+
+    source: str = "Poisson"
+
+    def __post_init__(self):
+        validate.string("source", self.source)
+
+    def times_us(self, num_requests: int, rate_per_s: float, seed: int = 0) -> np.ndarray:
+        return poisson_arrivals_us(num_requests, rate_per_s, seed)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class TraceArrivals(Arrivals):
+    """A trace's own request times replayed: every gap is multiplied by one factor (trace speed-up)
+    so that the mean rate is the one asked for; bursts and lulls keep their shape (no randomness:
+    the seed is unused). `time_us` (num_requests,) finite, non-decreasing, spanning more than an instant."""
+
+    time_us: np.ndarray
+    source: str = "the trace's own times, gaps scaled"
+
+    def __post_init__(self):
+        t = np.asarray(self.time_us, dtype=np.float64)
+        if t.ndim != 1 or t.size < 2:
+            raise ValueError(f"time_us must be a 1-D array of >= 2 arrival times (us), got shape {t.shape}")
+        if not np.all(np.isfinite(t)) or np.any(np.diff(t) < 0):
+            raise ValueError("time_us must be finite and non-decreasing (requests in time order)")
+        if t[-1] == t[0]:
+            raise ValueError(f"time_us spans no time (all {t.size} requests at {t[0]:g} us): no rate to scale")
+        object.__setattr__(self, "time_us", t)
+        validate.string("source", self.source)
+
+    @staticmethod
+    def of(trace) -> TraceArrivals:
+        """The arrival times of a `trace.Trace`; ValueError if it has none."""
+        if trace.time_us is None:
+            raise ValueError("the trace has no arrival times (time_us is None): load one with a time_us column "
+                             "(or clock_time), or use PoissonArrivals()")
+        return TraceArrivals(trace.time_us)
+
+    def times_us(self, num_requests: int, rate_per_s: float, seed: int = 0) -> np.ndarray:
+        """The trace's times from 0, scaled so that its num_requests - 1 gaps last (num_requests - 1) / rate."""
+        if validate.integer("num_requests", num_requests, 1) != self.time_us.size:
+            raise ValueError(f"num_requests must be the {self.time_us.size} requests the trace times, "
+                             f"got {num_requests}")
+        span = self.time_us[-1] - self.time_us[0]
+        scale = (num_requests - 1) * 1e6 / validate.positive("rate_per_s", rate_per_s) / span
+        return (self.time_us - self.time_us[0]) * scale
+
+
 def closed_loop_iops(device: NVMDevice = NVMDevice(), queue_depth: int = 1, num_reads: int = 100_000,
                      service: ServiceTimes = ServiceTimes(), seed: int = 0) -> float:
     """Reads per second with `queue_depth` reads always outstanding (all issued at once, at most
@@ -203,17 +265,19 @@ def request_rate_for(utilisation: float, mean_reads: float, device: NVMDevice = 
 
 def latency_vs_utilisation(reads_per_request, utilisations, device: NVMDevice = NVMDevice(),
                            service: ServiceTimes = ServiceTimes(), hits_per_request=None, seed: int = 0,
-                           percentiles=(50.0, 99.0, 99.9)) -> np.ndarray:
+                           percentiles=(50.0, 99.0, 99.9), arrivals: Arrivals = PoissonArrivals()) -> np.ndarray:
     """(len(utilisations), len(percentiles)) request-latency percentiles (us) when the requests (in
-    trace order, their reads as a cache simulation gave them) arrive as a Poisson stream whose reads
-    load the device to each utilisation of its peak IOPS. A request of no reads takes DRAM time only."""
+    trace order, their reads as a cache simulation gave them) arrive by `arrivals` (a Poisson stream,
+    or a trace's own times scaled) at the rate whose reads load the device to each utilisation of its
+    peak IOPS. A request of no reads takes DRAM time only."""
     reads = np.asarray(reads_per_request)
+    validate.instance("arrivals", arrivals, Arrivals, "PoissonArrivals() or TraceArrivals(time_us)")
     mean_reads = float(reads.mean())
     if mean_reads <= 0:
         raise ValueError("reads_per_request reads no block at all: nothing to queue")
     out = np.empty((len(utilisations), len(percentiles)))
     for i, u in enumerate(utilisations):
-        arrival = poisson_arrivals_us(reads.size, request_rate_for(u, mean_reads, device), seed)
+        arrival = arrivals.times_us(reads.size, request_rate_for(u, mean_reads, device), seed)
         res = simulate_queue(arrival, reads, device, service, hits_per_request, seed)
         p = res.percentiles(percentiles)
         out[i] = [p[float(q)] for q in percentiles]

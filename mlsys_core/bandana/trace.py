@@ -3,6 +3,9 @@
 A `Trace` stores lookups in time order, grouped by request: `request_ptr` (num_requests + 1,) gives
 each request's slice of the per-lookup arrays `table` (int32 index into `tables`) and `vector` (int64
 id inside its table). A *key* is a vector's global id: the table's offset plus its vector id.
+`time_us` (num_requests,) is each request's arrival time in microseconds, non-decreasing, or None for
+a trace without timestamps (the synthetic workload's); the queueing model replays it
+(`queueing.TraceArrivals`).
 """
 
 from __future__ import annotations
@@ -27,10 +30,12 @@ class Trace:
     request_ptr: np.ndarray
     table: np.ndarray
     vector: np.ndarray
+    time_us: np.ndarray | None = None
 
     @staticmethod
-    def from_lookups(tables, request_id, table, vector) -> Trace:
-        """From per-lookup arrays; `request_id` must be non-decreasing (time order)."""
+    def from_lookups(tables, request_id, table, vector, time_us=None) -> Trace:
+        """From per-lookup arrays; `request_id` must be non-decreasing (time order). `time_us`, if
+        given, holds one arrival time per request (finite, non-decreasing, in microseconds)."""
         tables = tuple(tables)
         request_id = np.asarray(request_id, dtype=np.int64)
         table = np.asarray(table, dtype=np.int32)
@@ -56,9 +61,15 @@ class Trace:
                 f"vector id {int(vector[i])} is outside table {tables[table[i]].name!r} "
                 f"(0..{sizes[table[i]] - 1}) at lookup {i}"
             )
-        starts = np.flatnonzero(np.concatenate([[True], request_id[1:] != request_id[:-1]]))
+        starts = _request_starts(request_id)
         request_ptr = np.append(starts, request_id.size).astype(np.int64)
-        return Trace(tables, request_ptr, table, vector)
+        if time_us is not None:
+            time_us = _checked_times(time_us, request_id[starts])
+        return Trace(tables, request_ptr, table, vector, time_us)
+
+    def with_times(self, time_us) -> Trace:
+        """This trace with arrival times `time_us` (one per request; None drops them)."""
+        return Trace.from_lookups(self.tables, self.request_ids(), self.table, self.vector, time_us)
 
     @property
     def num_requests(self) -> int:
@@ -87,9 +98,14 @@ class Trace:
             raise ValueError(f"unknown table {name!r}: the trace has tables {names}")
         return names.index(name)
 
+    def _times_of(self, request_ids: np.ndarray) -> np.ndarray | None:
+        """The arrival times of the requests that `request_ids` (non-decreasing, per lookup) keep."""
+        return None if self.time_us is None else self.time_us[request_ids[_request_starts(request_ids)]]
+
     def select(self, mask: np.ndarray) -> Trace:
-        """The lookups where `mask` holds (requests left empty vanish)."""
-        return Trace.from_lookups(self.tables, self.request_ids()[mask], self.table[mask], self.vector[mask])
+        """The lookups where `mask` holds (requests left empty vanish; the others keep their times)."""
+        rid = self.request_ids()[mask]
+        return Trace.from_lookups(self.tables, rid, self.table[mask], self.vector[mask], self._times_of(rid))
 
     def only_table(self, name: str) -> Trace:
         """The lookups of one table, as a one-table trace."""
@@ -97,9 +113,8 @@ class Trace:
         mask = self.table == i
         if not mask.any():
             raise ValueError(f"table {name!r} has no lookups in this trace")
-        return Trace.from_lookups(
-            (self.tables[i],), self.request_ids()[mask], np.zeros(int(mask.sum())), self.vector[mask]
-        )
+        rid = self.request_ids()[mask]
+        return Trace.from_lookups((self.tables[i],), rid, np.zeros(rid.size), self.vector[mask], self._times_of(rid))
 
     def split(self, past_fraction: float = 0.5) -> tuple[Trace, Trace]:
         """(past, future): the first `past_fraction` of requests and the rest (learn on past, test on future)."""
@@ -110,58 +125,115 @@ class Trace:
             raise ValueError(f"past_fraction {past_fraction} leaves one side empty ({self.num_requests} requests)")
         rid = self.request_ids()
         return (
-            Trace.from_lookups(self.tables, rid[:cut], self.table[:cut], self.vector[:cut]),
-            Trace.from_lookups(self.tables, rid[cut:], self.table[cut:], self.vector[cut:]),
+            Trace.from_lookups(self.tables, rid[:cut], self.table[:cut], self.vector[:cut], self._times_of(rid[:cut])),
+            Trace.from_lookups(self.tables, rid[cut:], self.table[cut:], self.vector[cut:], self._times_of(rid[cut:])),
         )
+
+
+def _request_starts(request_id: np.ndarray) -> np.ndarray:
+    """Index of each request's first lookup (a request is a run of equal ids)."""
+    first = np.ones(request_id.size, dtype=bool)
+    first[1:] = request_id[1:] != request_id[:-1]
+    return np.flatnonzero(first)
+
+
+def _checked_times(time_us, ids: np.ndarray) -> np.ndarray:
+    """`time_us` as float64 (num_requests,), finite and non-decreasing; `ids` name the requests in errors."""
+    time_us = np.asarray(time_us, dtype=np.float64)
+    if time_us.shape != ids.shape:
+        raise ValueError(f"time_us must hold one arrival time per request ({ids.size} requests), "
+                         f"got shape {time_us.shape}")
+    bad = ~np.isfinite(time_us)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(f"time_us of request {i} (id {int(ids[i])}) is {time_us[i]}: arrival times must be finite")
+    back = np.diff(time_us) < 0
+    if back.any():
+        i = int(np.argmax(back)) + 1
+        raise ValueError(f"time_us goes back in time at request {i} (id {int(ids[i])}): {time_us[i]:g} us after "
+                         f"{time_us[i - 1]:g} us; arrival times must be non-decreasing")
+    return time_us
+
+
+def _lookup_times_to_requests(request_id: np.ndarray, time_us: np.ndarray, path: str) -> np.ndarray:
+    """Per-lookup times (a file's column) as one time per request; every lookup of a request must share it."""
+    starts = _request_starts(request_id)
+    first = np.repeat(time_us[starts], np.diff(np.append(starts, request_id.size)))
+    differ = (first != time_us) & ~(np.isnan(first) & np.isnan(time_us))
+    if differ.any():
+        i = int(np.argmax(differ))
+        raise ValueError(f"{path}: request id {int(request_id[i])} has lookups at different times "
+                         f"({first[i]:g} and {time_us[i]:g} us): a request arrives at one time")
+    return time_us[starts]
 
 
 def save_trace(trace: Trace, path) -> None:
-    """Write `trace` as CSV (`request_id,table,vector_id`, table by name) or NPZ, by the file suffix."""
+    """Write `trace` as CSV (`request_id,table,vector_id`, table by name, plus `time_us` when the trace
+    has times) or NPZ (those arrays, one entry per lookup), by the file suffix."""
     path = os.fspath(path)
     rid = trace.request_ids()
+    names = np.array([t.name for t in trace.tables])[trace.table]
+    columns = {"request_id": rid, "table": names, "vector_id": trace.vector}
+    if trace.time_us is not None:
+        columns["time_us"] = trace.time_us[rid]
     if path.endswith(".npz"):
-        np.savez_compressed(
-            path, request_id=rid, table=np.array([t.name for t in trace.tables])[trace.table], vector_id=trace.vector
-        )
+        np.savez_compressed(path, **columns)
     elif path.endswith(".csv"):
-        names = np.array([t.name for t in trace.tables])[trace.table]
         with open(path, "w", newline="", encoding="utf-8") as f:
-            f.write("request_id,table,vector_id\n")
-            np.savetxt(f, np.column_stack([rid.astype(str), names, trace.vector.astype(str)]), fmt="%s", delimiter=",")
+            f.write(",".join(columns) + "\n")
+            np.savetxt(f, np.column_stack([c.astype(str) for c in columns.values()]), fmt="%s", delimiter=",")
     else:
         raise ValueError(f"trace file must end in .csv or .npz, got {path!r}")
 
 
-def load_trace(path, tables) -> Trace:
-    """Read a trace file (CSV with header `request_id,table,vector_id`, or NPZ with those arrays).
+COLUMNS = ("request_id", "table", "vector_id")
+TIME_COLUMN = "time_us"  # optional 4th column: the request's arrival time (us), on each of its lookups
 
-    `table` holds table names (or integer indices into `tables`). Rows must be in time order.
-    Raises ValueError for an empty trace, an unknown table or a vector id outside its table.
+
+def load_trace(path, tables) -> Trace:
+    """Read a trace file: CSV with header `request_id,table,vector_id` or `request_id,table,vector_id,time_us`,
+    or NPZ with those arrays (`time_us` optional), one entry per lookup.
+
+    `table` holds table names (or integer indices into `tables`). Rows must be in time order; all
+    lookups of a request carry its one arrival time. Raises ValueError for an empty trace, an unknown
+    table, a vector id outside its table, or times that are not numbers, differ within a request or go back.
     """
     path = os.fspath(path)
     tables = tuple(tables)
+    times = None
     if path.endswith(".npz"):
         with np.load(path, allow_pickle=False) as z:
-            missing = {"request_id", "table", "vector_id"} - set(z.files)
+            missing = set(COLUMNS) - set(z.files)
             if missing:
                 raise ValueError(f"{path}: NPZ trace lacks arrays {sorted(missing)}")
             rid, tab, vec = z["request_id"], z["table"], z["vector_id"]
+            if TIME_COLUMN in z.files:
+                times = z[TIME_COLUMN]
     elif path.endswith(".csv"):
         with open(path, newline="", encoding="utf-8") as f:
             reader = csv.reader(f)
             header = next(reader, None)
-            if header != ["request_id", "table", "vector_id"]:
-                raise ValueError(f"{path}: CSV header must be request_id,table,vector_id, got {header}")
+            if header not in (list(COLUMNS), [*COLUMNS, TIME_COLUMN]):
+                raise ValueError(f"{path}: CSV header must be {','.join(COLUMNS)} (optionally ,{TIME_COLUMN}), "
+                                 f"got {header}")
             rows = list(reader)
         if not rows:
             raise ValueError(f"{path}: the trace is empty")
         cols = np.array(rows, dtype=str)
         rid, tab, vec = cols[:, 0].astype(np.int64), cols[:, 1], cols[:, 2].astype(np.int64)
+        if len(header) == 4:
+            times = cols[:, 3]
     else:
         raise ValueError(f"trace file must end in .csv or .npz, got {path!r}")
     if rid.size == 0:
         raise ValueError(f"{path}: the trace is empty")
-    return Trace.from_lookups(tables, rid, _table_indices(tab, tables), vec)
+    if times is not None:
+        try:
+            times = np.asarray(times).astype(np.float64)
+        except ValueError:
+            raise ValueError(f"{path}: {TIME_COLUMN} must hold numbers (microseconds)") from None
+        times = _lookup_times_to_requests(rid, times, path)
+    return Trace.from_lookups(tables, rid, _table_indices(tab, tables), vec, times)
 
 
 def _table_indices(tab: np.ndarray, tables) -> np.ndarray:
@@ -206,8 +278,10 @@ def write_oracle_general(path, keys: np.ndarray, obj_size: int = 1) -> None:
 
 def load_oracle_general(path, tables) -> Trace:
     """A libCacheSim oracleGeneral file as a `Trace`: consecutive records of one clock_time form one
-    request; obj_id is a global key, split over `tables` in order (table i holds keys
-    [offset_i, offset_i + num_vectors_i)). Raises ValueError naming the first key outside them."""
+    request, arriving at that clock_time (libCacheSim's unit, seconds: time_us = 1e6 x clock_time);
+    obj_id is a global key, split over `tables` in order (table i holds keys
+    [offset_i, offset_i + num_vectors_i)). Raises ValueError naming the first key outside them, or a
+    request whose clock_time goes back."""
     path = os.fspath(path)
     size = os.path.getsize(path)
     if size == 0:
@@ -226,7 +300,8 @@ def load_oracle_general(path, tables) -> Trace:
     clock = rec["clock_time"].astype(np.int64)
     request = np.concatenate([[0], np.cumsum(clock[1:] != clock[:-1])])
     table = np.searchsorted(offsets, keys, side="right") - 1
-    return Trace.from_lookups(tables, request, table, keys - offsets[table])
+    starts = _request_starts(request)
+    return Trace.from_lookups(tables, request, table, keys - offsets[table], clock[starts] * 1e6)
 
 
 def read_oracle_general(path) -> np.ndarray:
