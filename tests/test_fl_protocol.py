@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mlsys_core.fl import plans as PL
+from mlsys_core.fl import protocol as P
 from mlsys_core.fl import telemetry as T
 from mlsys_core.fl.population import (
     DAY_S,
@@ -306,3 +307,26 @@ def test_aggregate_only_telemetry_suppresses_small_bins():
     log.add(np.array([4]), np.array([4000.0]), "-")
     counts = T.aggregate_only(log, bin_s=3600.0, horizon_s=7200.0, k_min=2)
     assert counts.tolist() == [3, 0]  # three distinct devices; the lone device at hour 1 is suppressed
+
+
+def test_an_abandoned_round_rejects_every_device_and_keeps_the_version():
+    """The selection-timeout step on its own: too few check-ins in 120 s for a goal of 200."""
+    pop = make_population(PopulationConfig(num_devices=2000), 2)
+    cfg, steering = RoundConfig(goal_count=200), SteeringConfig(mode="synchronise", sync_jitter_s=10.0)
+    run = P.start_run(pop, cfg, steering, HOUR_S, 0, plans=PL.generate_versioned_plans(
+        "t", 1, PL.DevicePlan(), PL.ServerPlan()), traced_devices=pop.size)
+    start = P.sim_init(steering, cfg)._replace(version=3)
+    s, out = P.round_step(run, start)
+    c = out.counters
+    assert c.reason == "selection timeout" and not c.committed and c.selected == c.accepted == 0
+    assert c.rejected > 0 and c.rejected_no_plan > 0
+    assert c.checkins == c.selected + c.rejected + c.rejected_no_plan
+    assert s.version == 3 and s.buffer is start.buffer and s.round == 1
+    assert s.open_s == s.prev_end_s == c.close_s == c.end_s == c.resume_s == cfg.selection_timeout_s
+    assert all(len(a) == 0 for a in out[1:])
+    ids, t, codes = run.tel.log.arrays()
+    rejected = ids[codes == T.CODES.index("x")]
+    assert len(rejected) == c.rejected and np.all(t[codes == T.CODES.index("x")] == c.close_s)
+    back = c.close_s + s.steer.round_s  # synchronised: back when the next selection would close
+    assert not np.isin(rejected, run.queue.pop_due(back)[0]).any()
+    assert np.isin(rejected, run.queue.pop_due(back + 10.0)[0]).all()

@@ -11,14 +11,16 @@ that are late: rejected and counted, or, with `recycle_late`, kept and applied o
 committed round with weight 1/sqrt(1 + staleness). With `pipelined`, selection for round n+1 runs
 while round n reports.
 
-`simulate()` is a vectorised discrete-event model: it steps round by round, and inside a round
-handles all devices as NumPy arrays (check-ins, sessions, reports), never one device at a time.
+`simulate()` is a vectorised discrete-event model: it steps round by round, threading an explicit
+`SimState` through one function per step (`round_step`), and inside a round handles all devices as
+NumPy arrays (check-ins, sessions, reports), never one device at a time.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from typing import NamedTuple
 
 import numba
@@ -27,7 +29,7 @@ import numpy as np
 from mlsys_core import validate
 from mlsys_core.fl.plans import FLPlan, supported_devices
 from mlsys_core.fl.population import DAY_S, Population, next_eligible_s, window_close_s
-from mlsys_core.fl.telemetry import EventLog, RoundCounters
+from mlsys_core.fl.telemetry import EventLog, RoundCounters, RoundRecord
 
 STEERING_MODES = ("none", "spread", "synchronise", "auto")
 
@@ -566,19 +568,233 @@ def select(rng, n: int, config: RoundConfig) -> np.ndarray:
     return keep
 
 
-def session_counters(sess: Sessions, res: RoundResult, late: np.ndarray, close_s: float, taken_n: int,
-                     config: RoundConfig) -> dict:
-    """The reporting half of a round's counters (selected devices, bytes, times)."""
-    configured = (~sess.dropped) | (sess.drop_s > close_s + sess.download_s)
+# -- a run: its inputs and mutable streams, the state one round hands the next, and one function per step -----
+
+class Run(NamedTuple):
+    """One `simulate` run's inputs and its mutable streams. The check-in queue (arrays over all N devices),
+    the telemetry (load bins, event log) and the random generator are updated in place by the steps, by
+    design: copying them each round would cost O(N) a round. All else a round changes is in `SimState`."""
+
+    pop: Population
+    config: RoundConfig
+    steering: SteeringConfig
+    executor: Callable[..., RoundResult]
+    dev: np.ndarray  # `devices_view`
+    queue: CheckinQueue
+    tel: Telemetry
+    rng: np.random.Generator
+
+
+class SimState(NamedTuple):
+    """What one round hands the next (a new value each step): the round index, when its selection opens,
+    when the previous round ended (resume time: selection closes no earlier) and closed its selection, the
+    model version (committed rounds), the late updates waiting to be recycled and how many were applied,
+    and the pace-steering state."""
+
+    round: int
+    open_s: float
+    prev_end_s: float
+    prev_close_s: float
+    version: int
+    buffer: RecycleBuffer
+    recycled: int
+    steer: SteerState
+
+
+def start_run(pop: Population, config: RoundConfig, steering: SteeringConfig, duration_s: float, seed: int,
+              plans: dict[int, FLPlan] | None = None, executor=None, traced_devices: int = 1000,
+              load_bin_s: float = 60.0) -> Run:
+    """A run's streams at time 0: every device's first check-in (its next eligible time plus a random
+    delay), empty load bins and event log, and the generator seeded with `seed` (see `simulate`)."""
+    rng = np.random.default_rng(seed)
+    queue = CheckinQueue(next_eligible_s(pop, 0.0) + rng.uniform(0.0, steering.initial_delay_s, pop.size),
+                         duration_s + DAY_S)
+    tel = Telemetry(np.zeros(int(math.ceil(duration_s / load_bin_s)) + 2, np.int64), load_bin_s,
+                    EventLog(traced_devices))
+    return Run(pop, config, steering, executor or run_round_direct, devices_view(pop, plans), queue, tel, rng)
+
+
+def sim_init(steering: SteeringConfig, config: RoundConfig) -> SimState:
+    """Round 0 opens at time 0 on model version 0, nothing buffered, steering at its initial state."""
+    return SimState(0, 0.0, 0.0, 0.0, 0, RecycleBuffer.empty(), 0, steer_init(steering, config))
+
+
+def advance(s: SimState, open_s: float, end_s: float, close_s: float) -> SimState:
+    """The next round: its selection opens at `open_s`; this one ended at `end_s`, closed selection at `close_s`."""
+    return s._replace(round=s.round + 1, open_s=open_s, prev_end_s=end_s, prev_close_s=close_s)
+
+
+class Selection(NamedTuple):
+    """When selection closed, the devices the Selectors hold then (arrival order), and how many were
+    rejected at check-in for lack of a plan."""
+
+    close_s: float
+    ids: np.ndarray
+    no_plan: int
+
+
+class Report(NamedTuple):
+    """The reporting half of a round: the executor's result, which uploads came late (bool per selected
+    device), and the late updates of earlier rounds applied in this one (ids, round trained in, weight)."""
+
+    result: RoundResult
+    late: np.ndarray
+    recycled_ids: np.ndarray
+    recycled_round: np.ndarray
+    recycled_weight: np.ndarray
+
+
+class GapRejections(NamedTuple):
+    """Without pipelining: devices that called in while the round reported and were rejected on the spot."""
+
+    rejected: int
+    no_plan: int
+
+
+class RoundOutput(NamedTuple):
+    """What a round adds to the result: its counters, and its per-round id lists (see `FLSimResult`)."""
+
+    counters: RoundRecord
+    aggregated: np.ndarray
+    late: np.ndarray
+    recycled_ids: np.ndarray
+    recycled_round: np.ndarray
+    recycled_weight: np.ndarray
+
+
+_NO_IDS, _NO_WEIGHTS = np.zeros(0, np.int64), np.zeros(0)
+
+
+def selection_step(run: Run, s: SimState) -> Selection:
+    """Gather check-ins and close selection; check-ins after the close go back to the queue (they arrive
+    during the next selection instead), the others are recorded."""
+    cfg = run.config
+    ids, t, no_plan = gather_checkins(run.queue, run.dev, max(s.open_s + cfg.selection_timeout_s, s.prev_end_s),
+                                      run.steering, run.tel)
+    close_s = selection_close_s(t, s.open_s, s.prev_end_s, cfg)
+    later = t > close_s
+    run.queue.schedule(ids[later], t[later])
+    ids, t = ids[~later], t[~later]
+    run.tel.checked_in(ids, t)
+    return Selection(close_s, ids, no_plan)
+
+
+def steer_step(run: Run, s: SimState, sel: Selection) -> tuple[SimState, str]:
+    """Pace steering observes this selection (check-ins over its window, time since the last close) and
+    picks the mode in force for the round's come-back delays."""
+    steer = steer_observe(run.steering, run.config, s.steer, len(sel.ids) + sel.no_plan, sel.close_s - s.open_s,
+                          sel.close_s - s.prev_close_s)
+    return s._replace(steer=steer), steer_mode(run.steering, run.config, steer)
+
+
+def abandon_step(run: Run, s: SimState, sel: Selection, mode: str) -> tuple[SimState, RoundOutput]:
+    """Selection timed out with fewer than `min_selected` devices: all are rejected, nothing trains, the
+    version stays, and the next selection opens at this close."""
+    close_s, n = sel.close_s, len(sel.ids)
+    run.queue.schedule(sel.ids, close_s + steer_delays(run.rng, run.steering, mode, s.steer, n, s.steer.round_s))
+    run.tel.log.add(sel.ids, close_s, "x")
+    record = RoundRecord(
+        round=s.round, open_s=s.open_s, close_s=close_s, end_s=close_s, checkins=n + sel.no_plan,
+        rejected_no_plan=sel.no_plan, steering=mode, version=s.version, selected=0, rejected=n, dropped=0, lost=0,
+        accepted=0, late=0, recycled=0, committed=False, reason="selection timeout", bytes_down=0, bytes_up=0,
+        selection_s=close_s - s.open_s, configuration_s=0.0, reporting_s=0.0, wasted_compute_s=0.0, messages=0,
+        resume_s=close_s)
+    return advance(s, close_s, close_s, close_s), RoundOutput(record, _NO_IDS, _NO_IDS, _NO_IDS, _NO_IDS, _NO_WEIGHTS)
+
+
+def reservoir_step(run: Run, s: SimState, sel: Selection, mode: str) -> tuple[np.ndarray, int]:
+    """Keep a reservoir of the held devices (`select`) and tell the rest when to come back.
+
+    Returns (the selected ids, how many were rejected)."""
+    keep = select(run.rng, len(sel.ids), run.config)
+    rejected = sel.ids[~keep]
+    delays = steer_delays(run.rng, run.steering, mode, s.steer, len(rejected), 0.8 * s.steer.round_s)
+    run.queue.schedule(rejected, sel.close_s + delays)
+    run.tel.log.add(rejected, sel.close_s, "x")
+    return sel.ids[keep], len(rejected)
+
+
+def report_step(run: Run, s: SimState, close_s: float, sess: Sessions) -> tuple[SimState, Report]:
+    """Run reporting (`run.executor`), recycle late updates, log the sessions, and schedule each selected
+    device's next check-in after its cool-down. The new state has the next version if the round committed."""
+    cfg = run.config
+    res = run.executor(s.round, s.open_s, close_s, sess, cfg)
+    late = np.isfinite(sess.report_s) & ~res.accepted & ~res.lost
+    taken, buffer = {"ids": _NO_IDS, "round": _NO_IDS, "weight": _NO_WEIGHTS}, s.buffer
+    if cfg.recycle_late and res.committed:
+        taken, buffer = take_recyclable(buffer, res.end_s, s.version)
+    if cfg.recycle_late:
+        late_ids = sess.ids[late]
+        buffer = buffer.add(late_ids, sess.report_s[late], s.version, run.pop.num_examples[late_ids], s.round)
+    _log_sessions(run.tel.log, sess, close_s, res, late, cfg.recycle_late)
+    finished = np.where(np.isfinite(sess.report_s), sess.report_s, np.minimum(sess.drop_s, res.end_s))
+    run.queue.schedule(sess.ids, finished + run.steering.cooldown_s)
+    new = s._replace(version=s.version + int(res.committed), buffer=buffer, recycled=s.recycled + len(taken["ids"]))
+    return new, Report(res, late, taken["ids"], taken["round"], taken["weight"])
+
+
+def gap_step(run: Run, s: SimState, mode: str, resume_s: float) -> GapRejections:
+    """Without pipelining, devices calling in before `resume_s` (while the round reports) are rejected on the
+    spot; synchronised steering tells them to come back when the next selection opens."""
+    rejected = no_plan = 0
+    while True:
+        ids, t, k, popped = arrivals(run.queue, run.dev, resume_s, run.steering, run.tel, record=True)
+        if not popped:
+            return GapRejections(rejected, no_plan)
+        order = np.argsort(ids)
+        ids, t = ids[order], t[order]
+        run.queue.schedule(ids, t + steer_delays(run.rng, run.steering, mode, s.steer, len(ids), resume_s - t))
+        run.tel.log.add(ids, t, "x")
+        rejected, no_plan = rejected + len(ids), no_plan + k
+
+
+def round_record(s: SimState, sel: Selection, mode: str, sess: Sessions, rep: Report, rejected: int,
+                 gap: GapRejections, config: RoundConfig) -> RoundRecord:
+    """The counters of a round that selected devices, built once from its steps' outputs (`s`: the state
+    before reporting, so `version` is the model the round trained on)."""
+    res, late = rep.result, rep.late
+    configured = (~sess.dropped) | (sess.drop_s > sel.close_s + sess.download_s)
     n_acc, n_late = int(res.accepted.sum()), int(late.sum())
-    return dict(
-        end_s=res.end_s, selected=len(sess.ids), dropped=int((sess.dropped & ~res.lost).sum()),
-        lost=int(res.lost.sum()), accepted=n_acc, late=n_late, recycled=taken_n, committed=res.committed,
-        reason=res.reason, bytes_down=int(configured.sum()) * (config.plan_bytes + config.checkpoint_bytes),
+    return RoundRecord(
+        round=s.round, open_s=s.open_s, close_s=sel.close_s, end_s=res.end_s,
+        checkins=len(sel.ids) + sel.no_plan + gap.rejected + gap.no_plan, rejected_no_plan=sel.no_plan + gap.no_plan,
+        steering=mode, version=s.version, selected=len(sess.ids), rejected=rejected + gap.rejected,
+        dropped=int((sess.dropped & ~res.lost).sum()), lost=int(res.lost.sum()), accepted=n_acc, late=n_late,
+        recycled=len(rep.recycled_ids), committed=res.committed, reason=res.reason,
+        bytes_down=int(configured.sum()) * (config.plan_bytes + config.checkpoint_bytes),
         bytes_up=(n_acc + (n_late if config.recycle_late else 0)) * config.update_bytes,
-        configuration_s=float(np.median(sess.download_s)), reporting_s=res.end_s - close_s,
+        selection_s=sel.close_s - s.open_s, configuration_s=float(np.median(sess.download_s)),
+        reporting_s=res.end_s - sel.close_s,
         wasted_compute_s=0.0 if config.recycle_late else float(sess.compute_s[late].sum()),
         messages=res.messages, resume_s=res.resume_s)
+
+
+def round_step(run: Run, s: SimState) -> tuple[SimState, RoundOutput]:
+    """One round: select, steer, then either abandon it (too few devices) or keep a reservoir, configure
+    (`sample_sessions`), report, and (unpipelined) reject the devices calling in meanwhile."""
+    cfg = run.config
+    sel = selection_step(run, s)
+    s, mode = steer_step(run, s, sel)
+    if len(sel.ids) < cfg.min_selected:
+        return abandon_step(run, s, sel, mode)
+    chosen, rejected = reservoir_step(run, s, sel, mode)
+    sess = sample_sessions(run.rng, run.pop, chosen, sel.close_s, cfg)
+    after, rep = report_step(run, s, sel.close_s, sess)
+    resume_s = rep.result.resume_s
+    gap = GapRejections(0, 0) if cfg.pipelined else gap_step(run, s, mode, resume_s)
+    out = RoundOutput(round_record(s, sel, mode, sess, rep, rejected, gap, cfg),
+                      chosen[rep.result.accepted] if rep.result.committed else _NO_IDS, chosen[rep.late],
+                      rep.recycled_ids, rep.recycled_round, rep.recycled_weight)
+    return advance(after, sel.close_s if cfg.pipelined else resume_s, resume_s, sel.close_s), out
+
+
+def sim_result(run: Run, s: SimState, outs: list[RoundOutput], duration_s: float) -> FLSimResult:
+    """The typed, columnar result: counters as frozen columns, per-round id lists as `Ragged`."""
+    ragged = {f: Ragged.from_parts([getattr(o, f) for o in outs], np.float64 if f == "recycled_weight" else np.int64)
+              for f in RoundOutput._fields[1:]}
+    return FLSimResult(RoundCounters.from_rows([o.counters for o in outs]),
+                       run.tel.load[: int(math.ceil(duration_s / run.tel.load_bin_s))], run.tel.load_bin_s, duration_s,
+                       run.tel.log, s.version, s.recycled, len(s.buffer.ids), **ragged)
 
 
 def simulate(pop: Population, config: RoundConfig, steering: SteeringConfig, duration_s: float, seed: int, *,
@@ -586,102 +802,19 @@ def simulate(pop: Population, config: RoundConfig, steering: SteeringConfig, dur
              load_bin_s: float = 60.0) -> FLSimResult:
     """Run rounds back to back for `duration_s` simulated seconds over the whole population.
 
-    Each round: gather check-ins (`gather_checkins`), close selection (`selection_close_s`), keep a
-    reservoir (`select`), configure (`sample_sessions`), report (`executor`), recycle late updates
-    (`take_recyclable`), steer (`steer_observe`, `steer_delays`). `executor(r, open_s, close_s,
-    sessions, config) -> RoundResult` runs reporting (default: the protocol alone;
-    `fl.actors.ActorSystem.run_round` adds actors and faults). Devices whose runtime has no plan in
-    `plans` are rejected at check-in. Deterministic for a given `seed`.
+    Threads a `SimState` through `round_step` (select, steer, keep a reservoir, configure, report, recycle)
+    once a round, collecting each round's `RoundOutput`. `executor(r, open_s, close_s, sessions, config)
+    -> RoundResult` runs reporting (default: the protocol alone; `fl.actors.ActorSystem.run_round` adds
+    actors and faults). Devices whose runtime has no plan in `plans` are rejected at check-in.
+    Deterministic for a given `seed`.
     """
     validate.number("duration_s", duration_s, 0.0, low_open=True)
-    rng = np.random.default_rng(seed)
-    executor = executor or run_round_direct
-    dev = devices_view(pop, plans)
-    queue = CheckinQueue(next_eligible_s(pop, 0.0) + rng.uniform(0.0, steering.initial_delay_s, pop.size),
-                         duration_s + DAY_S)
-    tel = Telemetry(np.zeros(int(math.ceil(duration_s / load_bin_s)) + 2, np.int64), load_bin_s,
-                    EventLog(traced_devices))
-    st = steer_init(steering, config)
-    buffer, version, recycled = RecycleBuffer.empty(), 0, 0
-    rows, aggregated, late_ids, rec_ids, rec_round, rec_weight = [], [], [], [], [], []
-    open_s = prev_end = prev_close = 0.0
-    r = 0
-    while open_s < duration_s:
-        ids, t, no_plan = gather_checkins(queue, dev, max(open_s + config.selection_timeout_s, prev_end), steering,
-                                          tel)
-        close_s = selection_close_s(t, open_s, prev_end, config)
-        later = t > close_s
-        queue.schedule(ids[later], t[later])  # they arrive during the next selection instead
-        ids, t = ids[~later], t[~later]
-        tel.checked_in(ids, t)
-        st = steer_observe(steering, config, st, len(ids) + no_plan, close_s - open_s, close_s - prev_close)
-        mode = steer_mode(steering, config, st)
-        row = dict(round=r, open_s=open_s, close_s=close_s, checkins=len(ids) + no_plan, rejected_no_plan=no_plan,
-                   steering=mode, version=version, selection_s=close_s - open_s)
-        if len(ids) < config.min_selected:  # selection timed out without enough devices
-            queue.schedule(ids, close_s + steer_delays(rng, steering, mode, st, len(ids), st.round_s))
-            tel.log.add(ids, close_s, "x")
-            rows.append(row | dict(end_s=close_s, selected=0, rejected=len(ids), dropped=0, lost=0, accepted=0,
-                                   late=0, recycled=0, committed=False, reason="selection timeout", bytes_down=0,
-                                   bytes_up=0, configuration_s=0.0, reporting_s=0.0, wasted_compute_s=0.0,
-                                   messages=0, resume_s=close_s))
-            for parts in (aggregated, late_ids, rec_ids, rec_round, rec_weight):
-                parts.append(())
-            open_s = prev_end = prev_close = close_s
-            r += 1
-            continue
-        keep = select(rng, len(ids), config)
-        rejected, sel = ids[~keep], ids[keep]
-        queue.schedule(rejected, close_s + steer_delays(rng, steering, mode, st, len(rejected), 0.8 * st.round_s))
-        tel.log.add(rejected, close_s, "x")
-
-        # Configuration and reporting.
-        sess = sample_sessions(rng, pop, sel, close_s, config)
-        res = executor(r, open_s, close_s, sess, config)
-        late = np.isfinite(sess.report_s) & ~res.accepted & ~res.lost
-        taken = {"ids": (), "round": (), "weight": ()}
-        if config.recycle_late and res.committed:
-            taken, buffer = take_recyclable(buffer, res.end_s, version)
-        if config.recycle_late:
-            buffer = buffer.add(sel[late], sess.report_s[late], version, pop.num_examples[sel[late]], r)
-        recycled += len(taken["ids"])
-        version += int(res.committed)
-        _log_sessions(tel.log, sess, close_s, res, late, config.recycle_late)
-        finished = np.where(np.isfinite(sess.report_s), sess.report_s, np.minimum(sess.drop_s, res.end_s))
-        queue.schedule(sel, finished + steering.cooldown_s)
-        row |= session_counters(sess, res, late, close_s, len(taken["ids"]), config)
-        row["rejected"] = len(rejected)
-        aggregated.append(sel[res.accepted] if res.committed else ())
-        late_ids.append(sel[late])
-        rec_ids.append(taken["ids"]), rec_round.append(taken["round"]), rec_weight.append(taken["weight"])
-        # Without pipelining, devices calling in while the round reports are rejected on the spot.
-        if not config.pipelined:
-            gap_rejected = gap_no_plan = 0
-            while True:
-                ids, t, k, popped = arrivals(queue, dev, res.resume_s, steering, tel, record=True)
-                if not popped:
-                    break
-                order = np.argsort(ids)
-                ids, t = ids[order], t[order]
-                gap_no_plan += k
-                # synchronised: back at the next open
-                queue.schedule(ids, t + steer_delays(rng, steering, mode, st, len(ids), res.resume_s - t))
-                tel.log.add(ids, t, "x")
-                gap_rejected += len(ids)
-            row["rejected"] += gap_rejected
-            row["checkins"] += gap_rejected + gap_no_plan
-            row["rejected_no_plan"] += gap_no_plan
-            open_s = res.resume_s
-        else:
-            open_s = close_s
-        rows.append(row)
-        prev_end, prev_close = res.resume_s, close_s
-        r += 1
-    return FLSimResult(RoundCounters.from_rows(rows), tel.load[: int(math.ceil(duration_s / load_bin_s))],
-                       load_bin_s, duration_s, tel.log, version, recycled, len(buffer.ids),
-                       Ragged.from_parts(aggregated, np.int64), Ragged.from_parts(late_ids, np.int64),
-                       Ragged.from_parts(rec_ids, np.int64), Ragged.from_parts(rec_round, np.int64),
-                       Ragged.from_parts(rec_weight, np.float64))
+    run = start_run(pop, config, steering, duration_s, seed, plans, executor, traced_devices, load_bin_s)
+    s, outs = sim_init(steering, config), []
+    while s.open_s < duration_s:
+        s, out = round_step(run, s)
+        outs.append(out)
+    return sim_result(run, s, outs, duration_s)
 
 
 def _log_sessions(log: EventLog, s: Sessions, start_s: float, res: RoundResult, late: np.ndarray, recycle: bool):

@@ -16,6 +16,7 @@ Events are stored as three arrays (device, time, code) for the first `traced_dev
 from __future__ import annotations
 
 import dataclasses
+from typing import NamedTuple
 
 import numpy as np
 
@@ -107,6 +108,10 @@ ROUND_COUNTERS = (  # (field, dtype): one array per field, one entry per round
     ("configuration_s", np.float64), ("reporting_s", np.float64), ("wasted_compute_s", np.float64),
     ("messages", np.int64), ("resume_s", np.float64),
 )
+
+RoundRecord = NamedTuple("RoundRecord", [(name, {np.int64: int, np.float64: float}.get(dtype, dtype))
+                                         for name, dtype in ROUND_COUNTERS])
+RoundRecord.__doc__ = "One round's counters, built once: the fields of `ROUND_COUNTERS` (a row of `RoundCounters`)."
 
 
 @dataclasses.dataclass(frozen=True)
