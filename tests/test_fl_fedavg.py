@@ -67,6 +67,18 @@ def test_vmap_loop_and_sharded_executors_agree_and_padding_changes_nothing():
     assert _close(ref, F.vmap_round(params, padded, padded.num_examples, MODEL))
 
 
+def test_local_epochs_are_repeated_passes_over_the_same_batches():
+    data = F.pad_clients(X, Y, F.dirichlet_split(Y, 6, 0.5, seed=3), MODEL.batch_size)
+    params = F.init_params(jax.random.key(2), MODEL)
+    two = F.client_deltas(params, data, dataclasses.replace(MODEL, epochs=2))
+    one = F.client_deltas(params, data, MODEL)
+    for k in range(6):  # a second epoch from where each client's first ended
+        after = jax.tree.map(lambda p, d, k=k: p + d[k], params, one)
+        again = F.client_update(after, data.x[k], data.y[k], data.mask[k], MODEL)
+        both = jax.tree.map(lambda d, e, k=k: d[k] + e, one, again)
+        assert _close(both, jax.tree.map(lambda d, k=k: d[k], two))
+        assert not _close(both, jax.tree.map(lambda d, k=k: d[k], one))
+
 # A small task on the system: 300 devices, rounds of goal 10, a few simulated hours.
 RC = RoundConfig(goal_count=10, min_reports=8, reporting_window_s=60.0, checkpoint_bytes=10_000, update_bytes=10_000)
 TASK = TrainConfig(num_devices=300, alpha=0.1, examples_per_device=16, hours=3.0, rounds=12, eval_every=3)

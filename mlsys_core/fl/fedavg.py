@@ -134,7 +134,6 @@ def client_update(params: dict, x, y, mask, model: ModelConfig, mu: float = 0.0)
     opt = optax.sgd(model.learning_rate)
     nb = x.shape[0] // model.batch_size
     batches = jax.tree.map(lambda a: a.reshape(nb, model.batch_size, *a.shape[1:]), (x, y, mask))
-    batches = jax.tree.map(lambda a: jnp.concatenate([a] * model.epochs), batches)
 
     def step(carry, batch):
         p, state = carry
@@ -144,7 +143,10 @@ def client_update(params: dict, x, y, mask, model: ModelConfig, mu: float = 0.0)
         updates, state = opt.update(grads, state, p)
         return (optax.apply_updates(p, updates), state), None
 
-    (final, _), _ = jax.lax.scan(step, (params, opt.init(params)), batches)
+    def epoch(carry, _):  # a scan over the batches in place: no copy of the data per epoch
+        return jax.lax.scan(step, carry, batches)[0], None
+
+    (final, _), _ = jax.lax.scan(epoch, (params, opt.init(params)), length=model.epochs)
     return jax.tree.map(jnp.subtract, final, params)
 
 
