@@ -167,9 +167,9 @@ def test_recycled_updates_are_taken_exactly_once_and_weighted(arrivals, commits)
     seen = []
     for version, end in enumerate(sorted(commits), start=1):
         taken, buf = take_recyclable(buf, end, version)
-        assert np.all(np.array(arrivals)[taken["ids"]] <= end)  # never before it arrived
-        assert np.allclose(taken["weight"], 10.0 / np.sqrt(1.0 + version))
-        seen.extend(taken["ids"].tolist())
+        assert np.all(np.array(arrivals)[taken.ids] <= end)  # never before it arrived
+        assert np.allclose(taken.weight, 10.0 / np.sqrt(1.0 + version))
+        seen.extend(taken.ids.tolist())
     assert len(seen) == len(set(seen))  # at most once
     last = max(commits, default=-1.0)
     assert set(seen) == {i for i, a in enumerate(arrivals) if a <= last}  # and exactly once if a commit follows

@@ -206,17 +206,33 @@ def staleness_weight(staleness) -> np.ndarray:
     return 1.0 / np.sqrt(1.0 + np.asarray(staleness, np.float64))
 
 
-def take_recyclable(buffer: RecycleBuffer, end_s: float, version: int):
+_NO_IDS, _NO_WEIGHTS = np.zeros(0, np.int64), np.zeros(0)
+
+
+class Recycled(NamedTuple):
+    """Late updates a commit applies: device ids, staleness (versions), weight (examples x 1/sqrt(1+s)),
+    the round each was trained in, and its index in the buffer it was taken from."""
+
+    ids: np.ndarray
+    staleness: np.ndarray
+    weight: np.ndarray
+    round: np.ndarray
+    index: np.ndarray
+
+    @staticmethod
+    def none() -> Recycled:
+        return Recycled(_NO_IDS, _NO_IDS, _NO_WEIGHTS, _NO_IDS, _NO_IDS)
+
+
+def take_recyclable(buffer: RecycleBuffer, end_s: float, version: int) -> tuple[Recycled, RecycleBuffer]:
     """At a commit closing at `end_s` on model `version`: the late updates that arrived by then.
 
-    Returns `(taken, rest)`: `taken` is a dict of ids, staleness, weight (examples x 1/sqrt(1+s)),
-    the round each was trained in, and its index in the buffer; `rest` stays buffered. Each update is
-    taken exactly once.
+    Returns `(taken, rest)`: `rest` stays buffered. Each update is taken exactly once.
     """
     due = buffer.arrival_s <= end_s
     s = version - buffer.version[due]
-    taken = {"ids": buffer.ids[due], "staleness": s, "weight": buffer.examples[due] * staleness_weight(s),
-             "round": buffer.round[due], "index": np.flatnonzero(due)}
+    taken = Recycled(buffer.ids[due], s, buffer.examples[due] * staleness_weight(s), buffer.round[due],
+                     np.flatnonzero(due))
     return taken, RecycleBuffer(*(a[~due] for a in buffer))
 
 
@@ -662,9 +678,6 @@ class RoundOutput(NamedTuple):
     recycled_weight: np.ndarray
 
 
-_NO_IDS, _NO_WEIGHTS = np.zeros(0, np.int64), np.zeros(0)
-
-
 def selection_step(run: Run, s: SimState) -> Selection:
     """Gather check-ins and close selection; check-ins after the close go back to the queue (they arrive
     during the next selection instead), the others are recorded."""
@@ -720,7 +733,7 @@ def report_step(run: Run, s: SimState, close_s: float, sess: Sessions) -> tuple[
     cfg = run.config
     res = run.executor(s.round, s.open_s, close_s, sess, cfg)
     late = np.isfinite(sess.report_s) & ~res.accepted & ~res.lost
-    taken, buffer = {"ids": _NO_IDS, "round": _NO_IDS, "weight": _NO_WEIGHTS}, s.buffer
+    taken, buffer = Recycled.none(), s.buffer
     if cfg.recycle_late and res.committed:
         taken, buffer = take_recyclable(buffer, res.end_s, s.version)
     if cfg.recycle_late:
@@ -729,8 +742,8 @@ def report_step(run: Run, s: SimState, close_s: float, sess: Sessions) -> tuple[
     _log_sessions(run.tel.log, sess, close_s, res, late, cfg.recycle_late)
     finished = np.where(np.isfinite(sess.report_s), sess.report_s, np.minimum(sess.drop_s, res.end_s))
     run.queue.schedule(sess.ids, finished + run.steering.cooldown_s)
-    new = s._replace(version=s.version + int(res.committed), buffer=buffer, recycled=s.recycled + len(taken["ids"]))
-    return new, Report(res, late, taken["ids"], taken["round"], taken["weight"])
+    new = s._replace(version=s.version + int(res.committed), buffer=buffer, recycled=s.recycled + len(taken.ids))
+    return new, Report(res, late, taken.ids, taken.round, taken.weight)
 
 
 def gap_step(run: Run, s: SimState, mode: str, resume_s: float) -> GapRejections:
