@@ -79,6 +79,7 @@ def test_local_epochs_are_repeated_passes_over_the_same_batches():
         assert _close(both, jax.tree.map(lambda d, k=k: d[k], two))
         assert not _close(both, jax.tree.map(lambda d, k=k: d[k], one))
 
+
 # A small task on the system: 300 devices, rounds of goal 10, a few simulated hours.
 RC = RoundConfig(goal_count=10, min_reports=8, reporting_window_s=60.0, checkpoint_bytes=10_000, update_bytes=10_000)
 TASK = TrainConfig(num_devices=300, alpha=0.1, examples_per_device=16, hours=3.0, rounds=12, eval_every=3)
