@@ -18,8 +18,8 @@ $(STAMP): pyproject.toml
 reproduce: $(STAMP)  ## run every notebook headless; write build/report.md, report.html, claims.json
 	$(BIN)/python -m mlsys_core.report notebooks --out build
 
-# The browser test is part of `make test`: measured on the 2-core machine on 2026-12-02, 12.4 min of tests and
-# nbval + 7.8 min in the browser, about the 20 minutes issue 10 allows.
+# The browser test is part of `make test`: measured on the 2-core machine on 2026-12-02, 12.4-13.8 min of tests
+# and nbval + 7.8-8.8 min in the browser, at or just over the 20 minutes issue 10 allows.
 test: $(STAMP) chromium  ## lint, unit tests, the notebooks under nbval, then every notebook and site page in chromium
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg
