@@ -651,13 +651,11 @@ class Selection(NamedTuple):
 
 class Report(NamedTuple):
     """The reporting half of a round: the executor's result, which uploads came late (bool per selected
-    device), and the late updates of earlier rounds applied in this one (ids, round trained in, weight)."""
+    device), and the late updates of earlier rounds applied in this one."""
 
     result: RoundResult
     late: np.ndarray
-    recycled_ids: np.ndarray
-    recycled_round: np.ndarray
-    recycled_weight: np.ndarray
+    recycled: Recycled
 
 
 class GapRejections(NamedTuple):
@@ -743,7 +741,7 @@ def report_step(run: Run, s: SimState, close_s: float, sess: Sessions) -> tuple[
     finished = np.where(np.isfinite(sess.report_s), sess.report_s, np.minimum(sess.drop_s, res.end_s))
     run.queue.schedule(sess.ids, finished + run.steering.cooldown_s)
     new = s._replace(version=s.version + int(res.committed), buffer=buffer, recycled=s.recycled + len(taken.ids))
-    return new, Report(res, late, taken.ids, taken.round, taken.weight)
+    return new, Report(res, late, taken)
 
 
 def gap_step(run: Run, s: SimState, mode: str, resume_s: float) -> GapRejections:
@@ -773,7 +771,7 @@ def round_record(s: SimState, sel: Selection, mode: str, sess: Sessions, rep: Re
         checkins=len(sel.ids) + sel.no_plan + gap.rejected + gap.no_plan, rejected_no_plan=sel.no_plan + gap.no_plan,
         steering=mode, version=s.version, selected=len(sess.ids), rejected=rejected + gap.rejected,
         dropped=int((sess.dropped & ~res.lost).sum()), lost=int(res.lost.sum()), accepted=n_acc, late=n_late,
-        recycled=len(rep.recycled_ids), committed=res.committed, reason=res.reason,
+        recycled=len(rep.recycled.ids), committed=res.committed, reason=res.reason,
         bytes_down=int(configured.sum()) * (config.plan_bytes + config.checkpoint_bytes),
         bytes_up=(n_acc + (n_late if config.recycle_late else 0)) * config.update_bytes,
         selection_s=sel.close_s - s.open_s, configuration_s=float(np.median(sess.download_s)),
@@ -797,7 +795,7 @@ def round_step(run: Run, s: SimState) -> tuple[SimState, RoundOutput]:
     gap = GapRejections(0, 0) if cfg.pipelined else gap_step(run, s, mode, resume_s)
     out = RoundOutput(round_record(s, sel, mode, sess, rep, rejected, gap, cfg),
                       chosen[rep.result.accepted] if rep.result.committed else _NO_IDS, chosen[rep.late],
-                      rep.recycled_ids, rep.recycled_round, rep.recycled_weight)
+                      rep.recycled.ids, rep.recycled.round, rep.recycled.weight)
     return advance(after, sel.close_s if cfg.pipelined else resume_s, resume_s, sel.close_s), out
 
 
