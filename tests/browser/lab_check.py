@@ -1,6 +1,8 @@
 """Every notebook in a real browser: JupyterLab on loopback, Debian's Chromium driven by Playwright.
 
-    python tests/browser/lab_check.py [--open-only] [notebooks/01_tpu_concurrency.ipynb ...]   # default: all
+    python tests/browser/lab_check.py [--open-only] [--jobs N] [notebooks/01_tpu_concurrency.ipynb ...]
+
+By default all notebooks, checked by one worker per CPU at a time, each worker with its own server and browser.
 
 For each notebook (a copy under build/browser/, so the committed files are never written):
   1. open it in a fresh workspace; it must not be marked modified once its kernel is idle, and no widget
@@ -9,7 +11,7 @@ For each notebook (a copy under build/browser/, so the committed files are never
   3. every widget panel must render; move one control of each and check that the figure below it changes
      and the kernel stays alive (screenshot "after").
 Screenshots go to build/screenshots/<notebook>-before.png and -after.png, timings to
-build/screenshots/timings.json. The server and every kernel it started are stopped by their PID.
+build/screenshots/timings.json. The servers and every kernel they started are stopped by their PID.
 Exit status 1 (with one line per problem) if anything failed.
 """
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import pathlib
 import re
@@ -28,6 +31,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from concurrent.futures import ProcessPoolExecutor
+from queue import Empty
 
 import psutil
 from playwright.sync_api import sync_playwright
@@ -316,46 +321,75 @@ def check_notebook(lab: Lab, browser, notebook: pathlib.Path, shots: pathlib.Pat
     return problems, timings
 
 
+def check_worker(index: int, queue, out: pathlib.Path, open_only: bool) -> list[tuple[str, list[str], dict]]:
+    """One worker process: its own JupyterLab server, root and Chromium, checking notebooks from `queue`
+    (pairs of path and text as read when the check began) until it is empty."""
+    work = ROOT / "build" / "browser" / f"worker-{index}"
+    (work / "root" / "notebooks").mkdir(parents=True)
+    checked = []
+    lab = Lab(work / "root", work)
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM)
+            try:
+                while True:
+                    try:
+                        notebook, text = queue.get_nowait()
+                    except Empty:
+                        return checked
+                    COPIED[notebook.name] = text
+                    (work / "root" / "notebooks" / notebook.name).write_text(COPIED[notebook.name])
+                    started = time.time()
+                    found, timings = check_notebook(lab, browser, notebook, out, open_only)
+                    timings["total_s"] = round(time.time() - started, 1)
+                    checked.append((notebook.name, found, timings))
+                    print(f"{notebook.name}: {'ok' if not found else f'{len(found)} problem(s)'} {timings}",
+                          flush=True)
+            finally:
+                browser.close()
+    finally:
+        lab.stop()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("notebooks", nargs="*", type=pathlib.Path)
     parser.add_argument("--out", type=pathlib.Path, default=ROOT / "build" / "screenshots")
     parser.add_argument("--open-only", action="store_true",
                         help="only step 1 (opens unmodified, static widget views): seconds per notebook")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                        help="notebooks checked at once, each worker with its own server and browser "
+                             "(default: one per CPU)")
     args = parser.parse_args(argv)
     notebooks = [p.resolve() for p in args.notebooks] or sorted((ROOT / "notebooks").glob("*.ipynb"))
-    work = ROOT / "build" / "browser"
-    shutil.rmtree(work, ignore_errors=True)
-    (work / "root" / "notebooks").mkdir(parents=True)
-    for notebook in notebooks:
-        COPIED[notebook.name] = notebook.read_text()
-        (work / "root" / "notebooks" / notebook.name).write_text(COPIED[notebook.name])
+    if args.jobs < 1:
+        parser.error(f"--jobs must be at least 1, got {args.jobs}")
+    jobs = min(args.jobs, len(notebooks))
+    shutil.rmtree(ROOT / "build" / "browser", ignore_errors=True)
     args.out.mkdir(parents=True, exist_ok=True)
     problems: list[str] = []
     timings: dict[str, dict] = {}
     total = time.time()
-    lab = Lab(work / "root", work)
-    try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM)
+    context = multiprocessing.get_context("spawn")  # fresh interpreters: no threads carried over by a fork
+    with context.Manager() as manager, ProcessPoolExecutor(jobs, mp_context=context) as pool:
+        queue = manager.Queue()
+        for notebook in notebooks:
+            queue.put((notebook, notebook.read_text()))
+        for future in [pool.submit(check_worker, i, queue, args.out, args.open_only) for i in range(jobs)]:
             try:
-                for notebook in notebooks:
-                    started = time.time()
-                    found, timings[notebook.name] = check_notebook(lab, browser, notebook, args.out, args.open_only)
-                    timings[notebook.name]["total_s"] = round(time.time() - started, 1)
+                for name, found, timing in future.result():
                     problems += found
-                    print(f"{notebook.name}: {'ok' if not found else f'{len(found)} problem(s)'} "
-                          f"{timings[notebook.name]}", flush=True)
-            finally:
-                browser.close()
-    finally:
-        lab.stop()
+                    timings[name] = timing
+            except Exception as error:  # a worker whose server or browser did not start
+                problems.append(f"browser worker: {type(error).__name__}: {str(error).splitlines()[0]}")
+    problems += [f"{n.name}: not checked" for n in notebooks if n.name not in timings]
+    timings = {name: timings[name] for name in sorted(timings)}
     timings["total_s"] = round(time.time() - total, 1)
     (args.out / "timings.json").write_text(json.dumps(timings, indent=1))
     for problem in problems:
         print("FAIL", problem)
-    print(f"browser test: {len(notebooks)} notebooks, {len(problems)} problems, {timings['total_s']} s; "
-          f"screenshots in {args.out}")
+    print(f"browser test: {len(notebooks)} notebooks in {jobs} worker(s), {len(problems)} problems, "
+          f"{timings['total_s']} s; screenshots in {args.out}")
     return 1 if problems else 0
 
 
