@@ -278,16 +278,16 @@ def bandwidth_comparison(cache_fraction: float = 0.1) -> float:
         return "(" + ", ".join("inf" if t == C.NO_PREFETCH else str(t) for t in ts) + ")"
 
     for name, r in rows.items():
-        print(f"[6] {name:10s} fanout {r['fanout']:.2f}  eff. bandwidth no cache {r['eb_no_cache']:.4f}  "
-              f"cache {cache_fraction:.0%} per-table t from past mini-caches {label(r['t'])} hit {r['hit_rate']:.3f} "
-              f"eff. bandwidth {r['eb_cache']:.4f}  blocks read {r['blocks_read']:,}; t chosen with the answer "
-              f"{label(r['oracle_t'])} hit {r['oracle_hit_rate']:.3f} eff. bandwidth {r['oracle_eb_cache']:.4f}")
+        print(f"[6] {name:10s} fanout {r.fanout:.2f}  eff. bandwidth no cache {r.eb_no_cache:.4f}  "
+              f"cache {cache_fraction:.0%} per-table t from past mini-caches {label(r.t)} hit {r.hit_rate:.3f} "
+              f"eff. bandwidth {r.eb_cache:.4f}  blocks read {r.blocks_read:,}; t chosen with the answer "
+              f"{label(r.oracle_t)} hit {r.oracle_hit_rate:.3f} eff. bandwidth {r.oracle_eb_cache:.4f}")
     s, q = rows["shp"], rows["sequential"]
-    print(f"    gain no cache {s['eb_no_cache'] / q['eb_no_cache']:.2f}x; "
-          f"with cache (t from the past) {s['eb_cache'] / q['eb_cache']:.2f}x "
-          f"(blocks read {q['blocks_read'] / s['blocks_read']:.2f}x fewer); "
-          f"with t chosen with the answer {s['oracle_eb_cache'] / q['oracle_eb_cache']:.2f}x")
-    return s["eb_cache"] / q["eb_cache"]
+    print(f"    gain no cache {s.eb_no_cache / q.eb_no_cache:.2f}x; "
+          f"with cache (t from the past) {s.eb_cache / q.eb_cache:.2f}x "
+          f"(blocks read {q.blocks_read / s.blocks_read:.2f}x fewer); "
+          f"with t chosen with the answer {s.oracle_eb_cache / q.oracle_eb_cache:.2f}x")
+    return s.eb_cache / q.eb_cache
 
 
 SECTIONS = ("lru", "shp", "shards", "queue", "bandwidth")  # "lru" runs 1. and 2. (one trace file)

@@ -38,8 +38,8 @@ def main() -> None:
     print(f"model: FFNStack 4 x (512 x 2048), {n_params:,} parameters, Adam, global batch {args.batch}")
     profile = experiments.profile_strategies(model, batch=args.batch, devices=backend.MESH_DEVICES,
                                              repeats=args.repeats)
-    medians = {name: t.median_s for name, (_, _, t) in profile.items()}
-    memory = {name: m for name, (m, _, _) in profile.items()}
+    medians = {name: p.step_times.median_s for name, p in profile.items()}
+    memory = {name: p.memory for name, p in profile.items()}
     for name, (m, comm, t) in profile.items():
         print(
             f"{name:>10}: median {1e3 * t.median_s:8.1f} ms over {len(t.times_s)} steps "

@@ -35,7 +35,7 @@ import numpy as np
 
 from mlsys_core import backend, validate
 from mlsys_core.bandana import NVMDevice, memory_cost_usd
-from mlsys_core.bandana.nvm import MemoryPrices
+from mlsys_core.bandana.nvm import MemoryCost, MemoryPrices
 from mlsys_core.fl import fedavg
 from mlsys_core.fl.population import PopulationConfig, make_population
 from mlsys_core.sharding import cost_model
@@ -50,8 +50,18 @@ def _workload(workload: str) -> cost_model.Workload:
     return cost_model.WORKLOADS[validate.choice("workload", workload, tuple(cost_model.WORKLOADS))]
 
 
+class FedSGDMatch(NamedTuple):
+    """Data parallelism on a mesh against FedSGD on the same data: how far apart their parameters end."""
+
+    max_abs_diff: float  # largest |mesh - FedSGD| over all parameters
+    max_param_change: float  # largest |trained - initial|: how far training moved them at all
+    relative_diff: float  # max_abs_diff / max_param_change
+    accuracy_mesh: float  # on all the digits
+    accuracy_fedsgd: float
+
+
 def data_parallel_vs_fedsgd(devices: int = backend.MESH_DEVICES, steps: int = 10, per_device_batch: int = 16,
-                            learning_rate: float = 0.1, seed: int = 0) -> dict[str, float]:
+                            learning_rate: float = 0.1, seed: int = 0) -> FedSGDMatch:
     """Train the digits MLP `steps` times both ways on identical data; compare the parameters.
 
     Data parallel: one SGD step per global batch, gradients all-reduced over a `devices`-wide mesh.
@@ -100,15 +110,14 @@ def data_parallel_vs_fedsgd(devices: int = backend.MESH_DEVICES, steps: int = 10
     diffs = jax.tree.leaves(jax.tree.map(lambda a, b: jnp.max(jnp.abs(a - b)), mesh_params, fl_params))
     moved = jax.tree.leaves(jax.tree.map(lambda a, b: jnp.max(jnp.abs(a - b)), fl_params, params))
     max_diff, max_moved = float(max(diffs)), float(max(moved))
-    return {"max_abs_diff": max_diff, "max_param_change": max_moved, "relative_diff": max_diff / max_moved,
-            "accuracy_mesh": float(fedavg.accuracy(mesh_params, x, y)),
-            "accuracy_fedsgd": float(fedavg.accuracy(fl_params, x, y))}
+    return FedSGDMatch(max_diff, max_moved, max_diff / max_moved, float(fedavg.accuracy(mesh_params, x, y)),
+                       float(fedavg.accuracy(fl_params, x, y)))
 
 
 def fedsgd_equivalence(seeds=range(5), devices: int = backend.MESH_DEVICES, steps: int = 10,
                        per_device_batch: int = 16) -> np.ndarray:
     """(len(seeds),) `relative_diff` of `data_parallel_vs_fedsgd` per seed (data order and initial weights)."""
-    return np.array([data_parallel_vs_fedsgd(devices, steps, per_device_batch, seed=s)["relative_diff"]
+    return np.array([data_parallel_vs_fedsgd(devices, steps, per_device_batch, seed=s).relative_diff
                      for s in validate.seeds("seeds", seeds)])
 
 
@@ -123,8 +132,17 @@ def bf16_saving(compute_s, comm_s):
     return 0.5 * comm_s / (compute_s + comm_s)
 
 
+class Bf16Saving(NamedTuple):
+    """What halving the bytes on the wire saves: per chip count of a pod, or per phone's session."""
+
+    compute_s: np.ndarray
+    comm_s: np.ndarray  # in float32
+    saving: np.ndarray  # fraction of the step or session, `bf16_saving(compute_s, comm_s)`
+    chips: np.ndarray | None = None  # the pod sizes (None: phones)
+
+
 def bf16_saving_tpu(workload: str = "BERT-large", chips=(16, 256, 1024, 4096), *, link_gb_per_s: float = 70.0,
-                    utilisation: float = 0.4) -> dict[str, np.ndarray]:
+                    utilisation: float = 0.4) -> Bf16Saving:
     """bf16 gradients on a TPU-v3 pod (Paper 1's cost model, WUS): step saving at each chip count.
 
     `link_gb_per_s` (per chip) and `utilisation` (achieved fraction of peak FLOP/s) are the cost
@@ -139,11 +157,11 @@ def bf16_saving_tpu(workload: str = "BERT-large", chips=(16, 256, 1024, 4096), *
     rows = [cost_model.step_time(f32, chip, c, "wus") for c in chips]
     compute = np.array([r.compute_s + r.update_s for r in rows])
     comm = np.array([r.allreduce_s for r in rows])
-    return {"chips": np.asarray(chips), "compute_s": compute, "comm_s": comm, "saving": bf16_saving(compute, comm)}
+    return Bf16Saving(compute, comm, bf16_saving(compute, comm), np.asarray(chips))
 
 
 def bf16_saving_edge(model_params: float = 1.4e6, epochs: int = 1, devices: int = 100_000,
-                     seed: int = 0, link_factor: float = 1.0) -> dict[str, np.ndarray]:
+                     seed: int = 0, link_factor: float = 1.0) -> Bf16Saving:
     """bf16 model and update transfers for an FL population (Paper 3): per-device session saving.
 
     A session downloads the model, trains `epochs` passes over its examples, uploads the update; its
@@ -162,7 +180,7 @@ def bf16_saving_edge(model_params: float = 1.4e6, epochs: int = 1, devices: int 
     nbytes = 4.0 * model_params
     compute = validate.integer("epochs", epochs, 1) * pop.num_examples / pop.examples_per_s
     comm = nbytes / pop.down_bytes_per_s + nbytes / pop.up_bytes_per_s
-    return {"compute_s": compute, "comm_s": comm, "saving": bf16_saving(compute, comm)}
+    return Bf16Saving(compute, comm, bf16_saving(compute, comm))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -218,9 +236,9 @@ def bf16_pod_vs_phone(link_gb_per_s=(70.0, 100.0, 150.0, 200.0, 250.0, 330.0), u
     validate.choice("pod_chips", pod_chips, POD_CHIPS)
     if not bws or not utils:
         raise ValueError(f"link_gb_per_s and utilisation need >= 1 value each, got {bws!r} and {utils!r}")
-    pod = np.array([[bf16_saving_tpu(workload, POD_CHIPS, link_gb_per_s=b, utilisation=u)["saving"] for u in utils]
+    pod = np.array([[bf16_saving_tpu(workload, POD_CHIPS, link_gb_per_s=b, utilisation=u).saving for u in utils]
                     for b in bws])
-    phone = np.array([np.median(bf16_saving_edge(model_params, 1, devices, s)["saving"])
+    phone = np.array([np.median(bf16_saving_edge(model_params, 1, devices, s).saving)
                       for s in validate.seeds("seeds", seeds)])
     return Bf16PodVsPhone(np.array(bws), np.array(utils), np.array(POD_CHIPS), pod, phone, int(pod_chips))
 
@@ -233,9 +251,9 @@ def bf16_vs_phone_link(link_factors=(0.25, 0.5, 1.0, 2.0, 4.0), pod_link_gb_per_
     validate.choice("pod_chips", pod_chips, POD_CHIPS)
     pod = bf16_saving_tpu(workload, (pod_chips,), link_gb_per_s=pod_link_gb_per_s, utilisation=utilisation)
     seeds = validate.seeds("seeds", seeds)
-    phone = np.array([[np.median(bf16_saving_edge(model_params, 1, devices, s, link_factor=f)["saving"])
+    phone = np.array([[np.median(bf16_saving_edge(model_params, 1, devices, s, link_factor=f).saving)
                        for s in seeds] for f in link_factors])
-    return 100 * (phone - pod["saving"][0])
+    return 100 * (phone - pod.saving[0])
 
 
 def fedavg_delta_dtype(dtype: str = "bfloat16", rounds: int = 30, clients_per_round: int = 20,
@@ -310,12 +328,33 @@ def bandana_effective_bandwidth(placement: str = "shp", cache_fraction: float = 
     from mlsys_core.bandana import experiments as bandana_experiments
 
     return float(bandana_experiments.explore(cache_fraction, threshold, placement, 0.25, post_lookups_per_request,
-                                             seed)["effective_bandwidth"])
+                                             seed).effective_bandwidth)
+
+
+class NVMLayout(NamedTuple):
+    """One layout's optimizer state on the NVM drive beside each chip."""
+
+    state_bytes_per_chip: float
+    nvm_stream_s: float  # read + write of that state each step, no overlap
+    step_compute_s: float  # the layout's own step (Paper 1's cost model)
+    step_s: float
+    slowdown: float  # (step + stream) / step
+    memory_bill_saving: float  # fraction of the pod's memory cost moved from DRAM prices to NVM's
+
+
+class NVMOptimizerState(NamedTuple):
+    """The optimizer state on NVM, replicated and weight-update sharded, and the survey's whole-memory sum."""
+
+    replicated: NVMLayout
+    wus: NVMLayout
+    cost: MemoryCost  # every chip's HBM priced as DRAM against as NVM
+    useful_fraction: float  # of each 4 KB block read that the state's reads use
+    stream_bytes_per_s: float  # the drive's useful bytes per second at that fraction
 
 
 def nvm_optimizer_state(workload: str = "BERT-large", chips: int = 1024, hbm_bytes_per_chip: float = 32e9,
                         state_bytes_per_param: float = 8.0, useful_fraction: float = 1.0,
-                        prices: MemoryPrices = MemoryPrices()) -> dict[str, dict[str, float]]:
+                        prices: MemoryPrices = MemoryPrices()) -> NVMOptimizerState:
     """Optimizer state (Adam/LAMB: m and v, 8 B per parameter) on one Optane drive per chip.
 
     Replicated, every chip reads and writes the whole state each step, and its step is the
@@ -323,10 +362,9 @@ def nvm_optimizer_state(workload: str = "BERT-large", chips: int = 1024, hbm_byt
     the WUS step. The drive delivers `useful_fraction` of its 4 KB-block peak as useful bytes: 1 for
     a dense state streamed whole (every byte of every block is used), Bandana's measured effective
     bandwidth (`bandana_effective_bandwidth`) for a state read row by row like embedding lookups.
-    Returns, per layout, bytes per chip, NVM stream time per step (read + write, no overlap), the
-    layout's own step, the slowdown, and `memory_bill_saving`: the fraction of the pod's memory cost
-    (`hbm_bytes_per_chip` per chip, all priced as DRAM) saved by moving that state to NVM. `cost` is
-    the survey's whole-memory comparison (`memory_cost_usd`).
+    `memory_bill_saving` is the fraction of the pod's memory cost (`hbm_bytes_per_chip` per chip, all
+    priced as DRAM) saved by moving that state to NVM; `cost` is the survey's whole-memory
+    comparison (`memory_cost_usd`).
     """
     wl, nvm = _workload(workload), NVMDevice()
     chips = validate.integer("chips", chips, 1)
@@ -335,23 +373,30 @@ def nvm_optimizer_state(workload: str = "BERT-large", chips: int = 1024, hbm_byt
     useful_fraction = validate.probability("useful_fraction", useful_fraction, open_low=True)
     rate = nvm.effective_bandwidth_bytes_per_s(useful_fraction)
     cheaper = 1 - prices.nvm_usd_per_gb / prices.dram_usd_per_gb
-    out = {}
-    for layout, shards in (("replicated", 1), ("wus", chips)):
-        step = cost_model.step_time(wl, cost_model.TPU_V3, chips, layout)
+
+    def layout(name: str, shards: int) -> NVMLayout:
+        step = cost_model.step_time(wl, cost_model.TPU_V3, chips, name)
         state = wl.params * state_bytes_per_param / shards
         stream_s = 2 * state / rate
-        out[layout] = {"state_bytes_per_chip": state, "nvm_stream_s": stream_s,
-                       "step_compute_s": step.compute_s, "step_s": step.total_s,
-                       "slowdown": (step.total_s + stream_s) / step.total_s,
-                       "memory_bill_saving": min(state, hbm_bytes_per_chip) / hbm_bytes_per_chip * cheaper}
-    out["cost"] = memory_cost_usd(chips * hbm_bytes_per_chip, 0.0, prices)
-    out["useful_fraction"] = {"value": useful_fraction, "stream_bytes_per_s": rate}
-    return out
+        return NVMLayout(state, stream_s, step.compute_s, step.total_s, (step.total_s + stream_s) / step.total_s,
+                         min(state, hbm_bytes_per_chip) / hbm_bytes_per_chip * cheaper)
+
+    return NVMOptimizerState(layout("replicated", 1), layout("wus", chips),
+                             memory_cost_usd(chips * hbm_bytes_per_chip, 0.0, prices), useful_fraction, rate)
+
+
+class TicTacVsLink(NamedTuple):
+    """TAC against random order at each link bandwidth, with the bound it lives under."""
+
+    bandwidth_gbps: np.ndarray
+    tac_speedup: np.ndarray  # throughput, TAC / random
+    headroom: np.ndarray  # S = (U - L) / L, mean over workers and iterations
+    comm_share: np.ndarray  # transfer time / U
 
 
 def tictac_vs_bandwidth(model: str = "resnet", mode: str = "train", bandwidths_gbps=(10.0, 1.0, 0.1, 0.01),
                         latency_us: float = 50.0, workers: int = 4, iterations: int = 10, seed: int = 0,
-                        local_steps: int = 1) -> dict[str, np.ndarray]:
+                        local_steps: int = 1) -> TicTacVsLink:
     """TAC's throughput over random order as the link slows from data-centre to phone speeds.
 
     Also returns the headroom S = (U - L) / L of perfect overlap: when transfers dominate, S -> 0,
@@ -371,8 +416,8 @@ def tictac_vs_bandwidth(model: str = "resnet", mode: str = "train", bandwidths_g
         speedup.append(float((r.iteration_time.mean() + more) / (tac.iteration_time.mean() + more)))
         headroom.append(float(np.mean((r.upper - r.lower) / r.lower)))
         comm_share.append(float(np.mean(r.comm / r.upper)))
-    return {"bandwidth_gbps": np.asarray(bandwidths_gbps, float), "tac_speedup": np.array(speedup),
-            "headroom": np.array(headroom), "comm_share": np.array(comm_share)}
+    return TicTacVsLink(np.asarray(bandwidths_gbps, float), np.array(speedup), np.array(headroom),
+                        np.array(comm_share))
 
 
 def tictac_speedup_over_seeds(bandwidths_gbps=(0.004, 0.016, 0.064), seeds=range(5), model: str = "resnet",
@@ -384,7 +429,7 @@ def tictac_speedup_over_seeds(bandwidths_gbps=(0.004, 0.016, 0.064), seeds=range
     64 Mbit/s.
     """
     return np.array([tictac_vs_bandwidth(model, mode, bandwidths_gbps, latency_us, workers, iterations, s,
-                                         local_steps)["tac_speedup"] for s in validate.seeds("seeds", seeds)]).T
+                                         local_steps).tac_speedup for s in validate.seeds("seeds", seeds)]).T
 
 
 def phone_downlink_mbit(percentiles=(10, 25, 50, 75, 90), devices: int = 100_000, seed: int = 0) -> np.ndarray:
@@ -414,7 +459,7 @@ def tictac_phone_percentiles(percentiles=(10, 25, 50, 75, 90), seeds=range(5), m
     seeds = validate.seeds("seeds", seeds)
     links = np.array([phone_downlink_mbit(percentiles, devices, s) for s in seeds]).T
     gain = np.array([tictac_vs_bandwidth(model, mode, tuple(links[:, j] / 1e3), 50.0, 1, iterations, s,
-                                         local_steps)["tac_speedup"] for j, s in enumerate(seeds)]).T
+                                         local_steps).tac_speedup for j, s in enumerate(seeds)]).T
     return PhoneTicTac(np.asarray(percentiles, float), links, gain)
 
 
@@ -834,6 +879,8 @@ def protocol_participants(devices: int = 100, goal_count: int = 10, rounds: int 
 
 
 class FLRun(NamedTuple):
+    """A training over rounds (federated, or data parallel on a mesh): its test accuracy and final parameters."""
+
     accuracy: np.ndarray  # (rounds + 1,) test accuracy, the first before training
     params: dict
 
@@ -867,7 +914,7 @@ def federated_rounds(idx: np.ndarray, data: tuple, shard_sizes, participants=Non
 
 
 def data_parallel_rounds(idx: np.ndarray, data: tuple, learning_rate: float = 0.1, batch: int = 16,
-                         seed: int = 0) -> dict:
+                         seed: int = 0) -> FLRun:
     """Synchronous data parallelism (Paper 1, replicated SGD on a `devices`-wide mesh) over the same
     indices: step r's global batch is every device's first local batch of round r. Returns test
     accuracy before training and after each step, and the final parameters."""
@@ -895,7 +942,7 @@ def data_parallel_rounds(idx: np.ndarray, data: tuple, learning_rate: float = 0.
         rows = idx[r, :, :batch].reshape(-1)
         state, _ = trainer.step(state, trainer.shard_batch((x[rows], y[rows])))
         acc.append(float(fedavg.accuracy(trainer.full_params(state), xt, yt)))
-    return {"accuracy": np.array(acc), "params": trainer.full_params(state)}
+    return FLRun(np.array(acc), trainer.full_params(state))
 
 
 def rounds_to_reach(accuracy, target: float) -> float:

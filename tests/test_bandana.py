@@ -354,8 +354,8 @@ def test_endurance_uniform_vs_skewed_rates():
 
 def test_memory_cost_saving():
     c = N.memory_cost_usd(100e9, 10e9)
-    assert c["all_dram_usd"] == pytest.approx(625.0)
-    assert c["nvm_plus_cache_usd"] == pytest.approx(62.5 + 62.5)
+    assert c.all_dram_usd == pytest.approx(625.0)
+    assert c.nvm_plus_cache_usd == pytest.approx(62.5 + 62.5)
 
 
 # --- the real block store ------------------------------------------------------------------------------
@@ -411,8 +411,8 @@ def test_store_detects_truncation(stored):
 def test_compare_placements_and_dram_saving(small_trace):
     exp = E.Experiment.from_config(SMALL)
     rows = E.compare_placements(exp, {m: E.learn_placements(exp.past, m) for m in ("sequential", "shp")}, 0.1)
-    assert rows["shp"]["fanout"] < rows["sequential"]["fanout"]
-    assert rows["shp"]["eb_no_cache"] > rows["sequential"]["eb_no_cache"]
+    assert rows["shp"].fanout < rows["sequential"].fanout
+    assert rows["shp"].eb_no_cache > rows["sequential"].eb_no_cache
     caps = np.array([1.0, 2.0, 4.0])
     assert E.dram_saved_at_equal_hit_rate(
         caps, np.array([0.1, 0.2, 0.4]), np.array([0.2, 0.4, 0.5]), 2

@@ -32,9 +32,9 @@ def test_a_csv_trace_runs_through_placement_cache_minicaches_and_the_queue(synth
     rows = E.compare_placements(exp, placements, 0.1, seed=0)
     ref = E.compare_placements(synthetic, {m: E.learn_placements(synthetic.past, m, 0) for m in placements}, 0.1)
     for m in placements:
-        assert rows[m]["t"] == ref[m]["t"] and rows[m]["blocks_read"] == ref[m]["blocks_read"]
-    assert rows["shp"]["blocks_read"] < rows["sequential"]["blocks_read"]
-    q = E.queue_profile(exp.simulate(exp.blocks(placements["shp"]), 0.1, rows["shp"]["t"]), (0.3, 0.8))
+        assert rows[m].t == ref[m].t and rows[m].blocks_read == ref[m].blocks_read
+    assert rows["shp"].blocks_read < rows["sequential"].blocks_read
+    q = E.queue_profile(exp.simulate(exp.blocks(placements["shp"]), 0.1, rows["shp"].t), (0.3, 0.8))
     assert q.shape == (2, 3) and np.all(q[1] > q[0])
 
 

@@ -38,22 +38,22 @@ def test_minicache_t_never_reads_the_future(setup):
     a = E.compare_placements(exp, placements, 0.1, seed=1)
     b = E.compare_placements(swapped, placements, 0.1, seed=1)
     for m in placements:
-        assert a[m]["t"] == b[m]["t"]  # chosen from the past alone
-        assert a[m]["hit_rate"] != b[m]["hit_rate"]  # ... but scored on each future
-        assert a[m]["hit_rate"] == exp.simulate(exp.blocks(placements[m]), 0.1, a[m]["t"]).hit_rate
+        assert a[m].t == b[m].t  # chosen from the past alone
+        assert a[m].hit_rate != b[m].hit_rate  # ... but scored on each future
+        assert a[m].hit_rate == exp.simulate(exp.blocks(placements[m]), 0.1, a[m].t).hit_rate
 
 
 def test_minicache_t_differs_between_tables_and_oracle_bounds_it(setup):
     exp, placements = setup
     rows = E.compare_placements(exp, placements, 0.1, seed=1, oracle=True)
-    post_t, user_t = rows["shp"]["t"]
+    post_t, user_t = rows["shp"].t
     assert post_t < user_t  # SHP packs the post table's communities: prefetch pays there, far less for users
     for m, r in rows.items():
-        assert len(r["t"]) == len(r["oracle_t"]) == 2
-        assert r["oracle_hit_rate"] >= r["hit_rate"]  # the oracle searched the mini-caches' choice too
+        assert len(r.t) == len(r.oracle_t) == 2
+        assert r.oracle_hit_rate >= r.hit_rate  # the oracle searched the mini-caches' choice too
         every = [exp.simulate(exp.blocks(placements[m]), 0.1, (p, u)).hit_rate
                  for p in E.THRESHOLDS for u in E.THRESHOLDS]
-        assert r["oracle_hit_rate"] == max(every)
+        assert r.oracle_hit_rate == max(every)
 
 
 def test_minicache_choice_scores_every_combination_on_the_sample(setup):
@@ -95,3 +95,36 @@ def test_threshold_choice_rejects_bad_arguments(setup):
         C.CacheConfig(1024, (1, -2))
     with pytest.raises(ValueError, match="admission_threshold"):
         C.CacheConfig(1024, ())
+
+
+def test_placement_bars_draw_the_scores_and_the_oracle_only_when_scored(setup):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from mlsys_core.bandana import plots
+
+    exp, placements = setup
+    plain = E.compare_placements(exp, placements, 0.1, seed=1)
+    assert all(r.oracle_t is None and r.oracle_eb_cache is None for r in plain.values())
+    for rows, bars in ((plain, 2), (E.compare_placements(exp, placements, 0.1, seed=1, oracle=True), 3)):
+        fanout_ax, bandwidth_ax = plots.placements(rows, 0.1).axes
+        assert [p.get_height() for p in fanout_ax.patches] == [r.fanout for r in rows.values()]
+        heights = [p.get_height() for p in bandwidth_ax.patches]
+        with_cache = heights[len(rows):2 * len(rows)]  # the second group of bars
+        assert len(heights) == bars * len(rows) and with_cache == [r.eb_cache for r in rows.values()]
+
+
+def test_explore_point_and_its_panel():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from mlsys_core.bandana import plots
+
+    point = E.explore(0.1, 2, "shp", 0.25, 4.0, seed=0)
+    assert point.full.shape == point.mini.shape == point.fractions.shape and 0 < point.post_share < 1
+    assert list(point.latency_us) == [50.0, 99.0, 99.9] and point.latency_us[50.0] <= point.latency_us[99.9]
+    assert point.utilisation == E.TAIL_UTILISATION
+    curves, latency = plots.explore_panel(point).axes
+    np.testing.assert_allclose(curves.lines[0].get_ydata(), point.full)
+    assert [p.get_height() for p in latency.patches] == list(point.latency_us.values())
+    assert f"eff. bw {point.effective_bandwidth:.3f}" in latency.get_title()

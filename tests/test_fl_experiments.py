@@ -24,24 +24,24 @@ def _bar_heights(ax) -> np.ndarray:
 
 def test_diurnal_swing_and_dashboard_series_add_up_and_plot_what_they_hold():
     swing = E.diurnal_swing(POP, step_h=1.0)
-    assert len(swing["hours"]) == 24 and swing["ratio"] == swing["eligible"].max() / swing["eligible"].min()
+    assert len(swing.hours) == 24 and swing.ratio == swing.eligible.max() / swing.eligible.min()
     res = simulate(POP, CFG, SteeringConfig(), 3 * 3600.0, 0)
     series = E.dashboard_series(res)
-    assert series["committed"].sum() + series["abandoned"].sum() == len(res.counters)
-    assert series["accepted"].sum() == res.counters.column("accepted").sum()
+    assert series.committed.sum() + series.abandoned.sum() == len(res.counters)
+    assert series.accepted.sum() == res.counters.column("accepted").sum()
     shares = E.session_outcomes(res)
-    assert abs(sum(shares.values()) - 1.0) < 1e-9
+    assert abs(sum(shares) - 1.0) < 1e-9
     fig = plots.dashboard(np.arange(3), series, res.checkins_per_bin, 60.0)
     rounds, devices, load = fig.axes
     heights = _bar_heights(rounds)  # committed bars first, abandoned stacked on them
-    assert np.allclose(heights[:3], series["committed"]) and np.allclose(heights[3:], series["abandoned"])
+    assert np.allclose(heights[:3], series.committed) and np.allclose(heights[3:], series.abandoned)
     assert [t.get_text() for t in devices.get_legend().get_texts()] == ["accepted", "late", "dropped"]
-    assert np.allclose(_bar_heights(devices)[:3], series["accepted"] / 1e3)
+    assert np.allclose(_bar_heights(devices)[:3], series.accepted / 1e3)
     assert np.allclose(load.lines[0].get_ydata(), res.checkins_per_bin)
     fig = plots.diurnal(swing)
     line = fig.axes[0].lines[0]
-    assert np.allclose(line.get_xdata(), swing["hours"]) and np.allclose(line.get_ydata(), swing["eligible"] / 1e3)
-    assert f"{swing['ratio']:.1f}x" in fig.axes[0].get_title()
+    assert np.allclose(line.get_xdata(), swing.hours) and np.allclose(line.get_ydata(), swing.eligible / 1e3)
+    assert f"{swing.ratio:.1f}x" in fig.axes[0].get_title()
 
 
 def test_commit_share_curves_fall_with_drop_out_and_plot_one_line_each():
@@ -79,24 +79,24 @@ def test_day_over_seeds_shares_partition_the_selected_and_the_gap_is_the_largest
 
 def test_steering_comparison_cuts_load_and_steering_over_seeds_agrees():
     steer = E.steering_comparison(POP, CFG, hours=1.0, seed=0, modes=("none", "spread"))
-    assert steer["spread"]["mean_per_s"] < steer["none"]["mean_per_s"]
+    assert steer["spread"].mean_per_s < steer["none"].mean_per_s
     ax = plots.steering(steer, 60.0).axes[0]
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert labels[0].startswith("none: mean") and f"{steer['spread']['committed']} rounds" in labels[1]
-    assert np.allclose(ax.lines[0].get_ydata(), steer["none"]["checkins_per_s"])
+    assert labels[0].startswith("none: mean") and f"{steer['spread'].committed} rounds" in labels[1]
+    assert np.allclose(ax.lines[0].get_ydata(), steer["none"].checkins_per_s)
     out = E.steering_over_seeds(PopulationConfig(num_devices=20_000), CFG, hours=2.0, seeds=(0, 1))
-    assert out["load_per_round_cut"].shape == (2,) and np.all(out["load_per_round_cut"] > 1.5)
-    assert np.all(out["committed_ratio"] > 0.7)
+    assert out.load_per_round_cut.shape == (2,) and np.all(out.load_per_round_cut > 1.5)
+    assert np.all(out.committed_ratio > 0.7)
 
 
 def test_fault_table_counts_come_from_the_actor_log_and_all_behaviours_hold():
     runs = E.fault_runs(POP, CFG, Topology(), 1800.0, hours=1.0, seed=0)
-    rows = {r["crash"]: r for r in E.fault_table(runs)}
+    rows = {r.crash: r for r in E.fault_table(runs)}
     assert list(rows) == ["none", *E.FAULT_KINDS]
-    assert rows["none"]["devices_lost"] == 0 and rows["none"]["respawns"] == 0
-    assert rows["coordinator"]["respawned_by"] == "selector" and rows["coordinator"]["respawns"] == 1
-    assert rows["coordinator"]["lock_attempts"] == 4  # every live Selector asked, as the log shows
-    assert rows["aggregator"]["actor"] == "aggregator[1]" and rows["aggregator"]["respawned_by"] == "master_aggregator"
+    assert rows["none"].devices_lost == 0 and rows["none"].respawns == 0
+    assert rows["coordinator"].respawned_by == "selector" and rows["coordinator"].respawns == 1
+    assert rows["coordinator"].lock_attempts == 4  # every live Selector asked, as the log shows
+    assert rows["aggregator"].actor == "aggregator[1]" and rows["aggregator"].respawned_by == "master_aggregator"
     held = E.fault_behaviours(runs)
     assert len(held) == 9 and all(held.values()), held
     shares = E.fault_semantics_over_seeds(PopulationConfig(num_devices=20_000), CFG, Topology(), 1800.0, 1.0, (0, 1))
@@ -119,9 +119,9 @@ def test_fault_behaviours_fail_when_the_log_shows_otherwise():
 def test_topology_comparison_reads_hops_from_the_log():
     topo = E.topology_comparison(POP, CFG, 1800.0, hours=1.0, seed=0)
     four, two = topo["four actors"], topo["two actors"]
-    assert two["messages_per_round"] < four["messages_per_round"]
-    assert four["hops_per_report"] == 3.0 and two["hops_per_report"] == 1.0  # forward + partial + result vs partial
-    assert two["selector_crash_devices_lost"] > four["selector_crash_devices_lost"]
+    assert two.messages_per_round < four.messages_per_round
+    assert four.hops_per_report == 3.0 and two.hops_per_report == 1.0  # forward + partial + result vs partial
+    assert two.selector_crash_devices_lost > four.selector_crash_devices_lost
 
 
 def test_population_check_in_jitter_delays_the_first_check_in_and_zero_changes_nothing():
@@ -155,8 +155,8 @@ def test_recycling_over_seeds_saves_the_wasted_compute():
     task = TrainConfig(num_devices=300, examples_per_device=16, hours=3.0, rounds=6, eval_every=0)
     out = E.recycling_over_seeds(rc, ModelConfig(batch_size=4), task, seeds=(0, 1),
                                  steering=SteeringConfig(cooldown_s=1800.0))
-    assert out["accuracy_gain"].shape == (2,) and np.all(np.abs(out["accuracy_gain"]) < 0.5)
-    assert np.all(out["wasted_compute_min"] > 0)  # discarding threw late work away on both seeds
+    assert out.accuracy_gain.shape == (2,) and np.all(np.abs(out.accuracy_gain) < 0.5)
+    assert np.all(out.wasted_compute_min > 0)  # discarding threw late work away on both seeds
 
 
 def test_server_optimizer_study_compares_on_the_same_rounds():
@@ -179,11 +179,11 @@ def test_server_optimizer_study_compares_on_the_same_rounds():
 
 def test_explore_and_its_plot():
     out = E.explore(num_devices=5000, goal_count=50, hours=1.0)
-    assert out["class_mix"].shape == (20, 10) and out["class_mix"].sum() == 1797
+    assert out.class_mix.shape == (20, 10) and out.class_mix.sum() == 1797
     fig = plots.explore(out)
-    assert fig.axes[0].get_title().startswith(f"{len(out['result'].counters)} rounds")
-    assert np.allclose(_bar_heights(fig.axes[1]), list(out["outcomes"].values()))
-    assert np.array_equal(fig.axes[2].images[0].get_array(), out["class_mix"])
+    assert fig.axes[0].get_title().startswith(f"{len(out.result.counters)} rounds")
+    assert np.allclose(_bar_heights(fig.axes[1]), list(out.outcomes))
+    assert np.array_equal(fig.axes[2].images[0].get_array(), out.class_mix)
 
 
 def test_training_and_leak_plots_draw_their_inputs():

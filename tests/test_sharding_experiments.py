@@ -1,6 +1,8 @@
 """The notebook's experiment functions: deterministic data, and the widget's measurement."""
 
+import jax
 import numpy as np
+import optax
 import pytest
 
 from mlsys_core.sharding import experiments, timing
@@ -28,6 +30,27 @@ def test_measure_config_reports_sharded_memory_and_bf16_bytes():
     assert r.memory.opt_state_bytes == 2 * 4 * r.params // 4 + 4  # Adam mu, nu on 1/4 each (+ count)
     assert r.collective_bytes["reduce-scatter"] == 2 * r.params // 4  # bf16 shards
     assert r.step_ms > 0
+
+
+def test_compare_strategies_trains_every_strategy_from_the_same_start():
+    from mlsys_core.sharding import models, strategies
+
+    model = models.MLP((64, 16, 10))
+    x, y = experiments.digits_split(seed=0)[:2]
+    batches = experiments.epoch_batches(x, y, batch=16, steps=3, seed=0)
+    params = model.init(jax.random.key(0))
+    runs = experiments.compare_strategies(models.classifier_loss(model), optax.sgd(0.1), params, batches, devices=4)
+    assert list(runs) == list(strategies.STRATEGIES) and all(len(r.losses) == 3 for r in runs.values())
+    for run in runs.values():  # `params` gathers each strategy's sharded state whole
+        assert experiments.max_param_diff(run.params, runs["replicated"].params) < 1e-5
+    assert runs["wus"].losses[-1] < runs["wus"].losses[0]
+
+
+def test_bf16_experiment_halves_the_reduce_scatter_bytes():
+    runs = experiments.bf16_experiment(steps=3, batch=16, devices=2)
+    assert list(runs) == ["float32", "bfloat16"]
+    assert runs["bfloat16"].reduce_scatter_bytes * 2 == runs["float32"].reduce_scatter_bytes > 0
+    assert all(0.0 <= r.accuracy <= 1.0 and np.isfinite(r.final_loss) for r in runs.values())
 
 
 def test_time_steps_validates_counts():
@@ -167,7 +190,7 @@ def test_time_to_train_vs_link_follows_the_cost_model():
     # ResNet-50's gradient is 13x smaller than BERT's: the link matters far less to it
     assert resnet[0] - resnet[-1] < 0.25 * (bert[0] - bert[-1])
     curve = cost_model.scaling_curve(cost_model.RESNET50, cost_model.TPU_V3, [4096])
-    assert resnet[0] == pytest.approx(curve["wus_train_s"][0])
+    assert resnet[0] == pytest.approx(curve.wus_train_s[0])
     with pytest.raises(ValueError, match="link_gb_per_s"):
         experiments.time_to_train_vs_link("ResNet-50", (0.0,))
     with pytest.raises(ValueError, match="workload"):

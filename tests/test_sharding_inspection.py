@@ -96,8 +96,8 @@ def test_cost_model_rejects_bad_inputs():
 
 def test_explore_curve_and_plots_render():
     curve = cost_model.explore_curve("ResNet-50", utilisation=0.5, link_gb_per_s=100.0, grad_bits=32)
-    assert curve["chips"][0] == 16 and curve["chips"][-1] == 4096
-    assert all(w <= r for w, r in zip(curve["wus_train_s"], curve["replicated_train_s"]))
+    assert curve.chips[0] == 16 and curve.chips[-1] == 4096
+    assert all(w <= r for w, r in zip(curve.wus_train_s, curve.replicated_train_s))
     mem = inspection.MemoryPerDevice(100, 200, 50)
     figs = [
         plots.scaling(curve, "ResNet-50", (4096, 28.3)),

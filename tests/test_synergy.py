@@ -10,12 +10,12 @@ from mlsys_core.claims import synergy as synergy_claims
 
 def test_data_parallel_equals_fedsgd_with_one_local_step():
     r = synergy.data_parallel_vs_fedsgd(devices=4, steps=3, per_device_batch=8)
-    assert r["max_param_change"] > 1e-3  # training really moved the weights...
-    assert r["max_abs_diff"] < 1e-5  # ...and both ways moved them identically (f32 rounding only)
-    assert r["relative_diff"] == pytest.approx(r["max_abs_diff"] / r["max_param_change"])
+    assert r.max_param_change > 1e-3  # training really moved the weights...
+    assert r.max_abs_diff < 1e-5  # ...and both ways moved them identically (f32 rounding only)
+    assert r.relative_diff == pytest.approx(r.max_abs_diff / r.max_param_change)
     # the per-seed driver returns exactly this measurement for each seed
     per_seed = synergy.fedsgd_equivalence(seeds=(0,), devices=4, steps=3, per_device_batch=8)
-    assert per_seed.shape == (1,) and per_seed[0] == pytest.approx(r["relative_diff"])
+    assert per_seed.shape == (1,) and per_seed[0] == pytest.approx(r.relative_diff)
 
 
 def test_data_parallel_vs_fedsgd_rejects_bad_arguments():
@@ -39,15 +39,15 @@ def test_bf16_saving_limits():
 
 def test_bf16_matters_more_as_the_pod_grows():
     r = synergy.bf16_saving_tpu(chips=(16, 256, 4096))
-    assert np.all(np.diff(r["saving"]) > 0)
+    assert np.all(np.diff(r.saving) > 0)
     with pytest.raises(ValueError, match="workload"):
         synergy.bf16_saving_tpu("GPT-9")
 
 
 def test_bf16_pod_saving_falls_with_link_bandwidth_and_rises_with_utilisation():
-    base = synergy.bf16_saving_tpu(chips=(4096,))["saving"][0]
-    fast_links = synergy.bf16_saving_tpu(chips=(4096,), link_gb_per_s=330.0)["saving"][0]
-    busy_chips = synergy.bf16_saving_tpu(chips=(4096,), utilisation=0.6)["saving"][0]
+    base = synergy.bf16_saving_tpu(chips=(4096,)).saving[0]
+    fast_links = synergy.bf16_saving_tpu(chips=(4096,), link_gb_per_s=330.0).saving[0]
+    busy_chips = synergy.bf16_saving_tpu(chips=(4096,), utilisation=0.6).saving[0]
     assert fast_links < base < busy_chips  # faster links: less to save; faster compute: comm's share grows
     with pytest.raises(ValueError, match="utilisation"):
         synergy.bf16_saving_tpu(utilisation=1.5)
@@ -55,8 +55,8 @@ def test_bf16_pod_saving_falls_with_link_bandwidth_and_rises_with_utilisation():
 
 def test_bf16_saving_edge_is_per_device_and_bounded():
     r = synergy.bf16_saving_edge(devices=1000)
-    assert r["saving"].shape == (1000,)
-    assert np.all((r["saving"] > 0) & (r["saving"] < 0.5))
+    assert r.saving.shape == (1000,)
+    assert np.all((r.saving > 0) & (r.saving < 0.5))
     with pytest.raises(ValueError, match="model_params"):
         synergy.bf16_saving_edge(model_params=0)
 
@@ -64,8 +64,8 @@ def test_bf16_saving_edge_is_per_device_and_bounded():
 def test_bf16_pod_vs_phone_gap_is_phone_minus_pod():
     g = synergy.bf16_pod_vs_phone(link_gb_per_s=(70.0, 330.0), utilisation=(0.3, 0.6), devices=2000, seeds=(0, 1))
     assert g.gap_points.shape == (2, 2, 2)
-    pod = synergy.bf16_saving_tpu(chips=(4096,), link_gb_per_s=330.0, utilisation=0.3)["saving"][0]
-    phone = np.median(synergy.bf16_saving_edge(devices=2000, seed=1)["saving"])
+    pod = synergy.bf16_saving_tpu(chips=(4096,), link_gb_per_s=330.0, utilisation=0.3).saving[0]
+    phone = np.median(synergy.bf16_saving_edge(devices=2000, seed=1).saving)
     assert g.gap_points[1, 0, 1] == pytest.approx(100 * (phone - pod))
     np.testing.assert_array_equal(g.gap_over_bandwidth(0.3), g.gap_points[:, 0, :])
     np.testing.assert_array_equal(g.gap_over_utilisation(330.0), g.gap_points[1])
@@ -109,31 +109,31 @@ def test_bf16_accuracy_gap_per_seed():
 
 def test_wus_shrinks_the_optimizer_state_nvm_must_stream():
     r = synergy.nvm_optimizer_state(chips=64)
-    assert r["wus"]["state_bytes_per_chip"] == pytest.approx(r["replicated"]["state_bytes_per_chip"] / 64)
-    assert 1.0 < r["wus"]["slowdown"] < r["replicated"]["slowdown"]
-    assert r["cost"]["nvm_plus_cache_usd"] < r["cost"]["all_dram_usd"]
+    assert r.wus.state_bytes_per_chip == pytest.approx(r.replicated.state_bytes_per_chip / 64)
+    assert 1.0 < r.wus.slowdown < r.replicated.slowdown
+    assert r.cost.nvm_plus_cache_usd < r.cost.all_dram_usd
 
 
 def test_nvm_memory_bill_saving_is_the_moved_share_times_the_price_cut():
     r = synergy.nvm_optimizer_state(chips=1024, hbm_bytes_per_chip=32e9)
-    assert r["wus"]["memory_bill_saving"] == pytest.approx(334e6 * 8 / 1024 / 32e9 * 0.9)
-    assert r["wus"]["memory_bill_saving"] < 1e-3 < r["replicated"]["memory_bill_saving"] < 0.9
+    assert r.wus.memory_bill_saving == pytest.approx(334e6 * 8 / 1024 / 32e9 * 0.9)
+    assert r.wus.memory_bill_saving < 1e-3 < r.replicated.memory_bill_saving < 0.9
     with pytest.raises(ValueError, match="chips"):
         synergy.nvm_optimizer_state(chips=0)
 
 
 def test_tictac_gain_stays_under_the_overlap_headroom_and_peaks_where_links_balance():
     r = synergy.tictac_vs_bandwidth("mlp", "infer", bandwidths_gbps=(1000.0, 30.0, 0.01), iterations=3)
-    assert r["comm_share"][0] < r["comm_share"][1] < r["comm_share"][2]
-    assert np.all(r["tac_speedup"] <= 1 + r["headroom"] + 1e-9)  # no order beats perfect overlap
-    assert r["headroom"][1] > 2 * max(r["headroom"][0], r["headroom"][2])  # most to gain when comm ~ comp
-    assert r["tac_speedup"][1] == max(r["tac_speedup"])
+    assert r.comm_share[0] < r.comm_share[1] < r.comm_share[2]
+    assert np.all(r.tac_speedup <= 1 + r.headroom + 1e-9)  # no order beats perfect overlap
+    assert r.headroom[1] > 2 * max(r.headroom[0], r.headroom[2])  # most to gain when comm ~ comp
+    assert r.tac_speedup[1] == max(r.tac_speedup)
 
 
 def test_local_steps_dilute_the_ordering_gain():
-    one = synergy.tictac_vs_bandwidth("mlp", "infer", bandwidths_gbps=(30.0,), iterations=3)["tac_speedup"][0]
+    one = synergy.tictac_vs_bandwidth("mlp", "infer", bandwidths_gbps=(30.0,), iterations=3).tac_speedup[0]
     five = synergy.tictac_vs_bandwidth("mlp", "infer", bandwidths_gbps=(30.0,), iterations=3,
-                                       local_steps=5)["tac_speedup"][0]
+                                       local_steps=5).tac_speedup[0]
     assert 1.0 < five < one
     with pytest.raises(ValueError, match="local_steps"):
         synergy.tictac_vs_bandwidth(local_steps=0)
@@ -143,7 +143,7 @@ def test_tictac_speedup_over_seeds_is_one_column_per_seed():
     s = synergy.tictac_speedup_over_seeds((30.0, 0.01), seeds=(0, 2), model="mlp", mode="infer", iterations=3)
     assert s.shape == (2, 2)
     one = synergy.tictac_vs_bandwidth("mlp", "infer", (30.0, 0.01), workers=1, iterations=3, seed=2)
-    np.testing.assert_allclose(s[:, 1], one["tac_speedup"])
+    np.testing.assert_allclose(s[:, 1], one.tac_speedup)
 
 
 @pytest.mark.parametrize("claim", synergy_claims.CLAIMS, ids=lambda c: c.id)
@@ -159,10 +159,10 @@ def test_each_nvm_layout_is_held_against_its_own_step():
     r = synergy.nvm_optimizer_state(chips=1024)
     for layout in ("replicated", "wus"):
         own = cost_model.step_time(cost_model.BERT_LARGE, cost_model.TPU_V3, 1024, layout).total_s
-        assert r[layout]["step_s"] == pytest.approx(own)
-    assert r["replicated"]["step_s"] > r["wus"]["step_s"]  # the replicated update is N times the WUS one
+        assert getattr(r, layout).step_s == pytest.approx(own)
+    assert r.replicated.step_s > r.wus.step_s  # the replicated update is N times the WUS one
     sparse = synergy.nvm_optimizer_state(chips=1024, useful_fraction=0.04)
-    assert sparse["wus"]["nvm_stream_s"] == pytest.approx(r["wus"]["nvm_stream_s"] / 0.04)
+    assert sparse.wus.nvm_stream_s == pytest.approx(r.wus.nvm_stream_s / 0.04)
     with pytest.raises(ValueError, match="useful_fraction"):
         synergy.nvm_optimizer_state(useful_fraction=0.0)
 

@@ -12,9 +12,9 @@ def test_cast_as_fl_with_one_local_step_and_everyone_equals_data_parallel():
     idx = synergy.round_batches(shards, 4, local_steps=1, batch=8, seed=2)
     fl = synergy.federated_rounds(idx, data, [len(s) for s in shards], batch=8, seed=2)
     dp = synergy.data_parallel_rounds(idx, data, batch=8, seed=2)
-    diff = max(float(np.max(np.abs(a - b))) for a, b in zip(jax.tree.leaves(fl.params), jax.tree.leaves(dp["params"])))
+    diff = max(float(np.max(np.abs(a - b))) for a, b in zip(jax.tree.leaves(fl.params), jax.tree.leaves(dp.params)))
     assert diff < 1e-6
-    np.testing.assert_allclose(fl.accuracy, dp["accuracy"], atol=1 / 360)  # at most one test digit flips
+    np.testing.assert_allclose(fl.accuracy, dp.accuracy, atol=1 / 360)  # at most one test digit flips
     # five local steps per round is FedAvg proper: no longer the data-parallel update
     five = synergy.federated_rounds(synergy.round_batches(shards, 4, 5, 8, 2), data, [len(s) for s in shards],
                                     batch=8, seed=2)

@@ -29,13 +29,13 @@ def test_timeline_is_consistent_and_drawable():
 def test_a_mispredicting_oracle_costs_tac_little_next_to_random_order(small_graph):
     cluster = Cluster(workers=2, bandwidth_gbps=2.0)
     err = experiments.oracle_error(small_graph, cluster, sigmas=(0.0, 1.0), trials=3)
-    assert err["mean_loss"][0] == 0.0 and err["worst_loss"][0] == 0.0  # the exact oracle is the reference
-    assert err["random_loss"] > 0.05  # random order is far slower than TAC here ...
-    assert err["worst_loss"][1] < err["random_loss"]  # ... and even a badly misled TAC stays ahead of it
+    assert err.mean_loss[0] == 0.0 and err.worst_loss[0] == 0.0  # the exact oracle is the reference
+    assert err.random_loss > 0.05  # random order is far slower than TAC here ...
+    assert err.worst_loss[1] < err.random_loss  # ... and even a badly misled TAC stays ahead of it
     again = experiments.oracle_error(small_graph, cluster, sigmas=(0.0, 1.0), trials=3)
-    np.testing.assert_array_equal(err["mean_loss"], again["mean_loss"])
+    np.testing.assert_array_equal(err.mean_loss, again.mean_loss)
     line = plots.oracle_error(err).axes[0].lines[0]
-    np.testing.assert_allclose(line.get_ydata(), 100 * err["mean_loss"])
+    np.testing.assert_allclose(line.get_ydata(), 100 * err.mean_loss)
 
 
 def test_pipelining_hides_the_order_and_in_order_execution_never_helps(small_graph):
@@ -50,10 +50,10 @@ def test_pipelining_hides_the_order_and_in_order_execution_never_helps(small_gra
 
 def test_workers_sweep_gain_approaches_one_when_the_link_dominates(small_graph):
     sweep = experiments.workers_sweep(small_graph, Cluster(bandwidth_gbps=2.0), workers=(1, 4, 256), iterations=5)
-    assert sweep["tac"].shape == (3,)
-    assert abs(sweep["tac"][-1] - 1.0) < abs(sweep["tac"].max() - 1.0)  # 256 workers: compute is a sliver
+    assert sweep.tac.shape == (3,)
+    assert abs(sweep.tac[-1] - 1.0) < abs(sweep.tac.max() - 1.0)  # 256 workers: compute is a sliver
     lines = plots.workers_sweep(sweep).axes[0].lines
-    np.testing.assert_allclose(lines[0].get_ydata(), sweep["tac"])
+    np.testing.assert_allclose(lines[0].get_ydata(), sweep.tac)
 
 
 def test_gain_sweep_is_bounded_by_the_headroom_and_varies_with_seed_only_in_the_baseline():
@@ -108,17 +108,20 @@ def test_workers_gain_matches_the_single_seed_sweep(small_graph):
     gains = experiments.workers_gain(small_graph, cluster, workers=(1, 4, 256), seeds=(0, 1), iterations=5)
     assert gains.shape == (2, 3)
     one = experiments.workers_sweep(small_graph, cluster, workers=(1, 4, 256), iterations=5, seed=1)
-    np.testing.assert_allclose(gains[1], one["tac"])
+    np.testing.assert_allclose(gains[1], one.tac)
 
 
 def test_order_gap_is_the_largest_relative_difference_over_the_chosen_models():
-    rows = [{"model": "mlp", "tic": 1.10, "tac": 1.00, "layer": 1.0},
-            {"model": "inception", "tic": 1.2, "tac": 1.5, "layer": 1.2}]
+    rows = [experiments.SpeedupRow("mlp", "infer", {"tic": 1.10, "tac": 1.00, "layer": 1.0}, 0.5, 0.5, 0.6),
+            experiments.SpeedupRow("inception", "infer", {"tic": 1.2, "tac": 1.5, "layer": 1.2}, 0.5, 0.5, 0.6)]
     assert experiments.order_gap(rows, "tic") == pytest.approx(0.2)
     assert experiments.order_gap(rows, "tic", model_names=("mlp",)) == pytest.approx(0.1)
     assert experiments.order_gap(rows, "layer", model_names=("mlp",)) == 0.0
     with pytest.raises(ValueError, match="model_names"):
         experiments.order_gap(rows, "tic", model_names=("vgg",))
+    ax = plots.speedups(rows, schedulers=("tic", "tac")).axes[0]
+    assert [p.get_height() for p in ax.patches] == [1.10, 1.2, 1.00, 1.5]  # TIC's bars, then TAC's
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["mlp\ninfer", "inception\ninfer"]
 
 
 def test_tac_raises_scheduling_efficiency_on_every_bundled_graph():
@@ -142,9 +145,9 @@ def test_interleaved_speedups_pair_each_iteration_after_warmup():
 
 def test_heuristic_cost_keeps_every_run_and_its_best():
     cost = experiments.heuristic_cost(blocks=(1, 3), repeats=2)
-    assert cost["tac_runs_s"].shape == cost["tic_runs_s"].shape == (2, 2)
-    np.testing.assert_array_equal(cost["tac_s"], cost["tac_runs_s"].min(axis=1))
-    assert cost["ops"][1] > cost["ops"][0] and cost["recvs"][1] > cost["recvs"][0]
+    assert cost.tac_runs_s.shape == cost.tic_runs_s.shape == (2, 2)
+    np.testing.assert_array_equal(cost.tac_s, cost.tac_runs_s.min(axis=1))
+    assert cost.ops[1] > cost.ops[0] and cost.recvs[1] > cost.recvs[0]
     with pytest.raises(ValueError, match="repeats"):
         experiments.heuristic_cost(blocks=(1,), repeats=0)
 

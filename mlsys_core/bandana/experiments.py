@@ -1,7 +1,7 @@
 """The paper's experiments as pure functions: learn placements on the past, evaluate on the future.
 
-Each function takes configurations and seeds and returns plain numbers / arrays, so notebooks,
-widgets and the benchmark share one tested code path.
+Each function takes configurations and seeds and returns numbers, arrays or a typed result, so
+notebooks, widgets and the benchmark share one tested code path.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import dataclasses
 import functools
 import itertools
 import pathlib
+from typing import NamedTuple
 
 import numpy as np
 
@@ -230,15 +231,28 @@ def oracle_thresholds(exp: Experiment, blocks: BlockMap, cache_fraction: float,
     return choice, runs[choice.best]
 
 
-def compare_placements(exp: Experiment, placements: dict, cache_fraction: float, thresholds=THRESHOLDS,
-                       rate: float = MINI_RATE, seed: int = 0, oracle: bool = False) -> dict:
-    """Per placement: fanout and effective bandwidth without cache, then with the cache at the
-    per-table t that mini-caches pick on the past (`minicache_thresholds`), scored on the future.
+class PlacementScore(NamedTuple):
+    """One placement scored on the future trace: without the DRAM cache, then with it at the per-table t
+    its mini-caches pick on the past; the `oracle_` fields (None unless asked for) at the t of highest
+    future hit rate, the bound a choice of t made with the answer reaches."""
 
-    With `oracle`, also the per-table t of highest future hit rate (`oracle_thresholds`), under keys
-    prefixed `oracle_`: the upper bound a choice of t made with the answer reaches.
-    Returns {name: dict of metrics}; "t" is a tuple with one t per table.
-    """
+    fanout: float  # blocks read per request, no cache
+    eb_no_cache: float  # effective bandwidth: useful / read bytes
+    t: tuple  # one admission threshold per table
+    hit_rate: float
+    eb_cache: float
+    blocks_read: int
+    oracle_t: tuple | None = None
+    oracle_hit_rate: float | None = None
+    oracle_eb_cache: float | None = None
+    oracle_blocks_read: int | None = None
+
+
+def compare_placements(exp: Experiment, placements: dict, cache_fraction: float, thresholds=THRESHOLDS,
+                       rate: float = MINI_RATE, seed: int = 0, oracle: bool = False) -> dict[str, PlacementScore]:
+    """Per placement: fanout and effective bandwidth without cache, then with the cache at the
+    per-table t that mini-caches pick on the past (`minicache_thresholds`), scored on the future;
+    with `oracle`, also at the per-table t of highest future hit rate (`oracle_thresholds`)."""
     validate.instance("exp", exp, Experiment)
     validate.instance("placements", placements, dict, "a non-empty dict {name: placements per table}")
     if not placements:
@@ -250,18 +264,13 @@ def compare_placements(exp: Experiment, placements: dict, cache_fraction: float,
         bm = exp.blocks(pl)
         choice = minicache_thresholds(exp.past, bm, cache_fraction, thresholds, rate, seed)
         r = exp.simulate(bm, cache_fraction, choice.thresholds)
-        rows[name] = {
-            "fanout": float(fanout(exp.future, bm).mean()),
-            "eb_no_cache": effective_bandwidth_no_cache(exp.future, bm),
-            "t": choice.thresholds,
-            "hit_rate": r.hit_rate,
-            "eb_cache": r.effective_bandwidth,
-            "blocks_read": r.total_blocks_read,
-        }
+        rows[name] = PlacementScore(float(fanout(exp.future, bm).mean()), effective_bandwidth_no_cache(exp.future, bm),
+                                    choice.thresholds, r.hit_rate, r.effective_bandwidth, r.total_blocks_read)
         if oracle:
             best, o = oracle_thresholds(exp, bm, cache_fraction, thresholds)
-            rows[name].update(oracle_t=best.thresholds, oracle_hit_rate=o.hit_rate,
-                              oracle_eb_cache=o.effective_bandwidth, oracle_blocks_read=o.total_blocks_read)
+            rows[name] = rows[name]._replace(oracle_t=best.thresholds, oracle_hit_rate=o.hit_rate,
+                                             oracle_eb_cache=o.effective_bandwidth,
+                                             oracle_blocks_read=o.total_blocks_read)
     return rows
 
 
@@ -335,8 +344,24 @@ def _explore_setup(post_lookups_per_request: float, placement: str, seed: int):
     return exp, exp.blocks(learn_placements(exp.past, placement, seed))
 
 
+class DesignPoint(NamedTuple):
+    """The widget's view of one point of the design space (the post table's cache)."""
+
+    fractions: np.ndarray  # cache sizes of the hit-rate curves, fraction of the post table's bytes
+    full: np.ndarray  # hit rate, full simulation
+    mini: np.ndarray  # hit rate, mini-cache estimate at `rate`
+    hit_rate: float  # at the chosen cache size (whole workload)
+    effective_bandwidth: float
+    utilisation: float  # of the device's peak IOPS, for `latency_us`
+    latency_us: dict[float, float]  # percentile -> request latency
+    post_share: float  # of the requests' lookups
+    placement: str
+    threshold: int
+    rate: float
+
+
 def explore(cache_fraction: float, threshold: int, placement: str, sampling_rate: float,
-            post_lookups_per_request: float, seed: int = 0) -> dict:
+            post_lookups_per_request: float, seed: int = 0) -> DesignPoint:
     """One point of the design space on a small workload (for widgets): the full simulation of the
     post table's cache and its mini-cache estimate at `sampling_rate`, plus bandwidth and request
     latency through the queueing device model at `TAIL_UTILISATION` of its peak IOPS.
@@ -347,12 +372,9 @@ def explore(cache_fraction: float, threshold: int, placement: str, sampling_rate
     mini = threshold_table(exp, blocks, "post", [threshold], fractions, rate=sampling_rate, seed=seed)
     res = exp.simulate(blocks, cache_fraction, threshold)
     post_share = float(np.mean(exp.future.table == 0))
-    return {
-        "fractions": fractions, "full": full.hit_rates[0], "mini": mini.hit_rates[0], "hit_rate": res.hit_rate,
-        "effective_bandwidth": res.effective_bandwidth, "utilisation": TAIL_UTILISATION,
-        "latency_us": dict(zip((50.0, 99.0, 99.9), queue_profile(res, (TAIL_UTILISATION,), seed=seed)[0].tolist())),
-        "post_share": post_share, "placement": placement, "threshold": threshold, "rate": sampling_rate,
-    }
+    latency = dict(zip((50.0, 99.0, 99.9), queue_profile(res, (TAIL_UTILISATION,), seed=seed)[0].tolist()))
+    return DesignPoint(fractions, full.hit_rates[0], mini.hit_rates[0], res.hit_rate, res.effective_bandwidth,
+                       TAIL_UTILISATION, latency, post_share, placement, threshold, sampling_rate)
 
 
 # --- the claims' measurements: over seeds and over the assumptions that decide them ---------------
@@ -445,22 +467,23 @@ def seed_study(
             exp = _study_experiment(a, seed, scale, num_requests)
             placements = {m: learn_placements(exp.past, m, seed) for m in ("sequential", "shp")}
             rows = compare_placements(exp, placements, cache_fraction, seed=seed, oracle=a == default_affinity)
-            gains[0, i, j] = rows["shp"]["eb_cache"] / rows["sequential"]["eb_cache"]
-            gains[1, i, j] = rows["shp"]["eb_no_cache"] / rows["sequential"]["eb_no_cache"]
+            shp, seq = rows["shp"], rows["sequential"]
+            gains[0, i, j] = shp.eb_cache / seq.eb_cache
+            gains[1, i, j] = shp.eb_no_cache / seq.eb_no_cache
             if a != default_affinity:
                 continue
-            extra[0, j] = rows["shp"]["oracle_eb_cache"] / rows["sequential"]["oracle_eb_cache"]
-            extra[1, j] = rows["shp"]["oracle_hit_rate"] - rows["shp"]["hit_rate"]
+            extra[0, j] = shp.oracle_eb_cache / seq.oracle_eb_cache
+            extra[1, j] = shp.oracle_hit_rate - shp.hit_rate
             post = exp.tables[0]  # k-means for the post table only (the user table's costs most)
             g = Hypergraph.from_trace(exp.future, post.name)
             shp_blocks = blocks_read(g, placements["shp"][0])
             extra[2, j] = blocks_read(g, placements["sequential"][0]) / shp_blocks
             extra[3, j] = blocks_read(g, kmeans_placement(post, table_vectors(post, seed), seed)) / shp_blocks
-            seq, shp = exp.blocks(placements["sequential"]), exp.blocks(placements["shp"])
-            base = np.array([exp.simulate(seq, f, NO_PREFETCH).hit_rate for f in curve])
-            new = np.array([exp.simulate(shp, f, rows["shp"]["t"]).hit_rate for f in curve])
+            seq_map, shp_map = exp.blocks(placements["sequential"]), exp.blocks(placements["shp"])
+            base = np.array([exp.simulate(seq_map, f, NO_PREFETCH).hit_rate for f in curve])
+            new = np.array([exp.simulate(shp_map, f, shp.t).hit_rate for f in curve])
             extra[4, j] = dram_saved_at_equal_hit_rate(curve, base, new, at)
-            q = queue_profile(exp.simulate(shp, cache_fraction, rows["shp"]["t"]), utilisations, device, seed=seed)
+            q = queue_profile(exp.simulate(shp_map, cache_fraction, shp.t), utilisations, device, seed=seed)
             tails[:, j] = q[:, 2] / q[:, 0]
     return SeedStudy(
         np.asarray(affinities, dtype=float), np.asarray(seeds), float(default_affinity), gains[0], gains[1], *extra,
@@ -526,4 +549,4 @@ def pod_cost_factor(
     prices = MemoryPrices(dram_usd_per_gb, dram_usd_per_gb / ratio)
     total = validate.integer("chips", chips, 1) * validate.positive("bytes_per_chip", bytes_per_chip)
     cost = memory_cost_usd(total, validate.probability("cache_fraction", cache_fraction) * total, prices)
-    return cost["all_dram_usd"] / cost["nvm_plus_cache_usd"]
+    return cost.all_dram_usd / cost.nvm_plus_cache_usd

@@ -10,6 +10,7 @@ deeper than the peak depth run in waves. Spec figures [PAPERS.md]: 4 KB random r
 from __future__ import annotations
 
 import dataclasses
+from typing import NamedTuple
 
 import numpy as np
 
@@ -145,13 +146,21 @@ class MemoryPrices:
         validate.positive("nvm_usd_per_gb", self.nvm_usd_per_gb)
 
 
+class MemoryCost(NamedTuple):
+    """Holding a model all in DRAM against on NVM behind a DRAM cache, in USD."""
+
+    all_dram_usd: float
+    nvm_plus_cache_usd: float
+    saving: float  # 1 - nvm_plus_cache_usd / all_dram_usd
+
+
 def memory_cost_usd(
     model_bytes: float, dram_cache_bytes: float, prices: MemoryPrices = MemoryPrices()
-) -> dict[str, float]:
+) -> MemoryCost:
     """Cost of holding the embeddings all in DRAM vs on NVM with a DRAM cache."""
     validate.positive("model_bytes", model_bytes)
     validate.number("dram_cache_bytes", dram_cache_bytes, 0.0)
     gb = 1e9
     all_dram = model_bytes / gb * prices.dram_usd_per_gb
     nvm = model_bytes / gb * prices.nvm_usd_per_gb + dram_cache_bytes / gb * prices.dram_usd_per_gb
-    return {"all_dram_usd": all_dram, "nvm_plus_cache_usd": nvm, "saving": 1 - nvm / all_dram}
+    return MemoryCost(all_dram, nvm, 1 - nvm / all_dram)

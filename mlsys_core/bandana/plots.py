@@ -13,20 +13,20 @@ def _t_label(t: int) -> str:
 
 
 def placements(rows: dict, cache_fraction: float):
-    """Bars: effective bandwidth per placement without and with the DRAM cache (t from the
-    mini-caches on the past; also at the t chosen with the answer where `rows` carry `oracle_eb_cache`)."""
+    """Bars: effective bandwidth per placement (`experiments.PlacementScore` by name) without and with the
+    DRAM cache (t from the mini-caches on the past; also at the t chosen with the answer where scored)."""
     fig, axes = viz.figure(ncols=2, width=4.2)
     names = list(rows)
     x = np.arange(len(names))
-    axes[0].bar(x, [rows[n]["fanout"] for n in names], color="tab:gray")
+    axes[0].bar(x, [rows[n].fanout for n in names], color="tab:gray")
     axes[0].set_title("blocks read per request (no cache)")
-    oracle = all("oracle_eb_cache" in rows[n] for n in names)
+    oracle = all(rows[n].oracle_eb_cache is not None for n in names)
     w = 0.27 if oracle else 0.4
-    axes[1].bar(x - w / (1 if oracle else 2), [rows[n]["eb_no_cache"] for n in names], w, label="no cache")
-    axes[1].bar(x + (0 if oracle else w / 2), [rows[n]["eb_cache"] for n in names], w,
+    axes[1].bar(x - w / (1 if oracle else 2), [rows[n].eb_no_cache for n in names], w, label="no cache")
+    axes[1].bar(x + (0 if oracle else w / 2), [rows[n].eb_cache for n in names], w,
                 label=f"cache {cache_fraction:.0%}, t from the past")
     if oracle:
-        axes[1].bar(x + w, [rows[n]["oracle_eb_cache"] for n in names], w, label="t chosen with the answer")
+        axes[1].bar(x + w, [rows[n].oracle_eb_cache for n in names], w, label="t chosen with the answer")
     axes[1].set_title("effective bandwidth (useful / read bytes)")
     axes[1].legend(fontsize=8)
     for ax in axes:
@@ -120,21 +120,21 @@ def cost_vs_bandwidth(cache_fractions, saving, eb):
     return fig
 
 
-def explore_panel(result: dict):
-    """The widget's view: full vs mini-cache hit-rate curve, and the chosen point's numbers."""
+def explore_panel(point):
+    """The widget's view (`experiments.DesignPoint`): full vs mini-cache hit-rate curve, the point's numbers."""
     fig, axes = viz.figure(ncols=2, width=4.2)
-    x = result["fractions"] * 100
-    axes[0].plot(x, result["full"], "k-o", label="full simulation")
-    axes[0].plot(x, result["mini"], "--s", label=f"mini-cache R={result['rate']}")
+    x = point.fractions * 100
+    axes[0].plot(x, point.full, "k-o", label="full simulation")
+    axes[0].plot(x, point.mini, "--s", label=f"mini-cache R={point.rate}")
     axes[0].set_xlabel("post-table cache (% of its bytes)")
     axes[0].set_ylabel("hit rate")
-    axes[0].set_title(f"{result['placement']}, {_t_label(int(result['threshold']))}", fontsize=9)
+    axes[0].set_title(f"{point.placement}, {_t_label(int(point.threshold))}", fontsize=9)
     axes[0].legend(fontsize=8)
-    lat = result["latency_us"]
+    lat = point.latency_us
     axes[1].bar([f"p{p:g}" for p in lat], list(lat.values()), color="tab:purple")
-    axes[1].set_ylabel(f"request latency (us), device {result.get('utilisation', 0.5):.0%} busy")
-    axes[1].set_title(f"hit {result['hit_rate']:.2f}, eff. bw {result['effective_bandwidth']:.3f}, "
-                      f"post share {result['post_share']:.0%}", fontsize=9)
+    axes[1].set_ylabel(f"request latency (us), device {point.utilisation:.0%} busy")
+    axes[1].set_title(f"hit {point.hit_rate:.2f}, eff. bw {point.effective_bandwidth:.3f}, "
+                      f"post share {point.post_share:.0%}", fontsize=9)
     return fig
 
 
@@ -150,11 +150,12 @@ def useful_bandwidth(vectors_per_block, curves: dict):
     return fig
 
 
-def gain_vs_affinity(result: dict):
-    """SHP's effective-bandwidth gain over sequential placement against the workload's co-access strength."""
+def gain_vs_affinity(study):
+    """SHP's effective-bandwidth gain over sequential placement against the workload's co-access strength
+    (`experiments.SeedStudy`, mean over its seeds)."""
     fig, ax = viz.figure()
-    ax.plot(result["affinity"], result["no_cache"], marker="o", label="no cache")
-    ax.plot(result["affinity"], result["with_cache"], marker="s", label="with cache, best t")
+    ax.plot(study.affinities, study.gain_no_cache.mean(axis=1), marker="o", label="no cache")
+    ax.plot(study.affinities, study.gain_cache.mean(axis=1), marker="s", label="with cache, t from the past")
     ax.axhspan(2, 3, color="tab:green", alpha=0.15, label="paper: 2-3x")
     ax.set_xlabel("post-table affinity (share of lookups from the request's community)")
     ax.set_ylabel("SHP / sequential effective bandwidth")

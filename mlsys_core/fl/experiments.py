@@ -1,4 +1,4 @@
-"""The notebook's experiments as pure functions (seeded; results are plain arrays, dicts and NamedTuples).
+"""The notebook's experiments as pure functions (seeded; results are arrays and NamedTuples, maps by name).
 
 The functions named `..._over_seeds` / `..._sweep` give the numbers the claims registry judges: one
 value per seed (a seed draws the population and drives the simulation), so a verdict rests on an
@@ -24,11 +24,19 @@ PAPER_SESSION_OUTCOMES = {"accepted": 0.75, "late": 0.22, "interrupted": 0.02}  
 
 
 
-def diurnal_swing(pop: Population, step_h: float = 0.25) -> dict:
+class DiurnalSwing(NamedTuple):
+    """Eligible devices over one UTC day."""
+
+    hours: np.ndarray
+    eligible: np.ndarray
+    ratio: float  # peak / trough
+
+
+def diurnal_swing(pop: Population, step_h: float = 0.25) -> DiurnalSwing:
     """Eligible devices over one UTC day and the peak / trough ratio."""
     hours = np.arange(0.0, 24.0, step_h)
     counts = eligible_by_hour(pop, hours)
-    return {"hours": hours, "eligible": counts, "ratio": float(counts.max() / max(counts.min(), 1))}
+    return DiurnalSwing(hours, counts, float(counts.max() / max(counts.min(), 1)))
 
 
 def hourly(res: FLSimResult, column: str) -> np.ndarray:
@@ -39,21 +47,39 @@ def hourly(res: FLSimResult, column: str) -> np.ndarray:
     return np.bincount(h, weights=c.column(column).astype(float), minlength=hours)
 
 
-def dashboard_series(res: FLSimResult) -> dict:
+class Dashboard(NamedTuple):
+    """Per-hour dashboard columns (one value per simulated hour)."""
+
+    committed: np.ndarray  # rounds
+    abandoned: np.ndarray  # rounds
+    accepted: np.ndarray  # devices
+    late: np.ndarray  # devices
+    dropped: np.ndarray  # devices
+
+
+def dashboard_series(res: FLSimResult) -> Dashboard:
     """Per-hour dashboard columns: committed and abandoned rounds, accepted / late / dropped devices."""
-    out = {k: hourly(res, k) for k in ("committed", "accepted", "late", "dropped")}
+    committed = hourly(res, "committed")
     c = res.counters
-    hours = len(out["committed"])
-    h = np.minimum((c.column("close_s") // HOUR_S).astype(int), hours - 1)
-    out["abandoned"] = np.bincount(h, weights=~c.column("committed").astype(bool), minlength=hours).astype(float)
-    return out
+    h = np.minimum((c.column("close_s") // HOUR_S).astype(int), len(committed) - 1)
+    abandoned = np.bincount(h, weights=~c.column("committed").astype(bool), minlength=len(committed)).astype(float)
+    return Dashboard(committed, abandoned, *(hourly(res, k) for k in ("accepted", "late", "dropped")))
 
 
-def session_outcomes(res: FLSimResult) -> dict:
+class SessionOutcomes(NamedTuple):
+    """Shares of selected devices by what became of their session."""
+
+    accepted: float  # upload accepted
+    late: float  # upload came after the round closed
+    dropped: float  # dropped out
+    lost: float  # lost to an actor crash
+
+
+def session_outcomes(res: FLSimResult) -> SessionOutcomes:
     """Shares of selected devices whose upload was accepted, was late, dropped out, or was lost to a crash."""
     c = res.counters
     selected = max(int(c.column("selected").sum()), 1)
-    return {k: float(c.column(k).sum() / selected) for k in ("accepted", "late", "dropped", "lost")}
+    return SessionOutcomes(*(float(c.column(k).sum() / selected) for k in SessionOutcomes._fields))
 
 
 def over_selection_over_seeds(pop_config: PopulationConfig, config: RoundConfig, factor: float, drop_out: float,
@@ -95,30 +121,46 @@ def day_over_seeds(pop_config: PopulationConfig, config: RoundConfig, seeds: Seq
         pop = make_population(pop_config, s)
         res = simulate(pop, config, steering, DAY_S, s, plans=plans, traced_devices=0)
         out = session_outcomes(res)
-        shares = {"accepted": out["accepted"], "late": out["late"], "interrupted": out["dropped"] + out["lost"]}
+        shares = {"accepted": out.accepted, "late": out.late, "interrupted": out.dropped + out.lost}
         for k, v in shares.items():
             cols[k].append(v)
         cols["outcome_gap"].append(max(abs(shares[k] - PAPER_SESSION_OUTCOMES[k]) for k in shares))
         per_hour = hourly(res, "accepted")
         cols["participation_swing"].append(float(per_hour.max() / max(per_hour.min(), 1.0)))
-        cols["eligible_swing"].append(diurnal_swing(pop, step_h=0.5)["ratio"])
+        cols["eligible_swing"].append(diurnal_swing(pop, step_h=0.5).ratio)
     return DayMetrics(**{k: np.array(v) for k, v in cols.items()})
 
 
+class ServerLoad(NamedTuple):
+    """One steering mode's simulated run: the server's load and the rounds it committed."""
+
+    checkins_per_s: np.ndarray  # per load bin
+    mean_per_s: float
+    peak_per_s: float
+    committed: int
+
+
 def steering_comparison(pop: Population, config: RoundConfig, hours: float, seed: int,
-                        modes: tuple[str, ...] = ("none", "spread", "auto")) -> dict:
-    """Server load (check-ins per second, per minute) and committed rounds under each steering mode."""
+                        modes: tuple[str, ...] = ("none", "spread", "auto")) -> dict[str, ServerLoad]:
+    """Server load (check-ins per second, per load bin) and committed rounds under each steering mode."""
     out = {}
     for mode in modes:
         res = simulate(pop, config, SteeringConfig(mode=mode), hours * HOUR_S, seed)
         per_s = res.checkins_per_bin / res.load_bin_s
-        out[mode] = {"checkins_per_s": per_s, "mean_per_s": float(per_s.mean()), "peak_per_s": float(per_s.max()),
-                     "committed": int(res.counters.column("committed").sum())}
+        out[mode] = ServerLoad(per_s, float(per_s.mean()), float(per_s.max()),
+                               int(res.counters.column("committed").sum()))
     return out
 
 
+class SteeringGain(NamedTuple):
+    """What "auto" pace steering buys over none, one value per seed."""
+
+    load_per_round_cut: np.ndarray  # check-ins per committed round, none / auto
+    committed_ratio: np.ndarray  # committed rounds, auto / none
+
+
 def steering_over_seeds(pop_config: PopulationConfig, config: RoundConfig, hours: float,
-                        seeds: Sequence[int]) -> dict[str, np.ndarray]:
+                        seeds: Sequence[int]) -> SteeringGain:
     """Check-ins the server handles per committed round, without steering ("none": retry in about a
     minute) over with "auto" steering, and the committed-round ratio auto / none; one value per seed."""
     cut, rounds = [], []
@@ -130,7 +172,7 @@ def steering_over_seeds(pop_config: PopulationConfig, config: RoundConfig, hours
             per[mode] = (float(res.checkins_per_bin.sum()), max(int(res.counters.column("committed").sum()), 1))
         cut.append((per["none"][0] / per["none"][1]) / (per["auto"][0] / per["auto"][1]))
         rounds.append(per["auto"][1] / per["none"][1])
-    return {"load_per_round_cut": np.array(cut), "committed_ratio": np.array(rounds)}
+    return SteeringGain(np.array(cut), np.array(rounds))
 
 
 FAULT_KINDS = ("aggregator", "selector", "master_aggregator", "coordinator")
@@ -171,21 +213,32 @@ def _respawners(trace: list[Message]) -> list[str]:
     return [m.sender for m in trace if m.kind == "respawn"]
 
 
-def fault_table(runs: dict[str, FaultRun]) -> list[dict]:
+class FaultCost(NamedTuple):
+    """What one run's crash cost, and who respawned what (read from the actor log)."""
+
+    crash: str  # "none" or the actor kind crashed
+    actor: str  # the crashed actor's name
+    failed_rounds: int
+    devices_lost: int
+    committed_rounds: int
+    vs_no_crash: int  # committed rounds minus those of the run without a crash
+    respawns: int
+    respawned_by: str  # the kinds of actor that respawned others, comma-separated ("-": none)
+    lock_attempts: int
+
+
+def fault_table(runs: dict[str, FaultRun]) -> list[FaultCost]:
     """What each crash cost, and who respawned what (read from the actor log), one row per run."""
-    base = runs["none"].counters
+    base = int(runs["none"].counters.column("committed").sum())
     rows = []
     for name, run in runs.items():
         c = run.counters
-        rows.append({
-            "crash": name, "actor": run.victim,
-            "failed_rounds": _failed(c), "devices_lost": int(c.column("lost").sum()),
-            "committed_rounds": int(c.column("committed").sum()),
-            "vs_no_crash": int(c.column("committed").sum()) - int(base.column("committed").sum()),
-            "respawns": count(run.trace, "respawn"),
-            "respawned_by": ", ".join(sorted({w.split("[")[0] for w in _respawners(run.trace)})) or "-",
-            "lock_attempts": count(run.trace, "lock_request"),
-        })
+        committed = int(c.column("committed").sum())
+        rows.append(FaultCost(
+            crash=name, actor=run.victim, failed_rounds=_failed(c), devices_lost=int(c.column("lost").sum()),
+            committed_rounds=committed, vs_no_crash=committed - base, respawns=count(run.trace, "respawn"),
+            respawned_by=", ".join(sorted({w.split("[")[0] for w in _respawners(run.trace)})) or "-",
+            lock_attempts=count(run.trace, "lock_request")))
     return rows
 
 
@@ -253,8 +306,20 @@ def fault_semantics_over_seeds(pop_config: PopulationConfig, config: RoundConfig
     return np.array(shares)
 
 
+class TopologyCost(NamedTuple):
+    """One actor topology: its messages and hops (from the actor log), commit latency and crash radius."""
+
+    messages_per_round: float
+    hops_per_report: float
+    commit_after_goal_s: float  # from the goal-th report to the Coordinator holding the result
+    selector_crash_devices_lost: int
+    selector_crash_failed_rounds: int
+    master_aggregator_crash_devices_lost: int
+    master_aggregator_crash_failed_rounds: int
+
+
 def topology_comparison(pop: Population, config: RoundConfig, at_s: float, hours: float, seed: int,
-                        hop_latency_s: float = 0.05) -> dict:
+                        hop_latency_s: float = 0.05) -> dict[str, TopologyCost]:
     """Four actors vs the survey's two: messages per round and hops per report (both read from the actor
     log), the time from the goal-th report to the Coordinator holding the result, and one crash's blast
     radius (devices lost, rounds failed)."""
@@ -266,20 +331,25 @@ def topology_comparison(pop: Population, config: RoundConfig, at_s: float, hours
                      traced_devices=0).counters
         ok = c.column("committed").astype(bool)
         rounds = max(len({m.round for m in system.trace}), 1)
-        row = {"messages_per_round": len(system.trace) / rounds,
-               "hops_per_report": hops_per_report(system.trace),
-               "commit_after_goal_s": float((c.column("resume_s") - c.column("end_s"))[ok].mean())}
+        crashes = []
         for kind in ("selector", "master_aggregator"):
             f = simulate(pop, config, SteeringConfig(), hours * HOUR_S, seed,
                          executor=ActorSystem(topo, (Fault(kind, at_s, 1),)).run_round).counters
-            row[f"{kind}_crash_devices_lost"] = int(f.column("lost").sum())
-            row[f"{kind}_crash_failed_rounds"] = int((~f.column("committed").astype(bool)).sum())
-        out[name] = row
+            crashes += [int(f.column("lost").sum()), _failed(f)]
+        out[name] = TopologyCost(len(system.trace) / rounds, hops_per_report(system.trace),
+                                 float((c.column("resume_s") - c.column("end_s"))[ok].mean()), *crashes)
     return out
 
 
+class RecyclingGain(NamedTuple):
+    """Recycling late updates against discarding them, one value per seed."""
+
+    accuracy_gain: np.ndarray  # final accuracy, recycle - discard
+    wasted_compute_min: np.ndarray  # device compute that discarding throws away
+
+
 def recycling_over_seeds(round_config: RoundConfig, model, task, seeds: Sequence[int],
-                         steering: SteeringConfig = SteeringConfig()) -> dict[str, np.ndarray]:
+                         steering: SteeringConfig = SteeringConfig()) -> RecyclingGain:
     """Discard vs recycle late updates on the same seeds (same simulated sessions): final-accuracy gain of
     recycling and the device compute (minutes) that discarding throws away, one value per seed."""
     from mlsys_core.fl.training import federated_training
@@ -291,7 +361,7 @@ def recycling_over_seeds(round_config: RoundConfig, model, task, seeds: Sequence
                                      steering=steering)
         gain.append(float(recycle.accuracy[-1] - discard.accuracy[-1]))
         wasted.append(float(discard.wasted_compute_s.sum() / 60))
-    return {"accuracy_gain": np.array(gain), "wasted_compute_min": np.array(wasted)}
+    return RecyclingGain(np.array(gain), np.array(wasted))
 
 
 class ServerStudy(NamedTuple):
@@ -338,8 +408,17 @@ def server_optimizer_study(optimizers: dict, round_config: RoundConfig, steering
     return ServerStudy(names, float(target), rounds, final, first, np.array(gap), np.array(n_eval))
 
 
+class Explored(NamedTuple):
+    """The widget's view: a simulated run, its session outcomes, and the clients' digit mix."""
+
+    result: FLSimResult
+    outcomes: SessionOutcomes
+    class_mix: np.ndarray  # (clients, 10) digits per class
+    committed_share: float  # of the run's rounds
+
+
 def explore(num_devices: int = 50_000, goal_count: int = 200, over_selection: float = 1.3, drop_out: float = 0.08,
-            alpha: float = 0.5, steering: bool = True, hours: float = 6.0, seed: int = 0) -> dict:
+            alpha: float = 0.5, steering: bool = True, hours: float = 6.0, seed: int = 0) -> Explored:
     """The widget's compute: a few simulated hours with these settings, plus the Dirichlet split of digits."""
     from mlsys_core.data import load_digits
 
@@ -349,5 +428,5 @@ def explore(num_devices: int = 50_000, goal_count: int = 200, over_selection: fl
     _, y = load_digits()
     parts = dirichlet_split(y, 20, alpha, seed)
     mix = np.array([np.bincount(y[p], minlength=10) for p in parts])
-    return {"result": res, "outcomes": session_outcomes(res), "class_mix": mix,
-            "committed_share": float(res.counters.column("committed").mean()) if len(res.counters) else 0.0}
+    return Explored(res, session_outcomes(res), mix,
+                    float(res.counters.column("committed").mean()) if len(res.counters) else 0.0)

@@ -7,11 +7,12 @@ import numpy as np
 from mlsys_core import viz
 
 
-def diurnal(swing: dict):
+def diurnal(swing):
+    """`experiments.DiurnalSwing` as a curve over the day."""
     fig, ax = viz.figure()
-    ax.plot(swing["hours"], swing["eligible"] / 1e3)
+    ax.plot(swing.hours, swing.eligible / 1e3)
     ax.set(xlabel="hour of day (UTC)", ylabel="eligible devices (thousands)",
-           title=f"idle + charging + unmetered: {swing['ratio']:.1f}x swing")
+           title=f"idle + charging + unmetered: {swing.ratio:.1f}x swing")
     return fig
 
 
@@ -25,17 +26,17 @@ def commit_share(factors: np.ndarray, curves: dict, goal_count: int):
     return fig
 
 
-def dashboard(hours: np.ndarray, per_hour: dict, checkins_per_s: np.ndarray, bin_s: float):
-    """Telemetry dashboard: rounds, device outcomes per hour, and server load."""
+def dashboard(hours: np.ndarray, per_hour, checkins_per_s: np.ndarray, bin_s: float):
+    """Telemetry dashboard (`experiments.Dashboard`): rounds, device outcomes per hour, and server load."""
     fig, axes = viz.figure(ncols=3, width=4.2)
-    axes[0].bar(hours, per_hour["committed"], label="committed")
-    axes[0].bar(hours, per_hour["abandoned"], bottom=per_hour["committed"], label="abandoned")
+    axes[0].bar(hours, per_hour.committed, label="committed")
+    axes[0].bar(hours, per_hour.abandoned, bottom=per_hour.committed, label="abandoned")
     axes[0].set(xlabel="hour (UTC)", ylabel="rounds per hour")
     axes[0].legend(fontsize=8)
     bottom = np.zeros(len(hours))
     for k in ("accepted", "late", "dropped"):
-        axes[1].bar(hours, per_hour[k] / 1e3, bottom=bottom, label=k)
-        bottom += per_hour[k] / 1e3
+        axes[1].bar(hours, getattr(per_hour, k) / 1e3, bottom=bottom, label=k)
+        bottom += getattr(per_hour, k) / 1e3
     axes[1].set(xlabel="hour (UTC)", ylabel="devices per hour (thousands)")
     axes[1].legend(fontsize=8)
     axes[2].plot(np.arange(len(checkins_per_s)) * bin_s / 3600, checkins_per_s)
@@ -44,10 +45,11 @@ def dashboard(hours: np.ndarray, per_hour: dict, checkins_per_s: np.ndarray, bin
 
 
 def steering(comparison: dict, bin_s: float):
+    """Server load per steering mode (`experiments.ServerLoad` by mode)."""
     fig, ax = viz.figure(width=6)
     for mode, r in comparison.items():
-        ax.plot(np.arange(len(r["checkins_per_s"])) * bin_s / 3600, r["checkins_per_s"], lw=1,
-                label=f"{mode}: mean {r['mean_per_s']:.0f}/s, {r['committed']} rounds")
+        ax.plot(np.arange(len(r.checkins_per_s)) * bin_s / 3600, r.checkins_per_s, lw=1,
+                label=f"{mode}: mean {r.mean_per_s:.0f}/s, {r.committed} rounds")
     ax.set(xlabel="hour (UTC)", ylabel="check-ins per second", yscale="log", title="server load vs pace steering")
     ax.legend(fontsize=8)
     return fig
@@ -88,16 +90,17 @@ def schedule_leak(user_hours: np.ndarray, true_window: tuple, inferred_window: t
     return fig
 
 
-def explore(result: dict):
+def explore(explored):
+    """The widget's view (`experiments.Explored`): server load, session outcomes, the clients' digit mix."""
     fig, axes = viz.figure(ncols=3, width=4)
-    res = result["result"]
+    res = explored.result
     c = res.counters
     axes[0].plot(np.arange(len(res.checkins_per_bin)) * res.load_bin_s / 3600, res.checkins_per_bin / res.load_bin_s)
     axes[0].set(xlabel="hour (UTC)", ylabel="check-ins per second", title=f"{len(c)} rounds, "
-                f"{result['committed_share']:.0%} committed")
-    out = result["outcomes"]
-    axes[1].bar(list(out), list(out.values()))
+                f"{explored.committed_share:.0%} committed")
+    out = explored.outcomes
+    axes[1].bar(list(out._fields), list(out))
     axes[1].set(ylabel="share of selected devices", title="session outcomes")
-    axes[2].imshow(result["class_mix"], aspect="auto", cmap="Blues")
+    axes[2].imshow(explored.class_mix, aspect="auto", cmap="Blues")
     axes[2].set(xlabel="digit class", ylabel="client", title="Dirichlet(alpha) split")
     return fig

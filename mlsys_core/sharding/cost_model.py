@@ -149,21 +149,37 @@ def time_to_train_s(workload: Workload, chip: Chip, chips: int, strategy: str = 
     return step_time(workload, chip, chips, strategy, topology).total_s * workload.steps
 
 
-def scaling_curve(workload: Workload, chip: Chip, chips: list[int], topology: str = "torus") -> dict:
-    """{"chips", "replicated", "wus"} -> per-chip-count breakdowns, and time to train in seconds."""
-    out = {"chips": list(chips)}
-    for strategy in ("replicated", "wus"):
-        rows = [step_time(workload, chip, c, strategy, topology) for c in chips]
-        out[strategy] = rows
-        out[f"{strategy}_train_s"] = [r.total_s * workload.steps for r in rows]
-    return out
+@dataclasses.dataclass(frozen=True)
+class ScalingCurve:
+    """One workload's step under each update layout at each chip count, and its time to train."""
+
+    workload: str
+    steps: float  # to train (`Workload.steps`)
+    chips: list[int]
+    replicated: list[StepBreakdown]
+    wus: list[StepBreakdown]
+
+    @property
+    def replicated_train_s(self) -> list[float]:
+        return [r.total_s * self.steps for r in self.replicated]
+
+    @property
+    def wus_train_s(self) -> list[float]:
+        return [r.total_s * self.steps for r in self.wus]
+
+
+def scaling_curve(workload: Workload, chip: Chip, chips: list[int], topology: str = "torus") -> ScalingCurve:
+    """Per-chip-count step breakdowns, replicated and WUS, and the time to train in seconds."""
+    chips = list(chips)
+    return ScalingCurve(workload.name, workload.steps, chips,
+                        *([step_time(workload, chip, c, s, topology) for c in chips] for s in ("replicated", "wus")))
 
 
 WORKLOADS = {"ResNet-50": RESNET50, "BERT-large": BERT_LARGE}
 
 
 def explore_curve(workload: str = "BERT-large", utilisation: float = 0.4, link_gb_per_s: float = 70.0,
-                  grad_bits: int = 16, max_chips: int = 4096) -> dict:
+                  grad_bits: int = 16, max_chips: int = 4096) -> ScalingCurve:
     """`scaling_curve` over 16..max_chips for a named workload with TPU-v3 and the given assumptions."""
     validate.choice("workload", workload, WORKLOADS)
     validate.choice("grad_bits", grad_bits, (16, 32))
@@ -171,7 +187,7 @@ def explore_curve(workload: str = "BERT-large", utilisation: float = 0.4, link_g
     chip = dataclasses.replace(TPU_V3, utilisation=utilisation, link_bytes_per_s=link_gb_per_s * 1e9)
     w = dataclasses.replace(WORKLOADS[workload], grad_bytes_per_param=grad_bits / 8)
     chips = [2**k for k in range(4, int(math.log2(max_chips)) + 1)]
-    return {**scaling_curve(w, chip, chips), "workload": workload}
+    return scaling_curve(w, chip, chips)
 
 
 def shared_host_step_s(compute_s: float, update_s: float, devices: int, strategy: str = "replicated",

@@ -7,6 +7,7 @@ Meshes take their devices from `backend.mesh_devices` and default to `backend.ME
 from __future__ import annotations
 
 import dataclasses
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -85,13 +86,26 @@ def measure_config(devices: int = backend.MESH_DEVICES, strategy: str = "wus", o
     return ConfigResult(memory, comm, 1e3 * result.median_s, models.parameter_count(params))
 
 
-def compare_strategies(loss_fn, optimizer, params, batches, devices: int = backend.MESH_DEVICES) -> dict:
-    """Train with each strategy on `devices` devices; {strategy: (trainer, final state, losses)}."""
+class StrategyRun(NamedTuple):
+    """One strategy's training: its trainer, final (sharded) state and the loss of every step."""
+
+    trainer: strategies.Trainer
+    state: strategies.TrainState
+    losses: list[float]
+
+    @property
+    def params(self):
+        """The final parameters, gathered whole (whatever the strategy's sharding)."""
+        return self.trainer.full_params(self.state)
+
+
+def compare_strategies(loss_fn, optimizer, params, batches,
+                       devices: int = backend.MESH_DEVICES) -> dict[str, StrategyRun]:
+    """Train with each strategy on `devices` devices, from the same parameters on the same batches."""
     out = {}
     for name in strategies.STRATEGIES:
         trainer = strategies.Trainer(loss_fn, optimizer, strategies.data_mesh(devices), name)
-        state, losses = strategies.train(trainer, params, batches)
-        out[name] = (trainer, state, losses)
+        out[name] = StrategyRun(trainer, *strategies.train(trainer, params, batches))
     return out
 
 
@@ -116,16 +130,24 @@ def _compiled_strategies(model: models.FFNStack, batch: int, devices: int, seed:
     return info, runs
 
 
+class StrategyMeasure(NamedTuple):
+    """One strategy's compiled step: memory per device, collective bytes by kind, and its step times."""
+
+    memory: inspection.MemoryPerDevice
+    collectives: dict[str, int]
+    step_times: timing.StepTiming
+
+
 def profile_strategies(model: models.FFNStack, batch: int = 64, devices: int = backend.MESH_DEVICES, repeats: int = 5,
-                       seed: int = 0) -> dict:
-    """Each strategy for `model` with Adam, compiled once: {strategy: (MemoryPerDevice, bytes by kind, StepTiming)}.
+                       seed: int = 0) -> dict[str, StrategyMeasure]:
+    """Each strategy for `model` with Adam, compiled once and measured.
 
     The strategies' steps are timed interleaved (`timing.time_interleaved`), so a busy moment on a
     shared machine does not favour one of them.
     """
     info, runs = _compiled_strategies(model, batch, devices, seed)
     timings = timing.time_interleaved(runs, repeats=repeats)
-    return {name: (*info[name], timings[name]) for name in strategies.STRATEGIES}
+    return {name: StrategyMeasure(*info[name], timings[name]) for name in strategies.STRATEGIES}
 
 
 # The cost model's terms, as run names in `StrategyProfile.timings` (beside the strategies' steps).
@@ -228,11 +250,18 @@ def time_mesh_shapes(shapes, width: int = 512, batch: int = 64, repeats: int = 5
     return out
 
 
-def bf16_experiment(steps: int = 150, batch: int = 64, seed: int = 0, devices: int = backend.MESH_DEVICES) -> dict:
-    """Digits MLP on `devices` devices with WUS: float32 vs bfloat16 compute + bfloat16 gradient collectives.
+class PrecisionRun(NamedTuple):
+    """One precision's WUS training of the digits MLP."""
 
-    Returns test accuracy of each and the reduce-scatter bytes per device of each program as written.
-    """
+    accuracy: float  # on the test split
+    reduce_scatter_bytes: int  # per device, in the program as written
+    final_loss: float
+
+
+def bf16_experiment(steps: int = 150, batch: int = 64, seed: int = 0,
+                    devices: int = backend.MESH_DEVICES) -> dict[str, PrecisionRun]:
+    """Digits MLP on `devices` devices with WUS: float32 vs bfloat16 compute + bfloat16 gradient collectives
+    ("float32", "bfloat16"): test accuracy and the reduce-scatter bytes per device of each program."""
     x, y, xt, yt = digits_split(seed)
     model = models.MLP((64, 128, 10))
     params = model.init(jax.random.key(seed))
@@ -244,11 +273,8 @@ def bf16_experiment(steps: int = 150, batch: int = 64, seed: int = 0, devices: i
                                      strategies.data_mesh(devices), "wus", grad_dtype=dtype)
         state, losses = strategies.train(trainer, params, batches)
         rows = inspection.collectives(trainer.lower(state, trainer.shard_batch(batches[0])))
-        out[name] = {
-            "accuracy": float(models.accuracy(model, trainer.full_params(state), xt, yt)),
-            "reduce_scatter_bytes": sum(r.bytes for r in rows if r.kind == "reduce-scatter"),
-            "final_loss": losses[-1],
-        }
+        out[name] = PrecisionRun(float(models.accuracy(model, trainer.full_params(state), xt, yt)),
+                                 sum(r.bytes for r in rows if r.kind == "reduce-scatter"), losses[-1])
     return out
 
 

@@ -50,19 +50,20 @@ def step_times(medians_ms: dict, title: str = "Step time (median after warm-up)"
     return fig
 
 
-def scaling(curve: dict, workload_name: str, mlperf_point: tuple | None = None):
-    """Left: time to train vs chips (replicated, WUS, MLPerf point). Right: step-time shares (replicated)."""
+def scaling(curve, workload_name: str, mlperf_point: tuple | None = None):
+    """`cost_model.ScalingCurve`: left, time to train vs chips (replicated, WUS, MLPerf point); right, step-time
+    shares (replicated)."""
     fig, (left, right) = viz.figure(ncols=2)
-    chips = curve["chips"]
-    left.loglog(chips, curve["replicated_train_s"], "o-", label="model: replicated update")
-    left.loglog(chips, curve["wus_train_s"], "s--", label="model: WUS")
+    chips = curve.chips
+    left.loglog(chips, curve.replicated_train_s, "o-", label="model: replicated update")
+    left.loglog(chips, curve.wus_train_s, "s--", label="model: WUS")
     if mlperf_point is not None:
         left.loglog([mlperf_point[0]], [mlperf_point[1]], "r*", markersize=12, label="MLPerf v0.7 (measured)")
     left.set_xlabel("chips")
     left.set_ylabel("time to train (s)")
     left.set_title(workload_name)
     left.legend(fontsize=7)
-    rows = curve["replicated"]
+    rows = curve.replicated
     parts = {name: np.array([getattr(r, f) / r.total_s for r in rows])
              for name, f in (("compute", "compute_s"), ("all-reduce", "allreduce_s"), ("weight update", "update_s"))}
     right.stackplot(chips, *parts.values(), labels=list(parts))

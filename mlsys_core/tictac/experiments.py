@@ -1,4 +1,4 @@
-"""The notebook's measurements as pure, seeded functions (each returns plain numbers / arrays).
+"""The notebook's measurements as pure, seeded functions (each returns numbers, arrays or a frozen result).
 
 They combine `models`/`jaxgraph` (real graphs), `ordering` (TIC, TAC, baselines) and `simulate`
 (the parameter-server model); `plots` draws their results. The seed of a measurement seeds the
@@ -51,16 +51,27 @@ def speedup(results: dict[str, IterationResult], baseline: str = "random") -> di
     return {name: float(base / r.iteration_time.mean()) for name, r in results.items()}
 
 
-def speedup_table(cluster: Cluster, iterations: int = 20, seed: int = 0) -> list[dict]:
+@dataclasses.dataclass(frozen=True)
+class SpeedupRow:
+    """One bundled model and mode: every scheduler's throughput over random order, the headroom S of
+    perfect overlap, and the mean scheduling efficiency E of random order and of TAC."""
+
+    model: str
+    mode: str
+    speedup: dict[str, float]  # scheduler -> throughput / random's
+    headroom: float
+    efficiency_random: float
+    efficiency_tac: float
+
+
+def speedup_table(cluster: Cluster, iterations: int = 20, seed: int = 0) -> list[SpeedupRow]:
     """Per bundled model and mode: speedups of every scheduler over random, headroom S, mean E (random, TAC)."""
     rows = []
     for model in models.MODELS:
         for mode in models.MODES:
             res = compare(model_graph(model, mode), cluster, iterations=iterations, seed=seed)
-            rows.append({"model": model, "mode": mode, **speedup(res),
-                         "S": float(res["tac"].headroom.mean()),
-                         "E_random": float(res["random"].efficiency.mean()),
-                         "E_tac": float(res["tac"].efficiency.mean())})
+            rows.append(SpeedupRow(model, mode, speedup(res), float(res["tac"].headroom.mean()),
+                                   float(res["random"].efficiency.mean()), float(res["tac"].efficiency.mean())))
     return rows
 
 
@@ -70,20 +81,36 @@ def straggler(graph: OpGraph, cluster: Cluster, iterations: int = 50, seed: int 
     return {name: float(r.straggler.mean()) for name, r in res.items()}
 
 
+@dataclasses.dataclass(frozen=True)
+class WorkersSweep:
+    """Throughput over random order of TIC, TAC and layer order, one value per worker count."""
+
+    workers: np.ndarray
+    tic: np.ndarray
+    tac: np.ndarray
+    layer: np.ndarray
+
+
 def workers_sweep(graph: OpGraph, cluster: Cluster, workers=(1, 2, 4, 8, 16, 32), iterations: int = 20,
-                  seed: int = 0) -> dict[str, np.ndarray]:
+                  seed: int = 0) -> WorkersSweep:
     """Speedup of TIC and TAC over random as the number of workers sharing the PS links grows."""
-    out = {"workers": np.array(workers), "tic": [], "tac": [], "layer": []}
-    for w in workers:
-        gains = speedup(compare(graph, dataclasses.replace(cluster, workers=w), ("random", "layer", "tic", "tac"),
-                                iterations, seed))
-        for name in ("tic", "tac", "layer"):
-            out[name].append(gains[name])
-    return {k: np.asarray(v) for k, v in out.items()}
+    gains = [speedup(compare(graph, dataclasses.replace(cluster, workers=w), ("random", "layer", "tic", "tac"),
+                             iterations, seed)) for w in workers]
+    return WorkersSweep(np.array(workers), *(np.array([g[name] for g in gains]) for name in ("tic", "tac", "layer")))
+
+
+@dataclasses.dataclass(frozen=True)
+class OracleError:
+    """TAC's slowdown against TAC with the exact oracle (0.02 = 2% slower), per oracle noise sigma."""
+
+    sigma: np.ndarray
+    mean_loss: np.ndarray  # over the noisy oracles drawn
+    worst_loss: np.ndarray
+    random_loss: float  # random transfer order, for reference
 
 
 def oracle_error(graph: OpGraph, cluster: Cluster, sigmas=(0.0, 0.25, 0.5, 1.0, 2.0), trials: int = 20,
-                 seed: int = 0) -> dict[str, np.ndarray]:
+                 seed: int = 0) -> OracleError:
     """TAC planned with a wrong time oracle (every op and transfer time times log-normal noise of
     sigma), run on the true times: mean and worst slowdown against TAC with the exact oracle, and
     the slowdown of plain random order for reference."""
@@ -102,33 +129,47 @@ def oracle_error(graph: OpGraph, cluster: Cluster, sigmas=(0.0, 0.25, 0.5, 1.0, 
         mean.append(np.mean(losses))
         worst.append(np.max(losses))
     rnd = simulate(graph, ordering.schedule(graph, "random", oracle, cluster.workers, trials, seed), cluster)
-    return {"sigma": np.asarray(sigmas), "mean_loss": np.asarray(mean), "worst_loss": np.asarray(worst),
-            "random_loss": float(rnd.iteration_time.mean() / exact - 1)}
+    return OracleError(np.asarray(sigmas), np.asarray(mean), np.asarray(worst),
+                       float(rnd.iteration_time.mean() / exact - 1))
 
 
-def heuristic_cost(blocks=(8, 32, 96), repeats: int = 3) -> dict[str, np.ndarray]:
-    """Wall time of TIC and TAC on ResNet-style training graphs of growing depth: `tic_s`, `tac_s`
-    (best of `repeats`, per graph) and `tic_runs_s`, `tac_runs_s` (graphs, repeats), every run."""
+@dataclasses.dataclass(frozen=True)
+class HeuristicCost:
+    """Wall time of TIC and TAC per graph: every run (graphs, repeats) and the best of them."""
+
+    recvs: np.ndarray
+    ops: np.ndarray
+    tic_runs_s: np.ndarray
+    tac_runs_s: np.ndarray
+
+    @property
+    def tic_s(self) -> np.ndarray:
+        return self.tic_runs_s.min(axis=1)
+
+    @property
+    def tac_s(self) -> np.ndarray:
+        return self.tac_runs_s.min(axis=1)
+
+
+def _wall_times(fn, repeats: int) -> list[float]:
+    runs = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        runs.append(time.perf_counter() - start)
+    return runs
+
+
+def heuristic_cost(blocks=(8, 32, 96), repeats: int = 3) -> HeuristicCost:
+    """Wall time of TIC and TAC on ResNet-style training graphs of growing depth, `repeats` runs each."""
     validate.integer("repeats", repeats, low=1)
-    rows = {"recvs": [], "ops": [], "tic_runs_s": [], "tac_runs_s": []}
     oracle = Cluster().oracle()
-    for depth in blocks:
-        g = model_graph("resnet", "train", depth=depth, width=4, batch_size=4)
-        t, c = oracle.recv_seconds(g), oracle.compute_seconds(g)
-        runners = (("tic_runs_s", functools.partial(ordering.tic, g)),
-                   ("tac_runs_s", functools.partial(ordering.tac, g, t, c)))
-        for key, fn in runners:
-            runs = []
-            for _ in range(repeats):
-                start = time.perf_counter()
-                fn()
-                runs.append(time.perf_counter() - start)
-            rows[key].append(runs)
-        rows["recvs"].append(g.n_recv)
-        rows["ops"].append(g.n_compute)
-    out = {k: np.asarray(v) for k, v in rows.items()}
-    out["tic_s"], out["tac_s"] = out["tic_runs_s"].min(axis=1), out["tac_runs_s"].min(axis=1)
-    return out
+    graphs = [model_graph("resnet", "train", depth=depth, width=4, batch_size=4) for depth in blocks]
+    tic = [_wall_times(functools.partial(ordering.tic, g), repeats) for g in graphs]
+    tac = [_wall_times(functools.partial(ordering.tac, g, oracle.recv_seconds(g), oracle.compute_seconds(g)), repeats)
+           for g in graphs]
+    return HeuristicCost(np.array([g.n_recv for g in graphs]), np.array([g.n_compute for g in graphs]),
+                         np.array(tic), np.array(tac))
 
 
 def alternatives(graph: OpGraph, cluster: Cluster, iterations: int = 20, seed: int = 0) -> dict[str, float]:
@@ -336,13 +377,13 @@ def rise_and_fall(gains) -> np.ndarray:
     return np.minimum(peak / gains[..., 0], peak / gains[..., -1]) - 1.0
 
 
-def order_gap(rows: list[dict], scheduler: str, reference: str = "tac", model_names=models.MODELS) -> float:
+def order_gap(rows: list[SpeedupRow], scheduler: str, reference: str = "tac", model_names=models.MODELS) -> float:
     """Largest relative throughput difference |scheduler / reference - 1| over `speedup_table` rows
     of the given models (both are fixed orders, so the random baseline cancels: deterministic)."""
-    picked = [r for r in rows if r["model"] in model_names]
+    picked = [r for r in rows if r.model in model_names]
     if not picked:
         raise ValueError(f"model_names must name models in the rows, got {model_names!r}")
-    return float(max(abs(r[scheduler] / r[reference] - 1.0) for r in picked))
+    return float(max(abs(r.speedup[scheduler] / r.speedup[reference] - 1.0) for r in picked))
 
 
 @dataclasses.dataclass(frozen=True)

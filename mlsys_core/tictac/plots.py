@@ -44,13 +44,13 @@ def gantt(tl):
 
 
 def speedups(rows, schedulers=("layer", "reverse", "tic", "tac")):
-    """Grouped bars: throughput over random order per model and mode."""
+    """Grouped bars: throughput over random order per model and mode (`experiments.SpeedupRow`s)."""
     fig, ax = viz.figure(width=8, height=3)
-    labels = [f"{r['model']}\n{r['mode']}" for r in rows]
+    labels = [f"{r.model}\n{r.mode}" for r in rows]
     x = np.arange(len(rows))
     width = 0.8 / len(schedulers)
     for k, name in enumerate(schedulers):
-        ax.bar(x + (k - (len(schedulers) - 1) / 2) * width, [r[name] for r in rows], width, label=name)
+        ax.bar(x + (k - (len(schedulers) - 1) / 2) * width, [r.speedup[name] for r in rows], width, label=name)
     ax.axhline(1.0, color="k", lw=0.8)
     ax.set_xticks(x, labels, fontsize=8)
     ax.set_ylabel("throughput / random order")
@@ -74,7 +74,7 @@ def workers_sweep(sweep):
     """Speedup over random against the number of workers."""
     fig, ax = viz.figure()
     for name in ("tac", "tic", "layer"):
-        ax.plot(sweep["workers"], sweep[name], marker="o", label=name)
+        ax.plot(sweep.workers, getattr(sweep, name), marker="o", label=name)
     ax.set_xscale("log", base=2)
     ax.axhline(1.0, color="k", lw=0.8)
     ax.set_xlabel("workers sharing the PS link")
@@ -86,9 +86,9 @@ def workers_sweep(sweep):
 def oracle_error(result):
     """TAC's slowdown against the noise in its time oracle."""
     fig, ax = viz.figure()
-    ax.plot(result["sigma"], 100 * result["mean_loss"], marker="o", label="TAC, mean over noisy oracles")
-    ax.plot(result["sigma"], 100 * result["worst_loss"], marker="s", label="TAC, worst")
-    ax.axhline(100 * result["random_loss"], color="tab:red", ls="--", label="random order")
+    ax.plot(result.sigma, 100 * result.mean_loss, marker="o", label="TAC, mean over noisy oracles")
+    ax.plot(result.sigma, 100 * result.worst_loss, marker="s", label="TAC, worst")
+    ax.axhline(100 * result.random_loss, color="tab:red", ls="--", label="random order")
     ax.set_xlabel("oracle noise sigma (log-normal)")
     ax.set_ylabel("slowdown vs exact oracle (%)")
     ax.legend(fontsize=8)
@@ -98,8 +98,8 @@ def oracle_error(result):
 def heuristic_cost(cost):
     """Ordering time against graph size."""
     fig, ax = viz.figure()
-    ax.loglog(cost["ops"], cost["tic_s"], marker="o", label="TIC")
-    ax.loglog(cost["ops"], cost["tac_s"], marker="s", label="TAC")
+    ax.loglog(cost.ops, cost.tic_s, marker="o", label="TIC")
+    ax.loglog(cost.ops, cost.tac_s, marker="s", label="TAC")
     ax.set_xlabel("compute ops in the graph")
     ax.set_ylabel("ordering time (s)")
     ax.legend(fontsize=8)
