@@ -13,6 +13,7 @@ shows the figure once, inside the panel; one that cannot falls back to that imag
 from __future__ import annotations
 
 import base64
+import inspect
 from collections.abc import Callable
 
 from mlsys_core import validate
@@ -41,15 +42,29 @@ def _bundle(result, caption: str | None = None) -> dict[str, object]:
     return {k: base64.b64encode(v).decode("ascii") if isinstance(v, bytes) else v for k, v in data.items()}
 
 
+def _start_values(compute: Callable[..., object], controls: dict) -> inspect.Signature:
+    """A signature of the controls' names whose defaults are `compute`'s: ipywidgets starts each control there."""
+    try:
+        own = inspect.signature(compute).parameters
+    except (TypeError, ValueError):  # a callable without an inspectable signature: no defaults
+        own = {}
+    empty = inspect.Parameter.empty
+    return inspect.Signature([inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY,
+                                                default=own[name].default if name in own else empty)
+                              for name in controls])
+
+
 def explore(compute: Callable[..., object], draw: Callable[[object], object], labels: dict[str, str] | None = None,
             **controls):
     """Controls (ipywidgets or `interact` abbreviations) -> `draw(compute(**values))`, redrawn on change.
 
     `compute` holds all the logic and is unit-tested; `draw` returns a matplotlib Figure or anything
-    IPython can display. `labels` maps a control's name to the text a student reads beside it, with its
-    unit (e.g. `{"bandwidth": "link bandwidth (Gbit/s)"}`); labels are shown in full, not cut to the
-    default label width. Returns the widget box so a notebook can show it; its display bundle holds the
-    widget view and, as the fallback where widgets cannot render, the first draw as a static image.
+    IPython can display. A control starts at `compute`'s default for it where that is one of its values
+    (else at ipywidgets' choice: a slider's middle, a list's first item). `labels` maps a control's name
+    to the text a student reads beside it, with its unit (e.g. `{"bandwidth": "link bandwidth (Gbit/s)"}`);
+    labels are shown in full, not cut to the default label width. Returns the widget box so a notebook can
+    show it; its display bundle holds the widget view and, as the fallback where widgets cannot render,
+    the first draw as a static image.
     """
     import ipywidgets as widgets
     from IPython.display import display
@@ -74,6 +89,7 @@ def explore(compute: Callable[..., object], draw: Callable[[object], object], la
             data = super()._repr_mimebundle_(**kwargs)
             return {**static, **data, "text/plain": STATIC_NOTE} if static else data
 
+    show.__signature__ = _start_values(compute, controls)
     panel = Panel(show, {"manual": False}, **controls)
     for control in panel.children[:-1]:
         name = control.description

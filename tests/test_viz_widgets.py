@@ -38,6 +38,18 @@ def test_explore_wires_compute_then_draw():
     assert calls[-1][0] == 7
 
 
+def test_explore_starts_each_control_at_computes_default_where_it_is_one_of_its_values():
+    def compute(n=7, scale=2.0, mode="fast", width=512, steps=3):
+        return n
+
+    panel = widgets.explore(compute, lambda v: v, n=(1, 10), scale=(0.5, 4.0, 0.5), mode=["slow", "fast"],
+                            width=[128, 256], steps=(1, 9))
+    values = {w.description: w.value for w in panel.children[:-1]}
+    assert values == {"n": 7, "scale": 2.0, "mode": "fast", "width": 128, "steps": 3}  # 512 is no option
+    no_defaults = widgets.explore(lambda n, mode: n, lambda v: v, n=(1, 9), mode=["slow", "fast"])
+    assert [w.value for w in no_defaults.children[:-1]] == [5, "slow"]  # ipywidgets' own start
+
+
 def test_explore_labels_controls_in_full_and_refuses_unknown_names():
     import pytest
 
