@@ -9,7 +9,8 @@
    faults, telemetry, plans; no training), and with `--goal-10k` a 10 M day of goal 10,000.
 
 Ends with `RESULT fl vmap_speedup=<loop/vmap> clients_per_s=<vmapped> flower_speedup=<Flower round / ours>
-day_1m_seconds=<wall> day_10m_seconds=<wall>`.
+day_1m_seconds=<wall> day_10m_seconds=<wall>`. `--devices` sets other day sizes (the keys follow them, e.g.
+`day_20k_seconds`); `--no-flower` leaves Flower out (and its key), for a machine without the bench extra.
 """
 
 import argparse
@@ -238,6 +239,14 @@ def bench_day(num_devices: int, goal: int) -> float:
     return wall
 
 
+def size_label(n: int) -> str:
+    """1_000_000 -> "1m", 20_000 -> "20k", 500 -> "500": a day's size as its RESULT key writes it."""
+    for unit, suffix in ((1_000_000, "m"), (1_000, "k")):
+        if n >= unit and n % unit == 0:
+            return f"{n // unit}{suffix}"
+    return str(n)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=1000)
@@ -246,21 +255,28 @@ def main() -> None:
     parser.add_argument("--goal", type=int, default=1000)
     parser.add_argument("--flower-engine", choices=("auto", "ray", "in-process"), default="auto")
     parser.add_argument("--goal-10k", action="store_true", help="also a 10 M-device day with rounds of goal 10,000")
+    parser.add_argument("--devices", type=int, nargs="+", default=[1_000_000, 10_000_000],
+                        help="population sizes of the simulated days (default: 1 M and 10 M)")
+    parser.add_argument("--no-flower", action="store_true", help="leave out the Flower round (no bench extra)")
     args = parser.parse_args()
+    if min(args.devices) < 1:
+        parser.error(f"--devices must be >= 1 each, got {args.devices}")
     backend.setup(cpu_devices=8)
     print(backend.info())
     model, data, params = round_setup(args.clients, args.examples)
     t_vmap, t_loop, ours = bench_rounds(model, data, params, args.repeats)
-    day_1m = bench_day(1_000_000, args.goal)  # the days run before Ray starts its threads in this process
-    day_10m = bench_day(10_000_000, args.goal)
+    result = f"vmap_speedup={t_loop / t_vmap:.1f} clients_per_s={args.clients / t_vmap:.0f}"
+    days = [bench_day(n, args.goal) for n in args.devices]  # the days run before Ray starts its threads here
     if args.goal_10k:
         bench_day(10_000_000, 10_000)
-    flower_round, _, gap, engine = bench_flower(model, data, params, ours, args.flower_engine)
-    if gap > FLOWER_ATOL:
-        raise SystemExit(f"Flower's aggregate differs from ours by {gap:.2e} > {FLOWER_ATOL:g}")
-    print(f"Flower engine: {engine}")
-    print(f"RESULT fl vmap_speedup={t_loop / t_vmap:.1f} clients_per_s={args.clients / t_vmap:.0f} "
-          f"flower_speedup={flower_round / t_vmap:.0f} day_1m_seconds={day_1m:.1f} day_10m_seconds={day_10m:.1f}")
+    if not args.no_flower:
+        flower_round, _, gap, engine = bench_flower(model, data, params, ours, args.flower_engine)
+        if gap > FLOWER_ATOL:
+            raise SystemExit(f"Flower's aggregate differs from ours by {gap:.2e} > {FLOWER_ATOL:g}")
+        print(f"Flower engine: {engine}")
+        result += f" flower_speedup={flower_round / t_vmap:.0f}"
+    result += "".join(f" day_{size_label(n)}_seconds={wall:.1f}" for n, wall in zip(args.devices, days))
+    print(f"RESULT fl {result}")
 
 
 if __name__ == "__main__":

@@ -9,10 +9,11 @@
 #   notebooks  every notebook executed headless on the default backend (mlsys_core.report, as
 #              `make reproduce`): writes DIR/report.md and the executed copies; the notebooks are not touched
 #   bench      the benchmarks that run on the accelerator: fl (the vmapped FedAvg round runs on the
-#              default device) and sharding (its mesh: the chips when there are 8, else CPU devices);
-#              bandana and tictac (CPU kernels, peers from the bench extra) when their imports work
+#              default device; its Flower round only where flwr imports) and sharding (its mesh: the chips
+#              when there are 8, else CPU devices); bandana and tictac (CPU kernels, peers from the bench
+#              extra) when their imports work
 #   --quick    a short subset to prove the script works (three test files and the one-device tests,
-#              notebook 00, a small fl benchmark): about 5 minutes on a loaded 2-core CPU machine
+#              notebook 00, a small fl benchmark without Flower): under a minute on the 2-core CPU machine
 #
 # Works from a copied working tree: uses ./.venv/bin/python when it imports jax, else python3 (or $PYTHON)
 # with the tree on PYTHONPATH. Logs go to DIR (default build/device-check); the RESULT lines and
@@ -106,9 +107,13 @@ for s in "${SECTIONS[@]}"; do
     bench)
       if [ $QUICK = 1 ]; then
         # fl only: sharding's transform-exactness part alone takes minutes
-        section bench-fl "$PY" benchmarks/fl.py --clients 50 --repeats 1 --devices 20000 --goal 100
+        section bench-fl "$PY" benchmarks/fl.py --clients 50 --repeats 1 --devices 20000 --goal 100 --no-flower
       else
-        section bench-fl "$PY" benchmarks/fl.py
+        if has flwr; then section bench-fl "$PY" benchmarks/fl.py
+        else
+          SKIPPED+=("bench-fl's Flower round: flwr (bench extra) not importable")
+          section bench-fl "$PY" benchmarks/fl.py --no-flower
+        fi
         section bench-sharding "$PY" benchmarks/sharding.py
         if has numba; then section bench-tictac "$PY" benchmarks/tictac.py
         else SKIPPED+=("bench-tictac: numba not importable"); fi
