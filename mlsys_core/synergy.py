@@ -23,6 +23,9 @@ these functions return and hands the claim measurements to the registry (`mlsys_
 7. `tictac_vs_bandwidth` / `tictac_pod` / `tictac_phone_percentiles`: TicTac's gain (Paper 4) on
    pod links (the pod's transfer/compute balance, `pod_cluster`) and on the FL population's phone
    downlinks.
+
+`explore_bf16` / `explore_faults` / `explore_nvm` / `explore_tictac` compute one point of the notebook's
+explorers; `mlsys_core.synergy_plots` draws all of it.
 """
 
 from __future__ import annotations
@@ -350,6 +353,7 @@ class NVMOptimizerState(NamedTuple):
     cost: MemoryCost  # every chip's HBM priced as DRAM against as NVM
     useful_fraction: float  # of each 4 KB block read that the state's reads use
     stream_bytes_per_s: float  # the drive's useful bytes per second at that fraction
+    chips: int
 
 
 def nvm_optimizer_state(workload: str = "BERT-large", chips: int = 1024, hbm_bytes_per_chip: float = 32e9,
@@ -382,7 +386,7 @@ def nvm_optimizer_state(workload: str = "BERT-large", chips: int = 1024, hbm_byt
                          min(state, hbm_bytes_per_chip) / hbm_bytes_per_chip * cheaper)
 
     return NVMOptimizerState(layout("replicated", 1), layout("wus", chips),
-                             memory_cost_usd(chips * hbm_bytes_per_chip, 0.0, prices), useful_fraction, rate)
+                             memory_cost_usd(chips * hbm_bytes_per_chip, 0.0, prices), useful_fraction, rate, chips)
 
 
 class TicTacVsLink(NamedTuple):
@@ -1179,11 +1183,12 @@ def bn_on_devices(group_sizes=(1, 2, 4, 8), alpha: float = 0.1, per_device_batch
 
 
 class FaultLoss(NamedTuple):
-    """Final test loss of each policy, (failure rates, seeds)."""
+    """Final test loss of each policy, (failure rates, seeds), under `config` at each failure rate."""
 
     failure_rates: np.ndarray
     quorum: np.ndarray
     restart: np.ndarray
+    config: FaultConfig
 
     def of(self, policy: str) -> np.ndarray:
         return getattr(self, validate.choice("policy", policy, FAULT_POLICIES))
@@ -1210,4 +1215,50 @@ def loss_vs_failure_rate(failure_rates=(0.001, 0.003, 0.01, 0.03), seeds=range(5
             row.append(masked_wus_training(masks, per_replica_batch, seed=s, eval_every=max(len(masks), 1))
                        .test_loss[-1])
         quorum.append(row)
-    return FaultLoss(np.asarray(failure_rates, float), np.array(quorum).T, np.array(restart).T)
+    return FaultLoss(np.asarray(failure_rates, float), np.array(quorum).T, np.array(restart).T, config)
+
+
+# ---- the widgets' compute: one point of each explorer of notebook 05 -------------------------------
+
+
+class Bf16Point(NamedTuple):
+    phones: Bf16Saving  # one session saving per device of a drawn population
+    pods: Bf16Saving  # per pod size
+
+
+def explore_bf16(model_millions: float = 1.4, phone_link_factor: float = 1.0,
+                 pod_link_gb_per_s: float = 70.0) -> Bf16Point:
+    """bf16's saving for 20,000 phones (seed 0) training a `model_millions` M-parameter model on links
+    `phone_link_factor` x the population's medians, and for BERT-large on 256 / 1024 / 4096-chip pods."""
+    return Bf16Point(bf16_saving_edge(validate.positive("model_millions", model_millions) * 1e6, 1, 20_000,
+                                      link_factor=phone_link_factor),
+                     bf16_saving_tpu("BERT-large", (256, 1024, 4096), link_gb_per_s=pod_link_gb_per_s))
+
+
+class FaultPoint(NamedTuple):
+    goodput: dict[str, np.ndarray]  # policy -> (seeds,)
+    config: FaultConfig
+
+
+def explore_faults(failure_chance_log10: float = -3.0, checkpoint_interval: int = 50,
+                   restart_steps: float = 20.0, seeds=range(5)) -> FaultPoint:
+    """Goodput of quorum commit and of restarting from a checkpoint at one failure chance (10 ** the
+    argument per replica and step), checkpoint interval and restart time, per seed."""
+    config = FaultConfig(failure_rate=10.0 ** validate.number("failure_chance_log10", failure_chance_log10, high=0.0),
+                         checkpoint_interval=checkpoint_interval, restart_steps=restart_steps)
+    seeds = validate.seeds("seeds", seeds)
+    return FaultPoint({p: np.array([fault_run(p, config, s).goodput for s in seeds]) for p in FAULT_POLICIES},
+                      config)
+
+
+def explore_nvm(dram_usd_per_gb: float = 6.25, price_ratio: float = 10.0, chips: int = 1024) -> NVMOptimizerState:
+    """BERT-large's optimizer state on NVM (`nvm_optimizer_state`) at these DRAM prices and DRAM / NVM ratio."""
+    price_ratio = validate.positive("price_ratio", price_ratio)
+    return nvm_optimizer_state("BERT-large", chips=chips, prices=MemoryPrices(dram_usd_per_gb,
+                                                                              dram_usd_per_gb / price_ratio))
+
+
+def explore_tictac(downlink_mbit: float = 16.0, local_steps: int = 1) -> TicTacVsLink:
+    """TAC against random order for one phone (ResNet-style training graph) on a `downlink_mbit` link."""
+    return tictac_vs_bandwidth("resnet", "train", (validate.positive("downlink_mbit", downlink_mbit) / 1e3,),
+                               workers=1, iterations=5, local_steps=local_steps)
