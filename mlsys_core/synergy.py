@@ -1222,6 +1222,8 @@ def loss_vs_failure_rate(failure_rates=(0.001, 0.003, 0.01, 0.03), seeds=range(5
 
 
 class Bf16Point(NamedTuple):
+    """The bf16 explorer's view: phones and pods at one setting."""
+
     phones: Bf16Saving  # one session saving per device of a drawn population
     pods: Bf16Saving  # per pod size
 
@@ -1236,6 +1238,8 @@ def explore_bf16(model_millions: float = 1.4, phone_link_factor: float = 1.0,
 
 
 class FaultPoint(NamedTuple):
+    """The failure explorer's view: each policy's goodput at one setting."""
+
     goodput: dict[str, np.ndarray]  # policy -> (seeds,)
     config: FaultConfig
 
