@@ -338,7 +338,7 @@ def check_worker(index: int, queue, out: pathlib.Path, open_only: bool) -> list[
                     except Empty:
                         return checked
                     COPIED[notebook.name] = text
-                    (work / "root" / "notebooks" / notebook.name).write_text(COPIED[notebook.name])
+                    (work / "root" / "notebooks" / notebook.name).write_text(text)
                     started = time.time()
                     found, timings = check_notebook(lab, browser, notebook, out, open_only)
                     timings["total_s"] = round(time.time() - started, 1)
