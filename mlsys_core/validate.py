@@ -12,6 +12,8 @@ import math
 import numbers
 from collections.abc import Callable, Iterable
 
+import numpy as np
+
 
 def _range_text(low: float, high: float, low_open: bool, high_open: bool) -> str:
     if high == math.inf:
@@ -74,6 +76,69 @@ def seeds(name: str, values) -> tuple[int, ...]:
     if not values:
         raise ValueError(f"{name} must hold at least one seed, got ()")
     return tuple(integer(name, v, 0) for v in values)
+
+
+def seed(name: str, value) -> int:
+    """Check that `value` is a random seed: an int >= 0 (Python or NumPy); return it as an int."""
+    return integer(name, value, 0)
+
+
+def _array(name: str, values, ndim: int | None) -> np.ndarray:
+    try:
+        arr = np.asarray(values)
+    except (TypeError, ValueError) as e:  # ragged nesting, say
+        raise ValueError(f"{name} must be an array of numbers, got {_short(values)} ({e})") from None
+    if arr.dtype.kind not in "uif":
+        raise TypeError(f"{name} must be an array of numbers, got dtype {arr.dtype} ({_short(values)})")
+    if ndim is not None and arr.ndim != ndim:
+        raise ValueError(f"{name} must have {ndim} dimension{'s' if ndim != 1 else ''}, got shape {arr.shape}")
+    return arr
+
+
+def _short(values, limit: int = 60) -> str:
+    text = repr(values)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _first(name: str, arr: np.ndarray, bad: np.ndarray) -> str:
+    """The first element where `bad` holds, as `name[i] is value` (`name[i, j]` in two dimensions)."""
+    at = np.unravel_index(int(np.argmax(bad)), bad.shape)
+    return f"{name}[{', '.join(str(int(i)) for i in at)}] is {arr[at].item()!r}"
+
+
+def _in_range(name: str, arr: np.ndarray, low: float, high: float) -> None:
+    bad = (arr < low) | (arr > high)
+    if bad.any():
+        raise ValueError(f"{name} must hold values {_range_text(low, high, False, False)}; {_first(name, arr, bad)}")
+
+
+def integers(name: str, values, low: float = -math.inf, high: float = math.inf, *, ndim: int | None = 1) -> np.ndarray:
+    """Check that `values` is an array of whole numbers (an integer dtype, or floats that are whole) with
+    `ndim` dimensions (any if None) in [low, high]; return it as int64. A float id such as 1.7 is refused,
+    never truncated."""
+    arr = _array(name, values, ndim)
+    if arr.dtype.kind == "f":
+        bad = ~np.isfinite(arr) | (arr != np.round(arr))
+        if bad.any():
+            raise ValueError(f"{name} must hold whole numbers; {_first(name, arr, bad)}")
+        if arr.size and (arr.min() < -(2.0**63) or arr.max() >= 2.0**63):
+            raise ValueError(f"{name} must hold values that fit in int64, got {arr.min()!r}..{arr.max()!r}")
+    elif arr.dtype.kind == "u" and arr.size and arr.max() > np.iinfo(np.int64).max:
+        raise ValueError(f"{name} must hold values that fit in int64, got {arr.max()!r}")
+    arr = arr.astype(np.int64)
+    _in_range(name, arr, low, high)
+    return arr
+
+
+def reals(name: str, values, low: float = -math.inf, high: float = math.inf, *, ndim: int | None = None) -> np.ndarray:
+    """Check that `values` is an array of finite numbers with `ndim` dimensions (any if None) in
+    [low, high]; return it as float64."""
+    arr = _array(name, values, ndim).astype(np.float64)
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        raise ValueError(f"{name} must hold finite numbers; {_first(name, arr, bad)}")
+    _in_range(name, arr, low, high)
+    return arr
 
 
 def boolean(name: str, value) -> bool:

@@ -82,3 +82,40 @@ def test_seeds():
         V.seeds("seeds", (0, -1))
     with pytest.raises(TypeError, match="seeds must be a sequence of ints"):
         V.seeds("seeds", 5)
+
+
+def test_seed_is_a_non_negative_int():
+    assert V.seed("seed", np.int32(4)) == 4
+    with pytest.raises(ValueError, match="seed must be >= 0, got -1"):
+        V.seed("seed", -1)
+    with pytest.raises(TypeError, match="seed must be an int, got 1.5"):
+        V.seed("seed", 1.5)
+
+
+def test_integers_refuses_fractions_instead_of_truncating():
+    assert V.integers("ids", [1.0, 2.0]).tolist() == [1, 2]
+    assert V.integers("ids", np.arange(3, dtype=np.uint8), 0, 2).dtype == np.int64
+    with pytest.raises(ValueError, match=r"ids must hold whole numbers; ids\[1\] is 2.2"):
+        V.integers("ids", [1.0, 2.2, 3.9])
+    with pytest.raises(ValueError, match=r"ids must hold whole numbers; ids\[0\] is nan"):
+        V.integers("ids", [np.nan])
+    with pytest.raises(ValueError, match=r"ids must hold values >= 0; ids\[2\] is -1"):
+        V.integers("ids", [0, 1, -1], 0)
+    with pytest.raises(ValueError, match=r"ids must have 1 dimension, got shape \(2, 2\)"):
+        V.integers("ids", [[1, 2], [3, 4]])
+    with pytest.raises(TypeError, match="ids must be an array of numbers, got dtype <U1"):
+        V.integers("ids", ["a"])
+    with pytest.raises(TypeError, match="ids must be an array of numbers, got dtype bool"):
+        V.integers("ids", [True])
+    with pytest.raises(ValueError, match="ids must be an array of numbers"):
+        V.integers("ids", [[1], [2, 3]])
+    with pytest.raises(ValueError, match="fit in int64"):
+        V.integers("ids", np.array([2**64 - 1], np.uint64))
+
+
+def test_reals_refuses_non_finite_and_out_of_range():
+    assert V.reals("x", [[1, 2]], ndim=2).dtype == np.float64
+    with pytest.raises(ValueError, match=r"x must hold finite numbers; x\[0, 1\] is inf"):
+        V.reals("x", [[1.0, np.inf]])
+    with pytest.raises(ValueError, match=r"x must hold values in \[0, 1\]; x\[1\] is 2.0"):
+        V.reals("x", [0.5, 2.0], 0, 1)
