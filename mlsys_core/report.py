@@ -5,13 +5,17 @@ an assumption's range) evaluates the declared claim's rule and returns a `Result
 table. Under `make reproduce` it also appends the result, with the notebook and cell, to the JSON-lines
 file named by $MLSYS_REPORT_PATH. `python -m mlsys_core.report notebooks --out build` runs every notebook
 headless and writes `report.md`, a self-contained `report.html` and `claims.json`; it exits non-zero
-when a notebook failed, or when a declared claim was checked by no cell, or by more than one.
+when a notebook failed, or when a declared claim was checked by no cell, or by more than one. The run writes
+into a temporary folder beside `--out` and moves its files in when it finishes; SIGINT or SIGTERM stops it
+(see `_Stop`) and leaves `--out` as it was.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
+import contextlib
 import dataclasses
 import html
 import io
@@ -19,7 +23,10 @@ import json
 import os
 import pathlib
 import platform
+import shutil
+import signal
 import sys
+import tempfile
 import time
 
 from mlsys_core import claims, validate
@@ -29,6 +36,11 @@ ENV_REPORT_PATH = "MLSYS_REPORT_PATH"
 ENV_NOTEBOOK = "MLSYS_NOTEBOOK"
 NOT_CHECKED = "not checked"
 STATUSES = (*claims.VERDICTS, NOT_CHECKED)
+FIELDS = (
+    "id", "paper", "statement", "paper_value", "source", "unit", "rule", "assumptions", "sample", "measured",
+    "measured_text", "interval", "seeds", "verdict", "sweep", "holds_over", "details", "notebook", "cell", "figure_png",
+)  # the keys of a row of claims.jsonl and claims.json
+GRACE_S = 5.0  # after SIGINT or SIGTERM, how long the running cell has to stop before its kernel is killed
 
 
 def declared(claim) -> dict:
@@ -120,14 +132,35 @@ def check(claim_id: str, measured=None, *, sweep=None, details: str = "", figure
 # --- collecting and rendering -----------------------------------------------------------------
 
 
+def _parse_row(path: pathlib.Path, number: int, line: str) -> dict:
+    """One line of a claims.jsonl file as a row; a damaged line raises `ValueError` naming the file and line."""
+    where = f"{path}, line {number}"
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{where}: not JSON ({e.msg} at column {e.colno}): {line[:80]!r}") from None
+    if not isinstance(row, dict):
+        raise ValueError(f"{where}: must be a JSON object from report.check, got {line[:80]!r}")
+    missing = [key for key in FIELDS if key not in row]
+    if missing:
+        raise ValueError(f"{where}: lacks {', '.join(missing)} (a row from report.check has the keys "
+                         f"{', '.join(FIELDS)})")
+    if not isinstance(row["id"], str):
+        raise ValueError(f"{where}: id must be a claim id (a string), got {row['id']!r}")
+    if row["verdict"] not in claims.VERDICTS:
+        raise ValueError(f"{where}: verdict must be one of {claims.VERDICTS}, got {row['verdict']!r}")
+    return row
+
+
 def collect(path: pathlib.Path) -> tuple[list[dict], list[str]]:
     """One row per declared claim, in registry order (unchecked ones marked so), and the problems found:
-    claims checked by no cell or by several, and ids that the registry does not declare."""
+    claims checked by no cell or by several, and ids that the registry does not declare. A damaged line of
+    `path` raises `ValueError`."""
     checked: dict[str, list[dict]] = {}
     if path.exists():
-        for line in path.read_text(encoding="utf-8").splitlines():
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             if line:
-                row = json.loads(line)
+                row = _parse_row(path, number, line)
                 checked.setdefault(row["id"], []).append(row)
     rows, problems = [], []
     for claim_id, claim in claims.REGISTRY.items():
@@ -268,25 +301,140 @@ def render_html(rows: list[dict], backend: str, problems: list[str], notebooks: 
     return "\n".join(out) + "\n</body></html>\n"
 
 
-def execute(notebook: pathlib.Path, out_dir: pathlib.Path, timeout_s: int) -> str | None:
-    """Run one notebook headless with nbclient; write the executed copy; return an error or None."""
+class _Stop:
+    """What SIGINT and SIGTERM do to a run: the first is noted (no further cell or notebook starts) and interrupts
+    the running cell, whose kernel is killed if it still runs GRACE_S later; another signal kills it at once."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None  # while notebooks run
+        self.km = None  # the running kernel's manager
+        self._tasks: set[asyncio.Task] = set()
+
+    def handle(self, signum: int, _frame) -> None:
+        """The signal handler: note the signal and leave the kernel to the event loop."""
+        first = self.signum is None
+        self.signum = self.signum or signum
+        if self.loop is not None:
+            self.loop.call_soon_threadsafe(self._stop_kernel, first)
+
+    def _stop_kernel(self, first: bool) -> None:
+        if first:
+            self._signal_kernel(signal.SIGINT)
+            asyncio.get_running_loop().call_later(GRACE_S, self._signal_kernel, signal.SIGKILL)
+        else:
+            self._signal_kernel(signal.SIGKILL)
+
+    def _signal_kernel(self, signum: int) -> None:
+        if self.km is not None and self.km.has_kernel:
+            task = asyncio.ensure_future(_send(self.km, signum))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+
+async def _send(km, signum: int) -> None:
+    """Signal the kernel's process group; it may have exited already."""
+    with contextlib.suppress(RuntimeError, OSError):
+        await km.signal_kernel(signum)
+
+
+async def _shut_down(km, kc) -> None:
+    """Shut the kernel down (asked to exit, killed if it does not) and free its channels and files."""
+    try:
+        if await km.is_alive():
+            await km.shutdown_kernel()
+        else:
+            await km.cleanup_resources()
+    finally:
+        if kc is not None:
+            kc.stop_channels()
+
+
+async def _run_cells(client, stop: _Stop) -> None:
+    """Start the kernel and run the cells in order; none starts after a stop signal."""
+    await client.async_start_new_kernel()
+    await client.async_start_new_kernel_client()
+    for index, cell in enumerate(client.nb.cells):
+        if stop.signum is not None:
+            return
+        await client.async_execute_cell(cell, index, execution_count=client.code_cells_executed + 1)
+    client.set_widgets_metadata()
+
+
+def _error_text(e: Exception) -> str:
+    from nbclient.exceptions import CellExecutionError
+
+    if isinstance(e, CellExecutionError):
+        return f"{e.ename}: {e.evalue}"
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text.splitlines()[-1] if text else ''}"
+
+
+def mark_failed(nb, where: str, error: str) -> None:
+    """Say on top of an executed copy that its run failed, where, and with what error."""
+    import nbformat
+
+    nb.cells.insert(0, nbformat.v4.new_markdown_cell(
+        f"**This run failed {where}**; the cells below it did not run and show no output. `make reproduce` "
+        f"wrote this copy; the committed notebook is unchanged.\n\n```text\n{error}\n```"
+    ))
+
+
+async def execute(notebook: pathlib.Path, out_dir: pathlib.Path, timeout_s: int, stop: _Stop) -> str | None:
+    """Run one notebook headless with nbclient, from cleared outputs; return its error or None. Unless the run
+    was stopped, write the executed copy, marked when it failed."""
     import nbclient
     import nbformat
 
     nb = nbformat.read(notebook, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
     client = nbclient.NotebookClient(
         nb, timeout=timeout_s, kernel_name="python3", resources={"metadata": {"path": str(notebook.parent)}}
     )
     os.environ[ENV_NOTEBOOK] = notebook.name  # the kernel inherits it: check() names its notebook
+    stop.km = client.create_kernel_manager()
     error = None
     try:
-        client.execute()
+        await _run_cells(client, stop)
     except Exception as e:  # noqa: BLE001 — a failing cell: name it in the report, keep going
-        error = f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"
+        count = client.code_cells_executed
+        where, error = f"in cell [{count}]" if count else "before its first cell", _error_text(e)
     finally:
         os.environ.pop(ENV_NOTEBOOK, None)
+        await _shut_down(stop.km, client.kc)
+        stop.km = None
+    if stop.signum is not None:
+        return None
+    if error:
+        mark_failed(nb, where, error)
     nbformat.write(nb, out_dir / notebook.name)
-    return error
+    return error and f"{error}, {where}"
+
+
+async def _execute_all(paths: list[pathlib.Path], out_dir: pathlib.Path, timeout_s: int, stop: _Stop):
+    """Execute the notebooks in order until a stop signal; return the finished ones' statuses and failures."""
+    from tqdm import tqdm
+
+    stop.loop = asyncio.get_running_loop()
+    statuses, failed = {}, []
+    try:
+        with tqdm(paths, unit="notebook") as bar:
+            for path in bar:
+                if stop.signum is not None:
+                    break
+                bar.set_description(path.name)
+                start = time.perf_counter()
+                error = await execute(path, out_dir, timeout_s, stop)
+                if stop.signum is not None:
+                    break
+                statuses[path.name] = f"{'FAILED: ' + error if error else 'ok'} ({time.perf_counter() - start:.0f} s)"
+                if error:
+                    failed.append(f"FAILED {path.name}: {error}")
+    finally:
+        stop.loop = None
+    return statuses, failed
 
 
 def write(out: pathlib.Path, claims_path: pathlib.Path, backend: str, notebooks: dict[str, str]) -> list[str]:
@@ -298,33 +446,51 @@ def write(out: pathlib.Path, claims_path: pathlib.Path, backend: str, notebooks:
     return problems
 
 
+def _finish(staging: pathlib.Path, statuses: dict[str, str]) -> list[str]:
+    """Write the report of a finished run into `staging`; return its problems."""
+    from mlsys_core import backend
+
+    backend.setup()
+    return write(staging, staging / "claims.jsonl", str(backend.info()), statuses)
+
+
+def _interrupted(signum: int, done: int, total: int, out: pathlib.Path) -> int:
+    """Say that the run stopped and what `out` holds; return the shell's exit status for the signal."""
+    earlier = f"{out / 'report.md'} is from an earlier run" if (out / "report.md").exists() else "no report written"
+    print(f"interrupted by {signal.Signals(signum).name} after {done} of {total} notebooks; {earlier}",
+          file=sys.stderr)
+    return 128 + signum
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Execute the notebooks and write the reproduction report.")
     parser.add_argument("notebooks", type=pathlib.Path, help="folder of .ipynb files")
     parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("build"))
     parser.add_argument("--timeout", type=int, default=1200, help="seconds allowed per cell")
     args = parser.parse_args(argv)
-    from tqdm import tqdm
-
-    from mlsys_core import backend
-
     paths = sorted(args.notebooks.glob("*.ipynb"))
     if not paths:
         parser.error(f"no notebooks in {args.notebooks}")
-    args.out.mkdir(parents=True, exist_ok=True)
-    claims_path = (args.out / "claims.jsonl").resolve()
-    claims_path.unlink(missing_ok=True)
-    os.environ[ENV_REPORT_PATH] = str(claims_path)
-    statuses, failed = {}, []
-    for path in (bar := tqdm(paths, unit="notebook")):
-        bar.set_description(path.name)
-        start = time.perf_counter()
-        error = execute(path, args.out, args.timeout)
-        statuses[path.name] = f"{'FAILED: ' + error if error else 'ok'} ({time.perf_counter() - start:.0f} s)"
-        if error:
-            failed.append(f"FAILED {path.name}: {error}")
-    backend.setup()
-    problems = write(args.out, claims_path, str(backend.info()), statuses)
+    out = args.out.resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{out.name}-run-", dir=out.parent))
+    os.environ[ENV_REPORT_PATH] = str(staging / "claims.jsonl")
+    stop = _Stop()
+    previous = {s: signal.signal(s, stop.handle) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        statuses, failed = asyncio.run(_execute_all(paths, staging, args.timeout, stop))
+        if stop.signum is None:
+            problems = _finish(staging, statuses)
+        if stop.signum is not None:  # also a signal that came while the report was written
+            return _interrupted(stop.signum, len(statuses), len(paths), args.out)
+        out.mkdir(exist_ok=True)
+        for path in staging.iterdir():
+            shutil.move(path, out / path.name)
+    finally:
+        os.environ.pop(ENV_REPORT_PATH, None)
+        shutil.rmtree(staging, ignore_errors=True)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
     print(f"wrote {args.out}/report.md, report.html, claims.json: {len(claims.REGISTRY)} claims declared, "
           f"{len(failed)} failed notebook(s), {len(problems)} problem(s)")
     for line in failed + problems:

@@ -1,5 +1,11 @@
 import json
+import os
 import pathlib
+import re
+import signal
+import subprocess
+import sys
+import time
 
 import matplotlib
 
@@ -69,6 +75,22 @@ def test_check_refuses_bad_input(args, kwargs, error, match):
         report.check(*args, **kwargs)
 
 
+@pytest.mark.parametrize(
+    "claim_id, measured, sweep, match",
+    [("suite.shard_bytes", float("inf"), None, "measured must be finite, got inf"),
+     ("suite.shard_bytes", float("nan"), None, "measured must be finite, got nan"),
+     ("suite.shard_bytes", [0.125, float("-inf"), 0.125], None, r"measured must hold finite numbers; measured\[1\]"),
+     (SWEPT.id, None, [1.3, float("inf")], "measured at link bandwidth 10 must be finite")],
+)
+def test_check_refuses_a_non_finite_measurement(registry, claim_id, measured, sweep, match):
+    with pytest.raises(ValueError, match=match):
+        report.check(claim_id, measured, sweep=sweep)
+
+
+def test_a_result_row_has_the_fields_collect_requires():
+    assert tuple(report.check("suite.shard_bytes", 0.125).row()) == report.FIELDS
+
+
 def _jsonl(path: pathlib.Path, *results: report.Result) -> pathlib.Path:
     path.write_text("".join(json.dumps(r.row()) + "\n" for r in results))
     return path
@@ -86,6 +108,23 @@ def test_collect_marks_unchecked_and_double_checked_claims(registry, tmp_path):
     _, problems = report.collect(path)
     assert problems[0].startswith("suite.shard_bytes was checked 2 times")
     assert problems[1] == "suite.gone is not a declared claim"
+
+
+@pytest.mark.parametrize(
+    "damage, match",
+    [(lambda line: line[: len(line) // 2], "not JSON"),
+     (lambda line: json.dumps({k: v for k, v in json.loads(line).items() if k not in ("notebook", "cell")}),
+      "lacks notebook, cell"),
+     (lambda line: "[1, 2]", "must be a JSON object"),
+     (lambda line: line.replace('"verdict": "reproduced"', '"verdict": "fine"'), "verdict must be one of"),
+     (lambda line: line.replace('"id": "suite.shard_bytes"', '"id": 7'), "id must be a claim id")],
+)
+def test_collect_names_the_file_and_line_of_a_damaged_row(registry, tmp_path, damage, match):
+    path = _jsonl(tmp_path / "claims.jsonl", report.check("suite.shard_bytes", 0.125))
+    line = path.read_text().strip()
+    path.write_text(f"{line}\n\n{damage(line)}\n")
+    with pytest.raises(ValueError, match=f"{re.escape(str(path))}, line 3: {match}"):
+        report.collect(path)
 
 
 def test_markdown_and_html_show_summary_sensitivity_and_figures(registry, tmp_path):
@@ -107,8 +146,8 @@ def test_markdown_and_html_show_summary_sensitivity_and_figures(registry, tmp_pa
     assert "<td class='v-reproduced'>reproduced</td>" in page and "<td class='v-not'>not reproduced</td>" in page
 
 
-def _notebook(path: pathlib.Path, source: str) -> None:
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)])
+def _notebook(path: pathlib.Path, *sources: str) -> None:
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source) for source in sources])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, path)
 
@@ -133,7 +172,74 @@ def test_main_writes_three_reports_and_fails_on_unchecked_claims_and_broken_note
     )
     _notebook(nbs / "b.ipynb", declare + f"report.check({SWEPT.id!r}, sweep=[1.3, 1.0])")
     assert report.main([str(nbs), "--out", str(out), "--timeout", "120"]) == 0
-    _notebook(nbs / "c.ipynb", "raise ValueError('broken on purpose')")
+    _notebook(nbs / "c.ipynb", "raise ValueError('broken on purpose')", "print('after')")
+    committed = nbformat.read(nbs / "c.ipynb", as_version=4)
+    committed.cells[1].outputs = [nbformat.v4.new_output("stream", text="from the committed notebook\n")]
+    nbformat.write(committed, nbs / "c.ipynb")
     assert report.main([str(nbs), "--out", str(out), "--timeout", "120"]) == 1
     md = (out / "report.md").read_text()
-    assert "`c.ipynb`: FAILED: " in md and "broken on purpose" in md and (out / "c.ipynb").exists()
+    assert "`c.ipynb`: FAILED: ValueError: broken on purpose, in cell [1] (" in md
+    executed = nbformat.read(out / "c.ipynb", as_version=4)
+    top = executed.cells[0]
+    assert top.cell_type == "markdown" and top.source.startswith("**This run failed in cell [1]**")
+    assert "ValueError: broken on purpose" in top.source
+    assert executed.cells[1].outputs[0].ename == "ValueError" and executed.cells[2].outputs == []
+    assert not list(tmp_path.glob(".out-run-*"))  # the run's temporary folder went with the move
+
+
+def _running(pid: int) -> bool:
+    """Whether a process with this pid exists."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _interrupted_run(tmp_path: pathlib.Path, signals: list[signal.Signals], ignore_sigint: bool):
+    """Run the report CLI over three notebooks, send `signals` while the second one's cell sleeps; return the
+    process, its stderr, the kernel's pid and the seconds from the first signal to the exit."""
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    pid_file, c_started = tmp_path / "kernel.pid", tmp_path / "c-started"
+    _notebook(nbs / "a.ipynb", "from mlsys_core import report\nreport.check('suite.shard_bytes', 1 / 8)")
+    ignore = "signal.signal(signal.SIGINT, signal.SIG_IGN)\n" if ignore_sigint else ""
+    _notebook(nbs / "b.ipynb", f"import os, pathlib, signal, time\n{ignore}"
+              f"pathlib.Path({str(pid_file)!r}).write_text(str(os.getpid()))\ntime.sleep(60)", "print('after')")
+    _notebook(nbs / "c.ipynb", f"open({str(c_started)!r}, 'w')")
+    cmd = [sys.executable, "-m", "mlsys_core.report", str(nbs), "--out", str(tmp_path / "out"), "--timeout", "90"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not pid_file.exists() or not pid_file.read_text():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+    start = time.monotonic()
+    proc.send_signal(signals[0])
+    for sig in signals[1:]:
+        time.sleep(0.5)  # while the run stops
+        proc.send_signal(sig)
+    _, stderr = proc.communicate(timeout=60)
+    assert not c_started.exists()  # no notebook started after the signal
+    return proc, stderr, int(pid_file.read_text()), time.monotonic() - start
+
+
+@pytest.mark.parametrize(
+    "signals, ignore_sigint",
+    [([signal.SIGINT], False), ([signal.SIGTERM], False), ([signal.SIGINT, signal.SIGTERM], True)],
+    ids=["sigint", "sigterm", "second-signal-kills-a-cell-that-ignores-sigint"],
+)
+def test_a_signal_stops_the_run_and_leaves_the_previous_report(tmp_path, signals, ignore_sigint):
+    out = tmp_path / "out"
+    out.mkdir()
+    earlier = {name: f"{name} from an earlier run\n".encode() for name in
+               ("report.md", "report.html", "claims.json", "claims.jsonl", "a.ipynb", "b.ipynb")}
+    for name, data in earlier.items():
+        (out / name).write_bytes(data)
+    proc, stderr, kernel, seconds = _interrupted_run(tmp_path, signals, ignore_sigint)
+    assert proc.returncode == 128 + signals[0]
+    assert not _running(kernel)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == earlier
+    assert not list(tmp_path.glob(".out-run-*"))
+    name = signals[0].name
+    assert f"interrupted by {name} after 1 of 3 notebooks; {out / 'report.md'} is from an earlier run" in stderr
+    assert seconds < report.GRACE_S  # the cell stopped at the first signal, or its kernel was killed at the second

@@ -137,24 +137,26 @@ class Evaluation:
         return f"{self.claim.sweep.assumption}: " + "; ".join(parts)
 
 
-def estimate(measured, min_seeds: int, geometric: bool = False) -> Estimate:
-    """A number, or per-sample values -> their mean and 95% Student-t interval (needs >= min_seeds values).
+def estimate(measured, min_seeds: int, geometric: bool = False, name: str = "measured") -> Estimate:
+    """A finite number, or finite per-sample values -> their mean and 95% Student-t interval (needs >= min_seeds
+    values). `name` is what an error calls the measurement.
 
     With `geometric`, the mean and interval are taken on the logarithms of positive values and mapped back:
     the geometric mean of timing ratios, whose spread is skewed by the occasional slow round.
     """
     values = np.asarray(measured, dtype=float) if not isinstance(measured, (int, float)) else None
     if values is None or values.ndim == 0:
-        x = validate.number("measured", float(measured), allow_inf=True)
+        x = validate.number(name, float(measured))
         if min_seeds:
-            raise ValueError(f"measured must be per-seed values (>= {min_seeds}) for this claim, got one value {x!r}")
+            raise ValueError(f"{name} must be per-seed values (>= {min_seeds}) for this claim, got one value {x!r}")
         return Estimate(x, None, 0)
-    if values.ndim != 1 or values.size < max(min_seeds, 2) or not np.isfinite(values).all():
+    values = validate.reals(name, values)
+    if values.ndim != 1 or values.size < max(min_seeds, 2):
         raise ValueError(
-            f"measured must be a 1-D array of >= {max(min_seeds, 2)} finite per-seed values, got {values.tolist()}"
+            f"{name} must be a 1-D array of >= {max(min_seeds, 2)} finite per-seed values, got {values.tolist()}"
         )
     if geometric and (values <= 0).any():
-        raise ValueError(f"measured must be positive for a geometric mean, got {values.tolist()}")
+        raise ValueError(f"{name} must be positive for a geometric mean, got {values.tolist()}")
     from scipy import stats
 
     x = np.log(values) if geometric else values
@@ -183,7 +185,7 @@ def evaluate(claim: Claim, measured=None, sweep: Sequence | None = None) -> Eval
         )
     points = []
     for value, m in zip(claim.sweep.values, sweep, strict=True):
-        est = estimate(m, claim.seeds, claim.geometric)
+        est = estimate(m, claim.seeds, claim.geometric, f"measured at {claim.sweep.assumption} {value:g}")
         points.append(SweepPoint(value, est, claim.rule(*est.bounds)))
     head = points[claim.sweep.values.index(claim.sweep.default)]
     return Evaluation(claim, head.estimate, head.verdict, tuple(points))
