@@ -14,7 +14,6 @@ client_seconds=... expansion=...`.
 """
 
 import argparse
-import copy
 import math
 import time
 
@@ -27,15 +26,14 @@ def run_size(n: int, d: int, drop_rate: float, seed: int) -> dict:
     rng = np.random.default_rng(seed)
     x = rng.integers(0, 2**16, size=(n, d))
     cfg = secagg.SecAggConfig(n, n // 2 + 1, 16 + math.ceil(math.log2(n)))
-    devices = [secagg.Device(u, x[u], cfg, seed) for u in range(n)]
-    run = secagg.GroupRun(cfg, d, devices, np.full(n, secagg.COMPLETES), set())
+    run = secagg.GroupRun(x, cfg)  # keys from the operating system, as deployed
     start = time.perf_counter()
     assert run.through_masked_input()
     clients_wall = time.perf_counter() - start
-    after_sharing = copy.deepcopy(run.server)
+    after_sharing = run.fork()
     out = {"clients_wall_s": clients_wall}
     for rate in (0.0, drop_rate):
-        run.server, run.total = copy.deepcopy(after_sharing), None
+        run = after_sharing.fork()  # each device answers a round once: each pattern gets its own copy
         gone = set(rng.choice(n, int(round(rate * n)), replace=False).tolist())
         res = run.finish({u: m for u, m in run.masked.items() if u not in gone})
         assert res.aborted == "" and np.array_equal(res.total, x[res.included].sum(0) % 2**cfg.modulus_bits)

@@ -130,7 +130,8 @@ CLAIMS: tuple[Claim, ...] = (
         rule=rules.within(1.73, rel=0.05, partly_rel=0.25),
         assumptions=(
             "16-bit inputs, modulus 16 + log2(n) bits; bytes of one device's serialised messages in all four rounds "
-            "(two 32-byte X25519 keys, AES-GCM share blobs of 100 bytes per peer, inputs bit-packed), nobody drops",
+            "(two 32-byte X25519 keys, AES-GCM share blobs of 100 bytes per peer, inputs bit-packed, a 64-byte "
+            "Ed25519 signature on each message to the server), nobody drops",
         ),
         fmt=".2f",
     ),

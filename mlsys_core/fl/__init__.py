@@ -14,7 +14,12 @@
   training: a round's clients are the devices the simulation accepted (late updates discarded or recycled).
 - `telemetry`: session strings, per-round counters, and the privacy of per-device dashboards.
 - `plans`: FL plans (device + server part), versioned per device runtime.
-- `secagg`: Secure Aggregation for one Aggregator group (pairwise masks, Shamir recovery of drop-outs).
+- `secagg`: Secure Aggregation (CCS 2017, the actively secure protocol) for one Aggregator group: pairwise
+  masks, Shamir recovery of drop-outs, signed messages bound to their session and round, devices that answer
+  each round once; built on `crypto` (X25519, Ed25519, HKDF, AES-GCM, AES-CTR; randomness from the system),
+  `shamir` (t-of-n sharing over GF(2^31 - 1)) and `wire` (message formats). `secure_round` runs it inside a
+  FedAvg round (quantised updates, Aggregator groups, Master Aggregator); `secagg_attacks` is a malicious
+  server's attacks on it, for notebook 03b.
 - `experiments`: one pure, seeded function per figure or claim of notebook 03 (per-seed values for the
   claims registry, `mlsys_core.claims.fl`).
 - `plots`: figures for the notebook (results in, Figure out).
