@@ -15,8 +15,8 @@ import numba
 import numpy as np
 
 from mlsys_core import validate
-from mlsys_core.bandana.placement import BlockMap
-from mlsys_core.bandana.trace import Trace
+from mlsys_core.bandana.placement import BlockMap, check_covers
+from mlsys_core.bandana.trace import Trace, keys_array
 from mlsys_core.bandana.workload import BLOCK_BYTES
 
 NO_PREFETCH = np.iinfo(np.int64).max  # t = infinity: admit no prefetched vector
@@ -42,13 +42,11 @@ def _dense_ids(keys):
     return out, k
 
 
-def dense_ids(keys: np.ndarray) -> tuple[np.ndarray, int]:
-    """(ids, K): non-negative integer keys relabelled 0..K-1 (first appearance order)."""
-    keys = np.ascontiguousarray(keys)
+def dense_ids(keys) -> tuple[np.ndarray, int]:
+    """(ids, K): keys (a 1-D array of whole numbers >= 0) relabelled 0..K-1 (first appearance order)."""
+    keys = np.ascontiguousarray(keys_array("keys", keys))
     if keys.size == 0:
         raise ValueError("the trace is empty: no keys to simulate")
-    if keys.min() < 0:
-        raise ValueError("keys must be non-negative integers")
     if int(keys.max()) > 8 * keys.size + (1 << 20):  # sparse ids: relabel by sorting instead
         _, inv = np.unique(keys, return_inverse=True)
         return inv.astype(np.int64), int(inv.max()) + 1
@@ -125,7 +123,7 @@ def _lru_misses(ids, num_keys, capacity):
     return misses
 
 
-def lru_misses(keys: np.ndarray, capacity_objects: int) -> int:
+def lru_misses(keys, capacity_objects: int) -> int:
     """Misses of plain LRU (unit-size objects) over `keys`, a cache of `capacity_objects` objects."""
     capacity_objects = validate.integer("capacity_objects", capacity_objects, 0)
     ids, k = dense_ids(keys)
@@ -229,7 +227,7 @@ class CacheConfig:
 
     def threshold_of_key(self, table_sizes) -> np.ndarray:
         """(sum(table_sizes),) int64: the t that applies to each key (tables laid out in order)."""
-        sizes = np.asarray(table_sizes, dtype=np.int64)
+        sizes = validate.integers("table_sizes", table_sizes, 0)
         t = self.admission_threshold
         if isinstance(t, int):
             return np.full(int(sizes.sum()), t, dtype=np.int64)
@@ -273,22 +271,21 @@ def simulate_cache(
 ) -> CacheResult:
     """Run `trace` through the cache; blocks come from `blocks` (see `placement.block_map`).
 
-    `past_counts` (num_keys,) seeds the access counts used for admission (e.g. counts from the past
-    trace the placement was learned on); by default counting starts at zero.
+    `past_counts` (num_keys,) whole numbers >= 0 seed the access counts used for admission (e.g. counts
+    from the past trace the placement was learned on); by default counting starts at zero.
     """
-    keys = trace.keys
+    check_covers(trace, blocks)
+    validate.instance("config", config, CacheConfig)
     num_keys = blocks.key_bytes.size
     if past_counts is None:
         counts = np.zeros(num_keys, dtype=np.int64)
     else:
-        counts = np.array(past_counts, dtype=np.int64)
+        counts = validate.integers("past_counts", past_counts, 0).copy()  # the kernel adds to it
         if counts.shape != (num_keys,):
             raise ValueError(f"past_counts must have shape ({num_keys},), got {counts.shape}")
     threshold_of_key = config.threshold_of_key([t.num_vectors for t in trace.tables])
-    if threshold_of_key.size != num_keys:
-        raise ValueError(f"the trace's tables hold {threshold_of_key.size} keys, the block map {num_keys}")
     hits, ph, pa, useful, blocks_read, hpr = _admission_lru(
-        keys,
+        trace.keys,
         trace.request_ptr,
         blocks.block_of,
         blocks.block_ptr,

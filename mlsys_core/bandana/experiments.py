@@ -53,6 +53,7 @@ THRESHOLDS = (0, 1, 2, 4, 8, NO_PREFETCH)
 def learn_placements(past: Trace, method: str, seed: int = 0, shp: SHPConfig = SHPConfig()) -> tuple[Placement, ...]:
     """One placement per table of `past`, by `method` (one of PLACEMENTS); SHP learns from `past`."""
     validate.choice("placement", method, PLACEMENTS)
+    seed = validate.seed("seed", seed)
     out = []
     for t in past.tables:
         if method == "sequential":
@@ -198,7 +199,7 @@ def minicache_thresholds(past: Trace, blocks: BlockMap, cache_fraction: float, t
     validate.instance("blocks", blocks, BlockMap)
     fraction = validate.probability("cache_fraction", cache_fraction, open_low=True)
     rate = validate.number("rate", rate, 0.0, 1.0, low_open=True)
-    seed = validate.integer("seed", seed)
+    seed = validate.seed("seed", seed)
     warmup = validate.probability("warmup_fraction", warmup_fraction, open_low=True, open_high=True)
     combos = _combinations(len(past.tables), thresholds)
     num_keys = blocks.key_bytes.size

@@ -19,8 +19,8 @@ import numpy as np
 
 from mlsys_core import validate
 from mlsys_core.bandana.cache import CacheConfig, dense_ids, simulate_cache
-from mlsys_core.bandana.placement import BlockMap
-from mlsys_core.bandana.trace import Trace
+from mlsys_core.bandana.placement import BlockMap, check_covers
+from mlsys_core.bandana.trace import Trace, keys_array
 
 
 @numba.njit(cache=True)
@@ -55,13 +55,14 @@ def _stack_distances(ids, num_keys):
     return out
 
 
-def stack_distances(keys: np.ndarray) -> np.ndarray:
-    """(n,) LRU stack distance of each access (distinct other keys since its last access; -1 if first)."""
-    ids, k = dense_ids(np.asarray(keys))
+def stack_distances(keys) -> np.ndarray:
+    """(n,) LRU stack distance of each access (distinct other keys since its last access; -1 if first).
+    `keys`: a 1-D array of whole numbers >= 0."""
+    ids, k = dense_ids(keys)
     return _stack_distances(ids, k)
 
 
-def hit_rate_curve(keys: np.ndarray, cache_sizes) -> np.ndarray:
+def hit_rate_curve(keys, cache_sizes) -> np.ndarray:
     """Plain LRU hit rate for each cache size (objects), all from one pass."""
     sizes = _check_sizes(cache_sizes)
     d = stack_distances(keys)
@@ -69,9 +70,9 @@ def hit_rate_curve(keys: np.ndarray, cache_sizes) -> np.ndarray:
 
 
 def _check_sizes(cache_sizes) -> np.ndarray:
-    sizes = np.asarray(cache_sizes, dtype=np.float64)
-    if sizes.ndim != 1 or sizes.size == 0 or np.any(sizes < 0):
-        raise ValueError(f"cache_sizes must be a non-empty 1-D list of sizes >= 0, got {cache_sizes!r}")
+    sizes = validate.reals("cache_sizes", cache_sizes, 0.0, ndim=1)
+    if sizes.size == 0:
+        raise ValueError("cache_sizes must be a non-empty 1-D list of sizes >= 0, got an empty list")
     return sizes
 
 
@@ -103,24 +104,23 @@ def _splitmix64(x: np.ndarray, seed: int) -> np.ndarray:
 SHARDS_MODULUS = 1 << 24
 
 
-def shards_keep(keys: np.ndarray, rate: float, seed: int = 0) -> np.ndarray:
+def shards_keep(keys, rate: float, seed: int = 0) -> np.ndarray:
     """(n,) bool: spatial sampling, keep a key iff hash(key) mod P < T with T = round(rate * P)."""
     rate = _check_rate(rate)
-    threshold = np.uint64(max(1, round(rate * SHARDS_MODULUS)))
-    with np.errstate(over="ignore"):
-        return (_splitmix64(np.asarray(keys), seed) % np.uint64(SHARDS_MODULUS)) < threshold
+    return shards_hashes(keys, seed) < max(1, round(rate * SHARDS_MODULUS))
 
 
-def shards_hit_rate_curve(keys: np.ndarray, cache_sizes, rate: float, seed: int = 0, adjust: bool = True) -> np.ndarray:
+def shards_hit_rate_curve(keys, cache_sizes, rate: float, seed: int = 0, adjust: bool = True) -> np.ndarray:
     """SHARDS estimate of the plain LRU hit-rate curve from a `rate` sample of the keys.
 
     With `adjust` (SHARDS-adj) the difference between the expected (n * R) and actual sample size
     is credited to the smallest distances, which removes most of the bias of hot keys in or out.
     """
     sizes = _check_sizes(cache_sizes)
-    keys = np.asarray(keys)
+    keys = keys_array("keys", keys)
     if keys.size == 0:
         raise ValueError("the trace is empty")
+    adjust = validate.boolean("adjust", adjust)
     keep = shards_keep(keys, rate, seed)
     sample = keys[keep]
     if sample.size == 0:
@@ -164,14 +164,16 @@ def cache_grid(trace: Trace, blocks: BlockMap, thresholds, capacities_bytes, rat
     which leaves a sampled vector with almost no sampled block-mates to prefetch. rate = 1 is the
     full simulation.
     """
+    check_covers(trace, blocks)
     rate = _check_rate(rate)
+    seed = validate.seed("seed", seed)
     validate.choice("unit", unit, ("block", "vector"))
-    thresholds = np.asarray(thresholds, dtype=np.int64)
-    caps = np.asarray(capacities_bytes, dtype=np.int64)
-    if thresholds.size == 0 or np.any(thresholds < 0):
-        raise ValueError(f"thresholds must be a non-empty list of ints >= 0, got {thresholds!r}")
-    if caps.size == 0 or np.any(caps < 0):
-        raise ValueError(f"capacities_bytes must be a non-empty list of ints >= 0, got {caps!r}")
+    thresholds = validate.integers("thresholds", thresholds, 0)
+    caps = validate.integers("capacities_bytes", capacities_bytes, 0)
+    if thresholds.size == 0:
+        raise ValueError("thresholds must be a non-empty list of ints >= 0, got an empty list")
+    if caps.size == 0:
+        raise ValueError("capacities_bytes must be a non-empty list of ints >= 0, got an empty list")
     if rate < 1:
         if unit == "block":
             keep_key = shards_keep(np.arange(blocks.block_ptr.size - 1), rate, seed)[blocks.block_of]
@@ -190,10 +192,12 @@ def cache_grid(trace: Trace, blocks: BlockMap, thresholds, capacities_bytes, rat
     return MiniCacheGrid(thresholds, caps, out, rate)
 
 
-def shards_hashes(keys: np.ndarray, seed: int = 0) -> np.ndarray:
-    """(n,) SHARDS hash of each key mod P (the value `shards_keep` compares with T)."""
+def shards_hashes(keys, seed: int = 0) -> np.ndarray:
+    """(n,) SHARDS hash of each key mod P (the value `shards_keep` compares with T); `keys` whole numbers >= 0."""
+    keys = keys_array("keys", keys)
+    seed = validate.seed("seed", seed)
     with np.errstate(over="ignore"):
-        return (_splitmix64(np.asarray(keys), seed) % np.uint64(SHARDS_MODULUS)).astype(np.int64)
+        return (_splitmix64(keys, seed) % np.uint64(SHARDS_MODULUS)).astype(np.int64)
 
 
 @numba.njit(cache=True)
@@ -294,7 +298,7 @@ def _shards_fixed(ids, hashes, num_keys, s_max, t0):
     return dist[:m], thr[:m], t
 
 
-def shards_fixed_hit_rate_curve(keys: np.ndarray, cache_sizes, s_max: int, seed: int = 0,
+def shards_fixed_hit_rate_curve(keys, cache_sizes, s_max: int, seed: int = 0,
                                 initial_rate: float = 1.0, adjust: bool = True) -> np.ndarray:
     """Fixed-size SHARDS (Waldspurger et al., FAST 2015, SHARDS_fixed; libCacheSim's FIX_SIZE):
     at most `s_max` keys are tracked; the sampling rate starts at `initial_rate` and falls each time
@@ -307,9 +311,10 @@ def shards_fixed_hit_rate_curve(keys: np.ndarray, cache_sizes, s_max: int, seed:
     sizes = _check_sizes(cache_sizes)
     s_max = validate.integer("s_max", s_max, 1)
     rate0 = _check_rate(initial_rate)
-    keys = np.asarray(keys)
+    keys = keys_array("keys", keys)
     if keys.size == 0:
         raise ValueError("the trace is empty")
+    adjust = validate.boolean("adjust", adjust)
     ids, k = dense_ids(keys)
     hashes = shards_hashes(keys, seed)
     t0 = max(1, round(rate0 * SHARDS_MODULUS))
@@ -323,7 +328,7 @@ def shards_fixed_hit_rate_curve(keys: np.ndarray, cache_sizes, s_max: int, seed:
     cum = np.concatenate([[0.0], np.cumsum(weight[reuse][order])])
     total = weight.sum()
     extra = 0.0
-    if validate.boolean("adjust", adjust):
+    if adjust:
         expected = keys.size * t_final / SHARDS_MODULUS
         extra, total = expected - total, expected
     s = scaled[order]

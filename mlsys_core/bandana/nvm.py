@@ -39,43 +39,44 @@ class NVMDevice:
         validate.number("dram_lookup_latency_us", self.dram_lookup_latency_us, 0.0)
 
     def iops(self, queue_depth) -> np.ndarray:
-        """4 KB random-read IOPS at each queue depth (>= 1)."""
-        qd = np.asarray(queue_depth, dtype=np.float64)
-        if np.any(qd < 1):
-            raise ValueError("queue_depth must be >= 1")
+        """4 KB random-read IOPS at each queue depth (finite, >= 1)."""
+        qd = validate.reals("queue_depth", queue_depth, 1.0)
         if self.peak_queue_depth == 1:
             return np.full(qd.shape, self.peak_iops)
         frac = np.clip(np.log2(qd) / np.log2(self.peak_queue_depth), 0.0, 1.0)
         return self.qd1_iops * (self.peak_iops / self.qd1_iops) ** frac
 
     def batch_latency_us(self, num_blocks) -> np.ndarray:
-        """Time to read `num_blocks` blocks issued together (0 for none), in microseconds."""
-        n = np.asarray(num_blocks, dtype=np.float64)
-        if np.any(n < 0):
-            raise ValueError("num_blocks must be >= 0")
+        """Time to read `num_blocks` blocks (finite, >= 0) issued together (0 for none), in microseconds."""
+        n = validate.reals("num_blocks", num_blocks, 0.0)
         depth = np.clip(n, 1, self.peak_queue_depth)
         return np.where(n > 0, n / self.iops(depth) * 1e6, 0.0)
 
     def request_latency_us(self, blocks_read, lookups_hit) -> np.ndarray:
-        """Per-request latency: the NVM batch plus DRAM time for cached vectors."""
-        return self.batch_latency_us(blocks_read) + self.dram_lookup_latency_us * np.asarray(
-            lookups_hit, dtype=np.float64
-        )
+        """Per-request latency: the NVM batch plus DRAM time for cached vectors (counts >= 0)."""
+        blocks = validate.reals("blocks_read", blocks_read, 0.0)
+        hits = validate.reals("lookups_hit", lookups_hit, 0.0)
+        if hits.shape not in ((), blocks.shape):
+            raise ValueError(f"lookups_hit must be one count or one per request (shape {blocks.shape}), "
+                             f"got shape {hits.shape}")
+        return self.batch_latency_us(blocks) + self.dram_lookup_latency_us * hits
 
     @property
     def peak_read_bytes_per_s(self) -> float:
         return self.peak_iops * BLOCK_BYTES
 
     def effective_bandwidth_bytes_per_s(self, useful_fraction: float) -> float:
-        """Useful bytes per second when the device reads 4 KB blocks at peak and `useful_fraction` is used."""
-        return useful_fraction * self.peak_read_bytes_per_s
+        """Useful bytes per second when the device reads 4 KB blocks at peak and `useful_fraction` (in
+        [0, 1]) is used."""
+        return validate.probability("useful_fraction", useful_fraction) * self.peak_read_bytes_per_s
 
 
 def latency_percentiles(latency_us: np.ndarray, percentiles=(50.0, 99.0, 99.9)) -> dict[float, float]:
-    """{percentile: latency in us}."""
-    latency_us = np.asarray(latency_us)
+    """{percentile: latency in us}; `percentiles` in [0, 100]."""
+    latency_us = validate.reals("latency_us", latency_us)
     if latency_us.size == 0:
         raise ValueError("latency_us is empty")
+    percentiles = validate.reals("percentiles", percentiles, 0.0, 100.0, ndim=1)
     return {float(p): float(np.percentile(latency_us, p)) for p in percentiles}
 
 
@@ -87,6 +88,7 @@ def skewed_refresh_rates(num_tables: int, mean_per_day: float = 15.0, cv: float 
     validate.integer("num_tables", num_tables, 1)
     validate.positive("mean_per_day", mean_per_day)
     validate.number("cv", cv, 0.0)
+    seed = validate.seed("seed", seed)
     if cv == 0:
         return np.full(num_tables, float(mean_per_day))
     sigma2 = np.log1p(cv**2)
@@ -115,12 +117,15 @@ def endurance(
 ) -> EnduranceReport:
     """Drive writes per day when tables (in order) fill drives up to `fill_fraction` and each refresh
     rewrites its whole table. A table larger than a drive is striped over several."""
-    sizes = np.asarray(table_bytes, dtype=np.float64)
-    rates = np.asarray(refreshes_per_day, dtype=np.float64)
-    if sizes.shape != rates.shape or sizes.ndim != 1 or sizes.size == 0:
-        raise ValueError("table_bytes and refreshes_per_day must be 1-D arrays of one non-zero length")
-    if np.any(sizes <= 0) or np.any(rates < 0):
-        raise ValueError("table_bytes must be > 0 and refreshes_per_day >= 0")
+    sizes = validate.reals("table_bytes", table_bytes, ndim=1)
+    rates = validate.reals("refreshes_per_day", refreshes_per_day, 0.0, ndim=1)
+    if sizes.shape != rates.shape or sizes.size == 0:
+        raise ValueError(f"table_bytes and refreshes_per_day must be of one non-zero length, got shapes "
+                         f"{sizes.shape} and {rates.shape}")
+    if np.any(sizes <= 0):
+        i = int(np.argmax(sizes <= 0))
+        raise ValueError(f"table_bytes must hold sizes > 0; table_bytes[{i}] is {float(sizes[i])!r}")
+    validate.instance("device", device, NVMDevice)
     validate.number("fill_fraction", fill_fraction, 0.0, 1.0, low_open=True)
     usable = device.capacity_bytes * fill_fraction
     # Lay tables end to end over the drives; a drive's writes are the bytes of each table on it x rate.
@@ -160,6 +165,7 @@ def memory_cost_usd(
     """Cost of holding the embeddings all in DRAM vs on NVM with a DRAM cache."""
     validate.positive("model_bytes", model_bytes)
     validate.number("dram_cache_bytes", dram_cache_bytes, 0.0)
+    validate.instance("prices", prices, MemoryPrices)
     gb = 1e9
     all_dram = model_bytes / gb * prices.dram_usd_per_gb
     nvm = model_bytes / gb * prices.nvm_usd_per_gb + dram_cache_bytes / gb * prices.dram_usd_per_gb

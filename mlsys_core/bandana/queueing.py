@@ -23,6 +23,7 @@ import numpy as np
 
 from mlsys_core import validate
 from mlsys_core.bandana.nvm import NVMDevice, latency_percentiles
+from mlsys_core.bandana.trace import Trace
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -36,19 +37,22 @@ class ServiceTimes:
 
     def __post_init__(self):
         validate.choice("kind", self.kind, ("exponential", "deterministic", "empirical"))
+        validate.string("source", self.source)
         if self.kind == "empirical":
-            s = np.asarray(self.samples, dtype=np.float64)
-            if s.ndim != 1 or s.size < 2 or not np.all(np.isfinite(s)) or np.any(s <= 0):
+            s = validate.reals("samples", self.samples, ndim=1)
+            if s.size < 2 or np.any(s <= 0):
                 raise ValueError("samples must be a 1-D array of >= 2 finite latencies > 0 for kind 'empirical'")
             object.__setattr__(self, "samples", s / s.mean())
 
     @staticmethod
     def from_latencies(latencies_us, source: str) -> ServiceTimes:
         """The shape of measured read latencies (their scale is dropped: the device model sets it)."""
-        return ServiceTimes("empirical", np.asarray(latencies_us, dtype=np.float64), validate.string("source", source))
+        return ServiceTimes("empirical", latencies_us, source)
 
     def draw(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """(n,) work of n reads, mean 1."""
+        validate.integer("n", n, 0)
+        validate.instance("rng", rng, np.random.Generator)
         if self.kind == "exponential":
             return rng.exponential(1.0, n)
         if self.kind == "deterministic":
@@ -148,19 +152,23 @@ def simulate_queue(
 ) -> QueueResult:
     """Run requests arriving at `arrival_us` (non-decreasing), each issuing `reads_per_request` block
     reads at once, through the device. `max_queue_depth` caps the reads in service (default: the
-    device's peak queue depth). `hits_per_request` adds the DRAM time of cached lookups."""
-    arrival = np.asarray(arrival_us, dtype=np.float64) * 1e-6
-    reads = np.asarray(reads_per_request)
-    if arrival.ndim != 1 or arrival.shape != reads.shape or arrival.size == 0:
+    device's peak queue depth). `hits_per_request` (whole numbers >= 0, one per request) adds the DRAM
+    time of cached lookups."""
+    arrival = validate.reals("arrival_us", arrival_us, ndim=1) * 1e-6
+    reads = validate.integers("reads_per_request", reads_per_request, 0)
+    if arrival.shape != reads.shape or arrival.size == 0:
         raise ValueError(f"arrival_us and reads_per_request must be 1-D of one non-zero length, got shapes "
                          f"{arrival.shape} and {reads.shape}")
-    if not np.all(np.isfinite(arrival)) or np.any(np.diff(arrival) < 0):
+    if np.any(np.diff(arrival) < 0):
         raise ValueError("arrival_us must be finite and non-decreasing (requests in time order)")
-    if not np.issubdtype(reads.dtype, np.integer) or np.any(reads < 0):
-        raise ValueError("reads_per_request must be integers >= 0")
+    if hits_per_request is not None:
+        hits_per_request = validate.integers("hits_per_request", hits_per_request, 0)
+        if hits_per_request.shape != reads.shape:
+            raise ValueError(f"hits_per_request must hold one count per request ({reads.size}), "
+                             f"got shape {hits_per_request.shape}")
     validate.instance("device", device, NVMDevice)
     validate.instance("service", service, ServiceTimes)
-    seed = validate.integer("seed", seed, 0)
+    seed = validate.seed("seed", seed)
     slots = device.peak_queue_depth if max_queue_depth is None else validate.integer(
         "max_queue_depth", max_queue_depth, 1)
     read_ptr = np.concatenate([[0], np.cumsum(reads)]).astype(np.int64)
@@ -171,7 +179,7 @@ def simulate_queue(
     latency = np.zeros(arrival.size)
     np.maximum.at(latency, owner, read_latency)
     if hits_per_request is not None:
-        latency = latency + device.dram_lookup_latency_us * np.asarray(hits_per_request, dtype=np.float64)
+        latency = latency + device.dram_lookup_latency_us * hits_per_request.astype(np.float64)
     span = (finish.max() - arrival[0]) if work.size else 0.0
     offered = read_ptr[-1] / (arrival[-1] - arrival[0]) if arrival[-1] > arrival[0] else np.inf
     return QueueResult(latency, read_latency, float(read_ptr[-1] / span) if span > 0 else 0.0,
@@ -182,7 +190,7 @@ def poisson_arrivals_us(num_requests: int, rate_per_s: float, seed: int = 0) -> 
     """(num_requests,) arrival times (us) of a Poisson process at `rate_per_s`, the first at its first gap."""
     validate.integer("num_requests", num_requests, 1)
     validate.positive("rate_per_s", rate_per_s)
-    return np.cumsum(np.random.default_rng([validate.integer("seed", seed, 0), 7]).exponential(
+    return np.cumsum(np.random.default_rng([validate.seed("seed", seed), 7]).exponential(
         1e6 / rate_per_s, num_requests))
 
 
@@ -219,10 +227,10 @@ class TraceArrivals(Arrivals):
     source: str = "the trace's own times, gaps scaled"
 
     def __post_init__(self):
-        t = np.asarray(self.time_us, dtype=np.float64)
+        t = validate.reals("time_us", self.time_us)
         if t.ndim != 1 or t.size < 2:
             raise ValueError(f"time_us must be a 1-D array of >= 2 arrival times (us), got shape {t.shape}")
-        if not np.all(np.isfinite(t)) or np.any(np.diff(t) < 0):
+        if np.any(np.diff(t) < 0):
             raise ValueError("time_us must be finite and non-decreasing (requests in time order)")
         if t[-1] == t[0]:
             raise ValueError(f"time_us spans no time (all {t.size} requests at {t[0]:g} us): no rate to scale")
@@ -232,13 +240,15 @@ class TraceArrivals(Arrivals):
     @staticmethod
     def of(trace) -> TraceArrivals:
         """The arrival times of a `trace.Trace`; ValueError if it has none."""
-        if trace.time_us is None:
+        if validate.instance("trace", trace, Trace).time_us is None:
             raise ValueError("the trace has no arrival times (time_us is None): load one with a time_us column "
                              "(or clock_time), or use PoissonArrivals()")
         return TraceArrivals(trace.time_us)
 
     def times_us(self, num_requests: int, rate_per_s: float, seed: int = 0) -> np.ndarray:
-        """The trace's times from 0, scaled so that its num_requests - 1 gaps last (num_requests - 1) / rate."""
+        """The trace's times from 0, scaled so that its num_requests - 1 gaps last (num_requests - 1) / rate;
+        `seed` is checked but unused."""
+        validate.seed("seed", seed)
         if validate.integer("num_requests", num_requests, 1) != self.time_us.size:
             raise ValueError(f"num_requests must be the {self.time_us.size} requests the trace times, "
                              f"got {num_requests}")
@@ -252,6 +262,7 @@ def closed_loop_iops(device: NVMDevice = NVMDevice(), queue_depth: int = 1, num_
     """Reads per second with `queue_depth` reads always outstanding (all issued at once, at most
     `queue_depth` in service: the fio-style measurement behind the spec sheet's IOPS-vs-QD figures)."""
     validate.integer("num_reads", num_reads, 1)
+    seed = validate.seed("seed", seed)
     res = simulate_queue(np.zeros(1), np.array([num_reads]), device, service, seed=seed,
                          max_queue_depth=validate.integer("queue_depth", queue_depth, 1))
     return res.throughput_iops
@@ -260,6 +271,7 @@ def closed_loop_iops(device: NVMDevice = NVMDevice(), queue_depth: int = 1, num_
 def request_rate_for(utilisation: float, mean_reads: float, device: NVMDevice = NVMDevice()) -> float:
     """Requests per second at which reads arrive at `utilisation` x the device's peak IOPS."""
     validate.number("utilisation", utilisation, 0.0, 1.0, low_open=True, high_open=True)
+    validate.instance("device", device, NVMDevice)
     return utilisation * device.peak_iops / validate.positive("mean_reads", mean_reads)
 
 
@@ -270,8 +282,11 @@ def latency_vs_utilisation(reads_per_request, utilisations, device: NVMDevice = 
     trace order, their reads as a cache simulation gave them) arrive by `arrivals` (a Poisson stream,
     or a trace's own times scaled) at the rate whose reads load the device to each utilisation of its
     peak IOPS. A request of no reads takes DRAM time only."""
-    reads = np.asarray(reads_per_request)
+    reads = validate.integers("reads_per_request", reads_per_request, 0)
     validate.instance("arrivals", arrivals, Arrivals, "PoissonArrivals() or TraceArrivals(time_us)")
+    seed = validate.seed("seed", seed)
+    utilisations = validate.reals("utilisations", utilisations, ndim=1)
+    percentiles = tuple(validate.reals("percentiles", percentiles, 0.0, 100.0, ndim=1).tolist())
     mean_reads = float(reads.mean())
     if mean_reads <= 0:
         raise ValueError("reads_per_request reads no block at all: nothing to queue")
@@ -291,6 +306,7 @@ def mm1_check(utilisation: float = 0.5, num_requests: int = 200_000, service_rat
     p99 ln(100) / (mu - lambda). Returns the simulated and theoretical values and the worst relative error."""
     rho = validate.number("utilisation", utilisation, 0.0, 1.0, low_open=True, high_open=True)
     mu = validate.positive("service_rate", service_rate)
+    seed = validate.seed("seed", seed)
     device = NVMDevice(qd1_iops=mu, peak_iops=mu, peak_queue_depth=1)
     lam = rho * mu
     arrival = poisson_arrivals_us(num_requests, lam, seed)

@@ -61,7 +61,7 @@ class SHPConfig:
         validate.number("move_probability", self.move_probability, 0.0, 1.0, low_open=True)
         validate.number("max_move_ratio", self.max_move_ratio, 0.0, 1.0, low_open=True)
         validate.choice("mode", self.mode, ("bisection", "kway"))
-        validate.integer("seed", self.seed)
+        validate.seed("seed", self.seed)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -72,6 +72,17 @@ class Hypergraph:
     edge_ptr: np.ndarray
     pins: np.ndarray
 
+    def __post_init__(self):
+        """Whole-number arrays in range, as int64 (the SHP kernels index with them unchecked)."""
+        n = validate.integer("num_vertices", self.num_vertices, 0)
+        pins = validate.integers("pins", self.pins, 0, n - 1)
+        ptr = validate.integers("edge_ptr", self.edge_ptr, 0, pins.size)
+        if ptr.size == 0 or ptr[0] != 0 or ptr[-1] != pins.size or np.any(np.diff(ptr) < 0):
+            raise ValueError(f"edge_ptr must rise from 0 to the {pins.size} pins (num_edges + 1 offsets), "
+                             f"got {ptr!r}")
+        object.__setattr__(self, "pins", pins)
+        object.__setattr__(self, "edge_ptr", ptr)
+
     @property
     def num_edges(self) -> int:
         return self.edge_ptr.size - 1
@@ -79,6 +90,7 @@ class Hypergraph:
     @staticmethod
     def from_trace(trace: Trace, table: str | None = None) -> Hypergraph:
         """The hypergraph of one table's lookups (`table` may be omitted for a one-table trace)."""
+        validate.instance("trace", trace, Trace)
         if table is None:
             if len(trace.tables) != 1:
                 raise ValueError(f"name the table: the trace has tables {[t.name for t in trace.tables]}")
@@ -88,11 +100,11 @@ class Hypergraph:
 
     @staticmethod
     def from_edges(num_vertices: int, edges) -> Hypergraph:
-        """From a list of vertex-id sequences."""
-        sizes = np.array([len(e) for e in edges], dtype=np.int64)
-        pins = np.concatenate([np.asarray(e, dtype=np.int64) for e in edges]) if len(edges) else np.zeros(0, np.int64)
-        if pins.size and (pins.min() < 0 or pins.max() >= num_vertices):
-            raise ValueError(f"pins must be vertex ids in [0, {num_vertices})")
+        """From a list of vertex-id sequences (whole numbers in [0, num_vertices))."""
+        n = validate.integer("num_vertices", num_vertices, 0)
+        edges = [validate.integers(f"edges[{i}]", e, 0, n - 1) for i, e in enumerate(edges)]
+        sizes = np.array([e.size for e in edges], dtype=np.int64)
+        pins = np.concatenate(edges) if edges else np.zeros(0, np.int64)
         return Hypergraph(num_vertices, np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64), pins)
 
 
@@ -117,13 +129,24 @@ def _connectivity_sum(edge_ptr, pins, block_of, num_blocks, p):
     return total, prob
 
 
+def _check_pair(graph: Hypergraph, placement: Placement) -> None:
+    validate.instance("graph", graph, Hypergraph)
+    validate.instance("placement", placement, Placement)
+    if placement.block_of.size != graph.num_vertices:
+        raise ValueError(f"placement covers {placement.block_of.size} vectors, the hypergraph has "
+                         f"{graph.num_vertices}")
+
+
 def blocks_read(graph: Hypergraph, placement: Placement) -> int:
     """Total blocks the hyperedges read with no cache: sum of connectivities (= km1 + #edges)."""
+    _check_pair(graph, placement)
     return int(_connectivity_sum(graph.edge_ptr, graph.pins, placement.block_of, placement.num_blocks, 1.0)[0])
 
 
 def probabilistic_fanout(graph: Hypergraph, placement: Placement, p: float = 0.5) -> float:
-    """Mean over hyperedges of sum_b 1 - (1-p)^{n_b}."""
+    """Mean over hyperedges of sum_b 1 - (1-p)^{n_b}, p in (0, 1]."""
+    _check_pair(graph, placement)
+    validate.number("p", p, 0.0, 1.0, low_open=True)
     return float(_connectivity_sum(graph.edge_ptr, graph.pins, placement.block_of, placement.num_blocks, p)[1]) / max(
         graph.num_edges, 1
     )
@@ -449,12 +472,15 @@ def shp_placement(
     SHP worse. `start` (default: id order) seeds the search. The result never reads more blocks on
     `graph` than `start` does: if local search ends worse, the start is returned.
     """
+    validate.instance("graph", graph, Hypergraph)
+    validate.instance("config", config, SHPConfig)
     capacity = validate.integer("capacity", capacity, 1)
     n = graph.num_vertices
     fewest = -(-n // capacity)
     num_blocks = fewest if num_blocks is None else validate.integer("num_blocks", num_blocks, fewest)
     if start is None:
         start = Placement(np.arange(n, dtype=np.int64) // capacity, int(capacity))
+    validate.instance("start", start, Placement)
     if start.block_of.size != n:
         raise ValueError(f"start covers {start.block_of.size} vectors, the hypergraph has {n}")
     if config.mode == "bisection":

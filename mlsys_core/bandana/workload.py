@@ -103,13 +103,13 @@ class WorkloadConfig:
         validate.instance("tables", self.tables, tuple, "a tuple of EmbeddingTable")
         if not self.tables:
             raise ValueError(f"tables must be a non-empty tuple of EmbeddingTable, got {self.tables!r}")
-        for t in self.tables:
-            validate.instance("tables[i]", t, EmbeddingTable)
+        for i, t in enumerate(self.tables):
+            validate.instance(f"tables[{i}]", t, EmbeddingTable)
         names = [t.name for t in self.tables]
         if len(set(names)) != len(names):
             raise ValueError(f"table names must be unique, got {names}")
         validate.integer("num_requests", self.num_requests, 1)
-        validate.integer("seed", self.seed)
+        validate.seed("seed", self.seed)
 
 
 def _zipf_cdf(n: int, exponent: float) -> np.ndarray:
@@ -125,7 +125,8 @@ def _draw(cdf: np.ndarray, rng: np.random.Generator, size) -> np.ndarray:
 
 def community_of(table: EmbeddingTable, seed: int) -> np.ndarray:
     """(num_vectors,) int64: each vector's community; communities are scattered over the id space."""
-    rng = np.random.default_rng([seed, 1, len(table.name), table.num_vectors])
+    validate.instance("table", table, EmbeddingTable)
+    rng = np.random.default_rng([validate.seed("seed", seed), 1, len(table.name), table.num_vectors])
     return (rng.permutation(table.num_vectors) % table.num_communities).astype(np.int64)
 
 
@@ -161,6 +162,7 @@ def _table_lookups(table: EmbeddingTable, num_requests: int, seed: int, index: i
 
 def generate_trace(config: WorkloadConfig) -> Trace:
     """The request stream of `config` as a `Trace` (lookups ordered by request, i.e. by time)."""
+    validate.instance("config", config, WorkloadConfig)
     parts = [_table_lookups(t, config.num_requests, config.seed, i) for i, t in enumerate(config.tables)]
     request = np.concatenate([p[0] for p in parts])
     table = np.concatenate([np.full(p[0].size, i, dtype=np.int32) for i, p in enumerate(parts)])
@@ -171,7 +173,8 @@ def generate_trace(config: WorkloadConfig) -> Trace:
 
 def table_vectors(table: EmbeddingTable, seed: int) -> np.ndarray:
     """(num_vectors, dim) vector values: community centroid + `semantic_noise` x Gaussian noise."""
-    rng = np.random.default_rng([seed, 3, len(table.name), table.num_vectors])
+    validate.instance("table", table, EmbeddingTable)
+    rng = np.random.default_rng([validate.seed("seed", seed), 3, len(table.name), table.num_vectors])
     centroids = rng.standard_normal((table.num_communities, table.dim))
     noise = rng.standard_normal((table.num_vectors, table.dim))
     values = centroids[community_of(table, seed)] + table.semantic_noise * noise
