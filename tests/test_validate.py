@@ -119,3 +119,8 @@ def test_reals_refuses_non_finite_and_out_of_range():
         V.reals("x", [[1.0, np.inf]])
     with pytest.raises(ValueError, match=r"x must hold values in \[0, 1\]; x\[1\] is 2.0"):
         V.reals("x", [0.5, 2.0], 0, 1)
+
+
+def test_a_large_whole_bound_is_written_in_full():
+    with pytest.raises(ValueError, match=r"obj_size must be in \[1, 4294967295\], got 4294967296"):
+        V.integer("obj_size", 2**32, 1, 2**32 - 1)
