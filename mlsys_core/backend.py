@@ -20,6 +20,8 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
+import time
 from collections.abc import Sequence
 
 from mlsys_core import validate
@@ -182,43 +184,66 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+MAX_PROCESSES = 64  # local processes `launch` starts at most: each is a whole JAX runtime
+
+
 def launch(
     argv: Sequence[str], processes: int, cpu_devices: int = 2, timeout_s: float = 300.0
 ) -> list[str]:
     """Run `python *argv` as `processes` local processes joined by `jax.distributed`; return stdouts.
 
     Each child must call `setup(cpu_devices)` before using JAX (that joins the runtime). Children
-    talk over loopback with gloo collectives, so this needs no accelerator. A child that fails makes
-    the whole launch raise `RuntimeError` carrying its stderr.
+    talk over loopback with gloo collectives, so this needs no accelerator. Every argument is checked
+    before any process starts. A child that fails makes the whole launch raise `RuntimeError`
+    carrying its stderr, as does a launch still running after `timeout_s`; either way every child
+    still running is killed and waited for.
     """
-    validate.integer("processes", processes, 1)
+    validate.instance("argv", argv, (list, tuple), "a list of strings")
+    for i, arg in enumerate(argv):
+        validate.string(f"argv[{i}]", arg, empty=True)
+    validate.integer("processes", processes, 1, MAX_PROCESSES)
     validate.integer("cpu_devices", cpu_devices, 1)
+    validate.positive("timeout_s", timeout_s)
     address = f"127.0.0.1:{free_port()}"
-    children = []
-    for pid in range(processes):
-        env = dict(os.environ)
-        env.update({ENV_COORDINATOR: address, ENV_NUM_PROCESSES: str(processes), ENV_PROCESS_ID: str(pid)})
-        env["JAX_PLATFORMS"] = "cpu"
-        children.append(
-            subprocess.Popen(
-                [sys.executable, *argv], env=env, text=True,
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            )
-        )
-    outputs, failures = [], []
-    for pid, child in enumerate(children):
-        try:
-            out, err = child.communicate(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            for c in children:
-                c.kill()
-            raise RuntimeError(f"process {pid} of {processes} did not finish in {timeout_s} s") from None
-        outputs.append(out)
-        if child.returncode != 0:
-            failures.append(f"process {pid} exited {child.returncode}:\n{err[-2000:]}")
-    if failures:
-        raise RuntimeError("\n".join(failures))
-    return outputs
+    children, logs = [], []
+    try:
+        for pid in range(processes):
+            env = dict(os.environ)
+            env.update({ENV_COORDINATOR: address, ENV_NUM_PROCESSES: str(processes), ENV_PROCESS_ID: str(pid)})
+            env["JAX_PLATFORMS"] = "cpu"
+            logs.append((tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")))
+            children.append(subprocess.Popen([sys.executable, *argv], env=env, stdout=logs[-1][0],
+                                             stderr=logs[-1][1]))
+        codes = _wait(children, time.monotonic() + timeout_s)
+        failures = [f"process {pid} exited {code}:\n{_read(logs[pid][1])[-2000:]}"
+                    for pid, code in enumerate(codes) if code not in (None, 0)]
+        if failures:
+            raise RuntimeError("\n".join(failures))
+        if None in codes:
+            raise RuntimeError(f"process {codes.index(None)} of {processes} did not finish in {timeout_s} s")
+        return [_read(out) for out, _ in logs]
+    finally:
+        for child in children:  # stopped by PID, whatever happened
+            if child.poll() is None:
+                child.kill()
+            child.wait()
+        for files in logs:
+            for f in files:
+                f.close()
+
+
+def _wait(children: list, deadline: float) -> list:
+    """Poll until every child exited, one exited non-zero, or `deadline`: their return codes (None: running)."""
+    while True:
+        codes = [child.poll() for child in children]
+        if None not in codes or any(codes) or time.monotonic() > deadline:
+            return codes
+        time.sleep(0.05)
+
+
+def _read(f) -> str:
+    f.seek(0)
+    return f.read()
 
 
 def main() -> None:

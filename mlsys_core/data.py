@@ -6,6 +6,8 @@ import pathlib
 
 import numpy as np
 
+from mlsys_core import validate
+
 DATA_DIR = pathlib.Path(__file__).resolve().parent.parent / "data"
 
 
@@ -14,6 +16,7 @@ def load_digits(flatten: bool = True) -> tuple[np.ndarray, np.ndarray]:
 
     Returns `(x, y)` with `x` of shape (1797, 64) float32 if `flatten`, else (1797, 8, 8).
     """
+    validate.boolean("flatten", flatten)
     path = DATA_DIR / "digits.npz"
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing; remake it with `python data/make_digits.py`")

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -84,7 +85,7 @@ def data_parallel_vs_fedsgd(devices: int = backend.MESH_DEVICES, steps: int = 10
     steps = validate.integer("steps", steps, 1)
     per_device_batch = validate.integer("per_device_batch", per_device_batch, 1)
     validate.positive("learning_rate", learning_rate)
-    seed = validate.integer("seed", seed, 0)
+    seed = validate.seed("seed", seed)
     x, y = load_digits()
     global_batch = devices * per_device_batch
     if steps * global_batch > len(x):
@@ -173,7 +174,7 @@ def bf16_saving_edge(model_params: float = 1.4e6, epochs: int = 1, devices: int 
     Gboard's 1.4 M parameters.
     """
     validate.positive("model_params", model_params)
-    validate.integer("seed", seed, 0)
+    validate.seed("seed", seed)
     factor = validate.positive("link_factor", link_factor)
     base = PopulationConfig()
     config = PopulationConfig(num_devices=validate.integer("devices", devices, 1),
@@ -276,7 +277,7 @@ def fedavg_delta_dtype(dtype: str = "bfloat16", rounds: int = 30, clients_per_ro
     num_clients = validate.integer("num_clients", num_clients, 1)
     clients_per_round = validate.integer("clients_per_round", clients_per_round, 1)
     validate.positive("alpha", alpha)
-    seed = validate.integer("seed", seed, 0)
+    seed = validate.seed("seed", seed)
     x, y = load_digits()
     test = np.random.default_rng(seed).permutation(len(x))
     test_idx, train_idx = test[:360], test[360:]
@@ -328,6 +329,7 @@ def bandana_effective_bandwidth(placement: str = "shp", cache_fraction: float = 
     `cache_fraction` of the table bytes with admission threshold `threshold`, the future half of the
     trace through it. This is the share of each block read from NVM that the lookups actually use.
     """
+    validate.seed("seed", seed)
     from mlsys_core.bandana import experiments as bandana_experiments
 
     return float(bandana_experiments.explore(cache_fraction, threshold, placement, 0.25, post_lookups_per_request,
@@ -408,6 +410,7 @@ def tictac_vs_bandwidth(model: str = "resnet", mode: str = "train", bandwidths_g
     `local_steps` > 1 (FedAvg), a download is followed by that many steps, of which ordering can
     only overlap the first: the speed-up is of the whole (download + steps) session.
     """
+    validate.seed("seed", seed)
     local_steps = validate.integer("local_steps", local_steps, 1)
     graph = tictac_experiments.model_graph(model, mode)
     speedup, headroom, comm_share = [], [], []
@@ -441,7 +444,7 @@ def phone_downlink_mbit(percentiles=(10, 25, 50, 75, 90), devices: int = 100_000
     for q in percentiles:
         validate.number("percentiles", q, 0.0, 100.0)
     pop = make_population(PopulationConfig(num_devices=validate.integer("devices", devices, 1)),
-                          validate.integer("seed", seed, 0))
+                          validate.seed("seed", seed))
     return np.percentile(pop.down_bytes_per_s, percentiles) * 8 / 1e6
 
 
@@ -526,6 +529,7 @@ def tictac_pod(link_gb_per_s=(70.0, 100.0, 150.0, 200.0, 250.0, 330.0), seeds=ra
 # steps meet, so its goodput falls with the rate on average over seeds).
 
 FAULT_POLICIES = ("quorum", "restart")
+MAX_DRAWS = 10**8  # replica-steps a run may draw (budget_steps x replicas): 800 MB of float64
 
 
 @dataclasses.dataclass(frozen=True)
@@ -536,7 +540,7 @@ class FaultConfig:
     steps between checkpoints, each costing `checkpoint_steps` (restart policy); a failure costs the
     step it hit, `restart_steps` to restart, and the work since the last checkpoint. Quorum commit
     costs `recovery_steps` per step with a failure (restoring the failed replica's shard). Runs last
-    `budget_steps` of wall clock.
+    `budget_steps` of wall clock; budget_steps x replicas is at most `MAX_DRAWS`.
     """
 
     replicas: int = 8
@@ -554,6 +558,9 @@ class FaultConfig:
         for name in ("checkpoint_steps", "restart_steps", "recovery_steps"):
             validate.number(name, getattr(self, name), 0.0)
         validate.number("budget_steps", self.budget_steps, 1.0)
+        if math.ceil(self.budget_steps) * self.replicas > MAX_DRAWS:
+            raise ValueError(f"budget_steps x replicas must be <= {MAX_DRAWS:.0e} (one draw per replica-step), "
+                             f"got {self.budget_steps:g} x {self.replicas}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -570,12 +577,22 @@ class FaultRun:
 
 def fault_draws(config: FaultConfig, seed: int) -> np.ndarray:
     """(slots, replicas) uniform draws: the seeded failure events of one run (enough slots for the budget)."""
+    validate.instance("config", config, FaultConfig)
     slots = int(np.ceil(config.budget_steps)) + 1
-    return np.random.default_rng(validate.integer("seed", seed, 0)).random((slots, config.replicas))
+    return np.random.default_rng(validate.seed("seed", seed)).random((slots, config.replicas))
+
+
+def _check_draws(config: FaultConfig, draws) -> np.ndarray:
+    validate.instance("config", config, FaultConfig)
+    draws = validate.reals("draws", draws, 0.0, 1.0, ndim=2)
+    if draws.shape[1] != config.replicas:
+        raise ValueError(f"draws must have one column per replica ({config.replicas}), got shape {draws.shape}")
+    return draws
 
 
 def quorum_commit(config: FaultConfig, draws: np.ndarray) -> FaultRun:
     """Commit every step with the replicas that survived it (FL drops a device the same way)."""
+    draws = _check_draws(config, draws)
     alive = draws >= config.failure_rate
     hit = ~alive.all(axis=1)
     finish = np.cumsum(1.0 + config.recovery_steps * hit)
@@ -588,6 +605,7 @@ def quorum_commit(config: FaultConfig, draws: np.ndarray) -> FaultRun:
 def restart_from_checkpoint(config: FaultConfig, draws: np.ndarray) -> FaultRun:
     """Stop at a failure, restart, and redo the steps since the last checkpoint (a small state machine:
     one slot of the pod per iteration, far fewer than the vectorised simulators' events)."""
+    draws = _check_draws(config, draws)
     any_fail = (draws < config.failure_rate).any(axis=1)
     t, committed, saved, failures = 0.0, 0, 0, 0
     for i in range(len(draws)):
@@ -611,6 +629,7 @@ def fault_run(policy: str, config: FaultConfig, seed: int) -> FaultRun:
     """One seeded run of `policy` ("quorum" or "restart")."""
     validate.choice("policy", policy, FAULT_POLICIES)
     validate.instance("config", config, FaultConfig)
+    validate.seed("seed", seed)
     draws = fault_draws(config, seed)
     return quorum_commit(config, draws) if policy == "quorum" else restart_from_checkpoint(config, draws)
 
@@ -644,7 +663,7 @@ def straggler_step_times(replicas: int = 8, straggler_p: float = 0.03, slow_fact
                          jitter: float = 0.1, steps: int = 2000, seed: int = 0) -> np.ndarray:
     """(steps, replicas) step times of each replica, in healthy step times: log-normal jitter, and
     with chance `straggler_p` a replica runs `slow_factor` times slower that step."""
-    rng = np.random.default_rng(validate.integer("seed", seed, 0))
+    rng = np.random.default_rng(validate.seed("seed", seed))
     validate.probability("straggler_p", straggler_p)
     validate.number("slow_factor", slow_factor, 1.0)
     validate.number("jitter", jitter, 0.0)
@@ -767,7 +786,7 @@ def masked_wus_training(masks, per_replica_batch: int = 8, learning_rate: float 
         raise ValueError(f"masks must be (steps, replicas), got shape {masks.shape}")
     per_replica_batch = validate.integer("per_replica_batch", per_replica_batch, 1)
     eval_every = validate.integer("eval_every", eval_every, 1)
-    seed = validate.integer("seed", seed, 0)
+    seed = validate.seed("seed", seed)
     replicas = masks.shape[1]
     x, y, xt, yt = digits_split(seed)
     params = fedavg.init_params(jax.random.key(seed), fedavg.ModelConfig())
@@ -797,6 +816,7 @@ def plain_wus_training(steps: int, replicas: int = backend.MESH_DEVICES, per_rep
                        learning_rate: float = 0.01, seed: int = 0) -> dict:
     """The same run through `sharding.strategies.train` with the unweighted loss: the reference that
     quorum commit without failures must equal."""
+    validate.seed("seed", seed)
     import jax
 
     from mlsys_core.sharding.experiments import digits_split, epoch_batches
@@ -828,7 +848,7 @@ def dispatch(split: str = "iid", devices: int = backend.MESH_DEVICES, alpha: flo
 
     validate.choice("split", split, SPLITS)
     devices = validate.integer("devices", devices, 1)
-    seed = validate.integer("seed", seed, 0)
+    seed = validate.seed("seed", seed)
     x, y, xt, yt = digits_split(seed)
     if split == "iid":
         per = len(x) // devices
@@ -846,7 +866,7 @@ def round_batches(shards, rounds: int, local_steps: int = 1, batch: int = 16, se
     global batch: the same examples, split over the same devices."""
     rounds = validate.integer("rounds", rounds, 1)
     per_round = validate.integer("local_steps", local_steps, 1) * validate.integer("batch", batch, 1)
-    rng = np.random.default_rng(validate.integer("seed", seed, 0))
+    rng = np.random.default_rng(validate.seed("seed", seed))
     out = np.full((rounds, len(shards), per_round), -1, np.int64)
     for k, shard in enumerate(shards):
         if len(shard) == 0:
@@ -872,7 +892,7 @@ def protocol_participants(devices: int = 100, goal_count: int = 10, rounds: int 
     goal_count = validate.integer("goal_count", goal_count, 1, devices)
     rounds = validate.integer("rounds", rounds, 1)
     pop = make_population(PopulationConfig(num_devices=devices, window_length_h=23.5, window_length_std_h=0.0,
-                                           unmetered_fraction=1.0), validate.integer("seed", seed, 0))
+                                           unmetered_fraction=1.0), validate.seed("seed", seed))
     config = protocol.RoundConfig(goal_count=goal_count, checkpoint_bytes=model_bytes, update_bytes=model_bytes)
     res = protocol.simulate(pop, config, protocol.SteeringConfig(cooldown_s=0.0), 300.0 * rounds, seed)
     part = protocol.round_participants(res)
@@ -902,7 +922,7 @@ def federated_rounds(idx: np.ndarray, data: tuple, shard_sizes, participants=Non
     sizes = np.asarray(shard_sizes, np.float32)
     model = fedavg.ModelConfig(learning_rate=validate.positive("learning_rate", learning_rate),
                                batch_size=validate.integer("batch", batch, 1), epochs=1)
-    params = fedavg.init_params(jax.random.key(validate.integer("seed", seed, 0)), model)
+    params = fedavg.init_params(jax.random.key(validate.seed("seed", seed)), model)
     acc = [float(fedavg.accuracy(params, xt, yt))]
     has_data = (idx[0] >= 0).all(axis=1)
     for r in range(rounds):
@@ -937,7 +957,7 @@ def data_parallel_rounds(idx: np.ndarray, data: tuple, learning_rate: float = 0.
         bx, by = b
         return fedavg.masked_loss(p, bx, by, jax.numpy.ones(by.shape[0]))
 
-    params = fedavg.init_params(jax.random.key(validate.integer("seed", seed, 0)), fedavg.ModelConfig())
+    params = fedavg.init_params(jax.random.key(validate.seed("seed", seed)), fedavg.ModelConfig())
     trainer = Trainer(loss, optax.sgd(validate.positive("learning_rate", learning_rate)), data_mesh(devices),
                       strategy="replicated")
     state = trainer.init(params)
@@ -1042,7 +1062,7 @@ def dispatch_cost(devices=(8, 40, 100, 400), model_params: int = 2410, examples:
     shard bytes over one link; a round (step) = the all-reduce of the model's gradient. Defaults:
     the digits (1437 x 64 float32 pixels + a label) and the MLP of the FL package (2410 parameters).
     """
-    pop = make_population(PopulationConfig(num_devices=10_000), validate.integer("seed", seed, 0))
+    pop = make_population(PopulationConfig(num_devices=10_000), validate.seed("seed", seed))
     down, up = float(np.median(pop.down_bytes_per_s)), float(np.median(pop.up_bytes_per_s))
     model_bytes = 4.0 * validate.integer("model_params", model_params, 1)
     total = validate.integer("examples", examples, 1) * validate.positive("bytes_per_example", bytes_per_example)

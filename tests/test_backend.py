@@ -107,6 +107,49 @@ def test_launch_rejects_bad_process_count(bad, error):
         backend.launch(["-c", "pass"], processes=bad)
 
 
+@pytest.mark.parametrize("kw, error, field", [
+    ({"timeout_s": float("nan")}, ValueError, "timeout_s must be finite"),
+    ({"timeout_s": -1.0}, ValueError, "timeout_s must be > 0"),
+    ({"timeout_s": "60"}, TypeError, "timeout_s must be a number"),
+    ({"cpu_devices": 0}, ValueError, "cpu_devices must be >= 1"),
+    ({"processes": 10_000}, ValueError, r"processes must be in \[1, 64\], got 10000"),
+    ({"argv": "-c pass"}, TypeError, "argv must be a list of strings"),
+    ({"argv": ["-c", 1]}, TypeError, r"argv\[1\] must be a string"),
+])
+def test_launch_checks_everything_before_starting_any_process(monkeypatch, kw, error, field):
+    started = []
+    monkeypatch.setattr(backend.subprocess, "Popen", lambda *a, **k: started.append(a))
+    with pytest.raises(error, match=field):
+        backend.launch(**{"argv": ["-c", "pass"], "processes": 2, **kw})
+    assert started == []
+
+
+def test_a_failing_child_stops_the_others_at_once():
+    """Process 1 would sleep a minute; process 0 fails at once, so launch kills 1 and reports 0."""
+    import time
+
+    sleeper = "import os, sys, time\nif os.environ['MLSYS_PROCESS_ID'] == '1': time.sleep(60)\nsys.exit('no luck')"
+    start = time.monotonic()
+    with pytest.raises(RuntimeError, match="process 0 exited 1:\nno luck") as info:
+        backend.launch(["-c", sleeper], processes=2, timeout_s=120)
+    assert time.monotonic() - start < 30
+    assert "process 1" not in str(info.value)
+
+
+def test_a_launch_past_its_timeout_stops_every_child(monkeypatch):
+    import os
+
+    children = []
+    popen = subprocess.Popen
+    monkeypatch.setattr(backend.subprocess, "Popen", lambda *a, **k: children.append(popen(*a, **k)) or children[-1])
+    with pytest.raises(RuntimeError, match=r"did not finish in 0.5 s"):
+        backend.launch(["-c", "import time; time.sleep(60)"], processes=2, timeout_s=0.5)
+    for child in children:
+        assert child.returncode is not None
+        with pytest.raises(ProcessLookupError):
+            os.kill(child.pid, 0)
+
+
 def test_free_port_is_usable():
     import socket
 

@@ -17,3 +17,10 @@ def test_digits_shapes_and_ranges():
 def test_digits_unflattened():
     x, _ = load_digits(flatten=False)
     assert x.shape == (1797, 8, 8)
+
+
+def test_flatten_must_be_a_bool():
+    import pytest
+
+    with pytest.raises(TypeError, match="flatten must be True or False, got 'no'"):
+        load_digits(flatten="no")

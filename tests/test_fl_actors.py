@@ -14,6 +14,7 @@ from mlsys_core.fl.actors import (
     LockService,
     Message,
     Topology,
+    actor_counts,
     control_plane,
     count,
     hops_per_report,
@@ -80,8 +81,10 @@ def _recovers(plan) -> None:
             assert np.isfinite(back) and back >= crash
 
 
-def _fault(kind_time_index):
-    return Fault(*kind_time_index)
+def _fault(kind_time_index, topology):
+    """A drawn fault, its index folded into the actors `topology` has of its kind (faults name real actors)."""
+    kind, time_s, index = kind_time_index
+    return Fault(kind, time_s, index % actor_counts(topology)[topology.role(kind)])
 
 
 FAULT = st.tuples(st.sampled_from(ACTOR_KINDS), st.floats(0, 600), st.integers(0, 5))
@@ -104,7 +107,7 @@ def topologies(draw):
 def test_actor_layer_always_recovers_with_one_coordinator_at_a_time(faults, topology):
     """The actor/lock layer alone (its own event stream), 1,000 schedules: overlapping crashes of any kinds,
     all Selectors with the Coordinator, leases shorter or longer than the heartbeat timeout."""
-    plan = control_plane(topology, [_fault(f) for f in faults])
+    plan = control_plane(topology, [_fault(f, topology) for f in faults])
     _recovers(plan)
     _one_coordinator_at_a_time(plan)
     times = [e[0] for e in plan.events]
@@ -118,7 +121,7 @@ def test_fault_schedules_reach_the_horizon_and_never_lose_or_double_count_accept
     topo = Topology(merged=merged)
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)  # no divide-by-zero from an infinite round
-        system, res = _run(topo, tuple(_fault(f) for f in faults), check=_invariants)
+        system, res = _run(topo, tuple(_fault(f, topo) for f in faults), check=_invariants)
     c = res.counters
     for col in ("open_s", "close_s", "end_s", "resume_s"):
         assert np.all(np.isfinite(c.column(col)))
@@ -243,6 +246,31 @@ def test_validation():
         Topology(lease_renew_s=0.0)
     with pytest.raises(ValueError, match="lease_s"):
         LockService(0.0)
+
+
+@pytest.mark.parametrize("topology, fault, said", [
+    (Topology(), Fault("selector", 1.0, 99), r"faults\[0\]\.index \(4 selectors in this topology\) must be in "
+                                                r"\[0, 3\], got 99"),
+    (Topology(num_aggregators=2), Fault("aggregator", 1.0, 2), r"faults\[0\]\.index \(2 aggregators"),
+    (Topology(), Fault("coordinator", 1.0, 1), r"faults\[0\]\.index \(1 coordinator in this topology\) must be "
+                                                  r"in \[0, 0\], got 1"),
+    (Topology(merged=True, num_selectors=3), Fault("aggregator", 1.0, 3), r"\(3 selectors in this topology\)"),
+])
+def test_a_fault_outside_the_topology_is_refused(topology, fault, said):
+    """The schedule meets the topology in the control plane: an index no actor has is an error, not a modulo."""
+    with pytest.raises(ValueError, match=said):
+        control_plane(topology, [fault])
+    with pytest.raises(ValueError, match=said):
+        ActorSystem(topology, (fault,))
+
+
+def test_faults_and_topology_must_be_of_their_kinds():
+    with pytest.raises(TypeError, match="faults must be a tuple of actors.Fault, got Fault"):
+        ActorSystem(Topology(), Fault("selector", 1.0))
+    with pytest.raises(TypeError, match=r"faults\[1\] must be an actors.Fault, got 'selector'"):
+        control_plane(Topology(), [Fault("selector", 1.0), "selector"])
+    with pytest.raises(TypeError, match="topology must be an actors.Topology, got 'merged'"):
+        ActorSystem("merged")
 
 
 def test_two_actors_send_fewer_messages_but_a_crash_hits_more_devices():

@@ -124,3 +124,45 @@ def test_epsilon_falls_with_noise_grows_with_rounds_and_is_infinite_without_nois
     by_z = [dp.epsilon(0.2, z, 30, 1e-4) for z in (0.8, 1.0, 2.0, 4.0)]
     assert all(a > b for a, b in zip(by_z, by_z[1:]))
     assert dp.epsilon(0.2, 1.0, 60, 1e-4) > by_z[1] > dp.epsilon(0.2, 1.0, 10, 1e-4)
+
+
+@pytest.mark.parametrize("clip", [-1.0, 0.0, float("nan")])
+def test_clipping_refuses_a_norm_that_is_not_positive(clip):
+    """A negative C would flip the update's sign; 0 would erase it."""
+    with pytest.raises(ValueError, match="clip_norm"):
+        dp.clip_update({"w": jnp.ones(3)}, clip)
+    with pytest.raises(ValueError, match="clip_norm"):
+        dp.clip_updates(_stacked_updates(0), clip)
+    with pytest.raises(TypeError, match="clip_norm must be a number"):
+        dp.clip_update({"w": jnp.ones(3)}, "1")
+
+
+@pytest.mark.parametrize("rate", [2.0, -0.1, float("nan")])
+def test_poisson_sampling_refuses_a_rate_outside_0_1(rate):
+    """A rate of 2 used to sample every client."""
+    with pytest.raises(ValueError, match="sampling_rate"):
+        dp.poisson_sample(jax.random.key(0), 10, rate)
+    with pytest.raises(ValueError, match="sampling_rate"):
+        dp.sample_capacity(10, rate)
+
+
+def test_poisson_sampling_and_noise_check_their_counts_and_scales():
+    with pytest.raises(TypeError, match="num_clients must be an int, got 10.5"):
+        dp.poisson_sample(jax.random.key(0), 10.5, 0.1)
+    with pytest.raises(ValueError, match="num_clients must be >= 0, got -1"):
+        dp.sample_capacity(-1, 0.1)
+    zeros = {"w": jnp.zeros((4, 3))}
+    with pytest.raises(ValueError, match="noise_std must be >= 0, got -1.0"):
+        dp.noisy_mean(zeros, jnp.ones(4), jax.random.key(0), -1.0, 4.0)
+    with pytest.raises(ValueError, match="expected_clients must be > 0, got 0.0"):
+        dp.noisy_mean(zeros, jnp.ones(4), jax.random.key(0), 1.0, 0.0)
+
+
+def test_a_dp_round_refuses_a_string_where_a_config_belongs():
+    data = _clients()
+    with pytest.raises(TypeError, match="dp must be a dp.DPConfig, got 'strong'"):
+        dp.dp_fedavg_round({}, data, jax.random.key(0), MODEL, "strong")
+    with pytest.raises(TypeError, match="model must be a fedavg.ModelConfig, got 'mlp'"):
+        dp.dp_fedavg(fedavg.init_params(jax.random.key(0), MODEL), data, jax.random.key(0), "mlp", dp.DPConfig(), 2)
+    with pytest.raises(ValueError, match="server_learning_rate must be > 0, got -1.0"):
+        dp.dp_fedavg_round({}, data, jax.random.key(0), MODEL, dp.DPConfig(), server_learning_rate=-1.0)

@@ -205,3 +205,22 @@ def test_training_and_leak_plots_draw_their_inputs():
     user, agg = fig.axes
     assert [t.get_text() for t in user.get_legend().get_texts()] == ["true sleep window", "inferred"]
     assert np.allclose(_bar_heights(agg), np.arange(24))
+
+
+def test_experiments_check_steps_hours_and_seeds():
+    with pytest.raises(ValueError, match=r"step_h must be in \(0, 24\], got 0.0"):
+        E.diurnal_swing(POP, step_h=0.0)
+    with pytest.raises(ValueError, match="seed must be >= 0, got -1"):
+        E.steering_comparison(POP, CFG, 1.0, -1)
+    with pytest.raises(ValueError, match="hours must be > 0, got 0.0"):
+        E.fault_runs(POP, CFG, Topology(), 100.0, 0.0, 0)
+    with pytest.raises(ValueError, match=r"drop_outs must hold values in \[0, 1\]; drop_outs\[1\] is 1.5"):
+        E.commit_share_curves(POP, CFG, np.array([1.3]), (0.1, 1.5), 5, 0)
+    with pytest.raises(TypeError, match="seed must be an int, got 1.5"):
+        E.explore(seed=1.5)
+
+
+def test_fault_runs_crash_an_actor_the_topology_has():
+    """The Master and the Coordinator are one each: their 'actor 1' is actor 0, as the log names it."""
+    runs = E.fault_runs(POP, CFG, Topology(), 1800.0, 1.0, 0, kinds=("master_aggregator", "selector"))
+    assert runs["master_aggregator"].victim == "master_aggregator[0]" and runs["selector"].victim == "selector[1]"

@@ -197,3 +197,35 @@ def test_late_updates_are_recycled_only_when_asked():
     assert 0 < on.recycled.sum() <= on.late.sum() and on.wasted_compute_s.sum() == 0
     assert np.array_equal(off.late, on.late)  # same sessions; only what is done with them differs
     assert not np.allclose(off.accuracy, on.accuracy)
+
+
+def test_splits_check_their_labels_and_seed():
+    with pytest.raises(ValueError, match="seed must be >= 0, got -1"):
+        F.dirichlet_split(Y, 10, 0.5, seed=-1)
+    with pytest.raises(TypeError, match="seed must be an int, got 1.5"):
+        F.resample_clients(Y, 10, 8, 0.5, seed=1.5)
+    with pytest.raises(ValueError, match=r"labels must hold whole numbers; labels\[0\] is 0.5"):
+        F.dirichlet_split(np.array([0.5, 1.0]), 2, 0.5, seed=0)
+    with pytest.raises(ValueError, match="batch_size must be >= 1, got 0"):
+        F.pad_clients(X, Y, [np.arange(4)], 0)
+
+
+def test_a_string_where_a_model_or_server_optimizer_belongs_is_a_type_error():
+    with pytest.raises(TypeError, match="model must be a fedavg.ModelConfig, got 'mlp'"):
+        F.init_params(jax.random.key(0), "mlp")
+    with pytest.raises(TypeError, match="opt must be a fedavg.ServerOptimizer, got 'fedadam'"):
+        F.server_init("fedadam", {"w": jnp.zeros(2)})
+
+
+def test_training_checks_configs_seed_and_targets():
+    train = TrainConfig(num_devices=20, hours=1.0)
+    with pytest.raises(TypeError, match="train must be a training.TrainConfig, got 'digits'"):
+        TR.make_task("digits", MODEL, 0)
+    with pytest.raises(ValueError, match="seed must be >= 0, got -3"):
+        TR.make_task(train, MODEL, -3)
+    with pytest.raises(TypeError, match="round_config must be a protocol.RoundConfig, got 10"):
+        TR.simulate_task(10, SteeringConfig(), train, MODEL, 0)
+    with pytest.raises(TypeError, match="model must be a fedavg.ModelConfig, got None"):
+        TR.federated_training(RoundConfig(goal_count=5), None, train, 0)
+    with pytest.raises(ValueError, match="steps must be >= 0, got -1"):
+        TR.centralised_accuracy(MODEL, train, -1, 0)

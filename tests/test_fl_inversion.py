@@ -39,3 +39,13 @@ def test_attack_over_seeds_the_sum_and_the_noise_hide_the_digit():
     assert max(dp, summed, both) < clear - 15
     with pytest.raises(ValueError, match="group"):
         inversion.attack_over_seeds((0,), group=1)
+
+
+def test_clip_and_noise_and_the_study_check_their_scales():
+    upd = {"w": jnp.ones(3)}
+    with pytest.raises(ValueError, match="clip_norm must be > 0, got -1.0"):
+        inversion.clip_and_noise(upd, -1.0, 0.0, jax.random.key(0))
+    with pytest.raises(ValueError, match="noise_std must be >= 0, got -0.5"):
+        inversion.clip_and_noise(upd, 1.0, -0.5, jax.random.key(0))
+    with pytest.raises(ValueError, match="steps must be >= 1, got 0"):
+        inversion.attack_over_seeds([0], steps=0)

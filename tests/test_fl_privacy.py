@@ -70,3 +70,20 @@ def test_differencing_beats_a_minimum_cohort_but_not_dp_noise():
                                      seeds=(0,), traced_devices=400, targets=60)
     assert sweep.per_device.shape == (2, 1) and sweep.per_device[0, 0] > sweep.per_device[1, 0]
     assert sweep.private_dashboard.max() < 0.3 and 0.3 < sweep.prior.mean() < 0.7
+
+
+def test_dashboards_check_their_arguments():
+    log = simulate(POP, CFG, SteeringConfig(), 3600.0, 0, traced_devices=50).log
+    with pytest.raises(ValueError, match="seed must be >= 0, got -1"):
+        P.private_dashboard(log, 3600.0, 7200.0, k_min=2, epsilon=1.0, seed=-1)
+    with pytest.raises(TypeError, match="log must be a telemetry.EventLog"):
+        P.private_dashboard("log", 3600.0, 7200.0, k_min=2)
+    res = simulate(POP, CFG, SteeringConfig(), 3600.0, 0, traced_devices=50)
+    with pytest.raises(ValueError, match=r"devices must hold values in \[0, 19999\]; devices\[0\] is 20000"):
+        P.differencing_attack(res, POP, [20_000], k_min=2, epsilon=None)
+    with pytest.raises(ValueError, match="epsilon must be > 0, got 0.0"):
+        P.differencing_attack(res, POP, [1], k_min=2, epsilon=0.0)
+    with pytest.raises(TypeError, match="seed must be an int, got 0.5"):
+        P.differencing_attack(res, POP, [1], k_min=2, epsilon=1.0, seed=0.5)
+    with pytest.raises(ValueError, match="within_h must be > 0, got 0.0"):
+        P.leak_share(res, POP, within_h=0.0)

@@ -327,3 +327,82 @@ def test_an_abandoned_round_rejects_every_device_and_keeps_the_version():
     back = c.close_s + s.steer.round_s  # synchronised: back when the next selection would close
     assert not np.isin(rejected, run.queue.pop_due(back)[0]).any()
     assert np.isin(rejected, run.queue.pop_due(back + 10.0)[0]).all()
+
+
+@pytest.mark.parametrize("args, error, said", [
+    (("pop", RoundConfig(), SteeringConfig(), HOUR_S, 0), TypeError, "pop must be a population.Population, got 'pop'"),
+    ((SMALL, "goal 100", SteeringConfig(), HOUR_S, 0), TypeError, "config must be a protocol.RoundConfig"),
+    ((SMALL, RoundConfig(), "auto", HOUR_S, 0), TypeError, "steering must be a protocol.SteeringConfig"),
+    ((SMALL, RoundConfig(), SteeringConfig(), -1.0, 0), ValueError, "duration_s must be > 0, got -1.0"),
+    ((SMALL, RoundConfig(), SteeringConfig(), HOUR_S, -1), ValueError, "seed must be >= 0, got -1"),
+    ((SMALL, RoundConfig(), SteeringConfig(), HOUR_S, 1.5), TypeError, "seed must be an int, got 1.5"),
+])
+def test_simulate_names_a_bad_argument_before_it_runs(args, error, said):
+    with pytest.raises(error, match=said):
+        simulate(*args)
+
+
+def test_simulate_checks_its_keyword_arguments():
+    args = (SMALL, RoundConfig(), SteeringConfig(), HOUR_S, 0)
+    with pytest.raises(ValueError, match="traced_devices must be >= 0, got -5"):
+        simulate(*args, traced_devices=-5)
+    with pytest.raises(ValueError, match="load_bin_s must be > 0, got 0.0"):
+        simulate(*args, load_bin_s=0.0)
+    with pytest.raises(TypeError, match="executor must be callable, got 'actors'"):
+        simulate(*args, executor="actors")
+    with pytest.raises(TypeError, match="plans must be a dict"):
+        simulate(*args, plans=[1, 2])
+
+
+def test_commit_share_checks_its_factors_rounds_and_seed():
+    with pytest.raises(ValueError, match=r"over_selection must hold values in \[1, 100\]; over_selection\[1\] is 0.5"):
+        commit_share(SMALL, RoundConfig(goal_count=50), np.array([1.0, 0.5]), rounds=10, seed=0)
+    with pytest.raises(ValueError, match="seed must be >= 0, got -2"):
+        commit_share(SMALL, RoundConfig(goal_count=50), np.array([1.3]), rounds=10, seed=-2)
+    with pytest.raises(TypeError, match="config must be a protocol.RoundConfig"):
+        commit_share(SMALL, None, np.array([1.3]), rounds=10, seed=0)
+
+
+def test_make_population_checks_its_config_and_seed():
+    with pytest.raises(TypeError, match="config must be a population.PopulationConfig, got 1000"):
+        make_population(1000, 0)
+    with pytest.raises(ValueError, match="seed must be >= 0, got -1"):
+        make_population(PopulationConfig(num_devices=10), -1)
+    with pytest.raises(TypeError, match="seed must be an int, got 0.5"):
+        make_population(PopulationConfig(num_devices=10), 0.5)
+
+
+@pytest.mark.parametrize("kwargs, error, said", [
+    ({"time_zones": ((0.0, "half"),)}, TypeError, "time_zones must be an array of numbers"),
+    ({"time_zones": ((0.0, 0.5, 1.0),)}, ValueError, "time_zones must be non-empty"),
+    ({"time_zones": ((0.0, -1.0), (1.0, 2.0))}, ValueError, r"time_zones weights must hold values >= 0"),
+    ({"drop_out_range": (0.1,)}, ValueError, "drop_out_range must satisfy"),
+    ({"drop_out_range": ("a", "b")}, TypeError, "drop_out_range must be an array of numbers"),
+    ({"runtime_versions": (1, 300), "runtime_weights": (0.5, 0.5)}, ValueError,
+     r"runtime_versions must hold values in \[0, 127\]; runtime_versions\[1\] is 300"),
+    ({"runtime_versions": (1, 2), "runtime_weights": (-0.5, 1.5)}, ValueError, "runtime_weights must hold values >= 0"),
+])
+def test_population_config_checks_its_tuples(kwargs, error, said):
+    with pytest.raises(error, match=said):
+        PopulationConfig(**kwargs)
+
+
+def test_telemetry_checks_bins_horizon_and_cohort():
+    log = T.EventLog(10)
+    with pytest.raises(ValueError, match="bin_s must be > 0, got 0.0"):
+        T.aggregate_only(log, bin_s=0.0, horizon_s=10.0, k_min=1)
+    with pytest.raises(ValueError, match="horizon_s must be > 0, got -1.0"):
+        T.aggregate_only(log, bin_s=1.0, horizon_s=-1.0, k_min=1)
+    with pytest.raises(ValueError, match="k_min must be >= 1, got 0"):
+        T.aggregate_only(log, bin_s=1.0, horizon_s=10.0, k_min=0)
+    with pytest.raises(TypeError, match="log must be a telemetry.EventLog"):
+        T.aggregate_only("log", bin_s=1.0, horizon_s=10.0, k_min=1)
+    with pytest.raises(ValueError, match="traced_devices must be >= 0, got -1"):
+        T.EventLog(-1)
+
+
+def test_plans_are_generated_only_from_plan_objects():
+    with pytest.raises(TypeError, match="device must be a plans.DevicePlan, got 'dense'"):
+        PL.generate_versioned_plans("t", 1, "dense", PL.ServerPlan())
+    with pytest.raises(ValueError, match="task must be a non-empty string"):
+        PL.generate_versioned_plans("", 1, PL.DevicePlan(), PL.ServerPlan())

@@ -195,3 +195,23 @@ def test_time_to_train_vs_link_follows_the_cost_model():
         experiments.time_to_train_vs_link("ResNet-50", (0.0,))
     with pytest.raises(ValueError, match="workload"):
         experiments.time_to_train_vs_link("GPT-3")
+
+
+def test_seeds_and_models_are_checked_before_any_work():
+    with pytest.raises(ValueError, match="seed must be >= 0, got -1"):
+        experiments.digits_split(seed=-1)
+    with pytest.raises(TypeError, match="seed must be an int, got 0.5"):
+        experiments.epoch_batches(np.zeros((4, 2)), np.zeros(4), 2, 2, seed=0.5)
+    with pytest.raises(TypeError, match="model must be a models.FFNStack, got 'ffn'"):
+        experiments.profile_strategies("ffn")
+    with pytest.raises(TypeError, match="model must be a models.Transformer or None, got 'gpt'"):
+        experiments.megatron_transformer("gpt")
+
+
+def test_synthetic_batches_check_their_sizes_and_model():
+    from mlsys_core.sharding import models
+
+    with pytest.raises(ValueError, match="batch_size must be >= 1, got 0"):
+        models.regression_batch(jax.random.key(0), 0, 8)
+    with pytest.raises(TypeError, match="model must be a models.Transformer, got 'bert'"):
+        models.transformer_batch(jax.random.key(0), 4, "bert")

@@ -86,9 +86,9 @@ def test_cost_model_rejects_bad_inputs():
         cost_model.step_time(cost_model.RESNET50, cost_model.TPU_V3, 8, "fsdp")
     with pytest.raises(ValueError, match="topology"):
         cost_model.allreduce_s(1.0, 8, cost_model.TPU_V3, "mesh")
-    with pytest.raises(ValueError, match="chips must be >= 1, got 0"):
+    with pytest.raises(ValueError, match=r"chips must be in \[1, 1048576\], got 0"):
         cost_model.allreduce_s(1.0, 0, cost_model.TPU_V3)
-    with pytest.raises(ValueError, match="max_chips must be >= 16"):
+    with pytest.raises(ValueError, match=r"max_chips must be in \[16, 1048576\], got 8"):
         cost_model.explore_curve(max_chips=8)
     with pytest.raises(ValueError, match="workload"):
         cost_model.explore_curve("GPT")
@@ -135,3 +135,37 @@ def test_side_by_side_model_splits_compute_and_only_the_wus_update():
     assert cost_model.side_by_side_step_s(0.1, 0.05, 1) == cost_model.shared_host_step_s(0.1, 0.05, 1)
     with pytest.raises(ValueError, match="strategy"):
         cost_model.side_by_side_step_s(0.1, 0.05, 8, "zero3")
+
+
+@pytest.mark.parametrize("nbytes", [-5, -1e6, float("nan"), float("inf")])
+def test_allreduce_refuses_negative_or_non_finite_bytes(nbytes):
+    """A negative byte count used to give a (negative) time."""
+    with pytest.raises(ValueError, match="nbytes must"):
+        cost_model.allreduce_s(nbytes, 64, cost_model.TPU_V3)
+
+
+@pytest.mark.parametrize("chips", [1_000_000_007, 2**62])
+def test_chip_counts_beyond_the_model_are_refused_at_once(chips):
+    """A prime chip count of 10^9 used to search its divisors one by one (a hang); 2^20 is the model's ceiling."""
+    with pytest.raises(ValueError, match=rf"chips must be in \[1, 1048576\], got {chips}"):
+        cost_model.allreduce_s(1e6, chips, cost_model.TPU_V3)
+    with pytest.raises(ValueError, match=rf"max_chips must be in \[16, 1048576\], got {chips}"):
+        cost_model.explore_curve(max_chips=chips)
+
+
+def test_torus_shape_is_the_divisor_nearest_the_square_root_found_from_below():
+    assert cost_model.torus_shape(4096) == (64, 64)
+    assert cost_model.torus_shape(6) == (3, 2)
+    assert cost_model.torus_shape(cost_model.MAX_CHIPS) == (1024, 1024)
+    assert cost_model.torus_shape(1_048_573) == (1_048_573, 1)  # a prime below 2^20: one ring, sqrt(n) steps
+
+
+def test_a_string_where_a_workload_or_chip_belongs_is_a_type_error():
+    with pytest.raises(TypeError, match="workload must be a cost_model.Workload, got 'ResNet-50'"):
+        cost_model.step_time("ResNet-50", cost_model.TPU_V3, 64)
+    with pytest.raises(TypeError, match="chip must be a cost_model.Chip, got 'TPU-v3'"):
+        cost_model.allreduce_s(1e6, 64, "TPU-v3")
+    with pytest.raises(TypeError, match="overlap must be True or False"):
+        cost_model.model_step_s(cost_model.RESNET50, cost_model.TPU_V3, 64, overlap="yes")
+    with pytest.raises(ValueError, match="link_gb_per_s must be > 0, got -70.0"):
+        cost_model.explore_curve(link_gb_per_s=-70.0)

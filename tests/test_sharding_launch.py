@@ -17,3 +17,17 @@ def test_two_processes_of_four_devices_equal_one_of_eight():
         np.testing.assert_allclose([r["param_sum"], r["param_sq"]], [single["param_sum"], single["param_sq"]],
                                    rtol=1e-5)
     assert single["losses"][-1] < single["losses"][0]
+
+
+def test_bad_training_arguments_are_refused_before_any_process_starts(monkeypatch):
+    import pytest
+
+    from mlsys_core import backend
+
+    monkeypatch.setattr(backend, "launch", lambda *a, **k: pytest.fail("launched"))
+    with pytest.raises(ValueError, match="seed must be >= 0, got -1"):
+        launch.main(["--processes", "2", "--seed", "-1"])
+    with pytest.raises(ValueError, match=r"steps must be in \[1, 28\], got 100"):
+        launch.main(["--processes", "2", "--steps", "100"])
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        launch.run(optimizer="adamw")

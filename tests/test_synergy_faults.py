@@ -99,3 +99,14 @@ def test_restarts_loss_is_the_plain_runs_loss_after_its_committed_steps():
     twelve = synergy.masked_wus_training(np.ones((12, 8), np.float32), seed=0)
     assert r.quorum[0, 0] == pytest.approx(twelve.test_loss[12], abs=1e-6)
     assert r.restart[0, 0] == pytest.approx(twelve.test_loss[8], abs=1e-6)
+
+
+def test_fault_runs_check_their_config_draws_and_size():
+    with pytest.raises(ValueError, match=r"budget_steps x replicas must be <= 1e\+08 .*, got 1e\+12 x 8"):
+        synergy.FaultConfig(budget_steps=1e12)
+    with pytest.raises(TypeError, match="config must be FaultConfig, got 'quorum'"):
+        synergy.fault_draws("quorum", 0)
+    with pytest.raises(ValueError, match=r"draws must have one column per replica \(8\), got shape \(3, 2\)"):
+        synergy.quorum_commit(synergy.FaultConfig(), np.zeros((3, 2)))
+    with pytest.raises(ValueError, match="seed must be >= 0, got -1"):
+        synergy.fault_run("quorum", synergy.FaultConfig(), -1)

@@ -181,3 +181,15 @@ def test_server_sweep_compares_placements_and_a_card_cap_and_plots_each_line():
     lines = plots.server_sweep(sw).axes[0].lines
     assert len(lines) == 4 and lines[1].get_label() == "round_robin, card 1 Gbit/s"
     np.testing.assert_allclose(lines[3].get_ydata(), 1e3 * sw.iteration_s[sb, 1])
+
+
+def test_experiments_check_graph_cluster_schedulers_and_seeds():
+    g = random_graph(3, 4, seed=0)
+    with pytest.raises(TypeError, match="schedulers must be a tuple of scheduler names, got 'tac'"):
+        experiments.compare(g, Cluster(), "tac")
+    with pytest.raises(TypeError, match="cluster must be a simulate.Cluster, got 'fast'"):
+        experiments.alternatives(g, "fast")
+    with pytest.raises(ValueError, match="seed must be >= 0, got -1"):
+        experiments.straggler(g, Cluster(), seed=-1)
+    with pytest.raises(ValueError, match="first_seed must be >= 0, got -5"):
+        experiments.order_study(n_dags=1, first_seed=-5)

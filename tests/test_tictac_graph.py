@@ -145,3 +145,22 @@ def test_a_training_graph_names_the_op_that_produces_each_gradient():
         jaxgraph.to_graph(prog, gradient_outputs=range(2, 2 + n))  # past the last output
     with pytest.raises(ValueError, match="gradient_op"):
         OpGraph([1.0, 1.0], [1.0], [0, 1], [2, 2], gradient_op=[0, 1])
+
+
+def test_random_graphs_and_model_batches_check_their_seeds_and_sizes():
+    with pytest.raises(ValueError, match="seed must be >= 0, got -1"):
+        random_graph(3, 4, seed=-1)
+    with pytest.raises(ValueError, match="max_preds must be >= 1, got 0"):
+        random_graph(3, 4, max_preds=0)
+    with pytest.raises(TypeError, match="seed must be an int, got 0.5"):
+        models.batch(4, seed=0.5)
+
+
+def test_tracing_checks_its_function_and_program():
+    with pytest.raises(TypeError, match="fn must be callable, got 'apply'"):
+        jaxgraph.trace("apply", {})
+    with pytest.raises(TypeError, match=r"program must be a jaxgraph.FlatProgram \(from `trace`\), got 'mlp'"):
+        jaxgraph.to_graph("mlp")
+    fn, params, inputs = models.program("mlp", depth=1, width=1, batch_size=2)
+    with pytest.raises(ValueError, match="repeats must be >= 1, got 0"):
+        jaxgraph.measured_seconds(jaxgraph.trace(fn, params, *inputs), params, inputs, repeats=0)

@@ -164,3 +164,15 @@ def test_m_plus_is_infinite_for_a_recv_whose_consumers_need_only_it():
     np.testing.assert_array_equal(p, [0.0, 0.0, 0.0])
     np.testing.assert_array_equal(ordering.tac(g, t, c), [1, 0, 2])
     np.testing.assert_array_equal(ordering.tac(g, t, c), _tac_direct(g, t, c))
+
+
+def test_schedule_checks_its_graph_oracle_and_seed():
+    g = random_graph(3, 4, seed=0)
+    with pytest.raises(ValueError, match="seed must be >= 0, got -4"):
+        ordering.schedule(g, "random", seed=-4)
+    with pytest.raises(TypeError, match="seed must be an int, got 2.0"):
+        ordering.schedule(g, "random", seed=2.0)
+    with pytest.raises(TypeError, match="oracle must be an ordering.TimeOracle or None, got 10.0"):
+        ordering.schedule(g, "tac", oracle=10.0)
+    with pytest.raises(TypeError, match="graph must be a graph.OpGraph, got 'cnn'"):
+        ordering.schedule("cnn", "tic")

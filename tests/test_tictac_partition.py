@@ -61,3 +61,8 @@ def test_credit_window_strict_when_small_parallel_when_large():
     np.testing.assert_allclose(simulate(big, orders, one, credit_bytes=1e18).arrival, arrivals(big, orders, one))
     with pytest.raises(ValueError, match="credit_bytes models pulls only"):
         simulate(big, orders, Cluster(workers=2, nic_gbps=1.0), credit_bytes=1e6)
+
+
+def test_partition_refuses_a_string_where_a_graph_belongs():
+    with pytest.raises(TypeError, match="graph must be a graph.OpGraph, got 'resnet'"):
+        partition.partition("resnet")

@@ -35,3 +35,10 @@ def test_size_balanced_splits_a_skewed_model_evenly():
     sizes = np.array([8.0, 1.0, 8.0, 1.0, 8.0, 1.0, 8.0, 1.0])
     np.testing.assert_allclose(placement.server_bytes(sizes, 2, "round_robin"), [32.0, 4.0])
     np.testing.assert_allclose(placement.server_bytes(sizes, 2, "size_balanced"), [18.0, 18.0])
+
+
+def test_placement_refuses_negative_or_non_finite_sizes():
+    with pytest.raises(ValueError, match=r"recv_bytes must hold values >= 0; recv_bytes\[1\] is -5.0"):
+        placement.place([10.0, -5.0, 3.0], 2, "size_balanced")
+    with pytest.raises(ValueError, match=r"recv_bytes must hold finite numbers; recv_bytes\[0\] is nan"):
+        placement.server_bytes([float("nan"), 1.0], 2)

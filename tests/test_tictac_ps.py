@@ -67,3 +67,70 @@ def test_real_server_config_checks_kinds():
         ps.PSConfig(warmup=-1)
     with pytest.raises(ValueError, match=r"bandwidth_gbps must be in \(0, 100\], got 200"):
         ps.PSConfig(bandwidth_gbps=200)
+
+
+def test_run_refuses_a_string_where_a_config_or_schedulers_belong():
+    with pytest.raises(TypeError, match="config must be a ps.PSConfig, got 'cnn'"):
+        ps.run("cnn")
+    with pytest.raises(TypeError, match="schedulers must be a tuple of scheduler names, got 'tac'"):
+        ps.run(_config(), schedulers="tac")
+    with pytest.raises(ValueError, match="schedulers must name at least one"):
+        ps.runs(_config(), schedulers=())
+
+
+def _pids_alive(pids):
+    import os
+
+    alive = []
+    for pid in pids:
+        try:
+            os.kill(pid, 0)
+            alive.append(pid)
+        except ProcessLookupError:
+            pass
+    return alive
+
+
+@pytest.mark.parametrize("garbage, said", [(b"GET / HTTP/1.0\r\n\r\n", r"bad hello from peer 127\.0\.0\.1:\d+"),
+                                           (b"abc", r"no 14-byte hello from peer 127\.0\.0\.1:\d+ "
+                                                    r"\(connection closed after 3 of 14 bytes\)")])
+def test_garbage_on_the_coordinators_port_is_a_clear_error(monkeypatch, garbage, said):
+    """A stray peer connects before the servers: the coordinator names it and stops its real server."""
+    import socket
+
+    spawned, stray = [], []
+
+    def garbage_first(role, config, port, ident, extra=()):
+        if not stray:
+            sock = socket.create_connection(("127.0.0.1", port))
+            sock.sendall(garbage)
+            if len(garbage) < ps.HELLO_MSG.size:
+                sock.close()
+            stray.append(sock)
+        child = real_spawn(role, config, port, ident, extra)
+        spawned.append(child.proc.pid)
+        return child
+
+    real_spawn = ps._spawn
+    monkeypatch.setattr(ps, "_spawn", garbage_first)
+    with pytest.raises(RuntimeError, match=said) as info:
+        ps._serve(_config(servers=1, workers=1), {}, [b""], np.zeros(1, np.int64), 0.0)
+    assert f"server 0 (pid {spawned[0]}) was still running; stopped by the coordinator" in str(info.value)
+    assert not _pids_alive(spawned)
+    stray[0].close()
+
+
+def test_a_failed_process_is_named_with_its_pid_exit_code_and_stderr(monkeypatch):
+    import subprocess
+    import sys
+    import tempfile
+
+    def failing(role, config, port, ident, extra=()):
+        err = tempfile.TemporaryFile()
+        script = "import sys; sys.stderr.write('starting\\nboom: no such model\\n'); sys.exit(3)"
+        return ps.Child(f"{role} {ident}", subprocess.Popen([sys.executable, "-c", script], stderr=err), err)
+
+    monkeypatch.setattr(ps, "_spawn", failing)
+    said = r"server 0 \(pid \d+\) exited with code 3:\n    starting\n    boom: no such"
+    with pytest.raises(RuntimeError, match=said):
+        ps._serve(_config(servers=1, workers=1), {}, [b""], np.zeros(1, np.int64), 0.0)

@@ -231,3 +231,18 @@ def test_bundled_training_graphs_push_what_they_pull_and_inference_pushes_nothin
         assert (res.pull_bytes == 2 * g.recv_bytes.sum()).all()
         np.testing.assert_array_equal(res.push_bytes, res.pull_bytes if mode == "train" else 0.0)
         assert res.push_arrival.shape[-1] == (g.n_recv if mode == "train" else 0)
+
+
+def test_simulate_checks_its_graph_cluster_seed_and_orders():
+    g = random_graph(3, 4, seed=0)
+    order = np.array([[[0, 1, 2]]])
+    with pytest.raises(TypeError, match="cluster must be a simulate.Cluster, got '1 Gbit/s'"):
+        simulate(g, order, "1 Gbit/s")
+    with pytest.raises(TypeError, match="graph must be a graph.OpGraph, got 'resnet'"):
+        arrivals("resnet", order, Cluster(workers=1))
+    with pytest.raises(ValueError, match="seed must be >= 0, got -1"):
+        simulate(g, order, Cluster(workers=1), seed=-1)
+    with pytest.raises(ValueError, match=r"orders must hold whole numbers; orders\[0, 0, 1\] is 1.5"):
+        simulate(g, np.array([[[0.0, 1.5, 2.0]]]), Cluster(workers=1))
+    with pytest.raises(ValueError, match=r"orders must hold values in \[0, 2\]; orders\[0, 0, 2\] is 7"):
+        simulate(g, np.array([[[0, 1, 7]]]), Cluster(workers=1))

@@ -194,6 +194,28 @@ class ControlPlan(NamedTuple):
 LOCK = "coordinator"  # the lock service's name for the population's Coordinator
 
 
+def actor_counts(topology: Topology) -> dict[str, int]:
+    """How many actors of each role run in `topology` (merged: no Master Aggregator or Aggregators)."""
+    roles = {"coordinator": 1, "selector": topology.num_selectors}
+    if not topology.merged:
+        roles.update(master_aggregator=1, aggregator=topology.num_aggregators)
+    return roles
+
+
+def check_faults(topology: Topology, faults) -> tuple[Fault, ...]:
+    """`faults` as a tuple, each a `Fault` whose index names an actor of `topology` (an Aggregator fault in
+    the merged topology crashes that Selector+Aggregator)."""
+    validate.instance("topology", topology, Topology, "an actors.Topology")
+    validate.instance("faults", faults, (tuple, list), "a tuple of actors.Fault")
+    roles = actor_counts(topology)
+    for k, f in enumerate(faults):
+        validate.instance(f"faults[{k}]", f, Fault, "an actors.Fault")
+        role = topology.role(f.kind)
+        n = roles[role]
+        validate.integer(f"faults[{k}].index ({n} {role}{'' if n == 1 else 's'} in this topology)", f.index, 0, n - 1)
+    return tuple(faults)
+
+
 def control_plane(topology: Topology, faults) -> ControlPlan:
     """Run the fault schedule through heartbeats, the lock service and respawns, as an event loop.
 
@@ -206,11 +228,10 @@ def control_plane(topology: Topology, faults) -> ControlPlan:
     Coordinator, which renews its lease every `lease_renew_s`. A refused Selector asks again when the
     lease it was refused on lapses, unless the Coordinator is running by then.
     """
+    faults = check_faults(topology, faults)
     topo = topology
     H, R = topo.heartbeat_timeout_s, topo.respawn_s
-    roles = {"coordinator": 1, "selector": topo.num_selectors}
-    if not topo.merged:
-        roles.update(master_aggregator=1, aggregator=topo.num_aggregators)
+    roles = actor_counts(topo)
     up = {(role, i): True for role, n in roles.items() for i in range(n)}
     down: dict = {key: [] for key in up}
     events: list = []
@@ -230,7 +251,7 @@ def control_plane(topology: Topology, faults) -> ControlPlan:
 
     for f in faults:
         role = topo.role(f.kind)
-        push(f.time_s, "crash", role, f.index % roles[role])
+        push(f.time_s, "crash", role, f.index)
 
     def supervisor(role):
         return {"aggregator": "master_aggregator", "master_aggregator": "coordinator"}.get(role)
@@ -307,7 +328,7 @@ class ActorSystem:
 
     def __init__(self, topology: Topology, faults: tuple[Fault, ...] = ()):
         self.topo = topology
-        self.faults = sorted(faults, key=lambda f: f.time_s)
+        self.faults = sorted(check_faults(topology, faults), key=lambda f: f.time_s)
         self.plan = control_plane(topology, self.faults)
         self._down = self.plan.down
         self._pending = list(self.plan.events)  # lifecycle records not yet in the trace

@@ -55,15 +55,13 @@ class DPConfig:
 
 
 def clip_update(update, clip_norm: float):
-    """Scale one client's update pytree so its global L2 norm is at most `clip_norm` (unchanged if below)."""
-    norm = optax.tree.norm(update)
-    scale = jnp.minimum(1.0, clip_norm / jnp.maximum(norm, 1e-30))
-    return jax.tree.map(lambda u: u * scale, update)
+    """Scale one client's update pytree so its global L2 norm is at most `clip_norm` (> 0; unchanged if below)."""
+    return _clip_update(update, validate.positive("clip_norm", clip_norm))
 
 
 def clip_updates(updates, clip_norm: float):
     """`clip_update` for every client of a stacked pytree (leading axis: clients)."""
-    return jax.vmap(clip_update, in_axes=(0, None))(updates, clip_norm)
+    return _clip_updates(updates, validate.positive("clip_norm", clip_norm))
 
 
 def noisy_mean(clipped, included, key, noise_std: float, expected_clients: float):
@@ -71,6 +69,37 @@ def noisy_mean(clipped, included, key, noise_std: float, expected_clients: float
 
     clipped: stacked pytree (clients first); included: (clients,) 0/1 mask of the Poisson sample.
     """
+    validate.number("noise_std", noise_std, 0.0)
+    validate.positive("expected_clients", expected_clients)
+    return _noisy_mean(clipped, included, key, noise_std, expected_clients)
+
+
+def poisson_sample(key, num_clients: int, sampling_rate: float):
+    """Each of `num_clients` clients taking part independently with probability q: a (clients,) 0/1 float mask."""
+    validate.integer("num_clients", num_clients, 0)
+    validate.probability("sampling_rate", sampling_rate)
+    return _poisson_sample(key, num_clients, sampling_rate)
+
+
+def sample_capacity(num_clients: int, sampling_rate: float) -> int:
+    """Room for the Poisson sample in fixed shapes: q N + 6 standard deviations (+ 1), at most N."""
+    validate.integer("num_clients", num_clients, 0)
+    validate.probability("sampling_rate", sampling_rate)
+    mean = sampling_rate * num_clients
+    return int(min(num_clients, math.ceil(mean + 6.0 * math.sqrt(mean * (1.0 - sampling_rate)) + 1.0)))
+
+
+def _clip_update(update, clip_norm):
+    norm = optax.tree.norm(update)
+    scale = jnp.minimum(1.0, clip_norm / jnp.maximum(norm, 1e-30))
+    return jax.tree.map(lambda u: u * scale, update)
+
+
+def _clip_updates(updates, clip_norm):
+    return jax.vmap(_clip_update, in_axes=(0, None))(updates, clip_norm)
+
+
+def _noisy_mean(clipped, included, key, noise_std, expected_clients):
     leaves, treedef = jax.tree.flatten(clipped)
     keys = jax.random.split(key, len(leaves))
     out = [(jnp.tensordot(included.astype(x.dtype), x, axes=1) + noise_std * jax.random.normal(k, x.shape[1:], x.dtype))
@@ -78,15 +107,15 @@ def noisy_mean(clipped, included, key, noise_std: float, expected_clients: float
     return jax.tree.unflatten(treedef, out)
 
 
-def poisson_sample(key, num_clients: int, sampling_rate: float):
-    """Each of `num_clients` clients taking part independently with probability q: a (clients,) 0/1 float mask."""
+def _poisson_sample(key, num_clients, sampling_rate):
     return jax.random.bernoulli(key, sampling_rate, (num_clients,)).astype(jnp.float32)
 
 
-def sample_capacity(num_clients: int, sampling_rate: float) -> int:
-    """Room for the Poisson sample in fixed shapes: q N + 6 standard deviations (+ 1), at most N."""
-    mean = sampling_rate * num_clients
-    return int(min(num_clients, math.ceil(mean + 6.0 * math.sqrt(mean * (1.0 - sampling_rate)) + 1.0)))
+def _check_round(data, model, dp, server_learning_rate) -> None:
+    validate.instance("data", data, ClientData, "a fedavg.ClientData")
+    validate.instance("model", model, ModelConfig, "a fedavg.ModelConfig")
+    validate.instance("dp", dp, DPConfig, "a dp.DPConfig")
+    validate.positive("server_learning_rate", server_learning_rate)
 
 
 def dp_fedavg_round(params: dict, data: ClientData, key, model: ModelConfig, dp: DPConfig,
@@ -98,6 +127,7 @@ def dp_fedavg_round(params: dict, data: ClientData, key, model: ModelConfig, dp:
     1e-8) raises rather than silently dropping clients, which would break the accountant's assumption.
     The config's numbers are traced, so sweeping z or C compiles once.
     """
+    _check_round(data, model, dp, server_learning_rate)
     n = data.x.shape[0]
     cap = sample_capacity(n, dp.sampling_rate)
     params, count = _round(params, data, key, model, cap, dp.clip_norm, dp.noise_std, dp.sampling_rate,
@@ -112,12 +142,12 @@ def dp_fedavg_round(params: dict, data: ClientData, key, model: ModelConfig, dp:
 def _round(params, data, key, model, cap, clip_norm, noise_std, sampling_rate, server_learning_rate):
     k_sample, k_noise = jax.random.split(key)
     n = data.x.shape[0]
-    included = poisson_sample(k_sample, n, sampling_rate)
+    included = _poisson_sample(k_sample, n, sampling_rate)
     (idx,) = jnp.nonzero(included, size=cap, fill_value=0)
     valid = (jnp.arange(cap) < included.sum()).astype(jnp.float32)
     sampled = ClientData(*(jnp.asarray(a)[idx] for a in data))
-    clipped = clip_updates(client_deltas(params, sampled, model), clip_norm)
-    step = noisy_mean(clipped, valid, k_noise, noise_std, sampling_rate * n)
+    clipped = _clip_updates(client_deltas(params, sampled, model), clip_norm)
+    step = _noisy_mean(clipped, valid, k_noise, noise_std, sampling_rate * n)
     return jax.tree.map(lambda p, d: p + server_learning_rate * d, params, step), included.sum()
 
 
@@ -127,6 +157,7 @@ def dp_fedavg(params: dict, data: ClientData, key, model: ModelConfig, dp: DPCon
 
     Returns (final params, clients sampled per round); raises like `dp_fedavg_round` if a sample overflowed.
     """
+    _check_round(data, model, dp, server_learning_rate)
     validate.integer("rounds", rounds, 1)
     n = data.x.shape[0]
     cap = sample_capacity(n, dp.sampling_rate)

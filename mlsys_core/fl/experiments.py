@@ -14,7 +14,16 @@ from typing import NamedTuple
 import numpy as np
 
 from mlsys_core import validate
-from mlsys_core.fl.actors import ActorSystem, Fault, Message, Topology, actor_name, count, hops_per_report
+from mlsys_core.fl.actors import (
+    ActorSystem,
+    Fault,
+    Message,
+    Topology,
+    actor_counts,
+    actor_name,
+    count,
+    hops_per_report,
+)
 from mlsys_core.fl.fedavg import dirichlet_split
 from mlsys_core.fl.population import DAY_S, HOUR_S, Population, PopulationConfig, eligible_by_hour, make_population
 from mlsys_core.fl.protocol import FLSimResult, RoundConfig, SteeringConfig, commit_share, simulate
@@ -33,8 +42,8 @@ class DiurnalSwing(NamedTuple):
 
 
 def diurnal_swing(pop: Population, step_h: float = 0.25) -> DiurnalSwing:
-    """Eligible devices over one UTC day and the peak / trough ratio."""
-    hours = np.arange(0.0, 24.0, step_h)
+    """Eligible devices over one UTC day, every `step_h` hours (in (0, 24]), and the peak / trough ratio."""
+    hours = np.arange(0.0, 24.0, validate.number("step_h", step_h, 0.0, 24.0, low_open=True))
     counts = eligible_by_hour(pop, hours)
     return DiurnalSwing(hours, counts, float(counts.max() / max(counts.min(), 1)))
 
@@ -95,6 +104,8 @@ def over_selection_over_seeds(pop_config: PopulationConfig, config: RoundConfig,
 def commit_share_curves(pop: Population, config: RoundConfig, factors: np.ndarray, drop_outs: tuple[float, ...],
                         rounds: int, seed: int) -> dict:
     """Commit share vs over-selection, one curve per fixed drop-out probability."""
+    validate.seed("seed", seed)
+    validate.reals("drop_outs", drop_outs, 0.0, 1.0, ndim=1)
     curves = {}
     for p in drop_outs:
         pop_p = dataclasses.replace(pop, drop_out_p=np.full(pop.size, p, np.float32))
@@ -143,6 +154,8 @@ class ServerLoad(NamedTuple):
 def steering_comparison(pop: Population, config: RoundConfig, hours: float, seed: int,
                         modes: tuple[str, ...] = ("none", "spread", "auto")) -> dict[str, ServerLoad]:
     """Server load (check-ins per second, per load bin) and committed rounds under each steering mode."""
+    validate.positive("hours", hours)
+    validate.seed("seed", seed)
     out = {}
     for mode in modes:
         res = simulate(pop, config, SteeringConfig(mode=mode), hours * HOUR_S, seed)
@@ -187,20 +200,23 @@ class FaultRun(NamedTuple):
     trace: list[Message]
 
 
-def _actors_of(topology: Topology, role: str) -> int:
-    return {"selector": topology.num_selectors, "aggregator": topology.num_aggregators}.get(role, 1)
+def _second_actor(kind: str, at_s: float, topology: Topology) -> Fault:
+    """A crash of actor number 1 of `kind`'s role in `topology` (number 0 where the role has one actor)."""
+    return Fault(kind, at_s, 1 % actor_counts(topology)[topology.role(kind)])
 
 
 def fault_runs(pop: Population, config: RoundConfig, topology: Topology, at_s: float, hours: float, seed: int,
                kinds: tuple[str, ...] = FAULT_KINDS) -> dict[str, FaultRun]:
     """A run without faults, then one run per kind in `kinds` crashing actor number 1 of it at `at_s`."""
+    validate.positive("hours", hours)
+    validate.seed("seed", seed)
+    validate.instance("topology", topology, Topology, "an actors.Topology")
     runs = {}
     for kind in (None, *kinds):
-        fault = () if kind is None else (Fault(kind, at_s, 1),)
+        fault = () if kind is None else (_second_actor(kind, at_s, topology),)
         system = ActorSystem(topology, fault)
         res = simulate(pop, config, SteeringConfig(), hours * HOUR_S, seed, executor=system.run_round, traced_devices=0)
-        role = topology.role(kind) if kind else None
-        victim = actor_name(role, 1 % _actors_of(topology, role)) if kind else "-"
+        victim = actor_name(topology.role(kind), fault[0].index) if kind else "-"
         runs[kind or "none"] = FaultRun(kind or "none", victim, res.counters, system.trace)
     return runs
 
@@ -323,6 +339,8 @@ def topology_comparison(pop: Population, config: RoundConfig, at_s: float, hours
     """Four actors vs the survey's two: messages per round and hops per report (both read from the actor
     log), the time from the goal-th report to the Coordinator holding the result, and one crash's blast
     radius (devices lost, rounds failed)."""
+    validate.positive("hours", hours)
+    validate.seed("seed", seed)
     out = {}
     for name, merged in (("four actors", False), ("two actors", True)):
         topo = Topology(merged=merged, hop_latency_s=hop_latency_s)
@@ -334,7 +352,7 @@ def topology_comparison(pop: Population, config: RoundConfig, at_s: float, hours
         crashes = []
         for kind in ("selector", "master_aggregator"):
             f = simulate(pop, config, SteeringConfig(), hours * HOUR_S, seed,
-                         executor=ActorSystem(topo, (Fault(kind, at_s, 1),)).run_round).counters
+                         executor=ActorSystem(topo, (_second_actor(kind, at_s, topo),)).run_round).counters
             crashes += [int(f.column("lost").sum()), _failed(f)]
         out[name] = TopologyCost(len(system.trace) / rounds, hops_per_report(system.trace),
                                  float((c.column("resume_s") - c.column("end_s"))[ok].mean()), *crashes)
@@ -422,6 +440,8 @@ def explore(num_devices: int = 50_000, goal_count: int = 200, over_selection: fl
     """The widget's compute: a few simulated hours with these settings, plus the Dirichlet split of digits."""
     from mlsys_core.data import load_digits
 
+    validate.positive("hours", hours)
+    validate.seed("seed", seed)
     pop = make_population(PopulationConfig(num_devices=num_devices, drop_out_range=(drop_out, drop_out)), seed)
     cfg = RoundConfig(goal_count=goal_count, over_selection=over_selection)
     res = simulate(pop, cfg, SteeringConfig(mode="auto" if steering else "none"), hours * HOUR_S, seed)

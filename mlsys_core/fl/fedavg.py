@@ -61,9 +61,10 @@ def dirichlet_split(labels: np.ndarray, num_clients: int, alpha: float, seed: in
     Small alpha (0.1) gives clients few classes; large alpha approaches an IID split. Some clients
     may get no example (they then carry weight 0).
     """
+    labels = validate.integers("labels", labels)
     validate.integer("num_clients", num_clients, 1)
     validate.number("alpha", alpha, 0.0, low_open=True)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(validate.seed("seed", seed))
     parts: list[list[np.ndarray]] = [[] for _ in range(num_clients)]
     for c in np.unique(labels):
         idx = rng.permutation(np.flatnonzero(labels == c))
@@ -81,7 +82,8 @@ def resample_clients(labels: np.ndarray, num_clients: int, examples_per_client: 
     validate.integer("num_clients", num_clients, 1)
     validate.integer("examples_per_client", examples_per_client, 1)
     validate.number("alpha", alpha, 0.0, low_open=True)
-    rng = np.random.default_rng(seed)
+    labels = validate.integers("labels", labels)
+    rng = np.random.default_rng(validate.seed("seed", seed))
     classes = np.unique(labels)
     by_class = [np.flatnonzero(labels == c) for c in classes]
     mix = rng.dirichlet(np.full(len(classes), alpha), size=num_clients)
@@ -92,6 +94,7 @@ def resample_clients(labels: np.ndarray, num_clients: int, examples_per_client: 
 
 def pad_clients(x: np.ndarray, y: np.ndarray, parts: list[np.ndarray], batch_size: int) -> ClientData:
     """Stack clients' examples into padded arrays with masks (shapes in `ClientData`)."""
+    validate.integer("batch_size", batch_size, 1)
     longest = max(1, max(len(p) for p in parts))
     s = -(-longest // batch_size) * batch_size
     c = len(parts)
@@ -104,6 +107,7 @@ def pad_clients(x: np.ndarray, y: np.ndarray, parts: list[np.ndarray], batch_siz
 
 
 def init_params(key, model: ModelConfig) -> dict:
+    validate.instance("model", model, ModelConfig, "a fedavg.ModelConfig")
     k1, k2 = jax.random.split(key)
     scale1, scale2 = 1.0 / np.sqrt(model.num_features), 1.0 / np.sqrt(model.hidden)
     return {
@@ -175,6 +179,7 @@ _client_update_jit = jax.jit(client_update, static_argnames="model")
 
 def loop_round(params: dict, data: ClientData, weights, model: ModelConfig) -> dict:
     """The same round as `vmap_round`, one jitted call per client (FedJAX's default executor style)."""
+    validate.instance("model", model, ModelConfig, "a fedavg.ModelConfig")
     total = float(np.sum(weights))
     acc = jax.tree.map(jnp.zeros_like, params)
     for k in range(len(weights)):
@@ -303,10 +308,12 @@ def server_optimizer(name: str, **kwargs) -> ServerOptimizer:
 
 def server_init(opt: ServerOptimizer, params: dict):
     """The server optimizer's state for `params` (optax state; empty for SGD)."""
+    validate.instance("opt", opt, ServerOptimizer, "a fedavg.ServerOptimizer")
     return opt.transform().init(params)
 
 
 def server_update(opt: ServerOptimizer, state, params: dict, mean_delta: dict):
     """One server step: feed -mean_delta to the optax transformation. Returns (params, state)."""
+    validate.instance("opt", opt, ServerOptimizer, "a fedavg.ServerOptimizer")
     updates, state = opt.transform().update(jax.tree.map(jnp.negative, mean_delta), state, params)
     return optax.apply_updates(params, updates), state

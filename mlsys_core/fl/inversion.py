@@ -74,7 +74,9 @@ def psnr(reconstruction, truth) -> float:
 
 
 def clip_and_noise(update: dict, clip_norm: float, noise_std: float, key) -> dict:
-    """The update clipped to L2 norm `clip_norm` (whole pytree) plus Gaussian noise of std `noise_std`."""
+    """The update clipped to L2 norm `clip_norm` (> 0, whole pytree) plus Gaussian noise of std `noise_std` (>= 0)."""
+    validate.positive("clip_norm", clip_norm)
+    validate.number("noise_std", noise_std, 0.0)
     leaves, treedef = jax.tree.flatten(update)
     norm = jnp.sqrt(sum(jnp.vdot(x, x) for x in leaves))
     scale = jnp.minimum(1.0, clip_norm / (norm + 1e-12))
@@ -107,6 +109,7 @@ def attack_over_seeds(seeds: Sequence[int], group: int = 16, clip_norm: float = 
     validate.integer("group", group, 2)
     validate.positive("clip_norm", clip_norm)
     validate.number("noise_multiplier", noise_multiplier, 0.0)
+    validate.integer("steps", steps, 1)
     x, y = load_digits()
     names = ("update in the clear", f"DP: clip {clip_norm:g}, noise z = {noise_multiplier:g}",
              f"Secure Aggregation: sum of {group}", f"Secure Aggregation + DP (sum of {group})")

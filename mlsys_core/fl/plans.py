@@ -90,6 +90,10 @@ def lower(ops: tuple[str, ...], supported: frozenset) -> tuple[str, ...] | None:
 def generate_versioned_plans(task: str, version: int, device: DevicePlan, server: ServerPlan,
                              runtime_ops: dict[int, frozenset] = RUNTIME_OPS) -> dict[int, FLPlan]:
     """One plan per runtime version that can run the task (after lowering), keyed by runtime version."""
+    validate.string("task", task)
+    validate.integer("version", version, 0)
+    validate.instance("device", device, DevicePlan, "a plans.DevicePlan")
+    validate.instance("server", server, ServerPlan, "a plans.ServerPlan")
     plans = {}
     for runtime, ops in sorted(runtime_ops.items()):
         lowered = lower(device.ops, ops)

@@ -53,26 +53,30 @@ class PopulationConfig:
 
     def __post_init__(self):
         validate.integer("num_devices", self.num_devices, 1, 50_000_000)
-        if not self.time_zones or any(len(z) != 2 or z[1] < 0 for z in self.time_zones):
+        zones = validate.reals("time_zones", self.time_zones, ndim=2)
+        if zones.shape[0] == 0 or zones.shape[1] != 2:
             raise ValueError(f"time_zones must be non-empty (offset_h, weight >= 0) pairs, got {self.time_zones!r}")
-        if sum(w for _, w in self.time_zones) <= 0:
+        validate.reals("time_zones weights", zones[:, 1], 0.0)
+        if zones[:, 1].sum() <= 0:
             raise ValueError(f"time_zones weights must sum to > 0, got {self.time_zones!r}")
         validate.number("unmetered_fraction", self.unmetered_fraction, 0.0, 1.0)
         validate.number("window_start_h", self.window_start_h, 0.0, 24.0)
         validate.number("window_length_h", self.window_length_h, 0.0, 24.0, low_open=True)
         for name in ("window_start_std_h", "window_length_std_h", "speed_sigma", "bandwidth_sigma"):
             validate.number(name, getattr(self, name), 0.0, 24.0)
-        lo, hi = self.drop_out_range
-        if not 0.0 <= lo <= hi < 1.0:
+        drop = validate.reals("drop_out_range", self.drop_out_range, ndim=1)
+        if drop.shape != (2,) or not 0.0 <= drop[0] <= drop[1] < 1.0:
             raise ValueError(f"drop_out_range must satisfy 0 <= low <= high < 1, got {self.drop_out_range!r}")
         for name in ("examples_median", "examples_per_s_median", "down_bytes_per_s_median", "up_bytes_per_s_median"):
             validate.number(name, getattr(self, name), 0.0, low_open=True)
         validate.number("checkin_jitter_h", self.checkin_jitter_h, 0.0, 12.0)
         validate.instance("drop_at_window_close", self.drop_at_window_close, bool)
-        if len(self.runtime_versions) != len(self.runtime_weights) or not self.runtime_versions:
+        versions = validate.integers("runtime_versions", self.runtime_versions, 0, 127)
+        weights = validate.reals("runtime_weights", self.runtime_weights, 0.0, ndim=1)
+        if len(versions) != len(weights) or not len(versions) or weights.sum() <= 0:
             raise ValueError(
-                f"runtime_versions and runtime_weights must be non-empty and equally long, got "
-                f"{self.runtime_versions!r} and {self.runtime_weights!r}"
+                f"runtime_versions and runtime_weights must be non-empty and equally long, with weights summing "
+                f"to > 0, got {self.runtime_versions!r} and {self.runtime_weights!r}"
             )
 
 
@@ -105,7 +109,8 @@ def make_population(config: PopulationConfig, seed: int) -> Population:
     jitter 0 is the same, device for device, as before the delay existed. A delay is capped at 80% of
     the device's window, so every device still calls in on every night.
     """
-    rng = np.random.default_rng(seed)
+    validate.instance("config", config, PopulationConfig, "a population.PopulationConfig")
+    rng = np.random.default_rng(validate.seed("seed", seed))
     n = config.num_devices
     offsets = np.array([z[0] for z in config.time_zones], np.float32)
     weights = np.array([z[1] for z in config.time_zones], np.float64)

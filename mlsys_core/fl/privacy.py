@@ -32,6 +32,8 @@ def schedule_leak(res: FLSimResult, pop: Population, devices: np.ndarray) -> dic
 def leak_share(res: FLSimResult, pop: Population, min_checkins: int = 3, within_h: float = 1.0) -> tuple[float, int]:
     """Share of traced users with >= `min_checkins` check-ins whose bedtime the attack gets within
     `within_h` hours, and how many such users there were."""
+    validate.integer("min_checkins", min_checkins, 1)
+    validate.positive("within_h", within_h)
     ids, _, codes = res.log.arrays()
     n = np.bincount(ids[codes == telemetry.CODES.index("-")], minlength=res.log.traced_devices)
     victims = np.flatnonzero(n >= min_checkins)
@@ -45,6 +47,8 @@ def schedule_leak_sweep(pop_config: PopulationConfig, config: RoundConfig, jitte
     """The telemetry attack over check-in jitter: for each mean delay in `jitters_h` (hours between a
     window opening and the first check-in), the share of traced users whose bedtime is inferred within
     `within_h`, one value per seed (one simulated day each)."""
+    validate.integer("traced_devices", traced_devices, 1)
+    validate.positive("within_h", within_h)
     out = []
     for jitter in jitters_h:
         cfg = dataclasses.replace(pop_config, checkin_jitter_h=float(jitter))
@@ -119,6 +123,10 @@ def private_dashboard(log: telemetry.EventLog, bin_s: float, horizon_s: float, k
     (noisy) count is below `k_min` are then suppressed (0): a minimum cohort size. `exclude`: the same
     release without one device (for the differencing attack). Returns float counts, one per bin.
     """
+    validate.instance("log", log, telemetry.EventLog, "a telemetry.EventLog")
+    validate.seed("seed", seed)
+    if exclude is not None:
+        validate.integer("exclude", exclude, 0)
     validate.integer("k_min", k_min, 1)
     validate.integer("max_bins", max_bins, 1)
     if epsilon is not None:
@@ -138,6 +146,13 @@ def differencing_attack(res: FLSimResult, pop: Population, devices: np.ndarray, 
     """The strongest dashboard attacker: it sees the hourly dashboard with and without the target (or
     knows everyone else's data), reads the target's hours as the bins where the count drops by more
     than 1/2, and infers the window from them like the per-device attack. Error (h) per device."""
+    validate.integer("k_min", k_min, 1)
+    validate.integer("max_bins", max_bins, 1)
+    if epsilon is not None:
+        validate.positive("epsilon", epsilon)
+    validate.seed("seed", seed)
+    validate.instance("pop", pop, Population, "a population.Population")
+    devices = validate.integers("devices", devices, 0, pop.size - 1)
     nbins = 24
     pairs = _device_bins(res.log, HOUR_S, nbins, max_bins)
     counts = np.bincount(pairs[1], minlength=nbins).astype(float)
@@ -174,6 +189,12 @@ def telemetry_attack_sweep(pop_config: PopulationConfig, config: RoundConfig, ji
     """Per-device telemetry vs dashboards, over check-in jitter: one simulated day per (jitter, seed);
     targets are the first `targets` traced users with >= 3 check-ins."""
     seeds = validate.seeds("seeds", seeds)
+    validate.integer("k_min", k_min, 1)
+    validate.positive("epsilon", epsilon)
+    validate.integer("max_bins", max_bins, 1)
+    validate.integer("traced_devices", traced_devices, 1)
+    validate.integer("targets", targets, 1)
+    validate.positive("within_h", within_h)
     rows = {k: np.zeros((len(jitters_h), len(seeds))) for k in ("per_device", "dashboard", "private", "prior")}
     for i, jitter in enumerate(jitters_h):
         cfg = dataclasses.replace(pop_config, checkin_jitter_h=float(jitter))

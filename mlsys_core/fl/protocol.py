@@ -622,12 +622,27 @@ def start_run(pop: Population, config: RoundConfig, steering: SteeringConfig, du
               load_bin_s: float = 60.0) -> Run:
     """A run's streams at time 0: every device's first check-in (its next eligible time plus a random
     delay), empty load bins and event log, and the generator seeded with `seed` (see `simulate`)."""
+    _check_run(pop, config, steering, duration_s, seed, plans, executor, traced_devices, load_bin_s)
     rng = np.random.default_rng(seed)
     queue = CheckinQueue(next_eligible_s(pop, 0.0) + rng.uniform(0.0, steering.initial_delay_s, pop.size),
                          duration_s + DAY_S)
     tel = Telemetry(np.zeros(int(math.ceil(duration_s / load_bin_s)) + 2, np.int64), load_bin_s,
                     EventLog(traced_devices))
     return Run(pop, config, steering, executor or run_round_direct, devices_view(pop, plans), queue, tel, rng)
+
+
+def _check_run(pop, config, steering, duration_s, seed, plans, executor, traced_devices, load_bin_s) -> None:
+    validate.instance("pop", pop, Population, "a population.Population")
+    validate.instance("config", config, RoundConfig, "a protocol.RoundConfig")
+    validate.instance("steering", steering, SteeringConfig, "a protocol.SteeringConfig")
+    validate.positive("duration_s", duration_s)
+    validate.seed("seed", seed)
+    if plans is not None:
+        validate.instance("plans", plans, dict, "a dict of runtime version -> plans.FLPlan, or None")
+    if executor is not None:
+        validate.callable_("executor", executor)
+    validate.integer("traced_devices", traced_devices, 0)
+    validate.positive("load_bin_s", load_bin_s)
 
 
 def sim_init(steering: SteeringConfig, config: RoundConfig) -> SimState:
@@ -819,7 +834,6 @@ def simulate(pop: Population, config: RoundConfig, steering: SteeringConfig, dur
     actors and faults). Devices whose runtime has no plan in `plans` are rejected at check-in.
     Deterministic for a given `seed`.
     """
-    validate.number("duration_s", duration_s, 0.0, low_open=True)
     run = start_run(pop, config, steering, duration_s, seed, plans, executor, traced_devices, load_bin_s)
     s, outs = sim_init(steering, config), []
     while s.open_s < duration_s:
@@ -850,11 +864,15 @@ def commit_share(pop: Population, config: RoundConfig, over_selection: np.ndarra
     alone, isolating what over-selection is for: covering drop-outs and stragglers in the window
     (no device's eligibility window closes on it here).
     """
+    validate.instance("pop", pop, Population, "a population.Population")
+    validate.instance("config", config, RoundConfig, "a protocol.RoundConfig")
+    factors = validate.reals("over_selection", over_selection, 1.0, 100.0, ndim=1)
     validate.integer("rounds", rounds, 1)
+    validate.seed("seed", seed)
     pop = dataclasses.replace(pop, drops_at_close=np.zeros(pop.size, bool))
     rng = np.random.default_rng(seed)
     shares = []
-    for factor in np.asarray(over_selection, np.float64):
+    for factor in factors:
         cfg = dataclasses.replace(config, over_selection=float(factor))
         ok = 0
         for _ in range(rounds):

@@ -63,7 +63,9 @@ def dequantize(mean_level: np.ndarray, clip: float, bits: int) -> np.ndarray:
 def aggregator_groups(num_devices: int, min_group: int) -> list[np.ndarray]:
     """Device ids split into consecutive groups of at least `min_group` devices each."""
     k = validate.integer("min_group", min_group, 2)
-    n = validate.integer("num_devices", num_devices, k)
+    n = validate.integer("num_devices", num_devices, 1)
+    if n < k:
+        raise ValueError(f"num_devices must be at least min_group = {k} (one whole group), got {n}")
     return np.array_split(np.arange(n), max(n // k, 1))
 
 

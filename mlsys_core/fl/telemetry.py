@@ -20,6 +20,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from mlsys_core import validate
+
 CODES = "-xPv[]+^LR!"
 LEGEND = {
     "-": "check-in", "x": "rejected (come back later)", "P": "rejected: no plan for runtime",
@@ -33,7 +35,7 @@ class EventLog:
     """Append-only device events of the traced devices; `arrays()` returns them sorted by device, time."""
 
     def __init__(self, traced_devices: int):
-        self.traced_devices = traced_devices
+        self.traced_devices = validate.integer("traced_devices", traced_devices, 0)
         self._chunks: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self._sorted: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
@@ -90,6 +92,10 @@ def aggregate_only(log: EventLog, bin_s: float, horizon_s: float, k_min: int) ->
     Bins with fewer than `k_min` distinct devices are suppressed (reported as 0), so no bin can
     describe one user. Returns an int array of length ceil(horizon_s / bin_s).
     """
+    validate.instance("log", log, EventLog, "a telemetry.EventLog")
+    validate.positive("bin_s", bin_s)
+    validate.positive("horizon_s", horizon_s)
+    validate.integer("k_min", k_min, 1)
     ids, t, codes = log.arrays()
     sel = codes == CODES.index("-")
     nbins = int(np.ceil(horizon_s / bin_s))

@@ -67,6 +67,16 @@ class TrainConfig:
         validate.integer("eval_every", self.eval_every, 0)
 
 
+CONFIG_KINDS = {"round_config": RoundConfig, "steering": SteeringConfig, "train": TrainConfig, "model": ModelConfig}
+
+
+def _check_configs(**configs) -> None:
+    """Each config is of its kind (`CONFIG_KINDS`): a string where a config belongs is a TypeError naming it."""
+    for name, value in configs.items():
+        kind = CONFIG_KINDS[name]
+        validate.instance(name, value, kind, f"a {kind.__module__.rsplit('.', 1)[-1]}.{kind.__name__}")
+
+
 class Task(NamedTuple):
     """The devices' data (train and local held-out, row k is device k) and the central held-out set."""
 
@@ -86,6 +96,8 @@ def _split(seed: int, test_fraction: float):
 
 def make_task(train: TrainConfig, model: ModelConfig, seed: int) -> Task:
     """Device k's class mix ~ Dir(alpha) (the same mix for its training and its held-out examples)."""
+    _check_configs(train=train, model=model)
+    validate.seed("seed", seed)
     _, x, y, tr, test = _split(seed, train.test_fraction)
     parts = resample_clients(y[tr], train.num_devices, train.examples_per_device, train.alpha, seed)
     held = resample_clients(y[test], train.num_devices, train.eval_examples_per_device, train.alpha, seed)
@@ -97,6 +109,10 @@ def simulate_task(round_config: RoundConfig, steering: SteeringConfig, train: Tr
                   seed: int, population: PopulationConfig | None = None, executor=None) -> FLSimResult:
     """The protocol run the training replays: the task's devices, their sessions as long as local training
     (`epochs` over their examples), for `train.hours` simulated hours."""
+    validate.seed("seed", seed)
+    _check_configs(round_config=round_config, steering=steering, train=train, model=model)
+    if population is not None:
+        validate.instance("population", population, PopulationConfig, "a population.PopulationConfig or None")
     pop = make_population(dataclasses.replace(population or PopulationConfig(), num_devices=train.num_devices), seed)
     pop = dataclasses.replace(pop, num_examples=np.full(pop.size, train.examples_per_device, np.int32))
     config = dataclasses.replace(round_config, epochs=model.epochs)
@@ -142,6 +158,13 @@ def train_on_simulation(sim: FLSimResult, task: Task, model: ModelConfig, server
     """Replay `sim`'s rounds as training (see the module docstring), up to `max_commits` committed rounds;
     one vmapped call per round."""
     validate.instance("server", server, ServerOptimizer)
+    validate.instance("sim", sim, FLSimResult, "a protocol.FLSimResult")
+    validate.instance("task", task, Task, "a training.Task")
+    _check_configs(model=model, round_config=round_config)
+    validate.seed("seed", seed)
+    if max_commits is not None:
+        validate.integer("max_commits", max_commits, 1)
+    validate.integer("eval_every", eval_every, 0)
     version = np.cumsum(sim.counters.committed)
     rounds = len(version) if max_commits is None or version[-1] < max_commits else \
         int(np.searchsorted(version, max_commits)) + 1
@@ -194,6 +217,9 @@ def federated_training(round_config: RoundConfig, model: ModelConfig, train: Tra
                        server: ServerOptimizer = FedAvg(), steering: SteeringConfig = SteeringConfig(),
                        population: PopulationConfig | None = None, executor=None) -> TrainingRun:
     """Train on the system: simulate the task's rounds, then replay them as FedAvg-family training."""
+    validate.seed("seed", seed)
+    _check_configs(round_config=round_config, model=model, train=train, steering=steering)
+    validate.instance("server", server, ServerOptimizer)
     task = make_task(train, model, seed)
     sim = simulate_task(round_config, steering, train, model, seed, population, executor)
     return train_on_simulation(sim, task, model, server, seed, round_config, train.rounds, train.eval_every)
@@ -201,12 +227,17 @@ def federated_training(round_config: RoundConfig, model: ModelConfig, train: Tra
 
 def rounds_to_accuracy(run: TrainingRun, target: float) -> float:
     """How many committed rounds it took central accuracy to reach `target` (inf: never)."""
+    validate.instance("run", run, TrainingRun, "a training.TrainingRun")
+    validate.number("target", target)
     hit = np.flatnonzero(run.accuracy >= target)
     return float(run.version[hit[0]]) if len(hit) else np.inf
 
 
 def centralised_accuracy(model: ModelConfig, train: TrainConfig, steps: int, seed: int) -> float:
     """Baseline: the same model trained centrally for `steps` mini-batch SGD steps on the same train split."""
+    _check_configs(model=model, train=train)
+    validate.integer("steps", steps, 0)
+    validate.seed("seed", seed)
     _, x, y, tr, test = _split(seed, train.test_fraction)
     params = init_params(jax.random.key(seed), model)
     step = jax.jit(sgd_step, static_argnames="model")

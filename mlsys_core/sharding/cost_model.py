@@ -20,6 +20,7 @@ from mlsys_core import validate
 
 TOPOLOGIES = ("ring", "torus")
 STRATEGIES = ("replicated", "wus")
+MAX_CHIPS = 2**20  # the most chips the model takes: 256 times MLPerf v0.7's largest pod (4096)
 
 
 def _positive(obj, *names):
@@ -108,22 +109,33 @@ class StepBreakdown:
         return self.compute_s + self.allreduce_s + self.update_s
 
 
+def torus_shape(chips: int) -> tuple[int, int]:
+    """(n_x, n_y) of a `chips`-chip torus: n_x the smallest divisor of n with n_x >= sqrt(n), n_y = n / n_x.
+
+    Found as n over the largest divisor <= sqrt(n), so the search is at most sqrt(n) steps."""
+    chips = validate.integer("chips", chips, 1, MAX_CHIPS)
+    below = next(d for d in range(math.isqrt(chips), 0, -1) if chips % d == 0)
+    return chips // below, below
+
+
 def allreduce_s(nbytes: float, chips: int, chip: Chip, topology: str = "torus") -> float:
-    """Alpha-beta time of a bandwidth-optimal all-reduce (= reduce-scatter + all-gather) of `nbytes`.
+    """Alpha-beta time of a bandwidth-optimal all-reduce (= reduce-scatter + all-gather) of `nbytes`
+    (>= 0) over `chips` chips (1..`MAX_CHIPS`).
 
     ring: 2(n-1)/n * bytes / bw + 2(n-1) hops. torus (n_x x n_y ~ sqrt(n) x sqrt(n), as on a TPU pod;
-    n_x is the smallest divisor of n with n_x >= sqrt(n)): a ring along x, then along y on 1/n_x of
-    the data: far fewer hops for the same bandwidth term.
+    `torus_shape`): a ring along x, then along y on 1/n_x of the data: far fewer hops for the same
+    bandwidth term.
     """
+    validate.number("nbytes", nbytes, 0.0)
+    chips = validate.integer("chips", chips, 1, MAX_CHIPS)
+    validate.instance("chip", chip, Chip, "a cost_model.Chip")
     validate.choice("topology", topology, TOPOLOGIES)
-    validate.integer("chips", chips, 1)
     if chips == 1:
         return 0.0
     bw, alpha = chip.link_bytes_per_s, chip.link_latency_s
     if topology == "ring":
         return 2 * (chips - 1) / chips * nbytes / bw + 2 * (chips - 1) * alpha
-    nx = next(d for d in range(math.isqrt(chips - 1) + 1, chips + 1) if chips % d == 0)
-    ny = chips // nx
+    nx, ny = torus_shape(chips)
     t = 2 * (nx - 1) / nx * nbytes / bw + 2 * (nx - 1) * alpha
     if ny > 1:
         t += 2 * (ny - 1) / ny * nbytes / nx / bw + 2 * (ny - 1) * alpha
@@ -132,9 +144,11 @@ def allreduce_s(nbytes: float, chips: int, chip: Chip, topology: str = "torus") 
 
 def step_time(workload: Workload, chip: Chip, chips: int, strategy: str = "replicated",
               topology: str = "torus") -> StepBreakdown:
-    """Per-step compute, all-reduce and weight-update seconds at `chips` chips (fixed global batch)."""
+    """Per-step compute, all-reduce and weight-update seconds at `chips` chips (1..`MAX_CHIPS`, fixed global batch)."""
+    validate.instance("workload", workload, Workload, "a cost_model.Workload")
+    validate.instance("chip", chip, Chip, "a cost_model.Chip")
     validate.choice("strategy", strategy, STRATEGIES)
-    validate.integer("chips", chips, 1)
+    chips = validate.integer("chips", chips, 1, MAX_CHIPS)
     compute = workload.train_flops_per_example * workload.global_batch / chips / (chip.peak_flops * chip.utilisation)
     comm = allreduce_s(workload.params * workload.grad_bytes_per_param, chips, chip, topology)
     update = workload.params * workload.update_bytes_per_param / chip.hbm_bytes_per_s
@@ -180,10 +194,12 @@ WORKLOADS = {"ResNet-50": RESNET50, "BERT-large": BERT_LARGE}
 
 def explore_curve(workload: str = "BERT-large", utilisation: float = 0.4, link_gb_per_s: float = 70.0,
                   grad_bits: int = 16, max_chips: int = 4096) -> ScalingCurve:
-    """`scaling_curve` over 16..max_chips for a named workload with TPU-v3 and the given assumptions."""
+    """`scaling_curve` over 16..max_chips (at most `MAX_CHIPS`) for a named workload with TPU-v3 and the given
+    assumptions."""
     validate.choice("workload", workload, WORKLOADS)
     validate.choice("grad_bits", grad_bits, (16, 32))
-    validate.integer("max_chips", max_chips, 16)
+    validate.integer("max_chips", max_chips, 16, MAX_CHIPS)
+    validate.positive("link_gb_per_s", link_gb_per_s)
     chip = dataclasses.replace(TPU_V3, utilisation=utilisation, link_bytes_per_s=link_gb_per_s * 1e9)
     w = dataclasses.replace(WORKLOADS[workload], grad_bytes_per_param=grad_bits / 8)
     chips = [2**k for k in range(4, int(math.log2(max_chips)) + 1)]
@@ -279,6 +295,7 @@ def model_step_s(workload: Workload, chip: Chip, chips: int, overlap: bool = Fal
                  strategy: str = "wus", topology: str = "torus") -> float:
     """The model's seconds per step: compute + all-reduce + update, or with `overlap` the gradient
     all-reduce hidden under the compute (max of the two) and the update after them."""
+    validate.boolean("overlap", overlap)
     s = step_time(workload, chip, chips, strategy, topology)
     return (max(s.compute_s, s.allreduce_s) if overlap else s.compute_s + s.allreduce_s) + s.update_s
 
@@ -328,5 +345,6 @@ def critical_batch_per_chip(workload: Workload, chip: Chip, chips: int, topology
     """The roofline's per-chip batch below which a data-parallel step is communication-bound (JAX
     Scaling Book, data parallelism): the batch whose compute at peak FLOP/s takes as long as the
     gradient all-reduce. Above it compute dominates and the all-reduce can hide under it."""
+    validate.instance("workload", workload, Workload, "a cost_model.Workload")
     comm = allreduce_s(workload.params * workload.grad_bytes_per_param, chips, chip, topology)
     return comm / (workload.train_flops_per_example / chip.peak_flops)

@@ -26,6 +26,7 @@ SEEDS = (0, 1, 2, 3, 4)
 
 def digits_split(seed: int = 0, test_size: int = 360):
     """(x_train, y_train, x_test, y_test) from the UCI digits, split by a seeded permutation."""
+    validate.seed("seed", seed)
     x, y = data.load_digits()
     validate.integer("test_size", test_size, 1, len(x) - 1)
     order = np.random.default_rng(seed).permutation(len(x))
@@ -35,6 +36,7 @@ def digits_split(seed: int = 0, test_size: int = 360):
 
 def epoch_batches(x, y, batch: int, steps: int, seed: int = 0):
     """`steps` batches of `batch` examples, reshuffling each pass over (x, y) with `seed`."""
+    validate.seed("seed", seed)
     validate.integer("batch", batch, 1)
     validate.integer("steps", steps, 1)
     rng = np.random.default_rng(seed)
@@ -74,6 +76,7 @@ def measure_config(devices: int = backend.MESH_DEVICES, strategy: str = "wus", o
 
     The model is `FFNStack(width, 4 * width, 4 blocks)` with a synthetic regression batch.
     """
+    validate.seed("seed", seed)
     model = models.FFNStack(d_model=width, d_ff=4 * width, blocks=4)
     params = model.init(jax.random.key(seed))
     dtype = None if grad_dtype == "float32" else jnp.dtype(grad_dtype)
@@ -145,6 +148,8 @@ def profile_strategies(model: models.FFNStack, batch: int = 64, devices: int = b
     The strategies' steps are timed interleaved (`timing.time_interleaved`), so a busy moment on a
     shared machine does not favour one of them.
     """
+    validate.instance("model", model, models.FFNStack, "a models.FFNStack")
+    validate.seed("seed", seed)
     info, runs = _compiled_strategies(model, batch, devices, seed)
     timings = timing.time_interleaved(runs, repeats=repeats)
     return {name: StrategyMeasure(*info[name], timings[name]) for name in strategies.STRATEGIES}
@@ -217,6 +222,8 @@ def profile_with_cost_model(model: models.FFNStack, batch: int = 16, devices: in
     cores (simulated CPU devices: their work adds up) or run side by side (real chips) is recorded in
     `StrategyProfile.shared_host` and picks the model `predicted_step_s` uses.
     """
+    validate.instance("model", model, models.FFNStack, "a models.FFNStack")
+    validate.seed("seed", seed)
     mesh_devices = backend.mesh_devices(devices)
     info, runs = _compiled_strategies(model, batch, devices, seed)
     runs.update(_one_device_runs(model, batch, seed, mesh_devices[0]))
@@ -230,6 +237,7 @@ def profile_with_cost_model(model: models.FFNStack, batch: int = 16, devices: in
 
 def time_mesh_shapes(shapes, width: int = 512, batch: int = 64, repeats: int = 5, seed: int = 0) -> dict:
     """Median step seconds of the digits-shaped MLP (64, width, 10) on (data, model) meshes."""
+    validate.seed("seed", seed)
     model = models.MLP((64, width, 10))
     params = model.init(jax.random.key(seed))
     x, y = digits_split(seed)[:2]
@@ -262,6 +270,7 @@ def bf16_experiment(steps: int = 150, batch: int = 64, seed: int = 0,
                     devices: int = backend.MESH_DEVICES) -> dict[str, PrecisionRun]:
     """Digits MLP on `devices` devices with WUS: float32 vs bfloat16 compute + bfloat16 gradient collectives
     ("float32", "bfloat16"): test accuracy and the reduce-scatter bytes per device of each program."""
+    validate.seed("seed", seed)
     x, y, xt, yt = digits_split(seed)
     model = models.MLP((64, 128, 10))
     params = model.init(jax.random.key(seed))
@@ -287,6 +296,7 @@ def bn_group_experiment(group_sizes=None, per_replica_batch: int = 4, steps: int
     Small per-replica batches give noisy statistics; averaging them over a group of g replicas is
     the paper's distributed batch norm. Evaluation uses the training set's population statistics.
     """
+    validate.seed("seed", seed)
     replicas = validate.integer("replicas", replicas, 1)
     if group_sizes is None:
         group_sizes = tuple(g for g in range(1, replicas + 1) if replicas % g == 0)
@@ -334,6 +344,8 @@ def calibrate_one_device(model: models.FFNStack, batch: int = 64, repeats: int =
                          seed: int = 0, device=None) -> tuple[float, float]:
     """Median seconds on one device (`device`, else JAX's default) of (forward+backward over `batch`,
     one full Adam update), interleaved."""
+    validate.instance("model", model, models.FFNStack, "a models.FFNStack")
+    validate.seed("seed", seed)
     timings = timing.time_interleaved(_one_device_runs(model, batch, seed, device), repeats=repeats)
     return timings["forward_backward"].median_s, timings["update"].median_s
 
@@ -520,7 +532,7 @@ def transform_exactness(names=tuple(EXACT_TRANSFORMS), steps: int = 20, devices:
     steps = validate.integer("steps", steps, 1)
     mlp = models.MLP((16, 24, 10))
     loss = models.classifier_loss(mlp)
-    kx, ky, kp = jax.random.split(jax.random.key(validate.integer("seed", seed, 0)), 3)
+    kx, ky, kp = jax.random.split(jax.random.key(validate.seed("seed", seed)), 3)
     batch = 2 * devices
     x = np.asarray(jax.random.uniform(kx, (steps, batch, 16)))
     y = np.asarray(jax.random.randint(ky, (steps, batch), 0, 10))
@@ -570,6 +582,8 @@ def memory_comparison(model: models.FFNStack, batch: int = 16, devices: int = ba
                       seed: int = 0) -> MemoryComparison:
     """Compile (not run) the model's regression step under each named `MEMORY_VARIANTS` setting and
     read XLA's memory per device: arguments, outputs, temporaries, peak."""
+    validate.instance("model", model, models.FFNStack, "a models.FFNStack")
+    validate.seed("seed", seed)
     names = tuple(validate.choice("variant", n, tuple(MEMORY_VARIANTS)) for n in names)
     params = jax.eval_shape(model.init, jax.random.key(seed))
     params = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), params)
@@ -658,7 +672,9 @@ def megatron_transformer(model: models.Transformer | None = None, mesh_shape=(2,
     """Train `model` (default `models.Transformer()`) with Adam under `spmd.ModelParallel` and its
     `megatron_specs` on a (data, model) mesh and on one device (the mesh's first) from the same init
     and batches; read the activation all-reduces from the compiled step."""
-    model = models.Transformer() if model is None else model
+    validate.seed("seed", seed)
+    model = models.Transformer() if model is None else validate.instance("model", model, models.Transformer,
+                                                                           "a models.Transformer or None")
     data_n, model_n = (validate.integer("mesh_shape", s, 1) for s in mesh_shape)
     steps = validate.integer("steps", steps, 1)
     loss = models.regression_loss(model)
@@ -708,6 +724,7 @@ def fsdp_schedule(model: models.FFNStack, prefetch: bool, batch: int = 16,
                   devices: int = backend.MESH_DEVICES) -> FsdpSchedule:
     """Compile the FFN stack's FSDP step (per-block gather, with or without `prefetch`) and read the
     forward pass's order of weight gathers and compute from the scheduled HLO."""
+    validate.instance("model", model, models.FFNStack, "a models.FFNStack")
     trainer = strategies.Trainer(models.regression_loss(model), optax.sgd(0.1), strategies.data_mesh(devices),
                                  "fsdp", prefetch=validate.instance("prefetch", prefetch, bool, "True or False"))
     params = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), jax.eval_shape(model.init, jax.random.key(0)))

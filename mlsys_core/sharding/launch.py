@@ -15,7 +15,20 @@ import json
 import os
 import sys
 
-from mlsys_core import backend
+from mlsys_core import backend, validate
+
+
+def _check(strategy: str, steps: int, optimizer: str, batch: int, seed: int) -> None:
+    """`run`'s arguments: `steps` batches of `batch` digits must fit in the 1,797 examples (no example twice)."""
+    from mlsys_core import data
+    from mlsys_core.sharding import optimizers, strategies
+
+    validate.choice("strategy", strategy, strategies.STRATEGIES)
+    validate.choice("optimizer", optimizer, optimizers.OPTIMIZERS)
+    examples = len(data.load_digits()[1])
+    validate.integer("batch", batch, 1, examples)
+    validate.integer("steps", steps, 1, examples // batch)
+    validate.seed("seed", seed)
 
 
 def run(strategy: str = "wus", steps: int = 5, optimizer: str = "adam", batch: int = 64, seed: int = 0) -> dict:
@@ -26,6 +39,7 @@ def run(strategy: str = "wus", steps: int = 5, optimizer: str = "adam", batch: i
     from mlsys_core import data
     from mlsys_core.sharding import models, optimizers, strategies
 
+    _check(strategy, steps, optimizer, batch, seed)
     x, y = data.load_digits()
     order = np.random.default_rng(seed).permutation(len(x))
     batches = [(x[order[i * batch:(i + 1) * batch]], y[order[i * batch:(i + 1) * batch]]) for i in range(steps)]
@@ -67,6 +81,7 @@ def main(argv=None) -> list[dict]:
         backend.setup(args.cpu_devices)
         print(json.dumps(run(**train_args)))
         return []
+    _check(**train_args)
     argv = sys.argv[1:] if argv is None else list(argv)
     outs = backend.launch(["-m", "mlsys_core.sharding.launch", *argv], args.processes, args.cpu_devices)
     results = [json.loads(out.strip().splitlines()[-1]) for out in outs]  # gloo logs come first

@@ -144,6 +144,8 @@ def accuracy(model: MLP, params, x, y) -> jax.Array:
 
 def regression_batch(key: jax.Array, batch_size: int, d_model: int) -> tuple[jax.Array, jax.Array]:
     """A synthetic (x, target) batch for `FFNStack`: x ~ N(0, 1), target = tanh(x reversed)."""
+    validate.integer("batch_size", batch_size, 1)
+    validate.integer("d_model", d_model, 1)
     x = jax.random.normal(key, (batch_size, d_model))
     return x, jnp.tanh(x[:, ::-1])
 
@@ -241,5 +243,7 @@ class Transformer:
 def transformer_batch(key: jax.Array, batch_size: int, model: Transformer) -> tuple[jax.Array, jax.Array]:
     """A synthetic (x, target) batch for `Transformer`: x ~ N(0, 1) of (batch, seq, d_model), target =
     tanh of x's running mean over the sequence (so attention has something to learn)."""
+    validate.integer("batch_size", batch_size, 1)
+    validate.instance("model", model, Transformer, "a models.Transformer")
     x = jax.random.normal(key, (batch_size, model.seq, model.d_model))
     return x, jnp.tanh(jnp.cumsum(x, axis=1) / jnp.arange(1, model.seq + 1)[None, :, None])

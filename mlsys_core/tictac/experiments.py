@@ -38,9 +38,17 @@ def model_graph(model: str, mode: str, depth: int = 4, width: int = 16, batch_si
     return jaxgraph.to_graph(program, name=f"{model} {mode}", gradient_outputs=grads)
 
 
+def _check_graph_cluster(graph: OpGraph, cluster: Cluster) -> None:
+    validate.instance("graph", graph, OpGraph, "a graph.OpGraph")
+    validate.instance("cluster", cluster, Cluster, "a simulate.Cluster")
+
+
 def compare(graph: OpGraph, cluster: Cluster, schedulers=ordering.SCHEDULERS, iterations: int = 20,
             seed: int = 0, **sim) -> dict[str, IterationResult]:
     """Simulate every scheduler on the same cluster and noise seed."""
+    _check_graph_cluster(graph, cluster)
+    validate.instance("schedulers", schedulers, (tuple, list), "a tuple of scheduler names")
+    validate.seed("seed", seed)
     return {name: simulate(graph, ordering.schedule(graph, name, cluster.oracle(), cluster.workers, iterations, seed),
                            cluster, seed=seed, **sim) for name in schedulers}
 
@@ -66,6 +74,7 @@ class SpeedupRow:
 
 def speedup_table(cluster: Cluster, iterations: int = 20, seed: int = 0) -> list[SpeedupRow]:
     """Per bundled model and mode: speedups of every scheduler over random, headroom S, mean E (random, TAC)."""
+    validate.seed("seed", seed)
     rows = []
     for model in models.MODELS:
         for mode in models.MODES:
@@ -77,6 +86,7 @@ def speedup_table(cluster: Cluster, iterations: int = 20, seed: int = 0) -> list
 
 def straggler(graph: OpGraph, cluster: Cluster, iterations: int = 50, seed: int = 0) -> dict[str, float]:
     """Mean straggler spread (slowest - fastest worker) per scheduler, in seconds."""
+    validate.seed("seed", seed)
     res = compare(graph, cluster, ("random", "tic", "tac"), iterations, seed)
     return {name: float(r.straggler.mean()) for name, r in res.items()}
 
@@ -94,6 +104,8 @@ class WorkersSweep:
 def workers_sweep(graph: OpGraph, cluster: Cluster, workers=(1, 2, 4, 8, 16, 32), iterations: int = 20,
                   seed: int = 0) -> WorkersSweep:
     """Speedup of TIC and TAC over random as the number of workers sharing the PS links grows."""
+    _check_graph_cluster(graph, cluster)
+    validate.seed("seed", seed)
     gains = [speedup(compare(graph, dataclasses.replace(cluster, workers=w), ("random", "layer", "tic", "tac"),
                              iterations, seed)) for w in workers]
     return WorkersSweep(np.array(workers), *(np.array([g[name] for g in gains]) for name in ("tic", "tac", "layer")))
@@ -114,6 +126,8 @@ def oracle_error(graph: OpGraph, cluster: Cluster, sigmas=(0.0, 0.25, 0.5, 1.0, 
     """TAC planned with a wrong time oracle (every op and transfer time times log-normal noise of
     sigma), run on the true times: mean and worst slowdown against TAC with the exact oracle, and
     the slowdown of plain random order for reference."""
+    _check_graph_cluster(graph, cluster)
+    validate.seed("seed", seed)
     oracle = cluster.oracle()
     t, c = cluster.recv_seconds(graph), oracle.compute_seconds(graph)
 
@@ -175,6 +189,8 @@ def heuristic_cost(blocks=(8, 32, 96), repeats: int = 3) -> HeuristicCost:
 def alternatives(graph: OpGraph, cluster: Cluster, iterations: int = 20, seed: int = 0) -> dict[str, float]:
     """Mean iteration time of the survey's alternatives next to TicTac's: ops in fixed program order
     vs reordered as inputs arrive, and the next iteration's transfers pipelined behind this one's."""
+    _check_graph_cluster(graph, cluster)
+    validate.seed("seed", seed)
     out = {}
     for name in ("random", "tac"):
         orders = ordering.schedule(graph, name, cluster.oracle(), cluster.workers, iterations, seed)
@@ -208,6 +224,7 @@ def timeline(model: str = "resnet", mode: str = "infer", bandwidth_gbps: float =
              parameter_servers: int = 1, scheduler: str = "tac", seed: int = 0) -> Timeline:
     """Simulate one iteration of `scheduler` and return worker 0's timeline (and its speedup over
     random, averaged over 10 random iterations)."""
+    validate.seed("seed", seed)
     graph = model_graph(model, mode)
     cluster = Cluster(workers=workers, parameter_servers=parameter_servers, bandwidth_gbps=bandwidth_gbps)
     orders = ordering.schedule(graph, scheduler, cluster.oracle(), workers, 1, seed)
@@ -244,6 +261,8 @@ class PushTraffic:
 def push_traffic(graph: OpGraph, cluster: Cluster, schedulers=("random", "tac"), iterations: int = 20,
                  seed: int = 0) -> PushTraffic:
     """What pushing gradients back costs a training iteration, and what it does to TAC's gain."""
+    _check_graph_cluster(graph, cluster)
+    validate.seed("seed", seed)
     if not graph.has_gradients:
         raise ValueError(f"graph must be a training graph with gradients, got {graph.name!r}")
     pushed = compare(graph, cluster, schedulers, iterations, seed)
@@ -276,6 +295,8 @@ def server_sweep(graph: OpGraph, cluster: Cluster, servers=(1, 2, 4, 8, 16), nic
                  placements=tuple(placement.PLACEMENTS), scheduler: str = "tac", iterations: int = 5,
                  seed: int = 0) -> ServerSweep:
     """Iteration time of `scheduler` on `cluster` with 1.. parameter servers, each placement, each card cap."""
+    _check_graph_cluster(graph, cluster)
+    validate.seed("seed", seed)
     out = np.empty((len(placements), len(nic_gbps), len(servers)))
     for a, name in enumerate(placements):
         for b, nic in enumerate(nic_gbps):
@@ -356,6 +377,7 @@ def straggler_sweep(graph: OpGraph, jitters=JITTERS, seeds=SEEDS, workers: int =
 def workers_gain(graph: OpGraph, cluster: Cluster, workers=(1, 2, 4, 8, 16, 32, 64, 128), seeds=SEEDS,
                  iterations: int = 20) -> np.ndarray:
     """(seeds, len(workers)) TAC's speedup over random as more workers share the servers' links."""
+    _check_graph_cluster(graph, cluster)
     seeds = validate.seeds("seeds", seeds)
     out = np.empty((len(seeds), len(workers)))
     for i, w in enumerate(workers):
@@ -474,9 +496,11 @@ def order_study(n_dags: int = ORDER_DAGS, n_recv: int = 6, layers: int = 4, max_
     """Layer order, TIC and TAC against the best of all n_recv! orders (brute force: every order is
     one iteration of one simulate call) on `n_dags` random layered DAGs (`graph.layered_graph`,
     seeds first_seed..), inference on one worker and one server by default (1 Gbit/s, 10 GFLOP/s)."""
+    validate.seed("first_seed", first_seed)
     validate.integer("n_dags", n_dags, low=1)
     validate.integer("n_recv", n_recv, low=1, high=8)
-    cluster = cluster or Cluster(workers=1)
+    cluster = Cluster(workers=1) if cluster is None else validate.instance("cluster", cluster, Cluster,
+                                                                          "a simulate.Cluster or None")
     perms = np.array(list(itertools.permutations(range(n_recv))))
     seeds = tuple(range(first_seed, first_seed + n_dags))
     best, fixed = np.empty(n_dags), np.empty((n_dags, len(ORDERS)))
@@ -505,6 +529,7 @@ class BranchingRow:
 def branching_table(cluster: Cluster, model_names=models.BRANCHING_MODELS, iterations: int = 20,
                     seed: int = 0) -> list[BranchingRow]:
     """Layer order, TIC and TAC on the branching models (training pushes its gradients)."""
+    validate.seed("seed", seed)
     rows = []
     for model in model_names:
         for mode in models.MODES:
@@ -547,6 +572,7 @@ def partition_study(graph: OpGraph, cluster: Cluster, servers=(1, 2, 4),
                     bytes_per_param: int = 4) -> PartitionStudy:
     """Unpartitioned orders against ByteScheduler-style partitions (inference: pulls only, one
     noise-free iteration per order, so the figures are deterministic)."""
+    _check_graph_cluster(graph, cluster)
     pg = partition.partition(graph, partition_params, bytes_per_param)
     columns = ([f"whole, {n}" for n in ORDERS]
                + [f"ByteScheduler, credit {c / partition_params:g}x" for c in credits_params]

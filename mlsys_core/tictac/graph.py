@@ -189,7 +189,13 @@ def random_graph(n_recv: int, n_compute: int, seed: int = 0, max_preds: int = 3,
     """A random DAG for tests and exercises: op i reads 1..max_preds earlier nodes (at least one),
     so node ids are a topological order and every op is reached from some recv. With `gradients`,
     each recv's gradient comes from a random compute op (drawn last: the rest of the graph is the same)."""
-    rng = np.random.default_rng(seed)
+    validate.integer("n_recv", n_recv, 1)
+    validate.integer("n_compute", n_compute, 0)
+    validate.integer("max_preds", max_preds, 1)
+    validate.positive("max_bytes", max_bytes)
+    validate.positive("max_flops", max_flops)
+    validate.boolean("gradients", gradients)
+    rng = np.random.default_rng(validate.seed("seed", seed))
     src, dst = [], []
     for i in range(n_compute):
         node = n_recv + i
@@ -221,7 +227,7 @@ def layered_graph(n_recv: int = 6, layers: int = 4, max_width: int = 3, seed: in
     """
     validate.integer("layers", layers, low=1)
     validate.integer("max_width", max_width, low=1)
-    validate.integer("seed", seed, low=0)
+    validate.seed("seed", seed)
     validate.integer("n_recv", n_recv, low=max_width)
     rng = np.random.default_rng(seed)
     widths = rng.integers(1, max_width + 1, layers)

@@ -18,6 +18,7 @@ import time
 
 import numpy as np
 
+from mlsys_core import validate
 from mlsys_core.tictac.graph import OpGraph
 
 INLINED = ("jit", "pjit", "custom_jvp_call", "custom_vjp_call", "custom_vjp_call_jaxpr", "closed_call",
@@ -133,6 +134,7 @@ def trace(fn, params, *inputs) -> FlatProgram:
     """Trace `fn(params, *inputs)` and flatten it to primitives (see the module docstring)."""
     import jax
 
+    validate.callable_("fn", fn)
     leaves, _ = jax.tree_util.tree_flatten_with_path(params)
     closed, out_shape = jax.make_jaxpr(fn, return_shape=True)(params, *inputs)
     jaxpr = closed.jaxpr
@@ -174,6 +176,7 @@ def to_graph(program: FlatProgram, name: str = "jax program", gradient_outputs=N
     leaf order (for `jax.value_and_grad`, outputs 1..n_params); the graph then records the compute op
     that produces each gradient (`OpGraph.gradient_op`), so a simulated worker can push it back.
     """
+    validate.instance("program", program, FlatProgram, "a jaxgraph.FlatProgram (from `trace`)")
     n_recv = len(program.param_vars)
     producer = {v: r for r, v in enumerate(program.param_vars)}
     keep = np.flatnonzero(param_dependent(program))
@@ -238,6 +241,8 @@ def measured_seconds(program: FlatProgram, params, inputs, repeats: int = 3) -> 
     runs on this machine (after one discarded run that compiles every primitive)."""
     import jax
 
+    validate.instance("program", program, FlatProgram, "a jaxgraph.FlatProgram (from `trace`)")
+    validate.integer("repeats", repeats, 1)
     leaves = jax.tree_util.tree_leaves(params)
     runs = np.stack([run_eager(program, leaves, *inputs, timings=True)[1] for _ in range(repeats + 1)][1:])
     return runs.min(axis=0)[param_dependent(program)]

@@ -66,7 +66,7 @@ def init(model: str, seed: int = 0, depth: int = 4, width: int = 16) -> dict:
     validate.choice("model", model, ALL_MODELS)
     validate.integer("depth", depth, low=1)
     validate.integer("width", width, low=1)
-    validate.integer("seed", seed, low=0)
+    validate.seed("seed", seed)
     rng = np.random.default_rng(seed)
     if model == "mlp":
         sizes = [64] + [16 * width] * depth
@@ -229,13 +229,14 @@ def batch(batch_size: int = 32, seed: int = 0):
 
     x, y = load_digits()
     validate.integer("batch_size", batch_size, 1, len(x))
-    idx = np.random.default_rng(seed).choice(len(x), size=batch_size, replace=False)
+    idx = np.random.default_rng(validate.seed("seed", seed)).choice(len(x), size=batch_size, replace=False)
     return x[idx].reshape(-1, 8, 8, 1), y[idx]
 
 
 def program(model: str, mode: str = "infer", seed: int = 0, depth: int = 4, width: int = 16,
             batch_size: int = 32):
     """(fn, params, inputs) for `jaxgraph.trace`: fn(params, x) logits, or fn(params, x, y) the loss and grads."""
+    validate.seed("seed", seed)
     import functools
 
     import jax

@@ -294,10 +294,13 @@ def schedule(graph: OpGraph, scheduler: str, oracle: TimeOracle | None = None, w
     times at the per-worker bandwidth share, unless `recv_seconds` / `compute_seconds` are given
     (e.g. a perturbed or measured oracle).
     """
+    validate.instance("graph", graph, OpGraph, "a graph.OpGraph")
     validate.choice("scheduler", scheduler, SCHEDULERS)
+    if oracle is not None:
+        validate.instance("oracle", oracle, TimeOracle, "an ordering.TimeOracle or None")
     validate.integer("workers", workers, low=1)
     validate.integer("iterations", iterations, low=1)
-    validate.integer("seed", seed, low=0)
+    validate.seed("seed", seed)
     if scheduler == "random":
         rng = np.random.default_rng(seed)
         keys = rng.random((iterations, workers, graph.n_recv))

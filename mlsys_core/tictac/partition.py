@@ -57,6 +57,7 @@ class PartitionedGraph:
 
 def partition(graph: OpGraph, partition_params: int = PARTITION_PARAMS, bytes_per_param: int = 4) -> PartitionedGraph:
     """Slice each recv of `graph` into ceil(params / partition_params) partitions (at least one)."""
+    validate.instance("graph", graph, OpGraph, "a graph.OpGraph")
     validate.integer("partition_params", partition_params, low=1)
     validate.integer("bytes_per_param", bytes_per_param, low=1)
     params = np.ceil(graph.recv_bytes / bytes_per_param).astype(np.int64)

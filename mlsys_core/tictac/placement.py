@@ -60,9 +60,10 @@ PLACEMENTS = {p.name: p for p in (RoundRobin(), SizeBalanced())}
 
 def place(recv_bytes, servers: int, placement: str = "round_robin") -> np.ndarray:
     """Server id (n_recv,) of each recv under the named placement."""
+    recv_bytes = validate.reals("recv_bytes", recv_bytes, 0.0, ndim=1)
     validate.integer("servers", servers, low=1)
     validate.choice("placement", placement, PLACEMENTS)
-    return PLACEMENTS[placement].assign(np.asarray(recv_bytes, dtype=np.float64), servers)
+    return PLACEMENTS[placement].assign(recv_bytes, servers)
 
 
 def server_bytes(recv_bytes, servers: int, placement: str = "round_robin") -> np.ndarray:

@@ -28,13 +28,16 @@ import dataclasses
 import heapq
 import os
 import queue
+import signal
 import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import zlib
+from typing import IO, NamedTuple
 
 import numpy as np
 
@@ -44,7 +47,11 @@ HEADER = struct.Struct("!BIIQI")  # kind, iteration, param index, payload bytes,
 ACK = struct.Struct("!BII")  # kind, iteration, param index (worker -> server, after a pull arrived)
 REPORT = struct.Struct("!IIdd")  # iteration, bad crcs, worker seconds, output sum
 DONE = struct.Struct("!IIQQ")  # iteration, bad push crcs, pull bytes sent, push bytes received
+HELLO_MSG = struct.Struct("!4sBBII")  # magic, HELLO, role, ident, port (a process -> the coordinator, first)
+MAGIC = b"TTPS"
 BEGIN, PARAM, STOP, GRAD, ACKED, GO, HELLO = 1, 2, 3, 4, 5, 6, 7
+ROLES = {1: "server", 2: "worker"}  # the role byte of a hello
+HELLO_TIMEOUT_S = 10.0  # a connected process sends its hello at once; garbage that stalls waits no longer
 FAULTS = ("none", "swap")
 
 
@@ -124,7 +131,7 @@ def _read_exact(sock: socket.socket, n: int) -> bytes:
     while len(buf) < n:
         part = sock.recv(n - len(buf))
         if not part:
-            raise ConnectionError("connection closed mid-message")
+            raise ConnectionError(f"connection closed after {len(buf)} of {n} bytes")
         buf += part
     return bytes(buf)
 
@@ -182,7 +189,7 @@ def server_main(config: PSConfig, port: int, server_id: int) -> None:
     control = _connect(port, config.timeout_s)
     listener = socket.create_server(("127.0.0.1", 0))
     listener.settimeout(config.timeout_s)
-    control.sendall(struct.pack("!BII", HELLO, 1, server_id) + struct.pack("!I", listener.getsockname()[1]))
+    control.sendall(HELLO_MSG.pack(MAGIC, HELLO, 1, server_id, listener.getsockname()[1]))
     (count,) = struct.unpack("!I", _read_exact(control, 4))
     held = {}
     for _ in range(count):
@@ -193,7 +200,11 @@ def server_main(config: PSConfig, port: int, server_id: int) -> None:
         conn, _ = listener.accept()
         conn.settimeout(config.timeout_s)
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        conns[struct.unpack("!I", _read_exact(conn, 4))[0]] = conn
+        (w,) = struct.unpack("!I", _read_exact(conn, 4))
+        if w >= config.workers or conns[w] is not None:
+            raise ConnectionError(f"server {server_id}: peer {_peer(conn)} said it is worker {w}; expected one of "
+                                  f"0..{config.workers - 1} not yet connected")
+        conns[w] = conn
     gbps = config.bandwidth_gbps / config.workers
     train = config.mode == "train"
     while True:
@@ -303,7 +314,7 @@ def worker_main(config: PSConfig, port: int, worker_id: int, server_ports: list[
     no_wait = [i for i in range(len(program.eqns)) if needs[i] == 0]
     data = dict(zip(program.input_vars, jax.tree_util.tree_leaves(inputs)))
     control = _connect(port, config.timeout_s)
-    control.sendall(struct.pack("!BII", HELLO, 2, worker_id) + struct.pack("!I", 0))
+    control.sendall(HELLO_MSG.pack(MAGIC, HELLO, 2, worker_id, 0))
     (count,) = struct.unpack("!I", _read_exact(control, 4))
     server_of = np.frombuffer(_read_exact(control, 4 * count), dtype=">u4").astype(np.int64)
     inbox: queue.Queue = queue.Queue()
@@ -393,8 +404,7 @@ def run(config: PSConfig, schedulers=("random", "tic", "tac")) -> dict[str, Tria
 
     from mlsys_core.tictac import jaxgraph, ordering, placement
 
-    for name in schedulers:
-        validate.choice("scheduler", name, ordering.SCHEDULERS)
+    _check_run(config, schedulers)
     fn, params, inputs, program = _program(config)
     graph = jaxgraph.to_graph(program)
     reference = float(sum(np.asarray(o, dtype=np.float64).sum()
@@ -409,6 +419,17 @@ def run(config: PSConfig, schedulers=("random", "tic", "tac")) -> dict[str, Tria
     return _serve(config, orders, payloads, server_of, reference)
 
 
+def _check_run(config: PSConfig, schedulers) -> None:
+    from mlsys_core.tictac import ordering
+
+    validate.instance("config", config, PSConfig, "a ps.PSConfig")
+    validate.instance("schedulers", schedulers, (tuple, list), "a tuple of scheduler names")
+    if not schedulers:
+        raise ValueError(f"schedulers must name at least one scheduler, got {schedulers!r}")
+    for name in schedulers:
+        validate.choice("scheduler", name, ordering.SCHEDULERS)
+
+
 def orders_match(arrived: np.ndarray, scheduled: np.ndarray, server_of: np.ndarray) -> bool:
     """True iff, for every server, the parameters it holds arrived in the order it was told to send
     them (across servers nothing is promised: their links run in parallel)."""
@@ -419,37 +440,103 @@ def orders_match(arrived: np.ndarray, scheduled: np.ndarray, server_of: np.ndarr
                for s in np.unique(server_of))
 
 
-def _spawn(role: str, config: PSConfig, port: int, ident: int, extra=()):
+class Child(NamedTuple):
+    """A server or worker process the coordinator started: its role and index ("server 0"), the process,
+    and the temporary file its stderr goes to."""
+
+    name: str
+    proc: subprocess.Popen
+    stderr: IO[bytes]
+
+    def stderr_tail(self, lines: int = 8) -> str:
+        """The last `lines` lines the process wrote to stderr ("" if none)."""
+        self.stderr.seek(0)
+        return "\n".join(self.stderr.read().decode(errors="replace").strip().splitlines()[-lines:])
+
+    def describe(self, returncode: int | None) -> str:
+        """Its role, PID and how it ended (`returncode`: None while running), with its last stderr lines."""
+        if returncode is None:
+            end = "was still running; stopped by the coordinator"
+        elif returncode < 0:
+            end = f"was killed by signal {-returncode} ({signal.strsignal(-returncode)})"
+        else:
+            end = f"exited with code {returncode}"
+        tail = self.stderr_tail()
+        text = f"{self.name} (pid {self.proc.pid}) {end}"
+        return text + (":\n    " + tail.replace("\n", "\n    ") if tail else "")
+
+
+def _spawn(role: str, config: PSConfig, port: int, ident: int, extra=()) -> Child:
     env = dict(os.environ, JAX_PLATFORMS="cpu")
     args = [f"--{k.replace('_', '-')}={v}" for k, v in dataclasses.asdict(config).items()]
-    return subprocess.Popen([sys.executable, "-m", "mlsys_core.tictac.ps", f"--role={role}", f"--port={port}",
-                             f"--ident={ident}", *extra, *args], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    stderr = tempfile.TemporaryFile()
+    proc = subprocess.Popen([sys.executable, "-m", "mlsys_core.tictac.ps", f"--role={role}", f"--port={port}",
+                             f"--ident={ident}", *extra, *args], env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+    return Child(f"{role} {ident}", proc, stderr)
+
+
+def _peer(conn: socket.socket) -> str:
+    host, port = conn.getpeername()[:2]
+    return f"{host}:{port}"
+
+
+def _hello(conn: socket.socket, role: int, count: int, seen) -> tuple[int, int]:
+    """A process's first message: (its index, its port). Anything but `HELLO_MSG` with `MAGIC`, `role`
+    and a new index below `count` raises ConnectionError naming the peer."""
+    peer, timeout = _peer(conn), conn.gettimeout()
+    conn.settimeout(min(HELLO_TIMEOUT_S, timeout))
+    try:
+        data = _read_exact(conn, HELLO_MSG.size)
+    except OSError as error:  # ConnectionError, or a timeout
+        conn.close()
+        raise ConnectionError(f"coordinator: no {HELLO_MSG.size}-byte hello from peer {peer} ({error})") from None
+    conn.settimeout(timeout)
+    magic, kind, got_role, ident, port = HELLO_MSG.unpack(data)
+    if magic != MAGIC or kind != HELLO or got_role != role or ident >= count or ident in seen:
+        conn.close()
+        raise ConnectionError(
+            f"coordinator: bad hello from peer {peer}: expected magic {MAGIC!r}, kind {HELLO}, role {role} "
+            f"({ROLES[role]}) and a new {ROLES[role]} index in 0..{count - 1}, got magic {magic!r}, kind {kind}, "
+            f"role {got_role}, index {ident}")
+    return ident, port
+
+
+def _read_from(conn: socket.socket, n: int, who: str) -> bytes:
+    try:
+        return _read_exact(conn, n)
+    except OSError as error:
+        raise ConnectionError(f"coordinator: reading from {who}: {error}") from None
+
+
+def _failure(children: list[Child], codes: list) -> str:
+    """Every child, those that ended by themselves first (`codes`: their return codes before any was stopped)."""
+    ended = sorted(range(len(children)), key=lambda i: codes[i] is None)
+    return "\n".join("  " + children[i].describe(codes[i]) for i in ended)
 
 
 def _serve(config: PSConfig, orders: dict, payloads, server_of, reference: float) -> dict[str, Trial]:
     deadline = time.monotonic() + config.timeout_s
     listener = socket.create_server(("127.0.0.1", 0))
-    listener.settimeout(config.timeout_s)
     port = listener.getsockname()[1]
-    procs = [_spawn("server", config, port, s) for s in range(config.servers)]
+    children: list[Child] = []
     servers, workers = [None] * config.servers, [None] * config.workers
     try:
+        for s in range(config.servers):
+            children.append(_spawn("server", config, port, s))
         server_ports = [0] * config.servers
         for _ in range(config.servers):
-            conn = _accept(listener, deadline)
-            _, _, ident = struct.unpack("!BII", _read_exact(conn, 9))
-            (server_ports[ident],) = struct.unpack("!I", _read_exact(conn, 4))
+            conn = _accept(listener, deadline, children)
+            ident, server_ports[ident] = _hello(conn, 1, config.servers, _connected(servers))
             servers[ident] = conn
         for s, conn in enumerate(servers):
             mine = np.flatnonzero(server_of == s)
             conn.sendall(struct.pack("!I", mine.size) + b"".join(_message(PARAM, 0, int(i), payloads[i]) for i in mine))
         ports = "--server-ports=" + ",".join(map(str, server_ports))
-        procs += [_spawn("worker", config, port, w, (ports,)) for w in range(config.workers)]
+        for w in range(config.workers):
+            children.append(_spawn("worker", config, port, w, (ports,)))
         for _ in range(config.workers):
-            conn = _accept(listener, deadline)
-            _, _, ident = struct.unpack("!BII", _read_exact(conn, 9))
-            _read_exact(conn, 4)
+            conn = _accept(listener, deadline, children)
+            ident, _ = _hello(conn, 2, config.workers, _connected(workers))
             conn.sendall(struct.pack("!I", server_of.size) + np.asarray(server_of, dtype=">u4").tobytes())
             workers[ident] = conn
         n_iter = config.warmup + config.iterations
@@ -458,37 +545,67 @@ def _serve(config: PSConfig, orders: dict, payloads, server_of, reference: float
             for name, order in orders.items():
                 _iteration(it, order[it], servers, workers, server_of, reference, stats[name])
             if time.monotonic() > deadline:
-                raise TimeoutError(f"real parameter server exceeded timeout_s={config.timeout_s}")
+                raise TimeoutError(f"coordinator: the run exceeded timeout_s={config.timeout_s}")
         trials = {name: st.trial(name, config.warmup) for name, st in stats.items()}
         for conn in servers + workers:
             conn.sendall(HEADER.pack(STOP, 0, 0, 0, 0))
-        for proc in procs:
-            proc.wait(timeout=max(1.0, deadline - time.monotonic()))
-        failed = [p.stderr.read().decode()[-1500:] for p in procs if p.returncode != 0]
-        if failed:
-            raise RuntimeError("a server or worker process failed:\n" + failed[0])
+        for child in children:
+            child.proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+        codes = [child.proc.returncode for child in children]
+        if any(codes):
+            failed = [c.describe(code) for c, code in zip(children, codes) if code]
+            raise RuntimeError("real parameter server: a process failed:\n  " + "\n  ".join(failed))
         return trials
-    except (ConnectionError, OSError) as error:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-        details = [p.stderr.read().decode()[-1500:] for p in procs if p.wait() != 0]
-        raise RuntimeError(f"real parameter server failed ({error}); a process said:\n{''.join(details[:1])}") from None
+    except (OSError, subprocess.TimeoutExpired) as error:  # ConnectionError and timeouts are OSErrors
+        codes = _settle(children)
+        _stop(children)
+        raise RuntimeError(f"real parameter server failed ({error}); its processes:\n"
+                           f"{_failure(children, codes)}") from None
     finally:
         for conn in servers + workers:
             if conn is not None:
                 conn.close()
         listener.close()
-        for proc in procs:  # stopped by PID, whatever happened
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            proc.stderr.close()
+        _stop(children)
+        for child in children:
+            child.stderr.close()
 
 
-def _accept(listener, deadline):
-    listener.settimeout(max(1.0, deadline - time.monotonic()))
-    conn, _ = listener.accept()
+def _connected(conns: list) -> list[int]:
+    return [i for i, conn in enumerate(conns) if conn is not None]
+
+
+def _settle(children: list[Child], grace_s: float = 1.0) -> list:
+    """Each child's return code (None: running) after up to `grace_s` for those already ending to exit."""
+    end = time.monotonic() + grace_s
+    while time.monotonic() < end and any(c.proc.poll() is None for c in children):
+        time.sleep(0.05)
+    return [c.proc.poll() for c in children]
+
+
+def _stop(children: list[Child]) -> None:
+    """Kill by PID every child still running, and wait for each."""
+    for child in children:
+        if child.proc.poll() is None:
+            child.proc.kill()
+        child.proc.wait()
+
+
+def _accept(listener: socket.socket, deadline: float, children: list[Child]) -> socket.socket:
+    """The next connection; ConnectionError as soon as a child exits before connecting, TimeoutError at the deadline."""
+    while True:
+        gone = [c for c in children if c.proc.poll() is not None]
+        if gone:
+            raise ConnectionError(f"coordinator: {gone[0].name} (pid {gone[0].proc.pid}) exited before the run began")
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("coordinator: waited timeout_s for the servers and workers to connect")
+        listener.settimeout(min(0.2, left))
+        try:
+            conn, _ = listener.accept()
+            break
+        except TimeoutError:
+            continue
     conn.settimeout(max(1.0, deadline - time.monotonic()))
     conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return conn
@@ -517,14 +634,14 @@ def _iteration(it, orders, servers, workers, server_of, reference, stats: Stats)
     for conn in workers:
         conn.sendall(HEADER.pack(BEGIN, it, 0, 0, 0))
     for w, conn in enumerate(workers):
-        got_it, bad, seconds, total = REPORT.unpack(_read_exact(conn, REPORT.size))
-        got = np.frombuffer(_read_exact(conn, 4 * orders.shape[1]), dtype=">u4").astype(np.int64)
+        got_it, bad, seconds, total = REPORT.unpack(_read_from(conn, REPORT.size, f"worker {w}"))
+        got = np.frombuffer(_read_from(conn, 4 * orders.shape[1], f"worker {w}"), dtype=">u4").astype(np.int64)
         stats.orders_ok &= got_it == it and orders_match(got, orders[w], server_of)
         stats.crc_errors += bad
         stats.outputs_ok &= bool(np.isclose(total, reference, rtol=1e-4, atol=1e-4))
         stats.worker_s[it, w] = seconds
-    for conn in servers:
-        got_it, bad, sent, pushed = DONE.unpack(_read_exact(conn, DONE.size))
+    for s, conn in enumerate(servers):
+        got_it, bad, sent, pushed = DONE.unpack(_read_from(conn, DONE.size, f"server {s}"))
         stats.orders_ok &= got_it == it
         stats.crc_errors += bad
         stats.sent += sent
@@ -565,6 +682,7 @@ def mean_interval(values, level: float = 0.95) -> tuple[float, float, float]:
 
 def runs(config: PSConfig, schedulers=("random", "tac"), n_runs: int = 3) -> Runs:
     """`n_runs` runs of `run`, each with fresh processes and seed config.seed + k."""
+    _check_run(config, schedulers)
     validate.integer("n_runs", n_runs, low=1)
     return Runs(config, tuple(run(dataclasses.replace(config, seed=config.seed + k), schedulers)
                               for k in range(n_runs)))

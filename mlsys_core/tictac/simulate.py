@@ -405,9 +405,15 @@ def _credit_transfers(orders, server, n_servers, latency, data, sizes, credit, a
                 prev = start
 
 
+def _check_inputs(graph: OpGraph, cluster: Cluster, seed: int) -> None:
+    validate.instance("graph", graph, OpGraph, "a graph.OpGraph")
+    validate.instance("cluster", cluster, Cluster, "a simulate.Cluster")
+    validate.seed("seed", seed)
+
+
 def _check_orders(graph: OpGraph, orders, cluster: Cluster) -> np.ndarray:
-    orders = np.asarray(orders)
-    if orders.ndim != 3 or orders.shape[1] != cluster.workers or orders.shape[2] != graph.n_recv:
+    orders = validate.integers("orders", orders, 0, graph.n_recv - 1, ndim=3)
+    if orders.shape[1] != cluster.workers or orders.shape[2] != graph.n_recv:
         raise ValueError(f"orders must have shape (iterations, {cluster.workers}, {graph.n_recv}), got {orders.shape}")
     if not (np.sort(orders, axis=-1) == np.arange(graph.n_recv)).all():
         raise ValueError("each order must be a permutation of the recv ids")
@@ -417,6 +423,8 @@ def _check_orders(graph: OpGraph, orders, cluster: Cluster) -> np.ndarray:
 def transfer_seconds(graph: OpGraph, cluster: Cluster, shape: tuple, seed: int = 0, draws: int = 1) -> list:
     """`draws` arrays of `shape` (I, W, n_recv): seconds of each recv's transfer per iteration and
     worker, times log-normal noise of sigma `cluster.jitter` (the first draw: pulls, the second: pushes)."""
+    _check_inputs(graph, cluster, seed)
+    validate.integer("draws", draws, 1)
     seconds = np.broadcast_to(cluster.recv_seconds(graph), shape)
     if cluster.jitter <= 0:
         return [seconds] * draws
@@ -443,6 +451,8 @@ def arrivals(graph: OpGraph, orders: np.ndarray, cluster: Cluster, seed: int = 0
     Without pipelining every iteration's transfers start at its barrier (time 0 of the iteration);
     with `pipelined`, each server streams iteration i+1 right after iteration i (absolute times).
     """
+    _check_inputs(graph, cluster, seed)
+    validate.boolean("pipelined", pipelined)
     orders = _check_orders(graph, orders, cluster)
     (seconds,) = transfer_seconds(graph, cluster, orders.shape, seed)
     in_order_time = np.take_along_axis(seconds, orders, axis=-1)
@@ -474,6 +484,7 @@ def simulate(graph: OpGraph, orders: np.ndarray, cluster: Cluster, seed: int = 0
     transfers start strictly in its order and only while the bytes in flight, over all servers, fit
     in the credit: a small credit keeps the priority strict, a large one keeps every server busy.
     """
+    _check_inputs(graph, cluster, seed)
     validate.choice("executor", executor, EXECUTORS)
     validate.boolean("pipelined", pipelined)
     push = graph.has_gradients if push is None else validate.boolean("push", push)
