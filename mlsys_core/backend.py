@@ -120,6 +120,9 @@ def mesh_devices(n: int = MESH_DEVICES, *, default: Sequence | None = None, cpu:
     replace `jax.devices()` and `jax.devices("cpu")` (tests inject device lists through them).
     """
     n = validate.integer("n", n, 1)
+    for name, given in (("default", default), ("cpu", cpu)):
+        if given is not None:
+            validate.instance(name, given, (list, tuple), "a list of devices or None")
     if default is None:
         import jax
 

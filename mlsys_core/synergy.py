@@ -1252,8 +1252,10 @@ def explore_bf16(model_millions: float = 1.4, phone_link_factor: float = 1.0,
                  pod_link_gb_per_s: float = 70.0) -> Bf16Point:
     """bf16's saving for 20,000 phones (seed 0) training a `model_millions` M-parameter model on links
     `phone_link_factor` x the population's medians, and for BERT-large on 256 / 1024 / 4096-chip pods."""
-    return Bf16Point(bf16_saving_edge(validate.positive("model_millions", model_millions) * 1e6, 1, 20_000,
-                                      link_factor=phone_link_factor),
+    model_params = validate.positive("model_millions", model_millions) * 1e6
+    phone_link_factor = validate.positive("phone_link_factor", phone_link_factor)
+    pod_link_gb_per_s = validate.positive("pod_link_gb_per_s", pod_link_gb_per_s)
+    return Bf16Point(bf16_saving_edge(model_params, 1, 20_000, link_factor=phone_link_factor),
                      bf16_saving_tpu("BERT-large", (256, 1024, 4096), link_gb_per_s=pod_link_gb_per_s))
 
 
@@ -1268,8 +1270,8 @@ def explore_faults(failure_chance_log10: float = -3.0, checkpoint_interval: int 
                    restart_steps: float = 20.0, seeds=range(5)) -> FaultPoint:
     """Goodput of quorum commit and of restarting from a checkpoint at one failure chance (10 ** the
     argument per replica and step), checkpoint interval and restart time, per seed."""
-    config = FaultConfig(failure_rate=10.0 ** validate.number("failure_chance_log10", failure_chance_log10, high=0.0),
-                         checkpoint_interval=checkpoint_interval, restart_steps=restart_steps)
+    log10 = validate.number("failure_chance_log10", failure_chance_log10, high=0.0, high_open=True)
+    config = FaultConfig(failure_rate=10.0**log10, checkpoint_interval=checkpoint_interval, restart_steps=restart_steps)
     seeds = validate.seeds("seeds", seeds)
     return FaultPoint({p: np.array([fault_run(p, config, s).goodput for s in seeds]) for p in FAULT_POLICIES},
                       config)
@@ -1277,6 +1279,7 @@ def explore_faults(failure_chance_log10: float = -3.0, checkpoint_interval: int 
 
 def explore_nvm(dram_usd_per_gb: float = 6.25, price_ratio: float = 10.0, chips: int = 1024) -> NVMOptimizerState:
     """BERT-large's optimizer state on NVM (`nvm_optimizer_state`) at these DRAM prices and DRAM / NVM ratio."""
+    dram_usd_per_gb = validate.positive("dram_usd_per_gb", dram_usd_per_gb)
     price_ratio = validate.positive("price_ratio", price_ratio)
     return nvm_optimizer_state("BERT-large", chips=chips, prices=MemoryPrices(dram_usd_per_gb,
                                                                               dram_usd_per_gb / price_ratio))

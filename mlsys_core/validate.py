@@ -75,9 +75,12 @@ def probability(name: str, value, *, open_low: bool = False, open_high: bool = F
 def seeds(name: str, values) -> tuple[int, ...]:
     """Check that `values` is a non-empty sequence of ints >= 0 (random seeds); return them as a tuple."""
     try:
-        values = tuple(values)
+        seq = None if isinstance(values, (str, bytes)) else tuple(values)  # bytes would iterate as ints
     except TypeError:
-        raise TypeError(f"{name} must be a sequence of ints >= 0, got {values!r}") from None
+        seq = None
+    if seq is None:
+        raise TypeError(f"{name} must be a sequence of ints >= 0, got {values!r}")
+    values = seq
     if not values:
         raise ValueError(f"{name} must hold at least one seed, got ()")
     return tuple(integer(name, v, 0) for v in values)

@@ -209,6 +209,15 @@ def test_mesh_devices_rejects_a_bad_count(bad, error):
         backend.mesh_devices(bad, default=fakes("cpu", 8), cpu=fakes("cpu", 8))
 
 
+@pytest.mark.parametrize("name", ["default", "cpu"])
+def test_mesh_devices_takes_device_lists_only(name):
+    """A string used to pass as a list of its characters, a number to fail inside list()."""
+    lists = {"default": fakes("gpu", 1), "cpu": fakes("cpu", 8)}
+    for bad in ("text", 8):
+        with pytest.raises(TypeError, match=f"{name} must be a list of devices or None, got {bad!r}"):
+            backend.mesh_devices(2, **(lists | {name: bad}))
+
+
 def test_only_cpu_devices_of_one_process_share_a_host():
     assert backend.shares_one_host(fakes("cpu", 8))
     assert not backend.shares_one_host(fakes("tpu", 8))

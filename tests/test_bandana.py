@@ -133,8 +133,16 @@ def test_out_of_order_and_out_of_range_lookups_are_rejected():
 
 @pytest.mark.parametrize("rate", [0.0, -0.1, 1.5])
 def test_sampling_rate_outside_unit_interval_is_rejected(rate):
-    with pytest.raises(ValueError, match="sampling rate"):
+    with pytest.raises(ValueError, match=r"^rate must be in \(0, 1\]"):
         M.shards_hit_rate_curve(np.arange(10), [1, 2], rate)
+    with pytest.raises(ValueError, match=r"^initial_rate must be in \(0, 1\]"):
+        M.shards_fixed_hit_rate_curve(np.arange(10), [1, 2], 4, initial_rate=rate)
+
+
+@pytest.mark.parametrize("curve", [M.shards_hit_rate_curve, M.shards_fixed_hit_rate_curve])
+def test_an_empty_key_array_is_refused_naming_keys(curve):
+    with pytest.raises(ValueError, match="^keys is empty"):
+        curve([], [1, 2], 1)
 
 
 def test_integer_fields_accept_numpy_ints_and_reject_floats_and_bools():
@@ -152,8 +160,10 @@ def test_integer_fields_accept_numpy_ints_and_reject_floats_and_bools():
         C.CacheConfig(4096.0)
     with pytest.raises(ValueError, match=r"affinity must be in \[0, 1\], got 1.5"):
         W.EmbeddingTable("t", 64, 16, num_communities=4, affinity=1.5)
-    with pytest.raises(ValueError, match="num_communities must be in"):
+    with pytest.raises(ValueError, match=r"num_communities must be <= num_vectors \(64\), got 65"):
         W.EmbeddingTable("t", 64, 16, num_communities=65)
+    with pytest.raises(TypeError, match="dtype must be a string, got None"):
+        W.EmbeddingTable("t", 64, 16, dtype=None, num_communities=4)  # np.dtype(None) would be float64
 
 
 def test_configs_validate_fields():
@@ -356,6 +366,13 @@ def test_memory_cost_saving():
     c = N.memory_cost_usd(100e9, 10e9)
     assert c.all_dram_usd == pytest.approx(625.0)
     assert c.nvm_plus_cache_usd == pytest.approx(62.5 + 62.5)
+
+
+def test_memory_prices_are_stored_as_python_floats():
+    """A float32 price used to carry float32 arithmetic into every cost."""
+    prices = N.MemoryPrices(np.float32(6.5), np.float32(0.5))
+    assert type(prices.dram_usd_per_gb) is float and type(prices.nvm_usd_per_gb) is float
+    assert N.memory_cost_usd(1e11, 1e10, prices) == N.memory_cost_usd(1e11, 1e10, N.MemoryPrices(6.5, 0.5))
 
 
 # --- the real block store ------------------------------------------------------------------------------

@@ -225,7 +225,7 @@ def test_oracle_general_files_of_no_whole_record_or_clock_going_back_name_the_fi
     ([1.5, 2], ValueError, r"keys must hold whole numbers; keys\[0\] is 1.5"),
     ([[1, 2]], ValueError, r"keys must have 1 dimension, got shape \(1, 2\)"),
     (["a"], TypeError, r"keys must be an array of numbers"),
-    ([], ValueError, r"the trace is empty: nothing to write"),
+    ([], ValueError, r"keys is empty: the trace has nothing to write"),
 ])
 def test_write_oracle_general_refuses_keys_it_cannot_write(tmp_path, keys, kind, named):
     with pytest.raises(kind, match=named):
@@ -478,6 +478,8 @@ def test_shp_inputs_the_kernels_would_read_out_of_bounds_are_refused():
         S.Hypergraph.from_edges(5, [[0, 1], [2, 7]])
     with pytest.raises(ValueError, match="edge_ptr must rise from 0 to the 3 pins"):
         S.Hypergraph(5, np.array([0, 2]), np.array([0, 1, 2]))
+    with pytest.raises(ValueError, match=r"pins must be vertex ids < num_vertices \(2\); pins\[2\] is 2"):
+        S.Hypergraph(2, np.array([0, 3]), np.array([0, 1, 2]))
     graph = S.Hypergraph.from_edges(5, [[0, 1], [2.0, 3.0], []])
     assert graph.pins.tolist() == [0, 1, 2, 3] and graph.edge_ptr.tolist() == [0, 2, 4, 4]
     short = P.Placement(np.arange(3), 1)

@@ -50,5 +50,5 @@ def test_max_move_ratio_caps_the_moves_of_a_round():
     assert S.SHPConfig().max_move_ratio == 0.1  # Giraph's default
     with pytest.raises(ValueError, match="max_move_ratio must be in"):
         S.SHPConfig(max_move_ratio=0.0)
-    with pytest.raises(ValueError, match="num_blocks must be >= 64"):
+    with pytest.raises(ValueError, match=rf"num_blocks must be >= 64, the fewest blocks of capacity {cap} that"):
         S.shp_placement(graph, cap, num_blocks=10)

@@ -52,6 +52,8 @@ def test_get_names_the_known_ids():
     assert claims.get("suite.shard_bytes").paper == "Suite check"
     with pytest.raises(ValueError, match="claim_id must be a declared claim.*suite.shard_bytes"):
         claims.get("no.such_claim")
+    with pytest.raises(TypeError, match=r"claim_id must be a string, got \{'a': 1\}"):
+        claims.get({"a": 1})  # used to fail as an unhashable dict
 
 
 @pytest.mark.parametrize(
@@ -161,6 +163,19 @@ def test_a_swept_claim_with_seeds_takes_per_seed_values_per_point():
 def test_evaluate_refuses_mismatched_input(kw, match):
     with pytest.raises(ValueError, match=match):
         claims.evaluate(claim(), **kw)
+
+
+@pytest.mark.parametrize("measured, error, said", [
+    (True, TypeError, "measured must be a number, got True"),
+    ([True, False, True], TypeError, "measured must be an array of numbers, got dtype bool"),
+    ("1.3", TypeError, "measured must be an array of numbers, got dtype <U3"),
+    ({"a": 1}, TypeError, "measured must be an array of numbers, got dtype object"),
+    (float("nan"), ValueError, "measured must be finite, got nan"),
+])
+def test_a_measurement_that_is_not_numbers_is_refused_naming_it(measured, error, said):
+    """A bool used to count as 1.0 and a string to fail inside float()."""
+    with pytest.raises(error, match=said):
+        claims.evaluate(claim(), measured)
 
 
 def test_a_swept_claim_needs_one_measurement_per_point():

@@ -240,8 +240,10 @@ def test_validation():
         Fault("router", 1.0)
     with pytest.raises(ValueError, match="num_selectors"):
         Topology(num_selectors=0)
-    with pytest.raises(ValueError, match="lease_s"):
+    with pytest.raises(ValueError, match=r"lease_s must be > lease_renew_s \(2\) and > respawn_s \(5\), got 5.0"):
         Topology(respawn_s=5.0, lease_s=5.0)
+    with pytest.raises(ValueError, match=r"lease_s must be > lease_renew_s \(9\)"):
+        Topology(lease_renew_s=9.0)
     with pytest.raises(ValueError, match="lease_renew_s"):
         Topology(lease_renew_s=0.0)
     with pytest.raises(ValueError, match="lease_s"):

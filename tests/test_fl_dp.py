@@ -109,6 +109,11 @@ def test_config_stores_python_floats():
     assert type(cfg.noise_std) is float and cfg.noise_std == pytest.approx(1.0)
 
 
+def test_the_accountant_takes_numpy_scalars():
+    """dp-accounting refuses a NumPy int as the count of rounds; the checked Python value is what it gets."""
+    assert dp.epsilon(np.float64(0.1), np.float32(1.0), np.int64(10), 1e-5) == dp.epsilon(0.1, 1.0, 10, 1e-5)
+
+
 def test_abadi_2016_epsilon_is_reproduced_by_the_moments_accountant_bound():
     # Abadi et al., CCS 2016, Section 3.1: q = 0.01, sigma = 4, delta = 1e-5, T = 10,000 gives epsilon ~ 1.26
     # with the moments accountant. dp-accounting's RDP values with the same tail bound give it within 1%.
@@ -135,6 +140,17 @@ def test_clipping_refuses_a_norm_that_is_not_positive(clip):
         dp.clip_updates(_stacked_updates(0), clip)
     with pytest.raises(TypeError, match="clip_norm must be a number"):
         dp.clip_update({"w": jnp.ones(3)}, "1")
+
+
+@pytest.mark.parametrize("update, error, said", [
+    (None, ValueError, r"update must be a pytree of arrays of numbers, got None \(no arrays in it\)"),
+    ("text", TypeError, "update must be an array of numbers"),
+    ({"w": jnp.array([1.0, jnp.nan])}, ValueError, r"update\['w'\] must hold finite numbers; update\['w'\]\[1\]"),
+])
+def test_clipping_refuses_an_update_that_is_not_arrays_of_finite_numbers(update, error, said):
+    """None used to come back as None, a NaN as NaN, and a string as an AttributeError."""
+    with pytest.raises(error, match=said):
+        dp.clip_update(update, 1.0)
 
 
 @pytest.mark.parametrize("rate", [2.0, -0.1, float("nan")])

@@ -134,7 +134,8 @@ def test_fedadam_is_optax_adam_on_the_negative_mean_delta(small):
 
 @pytest.mark.parametrize("make, field", [
     (lambda: F.FedProx(mu=-0.1), "mu"), (lambda: F.FedAvg(learning_rate=0.0), "learning_rate"),
-    (lambda: F.FedAdam(learning_rate=-1.0), "learning_rate"), (lambda: F.server_optimizer("fedsgdm"), "optimizer"),
+    (lambda: F.FedAdam(learning_rate=-1.0), "learning_rate"),
+    (lambda: F.server_optimizer("fedsgdm"), "^name must be one of"),
     (lambda: F.server_optimizer("fedyogi", learning_rate=0.0), "learning_rate"),
 ])
 def test_bad_server_config_is_a_clear_value_error(make, field):

@@ -77,6 +77,14 @@ def test_bad_population_config(kwargs, field):
 def test_window_close_switch_must_be_a_bool():
     with pytest.raises(TypeError, match="drop_at_window_close"):
         PopulationConfig(drop_at_window_close="yes")
+    assert PopulationConfig(drop_at_window_close=np.False_).drop_at_window_close == np.False_  # NumPy bools too
+
+
+def test_a_range_bound_by_another_field_names_both():
+    with pytest.raises(ValueError, match=r"min_reports must be <= goal_count \(5\), got 8"):
+        RoundConfig(goal_count=5, min_reports=8)
+    with pytest.raises(ValueError, match=r"max_delay_s must be >= min_delay_s \(700\), got 600.0"):
+        SteeringConfig(min_delay_s=700.0, max_delay_s=600.0)
 
 
 def test_population_eligibility_is_consistent_and_swings_over_the_day():
@@ -352,6 +360,11 @@ def test_simulate_checks_its_keyword_arguments():
         simulate(*args, executor="actors")
     with pytest.raises(TypeError, match="plans must be a dict"):
         simulate(*args, plans=[1, 2])
+    plan = PL.generate_versioned_plans("t", 1, PL.DevicePlan(), PL.ServerPlan())[2]
+    with pytest.raises(TypeError, match=r"plans key \(a runtime version\) must be an int, got 2.5"):
+        simulate(*args, plans={2.5: plan})  # used to be truncated to runtime 2
+    with pytest.raises(TypeError, match=r"plans\[2\] must be a plans.FLPlan, got 'plan'"):
+        simulate(*args, plans={2: "plan"})
 
 
 def test_commit_share_checks_its_factors_rounds_and_seed():
@@ -399,6 +412,18 @@ def test_telemetry_checks_bins_horizon_and_cohort():
         T.aggregate_only("log", bin_s=1.0, horizon_s=10.0, k_min=1)
     with pytest.raises(ValueError, match="traced_devices must be >= 0, got -1"):
         T.EventLog(-1)
+
+
+@pytest.mark.parametrize("read", [T.session_string, T.device_checkin_times])
+def test_per_device_views_check_their_log_and_device(read):
+    """A bool device used to read device 0's events; None failed inside `device + 1`."""
+    log = T.EventLog(10)
+    with pytest.raises(TypeError, match="log must be a telemetry.EventLog, got None"):
+        read(None, 0)
+    with pytest.raises(TypeError, match="device must be an int, got False"):
+        read(log, False)
+    with pytest.raises(ValueError, match="device must be >= 0, got -1"):
+        read(log, -1)
 
 
 def test_plans_are_generated_only_from_plan_objects():

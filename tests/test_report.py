@@ -68,7 +68,8 @@ def test_check_embeds_a_figure_as_png(registry):
     "args, kwargs, error, match",
     [(("no.claim", 1.0), {}, ValueError, "claim_id must be a declared claim"),
      (("suite.shard_bytes", 1.0), {"details": 3}, TypeError, "details must be a string"),
-     (("suite.shard_bytes", "1/8"), {}, ValueError, "could not convert|measured")],
+     (("suite.shard_bytes", "1/8"), {}, TypeError, "measured must be an array of numbers, got dtype <U3"),
+     (("suite.shard_bytes", True), {}, TypeError, "measured must be a number, got True")],
 )
 def test_check_refuses_bad_input(args, kwargs, error, match):
     with pytest.raises(error, match=match):

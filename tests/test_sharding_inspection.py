@@ -3,6 +3,7 @@
 import dataclasses
 
 import matplotlib
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -169,3 +170,37 @@ def test_a_string_where_a_workload_or_chip_belongs_is_a_type_error():
         cost_model.model_step_s(cost_model.RESNET50, cost_model.TPU_V3, 64, overlap="yes")
     with pytest.raises(ValueError, match="link_gb_per_s must be > 0, got -70.0"):
         cost_model.explore_curve(link_gb_per_s=-70.0)
+
+
+def test_configs_check_their_names_and_store_python_numbers():
+    with pytest.raises(TypeError, match="name must be a string, got None"):
+        dataclasses.replace(cost_model.TPU_V3, name=None)
+    with pytest.raises(TypeError, match="global_batch must be an int, got 1.5"):
+        dataclasses.replace(cost_model.RESNET50, global_batch=1.5)
+    chip = dataclasses.replace(cost_model.TPU_V3, utilisation=np.float32(0.5), peak_flops=np.float64(1e14))
+    assert type(chip.utilisation) is float and type(chip.peak_flops) is float
+
+
+def test_numpy_scalars_and_whole_floats_give_the_same_curves():
+    """A float32 link bandwidth used to run the model in float32; whole-float chip counts were refused."""
+    want = cost_model.explore_curve("ResNet-50", 0.5, 100.0)
+    assert cost_model.explore_curve("ResNet-50", np.float32(0.5), np.float32(100.0)) == want
+    chips = [16, 256]
+    assert (cost_model.scaling_curve(cost_model.RESNET50, cost_model.TPU_V3, np.array(chips, float))
+            == cost_model.scaling_curve(cost_model.RESNET50, cost_model.TPU_V3, chips))
+    with pytest.raises(TypeError, match="workload must be a cost_model.Workload, got None"):
+        cost_model.scaling_curve(None, cost_model.TPU_V3, chips)
+    with pytest.raises(ValueError, match=r"chips must hold whole numbers; chips\[0\] is 16.5"):
+        cost_model.scaling_curve(cost_model.RESNET50, cost_model.TPU_V3, [16.5])
+
+
+@pytest.mark.parametrize("kwargs, error, said", [
+    ({"link_gb_per_s": 70.0}, TypeError, "link_gb_per_s must be a sequence of values, got 70.0"),
+    ({"utilisation": ()}, ValueError, r"utilisation must hold at least one value, got \(\)"),
+    ({"utilisation": (0.5, 1.5)}, ValueError, r"utilisation must be in \(0, 1\], got 1.5"),
+    ({"overlap": ("yes",)}, TypeError, "overlap must be True or False, got 'yes'"),
+])
+def test_sensitivity_checks_each_assumption_it_sweeps(kwargs, error, said):
+    """A bare number used to fail inside len(); an empty sweep gave an empty table; any object passed as overlap."""
+    with pytest.raises(error, match=said):
+        cost_model.sensitivity("BERT", **kwargs)

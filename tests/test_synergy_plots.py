@@ -55,6 +55,24 @@ def test_fault_figures_and_explorer():
         synergy.explore_faults(0.5)
 
 
+@pytest.mark.parametrize("explore, kwargs, error, said", [
+    (synergy.explore_bf16, {"phone_link_factor": 0.0}, ValueError, r"^phone_link_factor must be > 0, got 0.0"),
+    (synergy.explore_bf16, {"pod_link_gb_per_s": None}, TypeError, "^pod_link_gb_per_s must be a number, got None"),
+    (synergy.explore_faults, {"failure_chance_log10": 0.0}, ValueError, "^failure_chance_log10 must be < 0, got 0.0"),
+    (synergy.explore_nvm, {"dram_usd_per_gb": None}, TypeError, "^dram_usd_per_gb must be a number, got None"),
+])
+def test_explorers_name_the_argument_they_refuse(explore, kwargs, error, said):
+    """These used to be refused under another function's name (link_factor, failure_rate) or as a failed division."""
+    with pytest.raises(error, match=said):
+        explore(**kwargs)
+
+
+def test_the_nvm_explorer_computes_in_python_floats():
+    """A float32 price used to carry float32 arithmetic into the bill."""
+    assert (synergy.explore_nvm(np.float32(5.0), 8.0, 256).replicated.memory_bill_saving
+            == synergy.explore_nvm(5.0, 8.0, 256).replicated.memory_bill_saving)
+
+
 def test_nvm_and_tictac_explorers_and_figures():
     state = synergy.explore_nvm(dram_usd_per_gb=6.25, price_ratio=10.0, chips=64)
     assert state.chips == 64 and state.cost.nvm_plus_cache_usd == pytest.approx(state.cost.all_dram_usd / 10)

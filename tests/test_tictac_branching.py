@@ -32,8 +32,22 @@ def test_layered_graph_is_a_valid_layered_dag_with_every_op_fed():
         assert g.n_recv == 6 and 4 <= g.n_compute <= 12
         assert (np.bincount(g.src[g.src < 6], minlength=6) == 1).all()  # each recv read by one op
         assert (np.diff(g.topo) > 0).all()
-    with pytest.raises(ValueError, match="n_recv"):
+    with pytest.raises(ValueError, match=r"n_recv must be >= max_width \(3\).*got 2"):
         layered_graph(2, 4, 3)
+    same = layered_graph(flops_range=np.array([1e5, 1e8]))  # an array spells the range too
+    assert same.compute_flops.tolist() == layered_graph().compute_flops.tolist()
+
+
+@pytest.mark.parametrize("bad, error, said", [
+    ((0.0, 1e6), ValueError, r"bytes_range must be \(low, high\) with 0 < low <= high, got \(0.0, 1000000.0\)"),
+    ((1e6, 1e4), ValueError, r"bytes_range must be \(low, high\) with 0 < low <= high"),
+    ((1e4, 1e5, 1e6), ValueError, r"bytes_range must be \(low, high\)"),
+    (None, TypeError, "bytes_range must be an array of numbers"),
+])
+def test_layered_graph_checks_its_log_uniform_ranges(bad, error, said):
+    """A zero or negative end used to reach log() and come back as a NaN-size recv or a broadcast error."""
+    with pytest.raises(error, match=said):
+        layered_graph(bytes_range=bad)
 
 
 def test_order_study_finds_the_brute_force_optimum_and_counts_wins():

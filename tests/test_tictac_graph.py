@@ -29,10 +29,27 @@ def test_compute_op_without_recv_path_is_rejected():
 def test_edge_into_recv_and_bad_ids_are_rejected():
     with pytest.raises(ValueError, match="into recv"):
         _graph([2, 0, 1], [0, 2, 3])
-    with pytest.raises(ValueError, match="node ids"):
+    with pytest.raises(ValueError, match=r"src must hold values in \[0, 3\]; src\[1\] is 9"):
         _graph([0, 9], [2, 3])
     with pytest.raises(ValueError, match="recv_bytes"):
         OpGraph(np.array([-1.0]), np.ones(1), np.array([0]), np.array([1]))
+
+
+@pytest.mark.parametrize("field, bad, error, said", [
+    ("src", [0.5, 1], ValueError, r"src must hold whole numbers; src\[0\] is 0.5"),
+    ("src", [[0], [1]], ValueError, r"src must have 1 dimension, got shape \(2, 1\)"),
+    ("dst", "text", TypeError, "dst must be an array of numbers"),
+    ("recv_bytes", None, TypeError, "recv_bytes must be an array of numbers"),
+    ("compute_flops", [1.0, np.inf], ValueError, r"compute_flops must hold finite numbers"),
+    ("gradient_op", [True, False], TypeError, "gradient_op must be an array of numbers"),
+    ("name", None, TypeError, "name must be a string, got None"),
+])
+def test_graph_arrays_are_checked_by_the_shared_validator(field, bad, error, said):
+    """A fractional node id used to be truncated, a bool taken for 0/1 and a 2-D src flattened into a cycle."""
+    args = {"recv_bytes": [1.0, 1.0], "compute_flops": [1.0, 1.0], "src": [0, 1], "dst": [2, 3],
+            "gradient_op": [0, 1]}
+    with pytest.raises(error, match=said):
+        OpGraph(**(args | {field: bad}))
 
 
 def _reach_bruteforce(g):
@@ -152,6 +169,8 @@ def test_random_graphs_and_model_batches_check_their_seeds_and_sizes():
         random_graph(3, 4, seed=-1)
     with pytest.raises(ValueError, match="max_preds must be >= 1, got 0"):
         random_graph(3, 4, max_preds=0)
+    with pytest.raises(ValueError, match="gradients=True needs n_compute >= 1"):
+        random_graph(3, 0, gradients=True)  # used to fail inside rng.integers(0, 0)
     with pytest.raises(TypeError, match="seed must be an int, got 0.5"):
         models.batch(4, seed=0.5)
 

@@ -138,9 +138,11 @@ def test_bad_scheduler_and_oracle_inputs_are_rejected():
         ordering.TimeOracle(bandwidth_gbps=0.0)
     with pytest.raises(ValueError, match="bandwidth_gbps"):
         ordering.TimeOracle(bandwidth_gbps=-1.0)
-    with pytest.raises(ValueError, match="oracle shapes"):
+    with pytest.raises(ValueError, match=r"recv_seconds must hold one time per op \(3\), got shape \(2,\)"):
         ordering.tac(g, np.ones(2), np.ones(4))
-    with pytest.raises(ValueError, match="recv_seconds must be finite"):
+    with pytest.raises(ValueError, match=r"compute_seconds must hold one time per op \(4\), got shape \(2,\)"):
+        ordering.schedule(g, "tac", recv_seconds=np.ones(3), compute_seconds=np.ones(2))
+    with pytest.raises(ValueError, match=r"recv_seconds must hold finite numbers; recv_seconds\[1\] is nan"):
         ordering.tac(g, np.array([1.0, np.nan, 1.0]), np.ones(4))
     with pytest.raises(ValueError, match="workers"):
         ordering.schedule(g, "tic", workers=0)

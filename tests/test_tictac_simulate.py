@@ -106,6 +106,8 @@ def test_cluster_checks_kinds_and_ranges_through_the_shared_validator():
         Cluster(latency_us="50")
     with pytest.raises(ValueError, match=r"gflops must be > 0, got -1.0"):
         Cluster(gflops=-1.0)
+    with pytest.raises(TypeError, match="bandwidth_gbps must be a number, got None"):
+        Cluster(bandwidth_gbps=None)  # used to fail dividing None by the workers
 
 
 # --- training pushes gradients back; links are full duplex; the next pull waits for the update -------------

@@ -82,6 +82,8 @@ def test_seeds():
         V.seeds("seeds", (0, -1))
     with pytest.raises(TypeError, match="seeds must be a sequence of ints"):
         V.seeds("seeds", 5)
+    with pytest.raises(TypeError, match="seeds must be a sequence of ints >= 0, got b'ab'"):
+        V.seeds("seeds", b"ab")  # bytes iterate as ints
 
 
 def test_seed_is_a_non_negative_int():

@@ -90,8 +90,9 @@ def _curve(distances: np.ndarray, sizes: np.ndarray, total: float, extra_hits: f
     return np.clip(hits / total, 0.0, 1.0)
 
 
-def _check_rate(rate: float) -> float:
-    return float(validate.number("sampling rate", rate, 0.0, 1.0, low_open=True))
+def _check_rate(name: str, rate: float) -> float:
+    """A sampling rate in (0, 1], as a float."""
+    return float(validate.number(name, rate, 0.0, 1.0, low_open=True))
 
 
 def _splitmix64(x: np.ndarray, seed: int) -> np.ndarray:
@@ -106,7 +107,7 @@ SHARDS_MODULUS = 1 << 24
 
 def shards_keep(keys, rate: float, seed: int = 0) -> np.ndarray:
     """(n,) bool: spatial sampling, keep a key iff hash(key) mod P < T with T = round(rate * P)."""
-    rate = _check_rate(rate)
+    rate = _check_rate("rate", rate)
     return shards_hashes(keys, seed) < max(1, round(rate * SHARDS_MODULUS))
 
 
@@ -119,7 +120,7 @@ def shards_hit_rate_curve(keys, cache_sizes, rate: float, seed: int = 0, adjust:
     sizes = _check_sizes(cache_sizes)
     keys = keys_array("keys", keys)
     if keys.size == 0:
-        raise ValueError("the trace is empty")
+        raise ValueError("keys is empty: the trace has no lookup")
     adjust = validate.boolean("adjust", adjust)
     keep = shards_keep(keys, rate, seed)
     sample = keys[keep]
@@ -165,7 +166,7 @@ def cache_grid(trace: Trace, blocks: BlockMap, thresholds, capacities_bytes, rat
     full simulation.
     """
     check_covers(trace, blocks)
-    rate = _check_rate(rate)
+    rate = _check_rate("rate", rate)
     seed = validate.seed("seed", seed)
     validate.choice("unit", unit, ("block", "vector"))
     thresholds = validate.integers("thresholds", thresholds, 0)
@@ -310,10 +311,10 @@ def shards_fixed_hit_rate_curve(keys, cache_sizes, s_max: int, seed: int = 0,
     and the difference to the rescaled count is credited to the smallest distances."""
     sizes = _check_sizes(cache_sizes)
     s_max = validate.integer("s_max", s_max, 1)
-    rate0 = _check_rate(initial_rate)
+    rate0 = _check_rate("initial_rate", initial_rate)
     keys = keys_array("keys", keys)
     if keys.size == 0:
-        raise ValueError("the trace is empty")
+        raise ValueError("keys is empty: the trace has no lookup")
     adjust = validate.boolean("adjust", adjust)
     ids, k = dense_ids(keys)
     hashes = shards_hashes(keys, seed)

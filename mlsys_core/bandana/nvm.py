@@ -147,8 +147,8 @@ class MemoryPrices:
     nvm_usd_per_gb: float = 0.625
 
     def __post_init__(self):
-        validate.positive("dram_usd_per_gb", self.dram_usd_per_gb)
-        validate.positive("nvm_usd_per_gb", self.nvm_usd_per_gb)
+        for name in ("dram_usd_per_gb", "nvm_usd_per_gb"):
+            object.__setattr__(self, name, validate.positive(name, getattr(self, name)))
 
 
 class MemoryCost(NamedTuple):

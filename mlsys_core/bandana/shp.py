@@ -75,7 +75,10 @@ class Hypergraph:
     def __post_init__(self):
         """Whole-number arrays in range, as int64 (the SHP kernels index with them unchecked)."""
         n = validate.integer("num_vertices", self.num_vertices, 0)
-        pins = validate.integers("pins", self.pins, 0, n - 1)
+        pins = validate.integers("pins", self.pins, 0)
+        if pins.size and pins.max() >= n:
+            i = int(np.argmax(pins >= n))
+            raise ValueError(f"pins must be vertex ids < num_vertices ({n}); pins[{i}] is {int(pins[i])}")
         ptr = validate.integers("edge_ptr", self.edge_ptr, 0, pins.size)
         if ptr.size == 0 or ptr[0] != 0 or ptr[-1] != pins.size or np.any(np.diff(ptr) < 0):
             raise ValueError(f"edge_ptr must rise from 0 to the {pins.size} pins (num_edges + 1 offsets), "
@@ -477,7 +480,11 @@ def shp_placement(
     capacity = validate.integer("capacity", capacity, 1)
     n = graph.num_vertices
     fewest = -(-n // capacity)
-    num_blocks = fewest if num_blocks is None else validate.integer("num_blocks", num_blocks, fewest)
+    if num_blocks is None:
+        num_blocks = fewest
+    elif validate.integer("num_blocks", num_blocks) < fewest:
+        raise ValueError(f"num_blocks must be >= {fewest}, the fewest blocks of capacity {capacity} that hold {n} "
+                         f"vertices, got {num_blocks}")
     if start is None:
         start = Placement(np.arange(n, dtype=np.int64) // capacity, int(capacity))
     validate.instance("start", start, Placement)

@@ -402,7 +402,7 @@ def write_oracle_general(path, keys, obj_size: int = 1) -> None:
     """
     keys = keys_array("keys", keys)
     if keys.size == 0:
-        raise ValueError("the trace is empty: nothing to write")
+        raise ValueError("keys is empty: the trace has nothing to write")
     obj_size = validate.integer("obj_size", obj_size, 1)
     if obj_size > UINT32_MAX:
         raise ValueError(f"obj_size must fit the record's uint32 field (<= {UINT32_MAX}), got {obj_size}")

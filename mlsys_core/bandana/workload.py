@@ -46,6 +46,7 @@ class EmbeddingTable:
         validate.string("name", self.name)
         for field in ("num_vectors", "dim", "num_communities"):
             validate.integer(field, getattr(self, field), 1)
+        validate.string("dtype", self.dtype)
         try:
             np.dtype(self.dtype)
         except TypeError as e:
@@ -55,7 +56,8 @@ class EmbeddingTable:
                 f"a vector of table {self.name!r} takes {self.bytes_per_vector} bytes "
                 f"(dim {self.dim} x {self.dtype}), larger than a {BLOCK_BYTES}-byte block"
             )
-        validate.integer("num_communities", self.num_communities, 1, self.num_vectors)
+        if self.num_communities > self.num_vectors:
+            raise ValueError(f"num_communities must be <= num_vectors ({self.num_vectors}), got {self.num_communities}")
         validate.positive("lookups_per_request", self.lookups_per_request)
         for field in ("community_zipf", "vector_zipf", "semantic_noise"):
             validate.number(field, getattr(self, field), 0.0)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 
+from mlsys_core import validate
 from mlsys_core.claims.registry import MIN_SEEDS, PAPERS, SOURCES, Claim, Estimate, Evaluation, Sweep, evaluate
 from mlsys_core.claims.rules import VERDICTS
 
@@ -30,7 +31,7 @@ REGISTRY: dict[str, Claim] = _collect()
 
 def get(claim_id: str) -> Claim:
     """The claim declared under `claim_id`; a ValueError lists the known ids otherwise."""
-    if claim_id not in REGISTRY:
+    if validate.string("claim_id", claim_id) not in REGISTRY:
         raise ValueError(f"claim_id must be a declared claim, got {claim_id!r}; known: {sorted(REGISTRY)}")
     return REGISTRY[claim_id]
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 import re
 from collections.abc import Sequence
 
@@ -144,9 +145,9 @@ def estimate(measured, min_seeds: int, geometric: bool = False, name: str = "mea
     With `geometric`, the mean and interval are taken on the logarithms of positive values and mapped back:
     the geometric mean of timing ratios, whose spread is skewed by the occasional slow round.
     """
-    values = np.asarray(measured, dtype=float) if not isinstance(measured, (int, float)) else None
+    values = None if isinstance(measured, numbers.Real) else validate.reals(name, measured)
     if values is None or values.ndim == 0:
-        x = validate.number(name, float(measured))
+        x = float(validate.number(name, measured if values is None else values.item()))
         if min_seeds:
             raise ValueError(f"{name} must be per-seed values (>= {min_seeds}) for this claim, got one value {x!r}")
         return Estimate(x, None, 0)

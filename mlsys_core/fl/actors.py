@@ -109,7 +109,9 @@ class Topology:
             validate.number(name, getattr(self, name), 0.0)
         validate.number("lease_renew_s", self.lease_renew_s, 0.0, low_open=True)
         # A lease must outlive a renewal period and a respawn (the new Coordinator renews it on start).
-        validate.number("lease_s", self.lease_s, max(self.lease_renew_s, self.respawn_s), low_open=True)
+        if validate.number("lease_s", self.lease_s) <= max(self.lease_renew_s, self.respawn_s):
+            raise ValueError(f"lease_s must be > lease_renew_s ({self.lease_renew_s:g}) and > respawn_s "
+                             f"({self.respawn_s:g}), got {self.lease_s!r}")
 
     def role(self, kind: str) -> str:
         """The actor that plays `kind`: in the merged topology two kinds share one actor."""

@@ -54,13 +54,24 @@ class DPConfig:
         return self.noise_multiplier * self.clip_norm
 
 
+def _check_tree(name: str, tree) -> None:
+    """Check that `tree` is a pytree of arrays of finite numbers, at least one."""
+    leaves = jax.tree_util.tree_leaves_with_path(tree)
+    if not leaves:
+        raise ValueError(f"{name} must be a pytree of arrays of numbers, got {tree!r} (no arrays in it)")
+    for path, leaf in leaves:
+        validate.reals(f"{name}{jax.tree_util.keystr(path)}", leaf)
+
+
 def clip_update(update, clip_norm: float):
     """Scale one client's update pytree so its global L2 norm is at most `clip_norm` (> 0; unchanged if below)."""
+    _check_tree("update", update)
     return _clip_update(update, validate.positive("clip_norm", clip_norm))
 
 
 def clip_updates(updates, clip_norm: float):
     """`clip_update` for every client of a stacked pytree (leading axis: clients)."""
+    _check_tree("updates", updates)
     return _clip_updates(updates, validate.positive("clip_norm", clip_norm))
 
 
@@ -181,9 +192,9 @@ def dp_event(sampling_rate: float, noise_multiplier: float, rounds: int):
     """The `dp-accounting` event of `rounds` Poisson-sampled Gaussian rounds."""
     import dp_accounting
 
-    validate.number("sampling_rate", sampling_rate, 0.0, 1.0, low_open=True)
-    validate.number("noise_multiplier", noise_multiplier, 0.0)
-    validate.integer("rounds", rounds, 1)
+    sampling_rate = validate.number("sampling_rate", sampling_rate, 0.0, 1.0, low_open=True)
+    noise_multiplier = validate.number("noise_multiplier", noise_multiplier, 0.0)
+    rounds = validate.integer("rounds", rounds, 1)
     step = dp_accounting.PoissonSampledDpEvent(sampling_rate, dp_accounting.GaussianDpEvent(noise_multiplier))
     return dp_accounting.SelfComposedDpEvent(step, rounds)
 
@@ -195,7 +206,7 @@ def epsilon(sampling_rate: float, noise_multiplier: float, rounds: int, delta: f
     """
     from dp_accounting import pld, rdp
 
-    validate.number("delta", delta, 0.0, 1.0, low_open=True, high_open=True)
+    delta = validate.number("delta", delta, 0.0, 1.0, low_open=True, high_open=True)
     validate.choice("accountant", accountant, ACCOUNTANTS)
     event = dp_event(sampling_rate, noise_multiplier, rounds)
     if noise_multiplier == 0:

@@ -303,7 +303,7 @@ SERVER_OPTIMIZERS: dict[str, type[ServerOptimizer]] = {"fedavg": FedAvg, "fedpro
 
 def server_optimizer(name: str, **kwargs) -> ServerOptimizer:
     """The registered server optimizer `name` (see SERVER_OPTIMIZERS) with its hyperparameters."""
-    return SERVER_OPTIMIZERS[validate.choice("server optimizer", name, SERVER_OPTIMIZERS)](**kwargs)
+    return SERVER_OPTIMIZERS[validate.choice("name", name, SERVER_OPTIMIZERS)](**kwargs)
 
 
 def server_init(opt: ServerOptimizer, params: dict):

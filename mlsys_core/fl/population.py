@@ -70,7 +70,7 @@ class PopulationConfig:
         for name in ("examples_median", "examples_per_s_median", "down_bytes_per_s_median", "up_bytes_per_s_median"):
             validate.number(name, getattr(self, name), 0.0, low_open=True)
         validate.number("checkin_jitter_h", self.checkin_jitter_h, 0.0, 12.0)
-        validate.instance("drop_at_window_close", self.drop_at_window_close, bool)
+        validate.boolean("drop_at_window_close", self.drop_at_window_close)
         versions = validate.integers("runtime_versions", self.runtime_versions, 0, 127)
         weights = validate.reals("runtime_weights", self.runtime_weights, 0.0, ndim=1)
         if len(versions) != len(weights) or not len(versions) or weights.sum() <= 0:

@@ -59,7 +59,8 @@ class RoundConfig:
         validate.number("reporting_window_s", self.reporting_window_s, 0.0, low_open=True)
         if self.min_reports is None:
             object.__setattr__(self, "min_reports", self.goal_count)
-        validate.integer("min_reports", self.min_reports, 1, self.goal_count)
+        if validate.integer("min_reports", self.min_reports, 1) > self.goal_count:
+            raise ValueError(f"min_reports must be <= goal_count ({self.goal_count}), got {self.min_reports}")
         for name in ("checkpoint_bytes", "plan_bytes", "update_bytes"):
             validate.integer(name, getattr(self, name), 0)
         validate.integer("epochs", self.epochs, 1)
@@ -103,7 +104,8 @@ class SteeringConfig:
         validate.choice("mode", self.mode, STEERING_MODES)
         for name in ("retry_s", "initial_delay_s", "min_delay_s", "checkin_headroom", "small_population_factor"):
             validate.number(name, getattr(self, name), 0.0, low_open=True)
-        validate.number("max_delay_s", self.max_delay_s, self.min_delay_s)
+        if validate.number("max_delay_s", self.max_delay_s) < self.min_delay_s:
+            raise ValueError(f"max_delay_s must be >= min_delay_s ({self.min_delay_s:g}), got {self.max_delay_s!r}")
         for name in ("sync_jitter_s", "cooldown_s", "no_plan_retry_s"):
             validate.number(name, getattr(self, name), 0.0)
 
@@ -639,6 +641,9 @@ def _check_run(pop, config, steering, duration_s, seed, plans, executor, traced_
     validate.seed("seed", seed)
     if plans is not None:
         validate.instance("plans", plans, dict, "a dict of runtime version -> plans.FLPlan, or None")
+        for version, plan in plans.items():
+            validate.integer("plans key (a runtime version)", version, 0)
+            validate.instance(f"plans[{version}]", plan, FLPlan, "a plans.FLPlan")
     if executor is not None:
         validate.callable_("executor", executor)
     validate.integer("traced_devices", traced_devices, 0)

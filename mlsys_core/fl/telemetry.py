@@ -56,9 +56,16 @@ class EventLog:
         return self._sorted
 
 
+def _events(log: EventLog, device: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`log.arrays()`, once `log` and `device` (an id >= 0) are checked."""
+    validate.instance("log", log, EventLog, "a telemetry.EventLog")
+    validate.integer("device", device, 0)
+    return log.arrays()
+
+
 def session_string(log: EventLog, device: int) -> str:
     """The device's events as code characters, one space-separated session per check-in."""
-    ids, _, codes = log.arrays()
+    ids, _, codes = _events(log, device)
     lo, hi = np.searchsorted(ids, [device, device + 1])
     text = "".join(CODES[c] for c in codes[lo:hi])
     return " ".join("-" + s for s in text.split("-") if s) if text.startswith("-") else text
@@ -66,7 +73,7 @@ def session_string(log: EventLog, device: int) -> str:
 
 def device_checkin_times(log: EventLog, device: int) -> np.ndarray:
     """Times (s) at which `device` checked in: what a per-device dashboard shows about one user."""
-    ids, t, codes = log.arrays()
+    ids, t, codes = _events(log, device)
     lo, hi = np.searchsorted(ids, [device, device + 1])
     return t[lo:hi][codes[lo:hi] == CODES.index("-")]
 

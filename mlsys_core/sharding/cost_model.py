@@ -11,6 +11,7 @@ latency and achieved utilisation are assumptions, stated as such wherever they a
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 
@@ -24,8 +25,9 @@ MAX_CHIPS = 2**20  # the most chips the model takes: 256 times MLPerf v0.7's lar
 
 
 def _positive(obj, *names):
+    """Check that each field is a number > 0 and store it as a Python number."""
     for name in names:
-        validate.positive(name, getattr(obj, name))
+        object.__setattr__(obj, name, validate.positive(name, getattr(obj, name)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,8 +42,10 @@ class Chip:
     utilisation: float = 0.4  # achieved fraction of peak in the model's compute (assumed)
 
     def __post_init__(self):
+        validate.string("name", self.name)
         _positive(self, "peak_flops", "hbm_bytes_per_s", "link_bytes_per_s", "link_latency_s")
-        validate.number("utilisation", self.utilisation, 0.0, 1.0, low_open=True)
+        object.__setattr__(self, "utilisation", validate.number("utilisation", self.utilisation, 0.0, 1.0,
+                                                                low_open=True))
 
 
 # Peak bf16 FLOP/s and HBM bandwidth: Google's published TPU-v3 figures. Link bandwidth, hop latency
@@ -68,8 +72,10 @@ class Workload:
     grad_bytes_per_param: float = 2.0
 
     def __post_init__(self):
-        _positive(self, "params", "train_flops_per_example", "global_batch", "examples_to_train",
-                  "update_bytes_per_param", "grad_bytes_per_param")
+        validate.string("name", self.name)
+        object.__setattr__(self, "global_batch", validate.integer("global_batch", self.global_batch, 1))
+        _positive(self, "params", "train_flops_per_example", "examples_to_train", "update_bytes_per_param",
+                  "grad_bytes_per_param")
 
     @property
     def steps(self) -> float:
@@ -184,7 +190,8 @@ class ScalingCurve:
 
 def scaling_curve(workload: Workload, chip: Chip, chips: list[int], topology: str = "torus") -> ScalingCurve:
     """Per-chip-count step breakdowns, replicated and WUS, and the time to train in seconds."""
-    chips = list(chips)
+    validate.instance("workload", workload, Workload, "a cost_model.Workload")
+    chips = validate.integers("chips", chips, 1, MAX_CHIPS).tolist()
     return ScalingCurve(workload.name, workload.steps, chips,
                         *([step_time(workload, chip, c, s, topology) for c in chips] for s in ("replicated", "wus")))
 
@@ -199,8 +206,8 @@ def explore_curve(workload: str = "BERT-large", utilisation: float = 0.4, link_g
     validate.choice("workload", workload, WORKLOADS)
     validate.choice("grad_bits", grad_bits, (16, 32))
     validate.integer("max_chips", max_chips, 16, MAX_CHIPS)
-    validate.positive("link_gb_per_s", link_gb_per_s)
-    chip = dataclasses.replace(TPU_V3, utilisation=utilisation, link_bytes_per_s=link_gb_per_s * 1e9)
+    link_bytes_per_s = validate.positive("link_gb_per_s", link_gb_per_s) * 1e9
+    chip = dataclasses.replace(TPU_V3, utilisation=utilisation, link_bytes_per_s=link_bytes_per_s)
     w = dataclasses.replace(WORKLOADS[workload], grad_bytes_per_param=grad_bits / 8)
     chips = [2**k for k in range(4, int(math.log2(max_chips)) + 1)]
     return scaling_curve(w, chip, chips)
@@ -324,21 +331,32 @@ class Sensitivity:
                 for k, o in enumerate(self.overlap)]
 
 
+def _settings(name: str, values, check) -> tuple:
+    """`values`, a non-empty sequence, each checked by `check(name, value)`, as a tuple of what it returns."""
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__len__"):
+        raise TypeError(f"{name} must be a sequence of values, got {values!r}")
+    if len(values) == 0:
+        raise ValueError(f"{name} must hold at least one value, got {values!r}")
+    return tuple(check(name, v) for v in values)
+
+
 def sensitivity(model: str, link_gb_per_s=(70.0, 330.0), utilisation=(0.3, 0.45, 0.6),
                 overlap=(False, True)) -> Sensitivity:
     """`model_step_s` of a logged benchmark ("ResNet-50" or "BERT") at its logged chips and batch,
     over every combination of the assumptions."""
     logs = mlperf_logs(model)
+    link_gb_per_s = _settings("link_gb_per_s", link_gb_per_s, validate.positive)
+    utilisation = _settings("utilisation", utilisation, functools.partial(validate.number, low=0.0, high=1.0,
+                                                                           low_open=True))
+    overlap = _settings("overlap", overlap, validate.boolean)
     w = dataclasses.replace(WORKLOADS[LOGGED_WORKLOADS[model]], global_batch=logs.global_batch)
     out = np.zeros((len(link_gb_per_s), len(utilisation), len(overlap)))
     for i, bw in enumerate(link_gb_per_s):
         for j, u in enumerate(utilisation):
-            chip = dataclasses.replace(TPU_V3, link_bytes_per_s=validate.positive("link_gb_per_s", bw) * 1e9,
-                                       utilisation=u)
+            chip = dataclasses.replace(TPU_V3, link_bytes_per_s=bw * 1e9, utilisation=u)
             for k, o in enumerate(overlap):
-                out[i, j, k] = 1e3 * model_step_s(w, chip, logs.chips, bool(o))
-    return Sensitivity(model, tuple(link_gb_per_s), tuple(utilisation), tuple(bool(o) for o in overlap), out,
-                       logs.median_step_ms)
+                out[i, j, k] = 1e3 * model_step_s(w, chip, logs.chips, o)
+    return Sensitivity(model, link_gb_per_s, utilisation, overlap, out, logs.median_step_ms)
 
 
 def critical_batch_per_chip(workload: Workload, chip: Chip, chips: int, topology: str = "torus") -> float:

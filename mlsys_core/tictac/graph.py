@@ -64,26 +64,22 @@ class OpGraph:
     gradient_op: np.ndarray = ()
 
     def __post_init__(self):
-        rb = np.asarray(self.recv_bytes, dtype=np.float64).reshape(-1)
-        cf = np.asarray(self.compute_flops, dtype=np.float64).reshape(-1)
-        src = np.asarray(self.src, dtype=np.int64).reshape(-1)
-        dst = np.asarray(self.dst, dtype=np.int64).reshape(-1)
+        validate.string("name", self.name)
+        rb = validate.reals("recv_bytes", self.recv_bytes, 0.0, ndim=1)
+        cf = validate.reals("compute_flops", self.compute_flops, 0.0, ndim=1)
         if rb.size == 0:
             raise ValueError("recv_bytes must name at least one recv op, got none")
-        if np.any(rb < 0) or not np.all(np.isfinite(rb)):
-            raise ValueError("recv_bytes must be finite and >= 0")
-        if np.any(cf < 0) or not np.all(np.isfinite(cf)):
-            raise ValueError("compute_flops must be finite and >= 0")
+        n = rb.size + cf.size
+        src = validate.integers("src", self.src, 0, n - 1)
+        dst = validate.integers("dst", self.dst, 0, n - 1)
         if src.shape != dst.shape:
             raise ValueError(f"src and dst must have the same length, got {src.size} and {dst.size}")
-        n = rb.size + cf.size
-        if src.size and (src.min() < 0 or dst.min() < 0 or src.max() >= n or dst.max() >= n):
-            raise ValueError(f"edge endpoints must be node ids in [0, {n}), got out-of-range ids")
         if np.any(dst < rb.size):
             bad = int(dst[dst < rb.size][0])
-            raise ValueError(f"recv ops have no inputs, but an edge points into recv {bad}")
-        grad = np.asarray(self.gradient_op, dtype=np.int64).reshape(-1)
-        if grad.size and (grad.size != rb.size or grad.min() < -1 or grad.max() >= cf.size):
+            raise ValueError(f"dst must hold compute-op ids >= {rb.size}: an edge points into recv {bad}, and recv "
+                             "ops have no inputs")
+        grad = validate.integers("gradient_op", self.gradient_op, -1, cf.size - 1)
+        if grad.size and grad.size != rb.size:
             raise ValueError(f"gradient_op must hold one compute-op index in [-1, {cf.size}) per recv "
                              f"({rb.size}), got {grad.size} entries in [{grad.min()}, {grad.max()}]")
         for attr, value in (("recv_bytes", rb), ("compute_flops", cf), ("src", src), ("dst", dst),
@@ -194,7 +190,8 @@ def random_graph(n_recv: int, n_compute: int, seed: int = 0, max_preds: int = 3,
     validate.integer("max_preds", max_preds, 1)
     validate.positive("max_bytes", max_bytes)
     validate.positive("max_flops", max_flops)
-    validate.boolean("gradients", gradients)
+    if validate.boolean("gradients", gradients) and n_compute == 0:
+        raise ValueError("gradients=True needs n_compute >= 1 (an op that makes each gradient), got n_compute=0")
     rng = np.random.default_rng(validate.seed("seed", seed))
     src, dst = [], []
     for i in range(n_compute):
@@ -213,6 +210,14 @@ def random_graph(n_recv: int, n_compute: int, seed: int = 0, max_preds: int = 3,
     )
 
 
+def _log_range(name: str, value) -> np.ndarray:
+    """`value` checked as (low, high) with 0 < low <= high, the ends of a log-uniform draw."""
+    ends = validate.reals(name, value, ndim=1)
+    if ends.shape != (2,) or not 0 < ends[0] <= ends[1]:
+        raise ValueError(f"{name} must be (low, high) with 0 < low <= high, got {value!r}")
+    return ends
+
+
 def layered_graph(n_recv: int = 6, layers: int = 4, max_width: int = 3, seed: int = 0,
                   bytes_range: tuple[float, float] = (1e4, 1e6),
                   flops_range: tuple[float, float] = (1e5, 1e8)) -> OpGraph:
@@ -228,7 +233,10 @@ def layered_graph(n_recv: int = 6, layers: int = 4, max_width: int = 3, seed: in
     validate.integer("layers", layers, low=1)
     validate.integer("max_width", max_width, low=1)
     validate.seed("seed", seed)
-    validate.integer("n_recv", n_recv, low=max_width)
+    if validate.integer("n_recv", n_recv, low=1) < max_width:
+        raise ValueError(f"n_recv must be >= max_width ({max_width}): each first-layer op reads a recv of its own, "
+                         f"got {n_recv}")
+    bytes_range, flops_range = _log_range("bytes_range", bytes_range), _log_range("flops_range", flops_range)
     rng = np.random.default_rng(seed)
     widths = rng.integers(1, max_width + 1, layers)
     start = np.concatenate([[0], np.cumsum(widths)])

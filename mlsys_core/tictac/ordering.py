@@ -239,16 +239,18 @@ def _tac_kernel(sets, weight, t, ptr, idx):
     return order
 
 
+def _oracle_times(name: str, seconds, n: int) -> np.ndarray:
+    """`seconds` checked as (n,) finite times >= 0, as float64."""
+    seconds = validate.reals(name, seconds, 0.0, ndim=1)
+    if seconds.size != n:
+        raise ValueError(f"{name} must hold one time per op ({n}), got shape {seconds.shape}")
+    return seconds
+
+
 def tac(graph: OpGraph, recv_seconds: np.ndarray, compute_seconds: np.ndarray) -> np.ndarray:
     """TAC order (n_recv,) under the time oracle `recv_seconds` (n_recv,), `compute_seconds` (n_compute,)."""
-    t = np.asarray(recv_seconds, dtype=np.float64)
-    c = np.asarray(compute_seconds, dtype=np.float64)
-    if t.shape != (graph.n_recv,) or c.shape != (graph.n_compute,):
-        raise ValueError(f"oracle shapes must be ({graph.n_recv},) and ({graph.n_compute},), got {t.shape}, {c.shape}")
-    for name, value in (("recv_seconds", t), ("compute_seconds", c)):
-        bad = value[~(np.isfinite(value) & (value >= 0))]
-        if bad.size:
-            raise ValueError(f"{name} must be finite and >= 0, got {float(bad[0])!r}")
+    t = _oracle_times("recv_seconds", recv_seconds, graph.n_recv)
+    c = _oracle_times("compute_seconds", compute_seconds, graph.n_compute)
     sets, weight = dependency_sets(graph, c)
     ptr, idx = _membership(sets, graph.n_recv)
     return _tac_kernel(sets, weight, t, ptr, idx)

@@ -60,7 +60,8 @@ class Cluster:
         if self.nic_gbps is not None:
             validate.positive("nic_gbps", self.nic_gbps)
         validate.choice("placement", self.placement, PLACEMENTS)
-        self.oracle()  # validates bandwidth, rates and latencies
+        validate.positive("bandwidth_gbps", self.bandwidth_gbps)
+        self.oracle()  # validates the rates and latencies
 
     @property
     def flow_gbps(self) -> float:
