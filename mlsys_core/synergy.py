@@ -779,7 +779,7 @@ def masked_wus_training(masks, per_replica_batch: int = 8, learning_rate: float 
     """
     import jax
 
-    from mlsys_core.sharding.experiments import digits_split, epoch_batches
+    from mlsys_core.data import digits_split, epoch_batches
 
     masks = np.asarray(masks, np.float32)
     if masks.ndim != 2 or masks.shape[1] < 1:
@@ -819,7 +819,7 @@ def plain_wus_training(steps: int, replicas: int = backend.MESH_DEVICES, per_rep
     validate.seed("seed", seed)
     import jax
 
-    from mlsys_core.sharding.experiments import digits_split, epoch_batches
+    from mlsys_core.data import digits_split, epoch_batches
     from mlsys_core.sharding.strategies import train
 
     x, y, _, _ = digits_split(seed)
@@ -837,14 +837,14 @@ SPLITS = ("iid", "dirichlet")
 
 def dispatch(split: str = "iid", devices: int = backend.MESH_DEVICES, alpha: float = 0.5,
              seed: int = 0) -> tuple[list[np.ndarray], tuple]:
-    """Deal the digits' training split (`sharding.experiments.digits_split(seed)`) out to `devices`.
+    """Deal the digits' training split (`data.digits_split(seed)`) out to `devices`.
 
     "iid": a seeded permutation cut into equal shards (the remainder, fewer than `devices` examples,
     stays home); "dirichlet": each class shared by Dir(alpha)
     weights (`fl.fedavg.dirichlet_split`; some devices may get nothing). Returns (shards of indices
     into x, (x, y, x_test, y_test)).
     """
-    from mlsys_core.sharding.experiments import digits_split
+    from mlsys_core.data import digits_split
 
     validate.choice("split", split, SPLITS)
     devices = validate.integer("devices", devices, 1)

@@ -6,13 +6,15 @@ DPI = 80  # modest, so that executed notebooks stay small
 
 
 def figure(ncols: int = 1, nrows: int = 1, width: float = 5.0, height: float = 3.4, **kwargs):
-    """A matplotlib `(Figure, axes)` pair sized per panel, at the suite's dpi, with a tight layout."""
-    import matplotlib.pyplot as plt
+    """A matplotlib `(Figure, axes)` pair sized per panel, at the suite's dpi, with a tight layout.
 
-    fig, axes = plt.subplots(
-        nrows, ncols, figsize=(width * ncols, height * nrows), dpi=DPI, layout="constrained", **kwargs
-    )
-    return fig, axes
+    The figure is not registered with pyplot: nothing keeps it alive once its caller lets go (no pile of
+    open figures), and a notebook shows it once, where the cell returns or `display`s it.
+    """
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width * ncols, height * nrows), dpi=DPI, layout="constrained")
+    return fig, fig.subplots(nrows, ncols, **kwargs)
 
 
 def bar_labels(ax, fmt: str = "{:.2f}") -> None:

@@ -5,23 +5,24 @@ import numpy as np
 import optax
 import pytest
 
-from mlsys_core.sharding import experiments, timing
+from mlsys_core import data, timing
+from mlsys_core.sharding import experiments
 
 
 def test_digits_split_and_batches_are_seeded():
-    a, b = experiments.digits_split(seed=3), experiments.digits_split(seed=3)
+    a, b = data.digits_split(seed=3), data.digits_split(seed=3)
     assert all(np.array_equal(u, v) for u, v in zip(a, b))
     assert len(a[0]) + len(a[2]) == 1797 and len(a[2]) == 360
-    batches = experiments.epoch_batches(a[0], a[1], batch=500, steps=4, seed=1)
+    batches = data.epoch_batches(a[0], a[1], batch=500, steps=4, seed=1)
     assert [len(x) for x, _ in batches] == [500] * 4
     assert len({tuple(map(tuple, x[:2])) for x, _ in batches}) == 4  # reshuffled, not repeated
-    again = experiments.epoch_batches(a[0], a[1], batch=500, steps=4, seed=1)
+    again = data.epoch_batches(a[0], a[1], batch=500, steps=4, seed=1)
     assert all(np.array_equal(x, y) for (x, _), (y, _) in zip(batches, again))
-    assert [len(x) for x, _ in experiments.epoch_batches(a[0], a[1], batch=3000, steps=2)] == [3000] * 2
+    assert [len(x) for x, _ in data.epoch_batches(a[0], a[1], batch=3000, steps=2)] == [3000] * 2
     with pytest.raises(ValueError, match=r"test_size must be in \[1, 1796\], got 0"):
-        experiments.digits_split(test_size=0)
+        data.digits_split(test_size=0)
     with pytest.raises(ValueError, match="batch must be >= 1"):
-        experiments.epoch_batches(a[0], a[1], batch=0, steps=1)
+        data.epoch_batches(a[0], a[1], batch=0, steps=1)
 
 
 def test_measure_config_reports_sharded_memory_and_bf16_bytes():
@@ -36,8 +37,8 @@ def test_compare_strategies_trains_every_strategy_from_the_same_start():
     from mlsys_core.sharding import models, strategies
 
     model = models.MLP((64, 16, 10))
-    x, y = experiments.digits_split(seed=0)[:2]
-    batches = experiments.epoch_batches(x, y, batch=16, steps=3, seed=0)
+    x, y = data.digits_split(seed=0)[:2]
+    batches = data.epoch_batches(x, y, batch=16, steps=3, seed=0)
     params = model.init(jax.random.key(0))
     runs = experiments.compare_strategies(models.classifier_loss(model), optax.sgd(0.1), params, batches, devices=4)
     assert list(runs) == list(strategies.STRATEGIES) and all(len(r.losses) == 3 for r in runs.values())
@@ -199,9 +200,9 @@ def test_time_to_train_vs_link_follows_the_cost_model():
 
 def test_seeds_and_models_are_checked_before_any_work():
     with pytest.raises(ValueError, match="seed must be >= 0, got -1"):
-        experiments.digits_split(seed=-1)
+        data.digits_split(seed=-1)
     with pytest.raises(TypeError, match="seed must be an int, got 0.5"):
-        experiments.epoch_batches(np.zeros((4, 2)), np.zeros(4), 2, 2, seed=0.5)
+        data.epoch_batches(np.zeros((4, 2)), np.zeros(4), 2, 2, seed=0.5)
     with pytest.raises(TypeError, match="model must be a models.FFNStack, got 'ffn'"):
         experiments.profile_strategies("ffn")
     with pytest.raises(TypeError, match="model must be a models.Transformer or None, got 'gpt'"):

@@ -8,7 +8,7 @@ import optax
 import pytest
 
 from mlsys_core import synergy
-from mlsys_core.sharding.experiments import digits_split, epoch_batches
+from mlsys_core.data import digits_split, epoch_batches
 from mlsys_core.sharding.strategies import reference_train
 
 

@@ -91,3 +91,12 @@ def test_explore_static_view_of_a_non_figure_uses_the_display_formatter():
     panel = widgets.explore(lambda n: n, lambda v: f"value {v}", labels={"n": "count"}, n=(1, 3))
     bundle = panel._repr_mimebundle_()
     assert "image/png" not in bundle and "application/vnd.jupyter.widget-view+json" in bundle
+
+
+def test_a_figure_is_not_kept_open_by_pyplot():
+    import matplotlib.pyplot as plt
+
+    before = plt.get_fignums()
+    fig, axes = viz.figure(ncols=2)
+    assert plt.get_fignums() == before and len(axes) == 2 and fig.dpi == viz.DPI
+    assert fig.get_size_inches().tolist() == [10.0, 3.4]

@@ -20,6 +20,7 @@ import numpy as np
 
 from mlsys_core import validate
 from mlsys_core.claims import rules
+from mlsys_core.seeds import MIN_SEEDS
 
 PAPERS = (
     "Suite check",
@@ -30,7 +31,6 @@ PAPERS = (
     "Survey — synergies",
 )
 SOURCES = ("abstract", "paper text", "table", "figure", "survey", "MLPerf log", "unconfirmed secondary source", "suite")
-MIN_SEEDS = 5
 _ID = re.compile(r"^[a-z0-9]+(\.[a-z0-9_]+)+$")
 
 

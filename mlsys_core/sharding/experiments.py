@@ -16,37 +16,11 @@ import optax
 from jax import lax
 from jax.sharding import PartitionSpec as P
 
-from mlsys_core import backend, data, validate
+from mlsys_core import backend, data, timing, validate
 from mlsys_core.claims.sharding import LINK_SWEEP, UTILISATION_SWEEP
+from mlsys_core.seeds import DEFAULT_SEEDS
 
-from . import cost_model, inspection, models, optimizers, spmd, strategies, timing
-
-SEEDS = (0, 1, 2, 3, 4)
-
-
-def digits_split(seed: int = 0, test_size: int = 360):
-    """(x_train, y_train, x_test, y_test) from the UCI digits, split by a seeded permutation."""
-    validate.seed("seed", seed)
-    x, y = data.load_digits()
-    validate.integer("test_size", test_size, 1, len(x) - 1)
-    order = np.random.default_rng(seed).permutation(len(x))
-    train, test = order[:-test_size], order[-test_size:]
-    return x[train], y[train], x[test], y[test]
-
-
-def epoch_batches(x, y, batch: int, steps: int, seed: int = 0):
-    """`steps` batches of `batch` examples, reshuffling each pass over (x, y) with `seed`."""
-    validate.seed("seed", seed)
-    validate.integer("batch", batch, 1)
-    validate.integer("steps", steps, 1)
-    rng = np.random.default_rng(seed)
-    out, order = [], np.array([], dtype=np.int64)
-    while len(out) < steps:
-        while len(order) < batch:
-            order = np.concatenate([order, rng.permutation(len(x))])
-        idx, order = order[:batch], order[batch:]
-        out.append((x[idx], y[idx]))
-    return out
+from . import cost_model, inspection, models, optimizers, spmd, strategies
 
 
 @dataclasses.dataclass(frozen=True)
@@ -240,7 +214,7 @@ def time_mesh_shapes(shapes, width: int = 512, batch: int = 64, repeats: int = 5
     validate.seed("seed", seed)
     model = models.MLP((64, width, 10))
     params = model.init(jax.random.key(seed))
-    x, y = digits_split(seed)[:2]
+    x, y = data.digits_split(seed)[:2]
     out = {}
     for shape in shapes:
         mp = spmd.ModelParallel(models.classifier_loss(model), optimizers.make("adam", 1e-3),
@@ -271,10 +245,10 @@ def bf16_experiment(steps: int = 150, batch: int = 64, seed: int = 0,
     """Digits MLP on `devices` devices with WUS: float32 vs bfloat16 compute + bfloat16 gradient collectives
     ("float32", "bfloat16"): test accuracy and the reduce-scatter bytes per device of each program."""
     validate.seed("seed", seed)
-    x, y, xt, yt = digits_split(seed)
+    x, y, xt, yt = data.digits_split(seed)
     model = models.MLP((64, 128, 10))
     params = model.init(jax.random.key(seed))
-    batches = epoch_batches(x, y, batch, steps, seed)
+    batches = data.epoch_batches(x, y, batch, steps, seed)
     out = {}
     for name, dtype in (("float32", None), ("bfloat16", jnp.bfloat16)):
         compute = jnp.float32 if dtype is None else dtype
@@ -300,10 +274,10 @@ def bn_group_experiment(group_sizes=None, per_replica_batch: int = 4, steps: int
     replicas = validate.integer("replicas", replicas, 1)
     if group_sizes is None:
         group_sizes = tuple(g for g in range(1, replicas + 1) if replicas % g == 0)
-    x, y, xt, yt = digits_split(seed)
+    x, y, xt, yt = data.digits_split(seed)
     bn = spmd.BatchNormMLP()
     params = bn.init(jax.random.key(seed))
-    batches = epoch_batches(x, y, replicas * per_replica_batch, steps, seed)
+    batches = data.epoch_batches(x, y, replicas * per_replica_batch, steps, seed)
     out = {}
     for g in group_sizes:
         trainer = strategies.Trainer(bn.loss("bn"), optimizers.make("adam", 1e-2), spmd.bn_mesh(replicas, g), "wus",
@@ -401,12 +375,12 @@ class Agreement:
 
 
 def _digits_run(seed: int, steps: int, batch: int):
-    x, y = digits_split(seed)[:2]
-    return epoch_batches(x, y, batch, steps, seed)
+    x, y = data.digits_split(seed)[:2]
+    return data.epoch_batches(x, y, batch, steps, seed)
 
 
 def strategy_agreement(strategy: str = "wus", baseline: str = "replicated", optimizer_names=("adam",),
-                       seeds=SEEDS, steps: int = 20, batch: int = 64,
+                       seeds=DEFAULT_SEEDS, steps: int = 20, batch: int = 64,
                        devices: int = backend.MESH_DEVICES) -> Agreement:
     """Train the digits MLP (64-128-10) under `strategy` and under `baseline` (another strategy, or
     "single": plain one-device optax on the mesh's first device) from the same init and batches;
@@ -440,7 +414,7 @@ def strategy_agreement(strategy: str = "wus", baseline: str = "replicated", opti
     return Agreement(seeds, names, out)
 
 
-def bn_agreement(seeds=SEEDS, steps: int = 10, per_replica_batch: int = 4, replicas: int = backend.MESH_DEVICES,
+def bn_agreement(seeds=DEFAULT_SEEDS, steps: int = 10, per_replica_batch: int = 4, replicas: int = backend.MESH_DEVICES,
                  optimizer: str = "lars") -> Agreement:
     """Distributed batch norm over all `replicas` (one group) vs batch norm on one device over the
     same global batch: the BN-MLP trained both ways with `optimizer`, max |Δparam| per seed."""
