@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: reproduce test lab headers bench clean chromium browser-test site
+.PHONY: reproduce check test lab headers bench clean chromium browser-test site
 
 LAB_STAMP := $(VENV)/.installed-lab
 
@@ -21,8 +21,15 @@ reproduce: $(STAMP)  ## run every notebook headless; write build/report.md, repo
 # The browser test is part of `make test`, which issue 10 allows while the whole stays under 20 minutes. On the
 # 2-core machine (2026-12-02) with two workers each: 6.5 min of tests and nbval, 5.5 min in the browser
 # (one worker each: 12.4-13.8 and 7.8-8.8 min).
-test: $(STAMP) chromium  ## lint, unit tests, the notebooks under nbval, then every notebook and site page in chromium
+# The quick loop while working: lint, types and every test not marked slow (no notebooks, no browser).
+check: $(STAMP)  ## ruff, mypy and the fast tests
 	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/python -m pytest tests -m "not slow" -q -n auto --dist loadscope
+
+test: $(STAMP) chromium  ## lint, types, unit tests, the notebooks under nbval, then every notebook and site page in chromium
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg \
 	  -n auto --dist loadscope
 	$(MAKE) browser-test

@@ -11,8 +11,11 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 import numpy as np
+
+T = TypeVar("T")
 
 
 def _bound(x: float) -> str:
@@ -30,7 +33,7 @@ def _range_text(low: float, high: float, low_open: bool, high_open: bool) -> str
 
 def number(
     name: str,
-    value,
+    value: Any,
     low: float = -math.inf,
     high: float = math.inf,
     *,
@@ -38,7 +41,7 @@ def number(
     high_open: bool = False,
     integer: bool = False,
     allow_inf: bool = False,
-):
+) -> Any:
     """Check that `value` is a real number (an integer if `integer`) in the given range; return it.
 
     The range is closed unless `low_open` / `high_open`. NaN is never allowed; +-inf only with
@@ -57,22 +60,22 @@ def number(
     return value
 
 
-def integer(name: str, value, low: float = -math.inf, high: float = math.inf) -> int:
+def integer(name: str, value: Any, low: float = -math.inf, high: float = math.inf) -> int:
     """Check that `value` is an int (Python or NumPy, not bool) in [low, high]; return it as an int."""
     return number(name, value, low, high, integer=True)
 
 
-def positive(name: str, value, *, allow_inf: bool = False) -> float:
+def positive(name: str, value: Any, *, allow_inf: bool = False) -> float:
     """Check that `value` is a number > 0; return it."""
     return number(name, value, 0.0, low_open=True, allow_inf=allow_inf)
 
 
-def probability(name: str, value, *, open_low: bool = False, open_high: bool = False) -> float:
+def probability(name: str, value: Any, *, open_low: bool = False, open_high: bool = False) -> float:
     """Check that `value` is a number in [0, 1] (ends open as asked); return it."""
     return number(name, value, 0.0, 1.0, low_open=open_low, high_open=open_high)
 
 
-def seeds(name: str, values) -> tuple[int, ...]:
+def seeds(name: str, values: Any) -> tuple[int, ...]:
     """Check that `values` is a non-empty sequence of ints >= 0 (random seeds); return them as a tuple."""
     try:
         seq = None if isinstance(values, (str, bytes)) else tuple(values)  # bytes would iterate as ints
@@ -86,12 +89,12 @@ def seeds(name: str, values) -> tuple[int, ...]:
     return tuple(integer(name, v, 0) for v in values)
 
 
-def seed(name: str, value) -> int:
+def seed(name: str, value: Any) -> int:
     """Check that `value` is a random seed: an int >= 0 (Python or NumPy); return it as an int."""
     return integer(name, value, 0)
 
 
-def _array(name: str, values, ndim: int | None) -> np.ndarray:
+def _array(name: str, values: Any, ndim: int | None) -> np.ndarray:
     try:
         arr = np.asarray(values)
     except (TypeError, ValueError) as e:  # ragged nesting, say
@@ -103,7 +106,7 @@ def _array(name: str, values, ndim: int | None) -> np.ndarray:
     return arr
 
 
-def _short(values, limit: int = 60) -> str:
+def _short(values: Any, limit: int = 60) -> str:
     text = repr(values)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -120,7 +123,9 @@ def _in_range(name: str, arr: np.ndarray, low: float, high: float) -> None:
         raise ValueError(f"{name} must hold values {_range_text(low, high, False, False)}; {_first(name, arr, bad)}")
 
 
-def integers(name: str, values, low: float = -math.inf, high: float = math.inf, *, ndim: int | None = 1) -> np.ndarray:
+def integers(
+    name: str, values: Any, low: float = -math.inf, high: float = math.inf, *, ndim: int | None = 1
+) -> np.ndarray:
     """Check that `values` is an array of whole numbers (an integer dtype, or floats that are whole) with
     `ndim` dimensions (any if None) in [low, high]; return it as int64. A float id such as 1.7 is refused,
     never truncated."""
@@ -138,7 +143,9 @@ def integers(name: str, values, low: float = -math.inf, high: float = math.inf, 
     return arr
 
 
-def reals(name: str, values, low: float = -math.inf, high: float = math.inf, *, ndim: int | None = None) -> np.ndarray:
+def reals(
+    name: str, values: Any, low: float = -math.inf, high: float = math.inf, *, ndim: int | None = None
+) -> np.ndarray:
     """Check that `values` is an array of finite numbers with `ndim` dimensions (any if None) in
     [low, high]; return it as float64."""
     arr = _array(name, values, ndim).astype(np.float64)
@@ -149,14 +156,14 @@ def reals(name: str, values, low: float = -math.inf, high: float = math.inf, *, 
     return arr
 
 
-def boolean(name: str, value) -> bool:
+def boolean(name: str, value: Any) -> bool:
     """Check that `value` is a bool (Python or NumPy); return it as a bool."""
     if type(value).__name__ not in ("bool", "bool_"):
         raise TypeError(f"{name} must be True or False, got {value!r}")
     return bool(value)
 
 
-def string(name: str, value, *, empty: bool = False) -> str:
+def string(name: str, value: Any, *, empty: bool = False) -> str:
     """Check that `value` is a str (non-empty unless `empty`); return it."""
     if not isinstance(value, str):
         raise TypeError(f"{name} must be a string, got {value!r}")
@@ -165,7 +172,7 @@ def string(name: str, value, *, empty: bool = False) -> str:
     return value
 
 
-def choice(name: str, value, allowed: Iterable):
+def choice(name: str, value: T, allowed: Iterable) -> T:
     """Check that `value` is one of `allowed`; return it."""
     allowed = tuple(allowed)
     try:
@@ -177,7 +184,7 @@ def choice(name: str, value, allowed: Iterable):
     return value
 
 
-def instance(name: str, value, kinds: type | tuple[type, ...], what: str | None = None):
+def instance(name: str, value: T, kinds: type | tuple[type, ...], what: str | None = None) -> T:
     """Check that `value` is an instance of `kinds`; return it. `what` names the allowed kind in the message."""
     if not isinstance(value, kinds):
         if what is None:
@@ -186,7 +193,7 @@ def instance(name: str, value, kinds: type | tuple[type, ...], what: str | None 
     return value
 
 
-def callable_(name: str, value) -> Callable:
+def callable_(name: str, value: Any) -> Callable:
     """Check that `value` can be called; return it."""
     if not callable(value):
         raise TypeError(f"{name} must be callable, got {value!r}")

@@ -17,6 +17,7 @@ import pytest  # noqa: E402
 from mlsys_core import claims, report  # noqa: E402
 from mlsys_core.claims import rules  # noqa: E402
 from mlsys_core.claims.registry import Claim, Sweep  # noqa: E402
+from mlsys_core.report import record, render, run  # noqa: E402
 
 SWEPT = Claim(
     id="suite.test_swept", paper="Suite check", statement="gain over bandwidth", paper_value="up to 1.377x",
@@ -35,8 +36,8 @@ def registry(monkeypatch):
 
 def test_check_returns_the_rules_verdict_and_appends_when_asked(tmp_path, monkeypatch):
     path = tmp_path / "claims.jsonl"
-    monkeypatch.setenv(report.ENV_REPORT_PATH, str(path))
-    monkeypatch.setenv(report.ENV_NOTEBOOK, "00_start_here.ipynb")
+    monkeypatch.setenv(record.ENV_REPORT_PATH, str(path))
+    monkeypatch.setenv(record.ENV_NOTEBOOK, "00_start_here.ipynb")
     good = report.check("suite.shard_bytes", 0.125, details="8 devices")
     bad = report.check("suite.shard_bytes", 0.5)
     assert good.evaluation.verdict == "reproduced" and bad.evaluation.verdict == "not reproduced"
@@ -49,7 +50,7 @@ def test_check_returns_the_rules_verdict_and_appends_when_asked(tmp_path, monkey
 
 
 def test_check_without_env_writes_nothing(tmp_path, monkeypatch):
-    monkeypatch.delenv(report.ENV_REPORT_PATH, raising=False)
+    monkeypatch.delenv(record.ENV_REPORT_PATH, raising=False)
     monkeypatch.chdir(tmp_path)
     report.check("suite.shard_bytes", 0.125)
     assert list(tmp_path.iterdir()) == []
@@ -89,7 +90,7 @@ def test_check_refuses_a_non_finite_measurement(registry, claim_id, measured, sw
 
 
 def test_a_result_row_has_the_fields_collect_requires():
-    assert tuple(report.check("suite.shard_bytes", 0.125).row()) == report.FIELDS
+    assert tuple(report.check("suite.shard_bytes", 0.125).row()) == record.FIELDS
 
 
 def _jsonl(path: pathlib.Path, *results: report.Result) -> pathlib.Path:
@@ -99,14 +100,14 @@ def _jsonl(path: pathlib.Path, *results: report.Result) -> pathlib.Path:
 
 def test_collect_marks_unchecked_and_double_checked_claims(registry, tmp_path):
     once = report.check("suite.shard_bytes", 0.125)
-    rows, problems = report.collect(_jsonl(tmp_path / "a.jsonl", once))
-    assert [r["verdict"] for r in rows] == ["reproduced", report.NOT_CHECKED]
+    rows, problems = record.collect(_jsonl(tmp_path / "a.jsonl", once))
+    assert [r["verdict"] for r in rows] == ["reproduced", record.NOT_CHECKED]
     assert rows[1].keys() == rows[0].keys()  # claims.json has one shape, checked or not
     assert problems == [f"{SWEPT.id} was not checked by any notebook"]
     stray = json.loads(json.dumps(once.row()) .replace("suite.shard_bytes", "suite.gone"))
     path = _jsonl(tmp_path / "b.jsonl", once, once, report.check(SWEPT.id, sweep=[1.3, 1.3]))
     path.write_text(path.read_text() + json.dumps(stray) + "\n")
-    _, problems = report.collect(path)
+    _, problems = record.collect(path)
     assert problems[0].startswith("suite.shard_bytes was checked 2 times")
     assert problems[1] == "suite.gone is not a declared claim"
 
@@ -125,7 +126,7 @@ def test_collect_names_the_file_and_line_of_a_damaged_row(registry, tmp_path, da
     line = path.read_text().strip()
     path.write_text(f"{line}\n\n{damage(line)}\n")
     with pytest.raises(ValueError, match=f"{re.escape(str(path))}, line 3: {match}"):
-        report.collect(path)
+        record.collect(path)
 
 
 def test_markdown_and_html_show_summary_sensitivity_and_figures(registry, tmp_path):
@@ -133,16 +134,16 @@ def test_markdown_and_html_show_summary_sensitivity_and_figures(registry, tmp_pa
     path = _jsonl(tmp_path / "c.jsonl", report.check("suite.shard_bytes", 0.25),
                   report.check(SWEPT.id, sweep=[[1.3, 1.31, 1.29], 1.0], figure=fig))
     plt.close(fig)
-    rows, problems = report.collect(path)
-    assert report.summary(rows)["Suite check"]["not reproduced"] == 1
-    assert report.summary(rows)["Suite check"]["reproduced"] == 1
+    rows, problems = record.collect(path)
+    assert render.summary(rows)["Suite check"]["not reproduced"] == 1
+    assert render.summary(rows)["Suite check"]["reproduced"] == 1
     notebooks = {"00_start_here.ipynb": "ok (3 s)"}
-    md = report.render_markdown(rows, "cpu: 8 x cpu", problems, notebooks)
+    md = render.render_markdown(rows, "cpu: 8 x cpu", problems, notebooks)
     assert "Backend: cpu: 8 x cpu" in md and "Machine: " in md
     assert "| Suite check | 1 | 0 | 0 | 1 | 0 | 0 |" in md  # reproduced, exceeds, partly, not, n/c, not checked
     assert "### Sensitivity" in md and "  - 10 Gbit/s: 1 x → not reproduced" in md
     assert "- `00_start_here.ipynb`: ok (3 s)" in md and "## Problems" not in md
-    page = report.render_html(rows, "cpu: 8 x cpu", problems, notebooks)
+    page = render.render_html(rows, "cpu: 8 x cpu", problems, notebooks)
     assert page.count("data:image/png;base64,") == 1 and "http" not in page.replace("charset", "")
     assert "<td class='v-reproduced'>reproduced</td>" in page and "<td class='v-not'>not reproduced</td>" in page
 
@@ -158,10 +159,10 @@ def test_main_writes_three_reports_and_fails_on_unchecked_claims_and_broken_note
     nbs.mkdir()
     _notebook(nbs / "a.ipynb", "from mlsys_core import report\nreport.check('suite.shard_bytes', 1 / 8)")
     out = tmp_path / "out"
-    assert report.main([str(nbs), "--out", str(out), "--timeout", "120"]) == 1  # SWEPT was never checked
+    assert run.main([str(nbs), "--out", str(out), "--timeout", "120"]) == 1  # SWEPT was never checked
     data = json.loads((out / "claims.json").read_text())
     assert [(r["id"], r["verdict"], r["notebook"], r["cell"]) for r in data] == [
-        ("suite.shard_bytes", "reproduced", "a.ipynb", 1), (SWEPT.id, report.NOT_CHECKED, "", None)]
+        ("suite.shard_bytes", "reproduced", "a.ipynb", 1), (SWEPT.id, record.NOT_CHECKED, "", None)]
     assert f"{SWEPT.id} was not checked by any notebook" in (out / "report.md").read_text()
     assert (out / "report.html").read_text().startswith("<!doctype html>")
 
@@ -172,12 +173,12 @@ def test_main_writes_three_reports_and_fails_on_unchecked_claims_and_broken_note
         "rules.at_least(1.2, partly=1.05), sweep=Sweep('link bandwidth', 'Gbit/s', (1.0, 10.0), 1.0))\n"
     )
     _notebook(nbs / "b.ipynb", declare + f"report.check({SWEPT.id!r}, sweep=[1.3, 1.0])")
-    assert report.main([str(nbs), "--out", str(out), "--timeout", "120"]) == 0
+    assert run.main([str(nbs), "--out", str(out), "--timeout", "120"]) == 0
     _notebook(nbs / "c.ipynb", "raise ValueError('broken on purpose')", "print('after')")
     committed = nbformat.read(nbs / "c.ipynb", as_version=4)
     committed.cells[1].outputs = [nbformat.v4.new_output("stream", text="from the committed notebook\n")]
     nbformat.write(committed, nbs / "c.ipynb")
-    assert report.main([str(nbs), "--out", str(out), "--timeout", "120"]) == 1
+    assert run.main([str(nbs), "--out", str(out), "--timeout", "120"]) == 1
     md = (out / "report.md").read_text()
     assert "`c.ipynb`: FAILED: ValueError: broken on purpose, in cell [1] (" in md
     executed = nbformat.read(out / "c.ipynb", as_version=4)
@@ -243,4 +244,4 @@ def test_a_signal_stops_the_run_and_leaves_the_previous_report(tmp_path, signals
     assert not list(tmp_path.glob(".out-run-*"))
     name = signals[0].name
     assert f"interrupted by {name} after 1 of 3 notebooks; {out / 'report.md'} is from an earlier run" in stderr
-    assert seconds < report.GRACE_S  # the cell stopped at the first signal, or its kernel was killed at the second
+    assert seconds < run.GRACE_S  # the cell stopped at the first signal, or its kernel was killed at the second

@@ -15,6 +15,7 @@ import math
 import numbers
 import re
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -43,7 +44,7 @@ class Sweep:
     values: tuple[float, ...]
     default: float
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         validate.string("Sweep.assumption", self.assumption)
         if len(self.values) < 2:
             raise ValueError(f"Sweep.values needs at least 2 points, got {self.values}")
@@ -71,7 +72,7 @@ class Claim:
     sample: str = "seed"  # what one of the per-sample values is: "seed", or "timed run" for a timing claim
     geometric: bool = False  # average per-sample ratios or times on a log scale (timings: skewed, positive)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if not isinstance(self.id, str) or not _ID.match(self.id):
             raise ValueError(f"Claim.id must look like 'paper.name' (lower case, dots), got {self.id!r}")
         validate.choice(f"{self.id}: paper", self.paper, PAPERS)
@@ -125,9 +126,10 @@ class Evaluation:
     @property
     def holds_over(self) -> str:
         """Which verdict holds over which part of the sweep, e.g. "reproduced for 70-150 GB/s; ..."."""
-        if not self.sweep:
+        swept = self.claim.sweep
+        if not self.sweep or swept is None:
             return ""
-        unit = f" {self.claim.sweep.unit}" if self.claim.sweep.unit else ""
+        unit = f" {swept.unit}" if swept.unit else ""
         runs: list[list] = []
         for p in self.sweep:
             if runs and runs[-1][0] == p.verdict:
@@ -135,10 +137,10 @@ class Evaluation:
             else:
                 runs.append([p.verdict, p.assumption_value, p.assumption_value])
         parts = [f"{v} at {a:g}{unit}" if a == b else f"{v} for {a:g}-{b:g}{unit}" for v, a, b in runs]
-        return f"{self.claim.sweep.assumption}: " + "; ".join(parts)
+        return f"{swept.assumption}: " + "; ".join(parts)
 
 
-def estimate(measured, min_seeds: int, geometric: bool = False, name: str = "measured") -> Estimate:
+def estimate(measured: Any, min_seeds: int, geometric: bool = False, name: str = "measured") -> Estimate:
     """A finite number, or finite per-sample values -> their mean and 95% Student-t interval (needs >= min_seeds
     values). `name` is what an error calls the measurement.
 
@@ -160,14 +162,14 @@ def estimate(measured, min_seeds: int, geometric: bool = False, name: str = "mea
         raise ValueError(f"{name} must be positive for a geometric mean, got {values.tolist()}")
     from scipy import stats
 
-    x = np.log(values) if geometric else values
-    n, mean = x.size, float(x.mean())
-    half = float(stats.t.ppf(0.975, n - 1) * x.std(ddof=1) / math.sqrt(n))
+    logs = np.log(values) if geometric else values
+    n, mean = logs.size, float(logs.mean())
+    half = float(stats.t.ppf(0.975, n - 1) * logs.std(ddof=1) / math.sqrt(n))
     back = math.exp if geometric else float
     return Estimate(back(mean), (back(mean - half), back(mean + half)), n)
 
 
-def evaluate(claim: Claim, measured=None, sweep: Sequence | None = None) -> Evaluation:
+def evaluate(claim: Claim, measured: Any = None, sweep: Sequence | None = None) -> Evaluation:
     """Apply `claim.rule` to `measured` (a number or per-seed values) or, for a claim with a sweep, to
     `sweep` (one measurement per `claim.sweep.values`; the headline is the one at the default)."""
     if claim.sweep is None:

@@ -39,7 +39,7 @@ class Bands:
     text: str
     at_edges: tuple[str, ...] | None = None  # a value exactly on edge i; default: the better neighbour
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if len(self.verdicts) != len(self.edges) + 1:
             raise ValueError(f"Bands needs len(edges) + 1 verdicts, got {len(self.edges)} edges, {self.verdicts}")
         if any(not math.isfinite(e) for e in self.edges) or list(self.edges) != sorted(set(self.edges)):

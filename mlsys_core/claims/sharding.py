@@ -44,7 +44,7 @@ STEP_MODEL = (
 )
 
 
-def _step_rule(logged_ms: float):
+def _step_rule(logged_ms: float) -> rules.Rule:
     """Reproduced within 1.25x of the logged step time, partly within 1.5x, not reproduced outside."""
     return rules.between(logged_ms / 1.25, logged_ms * 1.25, partly=(logged_ms / 1.5, logged_ms * 1.5))
 

@@ -1,0 +1,166 @@
+"""The notebook side of the report: `check` a declared claim against a measurement, and `collect` the checks
+a run recorded (one JSON line per check in the file named by $MLSYS_REPORT_PATH)."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import io
+import json
+import os
+import pathlib
+from collections.abc import Sequence
+from typing import Any
+
+from mlsys_core import claims, validate
+from mlsys_core.claims.registry import Estimate, Evaluation, show
+
+ENV_REPORT_PATH = "MLSYS_REPORT_PATH"
+ENV_NOTEBOOK = "MLSYS_NOTEBOOK"
+NOT_CHECKED = "not checked"
+STATUSES = (*claims.VERDICTS, NOT_CHECKED)
+FIELDS = (
+    "id", "paper", "statement", "paper_value", "source", "unit", "rule", "assumptions", "sample", "measured",
+    "measured_text", "interval", "seeds", "verdict", "sweep", "holds_over", "details", "notebook", "cell", "figure_png",
+)  # the keys of a row of claims.jsonl and claims.json
+
+
+def declared(claim: claims.Claim) -> dict:
+    """What the registry says of a claim, as the first fields of its JSON object."""
+    return {
+        "id": claim.id, "paper": claim.paper, "statement": claim.statement, "paper_value": claim.paper_value,
+        "source": claim.source, "unit": claim.unit, "rule": claim.rule.text, "assumptions": list(claim.assumptions),
+        "sample": claim.sample,
+    }
+
+
+def _interval(estimate: Estimate) -> list | None:
+    return list(estimate.interval) if estimate.interval else None
+
+
+@dataclasses.dataclass(frozen=True)
+class Result:
+    """One claim checked: the claim's declaration, the measurement, its verdict and where it was made."""
+
+    evaluation: Evaluation
+    details: str = ""
+    notebook: str = ""
+    cell: int | None = None
+    figure_png: str = ""  # base64, when the check came with a figure
+
+    def row(self) -> dict:
+        """The result as one JSON object (the shape of build/claims.json)."""
+        e, c = self.evaluation, self.evaluation.claim
+        sweep = None
+        if c.sweep is not None:
+            points = [{"value": p.assumption_value, "measured": p.estimate.value, "interval": _interval(p.estimate),
+                       "verdict": p.verdict} for p in e.sweep]
+            sweep = {"assumption": c.sweep.assumption, "unit": c.sweep.unit, "default": c.sweep.default,
+                     "points": points}
+        return {
+            **declared(c),
+            "measured": e.estimate.value, "measured_text": show(c, e.estimate), "interval": _interval(e.estimate),
+            "seeds": e.estimate.seeds, "verdict": e.verdict, "sweep": sweep, "holds_over": e.holds_over,
+            "details": self.details, "notebook": self.notebook, "cell": self.cell, "figure_png": self.figure_png,
+        }
+
+    def __repr__(self) -> str:
+        e = self.evaluation
+        return f"{e.claim.id}: {e.verdict} (measured {show(e.claim, e.estimate)}; rule {e.claim.rule.text})"
+
+    def _repr_markdown_(self) -> str:
+        from mlsys_core.report.render import table
+
+        return table([self.row()], with_notes=True)
+
+
+def _current_cell() -> int | None:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return None
+    shell = get_ipython()
+    return None if shell is None else shell.execution_count - 1  # IPython counts the running cell already
+
+
+def _png(figure: Any) -> str:
+    buf = io.BytesIO()
+    figure.savefig(buf, format="png", dpi=72, bbox_inches="tight")
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def check(claim_id: str, measured: Any = None, *, sweep: Sequence | None = None, details: str = "",
+          figure: Any = None) -> Result:
+    """Check a declared claim against a measurement and return the `Result`.
+
+    `measured` is a number, or per-seed values (the claim's rule is applied to their 95% interval);
+    a claim that declares a sweep takes `sweep`, one measurement per value of its assumption. `details`
+    is a short text of supporting numbers; `figure` (a matplotlib Figure) goes inline in report.html.
+    """
+    claim = claims.get(claim_id)
+    validate.string("details", details, empty=True)
+    evaluation = claims.evaluate(claim, measured, sweep)
+    result = Result(
+        evaluation,
+        details,
+        os.environ.get(ENV_NOTEBOOK, ""),
+        _current_cell(),
+        "" if figure is None else _png(figure),
+    )
+    path = os.environ.get(ENV_REPORT_PATH)
+    if path:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(result.row()) + "\n")
+    return result
+
+
+# --- collecting ------------------------------------------------------------------------------
+
+
+def _parse_row(path: pathlib.Path, number: int, line: str) -> dict:
+    """One line of a claims.jsonl file as a row; a damaged line raises `ValueError` naming the file and line."""
+    where = f"{path}, line {number}"
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{where}: not JSON ({e.msg} at column {e.colno}): {line[:80]!r}") from None
+    if not isinstance(row, dict):
+        raise ValueError(f"{where}: must be a JSON object from report.check, got {line[:80]!r}")
+    missing = [key for key in FIELDS if key not in row]
+    if missing:
+        raise ValueError(f"{where}: lacks {', '.join(missing)} (a row from report.check has the keys "
+                         f"{', '.join(FIELDS)})")
+    if not isinstance(row["id"], str):
+        raise ValueError(f"{where}: id must be a claim id (a string), got {row['id']!r}")
+    if row["verdict"] not in claims.VERDICTS:
+        raise ValueError(f"{where}: verdict must be one of {claims.VERDICTS}, got {row['verdict']!r}")
+    return row
+
+
+def collect(path: pathlib.Path) -> tuple[list[dict], list[str]]:
+    """One row per declared claim, in registry order (unchecked ones marked so), and the problems found:
+    claims checked by no cell or by several, and ids that the registry does not declare. A damaged line of
+    `path` raises `ValueError`."""
+    checked: dict[str, list[dict]] = {}
+    if path.exists():
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if line:
+                row = _parse_row(path, number, line)
+                checked.setdefault(row["id"], []).append(row)
+    rows, problems = [], []
+    for claim_id, claim in claims.REGISTRY.items():
+        found = checked.pop(claim_id, [])
+        if len(found) > 1:
+            places = ", ".join(f"{r['notebook']} cell {r['cell']}" for r in found)
+            problems.append(f"{claim_id} was checked {len(found)} times ({places})")
+        if found:
+            rows.append(found[-1])
+        else:
+            problems.append(f"{claim_id} was not checked by any notebook")
+            rows.append({
+                **declared(claim), "measured": None, "measured_text": "", "interval": None, "seeds": 0,
+                "verdict": NOT_CHECKED, "sweep": None, "holds_over": "", "details": "", "notebook": "", "cell": None,
+                "figure_png": "",
+            })
+    problems += [f"{claim_id} is not a declared claim" for claim_id in checked]
+    return rows, problems
