@@ -193,7 +193,8 @@ def _interrupted(signum: int, done: int, total: int, out: pathlib.Path) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Execute the notebooks and write the reproduction report.")
+    parser = argparse.ArgumentParser(prog="python -m mlsys_core.report",
+                                     description="Execute the notebooks and write the reproduction report.")
     parser.add_argument("notebooks", type=pathlib.Path, help="folder of .ipynb files")
     parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("build"))
     parser.add_argument("--timeout", type=int, default=1200, help="seconds allowed per cell")
