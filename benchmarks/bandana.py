@@ -51,12 +51,15 @@ import numpy as np
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
 from mlsys_core.bandana import cache as C  # noqa: E402
+from mlsys_core.bandana import evaluation as EV  # noqa: E402
 from mlsys_core.bandana import experiments as E  # noqa: E402
+from mlsys_core.bandana import hypergraph as H  # noqa: E402
 from mlsys_core.bandana import mrc as M  # noqa: E402
 from mlsys_core.bandana import placement as P  # noqa: E402
 from mlsys_core.bandana import queueing as Q  # noqa: E402
 from mlsys_core.bandana import shp as S  # noqa: E402
 from mlsys_core.bandana import store as ST  # noqa: E402
+from mlsys_core.bandana import thresholds as TH  # noqa: E402
 from mlsys_core.bandana import trace as T  # noqa: E402
 from mlsys_core.bandana import workload as W  # noqa: E402
 
@@ -124,7 +127,7 @@ def mrc_comparison(path: str, sizes: np.ndarray) -> tuple[float, np.ndarray]:
     return t_theirs / t_ours, ours
 
 
-def kahypar_blocks_read(graph: S.Hypergraph, k: int, epsilon: float, config_path: str) -> tuple[np.ndarray, int]:
+def kahypar_blocks_read(graph: H.Hypergraph, k: int, epsilon: float, config_path: str) -> tuple[np.ndarray, int]:
     import kahypar
 
     hg = kahypar.Hypergraph(graph.num_vertices, graph.num_edges, graph.edge_ptr.tolist(), graph.pins.tolist(), k,
@@ -160,23 +163,23 @@ INSTANCES = {  # key: (name, vectors, community size, spare slots, presets)
 def shp_comparison(instances=tuple(INSTANCES), large_kahypar: bool = False) -> tuple[float, float, int]:
     """(worst SHP / kKaHyPar blocks read over the spare-slot instances run, kKaHyPar / SHP time on the
     current + spare instance, instances KaHyPar ran on); nan where an instance it needs was not run."""
-    S.shp_placement(S.Hypergraph.from_edges(64, [[0, 1], [2, 3]]), 4, S.SHPConfig(iterations=1))  # compile
+    S.shp_placement(H.Hypergraph.from_edges(64, [[0, 1], [2, 3]]), 4, S.SHPConfig(iterations=1))  # compile
     print(f"[3] KaHyPar presets from kahypar/kahypar@{KAHYPAR_COMMIT[:7]}: "
           + ", ".join(p.name for p in KAHYPAR_PRESETS.values()))
     ratios, speedup, ran = [], float("nan"), 0
     for name, n, community, spare, presets in (INSTANCES[key] for key in instances):
         table = W.EmbeddingTable("bench", n, 32, lookups_per_request=25.0, num_communities=n // community)
         trace = W.generate_trace(W.WorkloadConfig(tables=(table,), num_requests=int(20_000 * n / 8192), seed=SEED))
-        graph = S.Hypergraph.from_trace(trace)
+        graph = H.Hypergraph.from_trace(trace)
         fewest = table.num_blocks
         k = -(-int(np.ceil(1.03 * n)) // table.block_capacity) if spare else fewest
         start = P.random_placement(table, SEED)
         ours, t_ours = timed(lambda g=graph, c=table.block_capacity, s=start, k=k: S.shp_placement(
             g, c, S.SHPConfig(seed=SEED), s, num_blocks=k))
-        shp_blocks = S.blocks_read(graph, ours)
+        shp_blocks = H.blocks_read(graph, ours)
         print(f"    {name}: {graph.num_edges:,} requests, {graph.pins.size:,} pins, k={k} blocks "
-              f"({k * table.block_capacity - n} spare slots); blocks read random {S.blocks_read(graph, start):,}, "
-              f"planted {S.blocks_read(graph, planted_placement(table, SEED)):,}, SHP {shp_blocks:,} ({t_ours:.1f} s)")
+              f"({k * table.block_capacity - n} spare slots); blocks read random {H.blocks_read(graph, start):,}, "
+              f"planted {H.blocks_read(graph, planted_placement(table, SEED)):,}, SHP {shp_blocks:,} ({t_ours:.1f} s)")
         if n > 8192 and not large_kahypar:
             print("      KaHyPar not run on this instance (minutes per 2,048 vectors here; "
                   "--kahypar-large or BANDANA_KAHYPAR_LARGE=1 runs it)")
@@ -245,22 +248,22 @@ def queue_comparison(directory: str) -> float:
     errors = []
     for rho in (0.3, 0.5, 0.8):
         r = Q.mm1_check(rho, num_requests=500_000, seed=SEED)
-        errors.append(r["error"])
-        print(f"[5] M/M/1 rho={rho}: mean {r['mean_us']:.2f} us (theory {r['mean_theory_us']:.2f}), "
-              f"p99 {r['p99_us']:.1f} us (theory {r['p99_theory_us']:.1f}), error {r['error']:.2%}")
+        errors.append(r.error)
+        print(f"[5] M/M/1 rho={rho}: mean {r.mean_us:.2f} us (theory {r.mean_theory_us:.2f}), "
+              f"p99 {r.p99_us:.1f} us (theory {r.p99_theory_us:.1f}), error {r.error:.2%}")
     for qd in (1, 16):
         print(f"    closed loop QD{qd}: {Q.closed_loop_iops(queue_depth=qd, num_reads=200_000) / 1e3:.1f}K IOPS "
               f"(P4800X figure: {108 if qd == 1 else 585}K)")
     m = ST.measure_direct_reads(directory, num_reads=10_000)
-    print(f"    O_DIRECT random 4 KB reads, {m['where']}, {m['when']}:")
-    for qd, lat in m["latency_us"].items():
+    print(f"    O_DIRECT random 4 KB reads, {m.where}, {m.when}:")
+    for qd, lat in m.latency_us.items():
         p50, p99, p999 = np.percentile(lat, [50, 99, 99.9])
-        print(f"      QD{qd:<2d} {m['iops'][qd] / 1e3:6.1f}K IOPS  p50 {p50:6.0f} us  p99 {p99:6.0f} us  "
+        print(f"      QD{qd:<2d} {m.iops[qd] / 1e3:6.1f}K IOPS  p50 {p50:6.0f} us  p99 {p99:6.0f} us  "
               f"p99.9 {p999:6.0f} us")
-    service = Q.ServiceTimes.from_latencies(m["latency_us"][1], "this run's QD1 O_DIRECT reads")
-    exp = E.Experiment.from_config(W.WorkloadConfig(seed=SEED))
-    shp = exp.blocks(E.learn_placements(exp.past, "shp", SEED))
-    t = E.minicache_thresholds(exp.past, shp, 0.1, seed=SEED).thresholds
+    service = Q.ServiceTimes.from_latencies(m.latency_us[1], "this run's QD1 O_DIRECT reads")
+    exp = EV.Experiment.from_config(W.WorkloadConfig(seed=SEED))
+    shp = exp.blocks(EV.learn_placements(exp.past, "shp", SEED))
+    t = TH.minicache_thresholds(exp.past, shp, 0.1, seed=SEED).thresholds
     run = exp.simulate(shp, 0.1, t)
     for name, svc in (("exponential", Q.ServiceTimes()), ("measured QD1 shape", service)):
         q = E.queue_profile(run, E.UTILISATIONS, service=svc)
@@ -270,8 +273,8 @@ def queue_comparison(directory: str) -> float:
 
 
 def bandwidth_comparison(cache_fraction: float = 0.1) -> float:
-    exp = E.Experiment.from_config(W.WorkloadConfig(seed=SEED))
-    placements = {m: E.learn_placements(exp.past, m, SEED) for m in ("sequential", "shp")}
+    exp = EV.Experiment.from_config(W.WorkloadConfig(seed=SEED))
+    placements = {m: EV.learn_placements(exp.past, m, SEED) for m in ("sequential", "shp")}
     rows = E.compare_placements(exp, placements, cache_fraction, seed=SEED, oracle=True)
 
     def label(ts):

@@ -8,7 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mlsys_core.bandana import cache as C
+from mlsys_core.bandana import evaluation as EV
 from mlsys_core.bandana import experiments as E
+from mlsys_core.bandana import hypergraph as H
 from mlsys_core.bandana import mrc as M
 from mlsys_core.bandana import nvm as N
 from mlsys_core.bandana import placement as P
@@ -174,7 +176,7 @@ def test_configs_validate_fields():
     with pytest.raises(ValueError, match="num_requests"):
         W.WorkloadConfig(num_requests=0)
     with pytest.raises(ValueError, match="placement must be one of"):
-        E.learn_placements(W.generate_trace(SMALL), "hilbert")
+        EV.learn_placements(W.generate_trace(SMALL), "hilbert")
 
 
 # --- LRU, stack distances, SHARDS -----------------------------------------------------------------
@@ -265,8 +267,8 @@ def test_unit_blocks_without_prefetch_is_plain_lru(keys, capacity):
 
 
 def test_placements_respect_block_capacity(small_trace):
-    for method in E.PLACEMENTS:
-        for t, p in zip(small_trace.tables, E.learn_placements(small_trace, method)):
+    for method in EV.PLACEMENTS:
+        for t, p in zip(small_trace.tables, EV.learn_placements(small_trace, method)):
             assert np.bincount(p.block_of).max() <= t.block_capacity
             assert p.block_of.size == t.num_vectors
 
@@ -287,28 +289,28 @@ def test_shp_respects_capacity_and_never_reads_more_than_its_start(seed, mode, p
     rng = np.random.default_rng(seed)
     n = int(rng.integers(capacity, 120))
     edges = [rng.choice(n, size=int(rng.integers(1, min(n, 8) + 1)), replace=False) for _ in range(60)]
-    graph = S.Hypergraph.from_edges(n, edges)
+    graph = H.Hypergraph.from_edges(n, edges)
     start = P.Placement(rng.permutation(n) // capacity, capacity)
     out = S.shp_placement(graph, capacity, S.SHPConfig(p=p, mode=mode, iterations=5, seed=seed), start)
     assert np.bincount(out.block_of).max() <= capacity
     assert out.block_of.size == n
-    assert S.blocks_read(graph, out) <= S.blocks_read(graph, start)
+    assert H.blocks_read(graph, out) <= H.blocks_read(graph, start)
 
 
 def test_shp_beats_sequential_on_community_workload(small_trace):
     past, future = small_trace.split(0.5)
     post = small_trace.tables[0]
-    shp = S.shp_placement(S.Hypergraph.from_trace(past, "post"), post.block_capacity, S.SHPConfig())
-    g = S.Hypergraph.from_trace(future, "post")
-    assert S.blocks_read(g, shp) < 0.8 * S.blocks_read(g, P.sequential_placement(post))
+    shp = S.shp_placement(H.Hypergraph.from_trace(past, "post"), post.block_capacity, S.SHPConfig())
+    g = H.Hypergraph.from_trace(future, "post")
+    assert H.blocks_read(g, shp) < 0.8 * H.blocks_read(g, P.sequential_placement(post))
 
 
 def test_probabilistic_fanout_with_p_one_is_fanout():
-    graph = S.Hypergraph.from_edges(6, [[0, 1, 2], [3, 4], [0, 5]])
+    graph = H.Hypergraph.from_edges(6, [[0, 1, 2], [3, 4], [0, 5]])
     pl = P.Placement(np.array([0, 0, 1, 1, 2, 2]), 2)
-    assert S.blocks_read(graph, pl) == 2 + 2 + 2
-    assert S.probabilistic_fanout(graph, pl, 1.0) == pytest.approx(2.0)
-    assert S.probabilistic_fanout(graph, pl, 0.5) < 2.0
+    assert H.blocks_read(graph, pl) == 2 + 2 + 2
+    assert H.probabilistic_fanout(graph, pl, 1.0) == pytest.approx(2.0)
+    assert H.probabilistic_fanout(graph, pl, 0.5) < 2.0
 
 
 # --- mini-caches --------------------------------------------------------------------------------------
@@ -316,8 +318,8 @@ def test_probabilistic_fanout_with_p_one_is_fanout():
 
 def test_minicache_error_shrinks_as_rate_grows():
     table = W.EmbeddingTable("t", 20000, 32, lookups_per_request=6.0, num_communities=600)
-    exp = E.Experiment.from_config(W.WorkloadConfig(tables=(table,), num_requests=20000, seed=3))
-    blocks = exp.blocks(E.learn_placements(exp.past, "sequential"))
+    exp = EV.Experiment.from_config(W.WorkloadConfig(tables=(table,), num_requests=20000, seed=3))
+    blocks = exp.blocks(EV.learn_placements(exp.past, "sequential"))
     ts, fr = [0, 4, C.NO_PREFETCH], [0.05, 0.2]
     full = E.threshold_table(exp, blocks, "t", ts, fr)
     err = {
@@ -426,8 +428,8 @@ def test_store_detects_truncation(stored):
 
 
 def test_compare_placements_and_dram_saving(small_trace):
-    exp = E.Experiment.from_config(SMALL)
-    rows = E.compare_placements(exp, {m: E.learn_placements(exp.past, m) for m in ("sequential", "shp")}, 0.1)
+    exp = EV.Experiment.from_config(SMALL)
+    rows = E.compare_placements(exp, {m: EV.learn_placements(exp.past, m) for m in ("sequential", "shp")}, 0.1)
     assert rows["shp"].fanout < rows["sequential"].fanout
     assert rows["shp"].eb_no_cache > rows["sequential"].eb_no_cache
     caps = np.array([1.0, 2.0, 4.0])
@@ -491,8 +493,8 @@ def test_seed_study_rejects_bad_arguments():
 
 
 def test_minicache_loss_is_zero_at_full_rate_and_matches_the_grids():
-    exp = E.Experiment.from_config(SMALL)
-    blocks = exp.blocks(E.learn_placements(exp.past, "shp"))
+    exp = EV.Experiment.from_config(SMALL)
+    blocks = exp.blocks(EV.learn_placements(exp.past, "shp"))
     ts, fr = [0, 2, C.NO_PREFETCH], [0.05, 0.2]
     full = {n: E.threshold_table(exp, blocks, n, ts, fr) for n in ("post", "user")}
     assert E.minicache_loss(exp, blocks, full, ts, fr, 1.0, 0) == 0.0

@@ -93,9 +93,9 @@ def test_a_saved_measurement_loads_back(tmp_path):
     if _direct_refused(tmp_path):
         pytest.skip(f"the filesystem of {tmp_path} refuses O_DIRECT")
     m = ST.measure_direct_reads(tmp_path, queue_depths=(1, 2), num_reads=200, file_blocks=64)
-    assert m["direct"] and not os.listdir(tmp_path)  # the probe file is removed
+    assert m.direct and not os.listdir(tmp_path)  # the probe file is removed
     ST.save_measurement(m, tmp_path / "m.npz")
     back = ST.load_measurement(tmp_path / "m.npz")
-    assert back["where"] == m["where"] and back["when"] == m["when"] and back["direct"]
+    assert back.where == m.where and back.when == m.when and back.direct
     for qd in (1, 2):
-        assert np.allclose(back["latency_us"][qd], m["latency_us"][qd], rtol=1e-6)
+        assert np.allclose(back.latency_us[qd], m.latency_us[qd], rtol=1e-6)

@@ -3,8 +3,10 @@
 import numpy as np
 import pytest
 
+from mlsys_core.bandana import evaluation as EV
 from mlsys_core.bandana import experiments as E
 from mlsys_core.bandana import queueing as Q
+from mlsys_core.bandana import thresholds as TH
 from mlsys_core.bandana import trace as T
 from mlsys_core.bandana import workload as W
 
@@ -13,7 +15,7 @@ CONFIG = W.WorkloadConfig(tables=W.default_tables(0.05), num_requests=2000, seed
 
 @pytest.fixture(scope="module")
 def synthetic():
-    return E.Experiment.from_config(CONFIG)
+    return EV.Experiment.from_config(CONFIG)
 
 
 def _same(a, b):
@@ -26,11 +28,11 @@ def test_a_csv_trace_runs_through_placement_cache_minicaches_and_the_queue(synth
     path = tmp_path / "user_trace.csv"
     T.save_trace(W.generate_trace(CONFIG), path)
     assert path.read_text().startswith("request_id,table,vector_id\n")
-    exp = E.Experiment.from_trace(path, CONFIG.tables, past_fraction=0.5)
+    exp = EV.Experiment.from_trace(path, CONFIG.tables, past_fraction=0.5)
     assert exp.config is None and exp.tables == CONFIG.tables and _same(exp, synthetic)
-    placements = {m: E.learn_placements(exp.past, m, 0) for m in ("sequential", "shp")}
+    placements = {m: EV.learn_placements(exp.past, m, 0) for m in ("sequential", "shp")}
     rows = E.compare_placements(exp, placements, 0.1, seed=0)
-    ref = E.compare_placements(synthetic, {m: E.learn_placements(synthetic.past, m, 0) for m in placements}, 0.1)
+    ref = E.compare_placements(synthetic, {m: EV.learn_placements(synthetic.past, m, 0) for m in placements}, 0.1)
     for m in placements:
         assert rows[m].t == ref[m].t and rows[m].blocks_read == ref[m].blocks_read
     assert rows["shp"].blocks_read < rows["sequential"].blocks_read
@@ -41,29 +43,29 @@ def test_a_csv_trace_runs_through_placement_cache_minicaches_and_the_queue(synth
 def test_npz_and_oracle_general_files_give_the_same_experiment(synthetic, tmp_path):
     trace = W.generate_trace(CONFIG)
     T.save_trace(trace, tmp_path / "t.npz")
-    assert _same(E.Experiment.from_trace(tmp_path / "t.npz", CONFIG.tables), synthetic)
+    assert _same(EV.Experiment.from_trace(tmp_path / "t.npz", CONFIG.tables), synthetic)
     rec = np.zeros(trace.num_lookups, dtype=T.ORACLE_GENERAL)  # a request per clock_time
     rec["clock_time"] = trace.request_ids() * 10
     rec["obj_id"] = trace.keys
     rec["obj_size"] = 1
     rec["next_access_vtime"] = T.next_access(trace.keys)
     rec.tofile(tmp_path / "t.oracleGeneral.bin")
-    exp = E.Experiment.from_trace(str(tmp_path / "t.oracleGeneral.bin"), CONFIG.tables)
+    exp = EV.Experiment.from_trace(str(tmp_path / "t.oracleGeneral.bin"), CONFIG.tables)
     assert _same(exp, synthetic)
-    assert E.Experiment.from_trace(trace).tables == CONFIG.tables  # a Trace brings its tables
+    assert EV.Experiment.from_trace(trace).tables == CONFIG.tables  # a Trace brings its tables
 
 
 def test_from_trace_rejects_what_it_cannot_run(tmp_path):
     trace = W.generate_trace(CONFIG)
     with pytest.raises(ValueError, match="tables must be given"):
-        E.Experiment.from_trace(tmp_path / "x.csv")
+        EV.Experiment.from_trace(tmp_path / "x.csv")
     with pytest.raises(TypeError, match="trace must be a Trace or the path"):
-        E.Experiment.from_trace(42, CONFIG.tables)
+        EV.Experiment.from_trace(42, CONFIG.tables)
     with pytest.raises(ValueError, match="past_fraction must be in"):
-        E.Experiment.from_trace(trace, past_fraction=1.0)
+        EV.Experiment.from_trace(trace, past_fraction=1.0)
     T.write_oracle_general(tmp_path / "big.bin", np.array([0, 1, 10**9]))
     with pytest.raises(ValueError, match="key 1000000000 at record 2 is outside"):
-        E.Experiment.from_trace(tmp_path / "big.bin", CONFIG.tables)
+        EV.Experiment.from_trace(tmp_path / "big.bin", CONFIG.tables)
 
 
 # --- arrival times ----------------------------------------------------------------------------------
@@ -120,12 +122,12 @@ def test_select_only_table_and_split_keep_each_requests_time(timed):
 def test_a_timed_csv_runs_through_the_pipeline_and_the_queue_replays_its_times(timed, tmp_path):
     path = tmp_path / "timed.csv"
     T.save_trace(timed, path)
-    exp = E.Experiment.from_trace(path, CONFIG.tables)
+    exp = EV.Experiment.from_trace(path, CONFIG.tables)
     assert np.array_equal(exp.future.time_us, timed.split(0.5)[1].time_us)
     arrivals = exp.arrivals()
     assert isinstance(arrivals, Q.TraceArrivals) and np.array_equal(arrivals.time_us, exp.future.time_us)
-    blocks = exp.blocks(E.learn_placements(exp.past, "shp", 0))
-    choice = E.minicache_thresholds(exp.past, blocks, 0.1, seed=0)
+    blocks = exp.blocks(EV.learn_placements(exp.past, "shp", 0))
+    choice = TH.minicache_thresholds(exp.past, blocks, 0.1, seed=0)
     run = exp.simulate(blocks, 0.1, choice.thresholds)
     replayed = E.queue_profile(run, (0.3, 0.8), arrivals=arrivals)
     poisson = E.queue_profile(run, (0.3, 0.8))

@@ -9,12 +9,14 @@ import numpy as np
 import pytest
 
 from mlsys_core.bandana import cache as C
-from mlsys_core.bandana import experiments as E
+from mlsys_core.bandana import evaluation as EV
+from mlsys_core.bandana import hypergraph as H
 from mlsys_core.bandana import mrc as M
 from mlsys_core.bandana import nvm as N
 from mlsys_core.bandana import placement as P
 from mlsys_core.bandana import queueing as Q
 from mlsys_core.bandana import shp as S
+from mlsys_core.bandana import thresholds as TH
 from mlsys_core.bandana import trace as T
 from mlsys_core.bandana import workload as W
 
@@ -333,7 +335,7 @@ SEEDED = {
     "latency_vs_utilisation": lambda s: Q.latency_vs_utilisation([1, 1], (0.5,), seed=s),
     "mm1_check": lambda s: Q.mm1_check(num_requests=100, seed=s),
     "skewed_refresh_rates": lambda s: N.skewed_refresh_rates(3, seed=s),
-    "learn_placements": lambda s: E.learn_placements(W.generate_trace(CONFIG), "shp", s),
+    "learn_placements": lambda s: EV.learn_placements(W.generate_trace(CONFIG), "shp", s),
 }
 
 
@@ -352,7 +354,7 @@ def test_seeds_of_the_cache_grid_and_the_mini_caches_are_checked(small):
     with pytest.raises(ValueError, match="seed must be >= 0, got -1"):
         M.cache_grid(trace, blocks, [0], [4096], 0.5, seed=-1)
     with pytest.raises(ValueError, match="seed must be >= 0, got -1"):
-        E.minicache_thresholds(trace, blocks, 0.1, rate=1.0, seed=-1)
+        TH.minicache_thresholds(trace, blocks, 0.1, rate=1.0, seed=-1)
 
 
 # --- traces built in code ------------------------------------------------------------------------------
@@ -473,21 +475,21 @@ def test_placements_and_their_builders_check_their_arguments():
 
 def test_shp_inputs_the_kernels_would_read_out_of_bounds_are_refused():
     with pytest.raises(ValueError, match=r"edges\[1\] must hold whole numbers; edges\[1\]\[0\] is 2.5"):
-        S.Hypergraph.from_edges(5, [[0, 1], [2.5, 3]])
+        H.Hypergraph.from_edges(5, [[0, 1], [2.5, 3]])
     with pytest.raises(ValueError, match=r"edges\[1\] must hold values in \[0, 4\]; edges\[1\]\[1\] is 7"):
-        S.Hypergraph.from_edges(5, [[0, 1], [2, 7]])
+        H.Hypergraph.from_edges(5, [[0, 1], [2, 7]])
     with pytest.raises(ValueError, match="edge_ptr must rise from 0 to the 3 pins"):
-        S.Hypergraph(5, np.array([0, 2]), np.array([0, 1, 2]))
+        H.Hypergraph(5, np.array([0, 2]), np.array([0, 1, 2]))
     with pytest.raises(ValueError, match=r"pins must be vertex ids < num_vertices \(2\); pins\[2\] is 2"):
-        S.Hypergraph(2, np.array([0, 3]), np.array([0, 1, 2]))
-    graph = S.Hypergraph.from_edges(5, [[0, 1], [2.0, 3.0], []])
+        H.Hypergraph(2, np.array([0, 3]), np.array([0, 1, 2]))
+    graph = H.Hypergraph.from_edges(5, [[0, 1], [2.0, 3.0], []])
     assert graph.pins.tolist() == [0, 1, 2, 3] and graph.edge_ptr.tolist() == [0, 2, 4, 4]
     short = P.Placement(np.arange(3), 1)
-    for use in (lambda: S.blocks_read(graph, short), lambda: S.probabilistic_fanout(graph, short)):
+    for use in (lambda: H.blocks_read(graph, short), lambda: H.probabilistic_fanout(graph, short)):
         with pytest.raises(ValueError, match="placement covers 3 vectors, the hypergraph has 5"):
             use()
     with pytest.raises(ValueError, match=r"p must be in \(0, 1\], got 0"):
-        S.probabilistic_fanout(graph, P.Placement(np.arange(5), 1), 0)
+        H.probabilistic_fanout(graph, P.Placement(np.arange(5), 1), 0)
     with pytest.raises(TypeError, match="graph must be Hypergraph, got"):
         S.shp_placement([[0, 1]], 2)
     with pytest.raises(TypeError, match="start must be Placement, got"):

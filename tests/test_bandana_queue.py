@@ -10,9 +10,9 @@ from mlsys_core.bandana import queueing as Q
 @pytest.mark.parametrize("rho", [0.5, 0.8])
 def test_single_server_exponential_case_matches_mm1_theory(rho):
     r = Q.mm1_check(rho, num_requests=200_000, seed=0)
-    assert abs(r["mean_us"] / r["mean_theory_us"] - 1) < 0.05
-    assert abs(r["p99_us"] / r["p99_theory_us"] - 1) < 0.05
-    assert r["error"] < 0.05
+    assert abs(r.mean_us / r.mean_theory_us - 1) < 0.05
+    assert abs(r.p99_us / r.p99_theory_us - 1) < 0.05
+    assert r.error < 0.05
 
 
 def test_single_server_is_fcfs_by_hand():

@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 
 from mlsys_core.bandana import cache as C
+from mlsys_core.bandana import evaluation as EV
 from mlsys_core.bandana import experiments as E
+from mlsys_core.bandana import thresholds as TH
 from mlsys_core.bandana import workload as W
 
 CONFIG = W.WorkloadConfig(tables=W.default_tables(0.1), num_requests=10_000, seed=1)
@@ -13,8 +15,8 @@ INF = C.NO_PREFETCH
 
 @pytest.fixture(scope="module")
 def setup():
-    exp = E.Experiment.from_config(CONFIG)
-    placements = {m: E.learn_placements(exp.past, m, 1) for m in ("sequential", "shp")}
+    exp = EV.Experiment.from_config(CONFIG)
+    placements = {m: EV.learn_placements(exp.past, m, 1) for m in ("sequential", "shp")}
     return exp, placements
 
 
@@ -34,7 +36,7 @@ def test_per_table_threshold_is_applied_per_table(setup):
 def test_minicache_t_never_reads_the_future(setup):
     exp, placements = setup
     other = W.generate_trace(W.WorkloadConfig(tables=CONFIG.tables, num_requests=10_000, seed=7)).split(0.5)[1]
-    swapped = E.Experiment(CONFIG, exp.past, other, exp.past_counts)  # same past, another future
+    swapped = EV.Experiment(CONFIG, exp.past, other, exp.past_counts)  # same past, another future
     a = E.compare_placements(exp, placements, 0.1, seed=1)
     b = E.compare_placements(swapped, placements, 0.1, seed=1)
     for m in placements:
@@ -52,19 +54,19 @@ def test_minicache_t_differs_between_tables_and_oracle_bounds_it(setup):
         assert len(r.t) == len(r.oracle_t) == 2
         assert r.oracle_hit_rate >= r.hit_rate  # the oracle searched the mini-caches' choice too
         every = [exp.simulate(exp.blocks(placements[m]), 0.1, (p, u)).hit_rate
-                 for p in E.THRESHOLDS for u in E.THRESHOLDS]
+                 for p in TH.THRESHOLDS for u in TH.THRESHOLDS]
         assert r.oracle_hit_rate == max(every)
 
 
 def test_minicache_choice_scores_every_combination_on_the_sample(setup):
     exp, placements = setup
     bm = exp.blocks(placements["shp"])
-    choice = E.minicache_thresholds(exp.past, bm, 0.1, thresholds=(0, 8, INF), seed=1)
+    choice = TH.minicache_thresholds(exp.past, bm, 0.1, thresholds=(0, 8, INF), seed=1)
     assert choice.combinations.shape == (9, 2) and choice.hit_rates.shape == (9,)
     assert choice.hit_rate == choice.hit_rates.max()
     assert choice.thresholds == tuple(choice.combinations[np.argmax(choice.hit_rates)])
     # another hash seed samples other blocks: the estimates move
-    assert not np.array_equal(E.minicache_thresholds(exp.past, bm, 0.1, (0, 8, INF), seed=2).hit_rates,
+    assert not np.array_equal(TH.minicache_thresholds(exp.past, bm, 0.1, (0, 8, INF), seed=2).hit_rates,
                               choice.hit_rates)
 
 
@@ -72,21 +74,21 @@ def test_threshold_choice_rejects_bad_arguments(setup):
     exp, placements = setup
     bm = exp.blocks(placements["shp"])
     with pytest.raises(ValueError, match="rate"):
-        E.minicache_thresholds(exp.past, bm, 0.1, rate=0.0)
+        TH.minicache_thresholds(exp.past, bm, 0.1, rate=0.0)
     with pytest.raises(TypeError, match="rate"):
-        E.minicache_thresholds(exp.past, bm, 0.1, rate="high")
+        TH.minicache_thresholds(exp.past, bm, 0.1, rate="high")
     with pytest.raises(ValueError, match="cache_fraction"):
-        E.minicache_thresholds(exp.past, bm, 0.0)
+        TH.minicache_thresholds(exp.past, bm, 0.0)
     with pytest.raises(ValueError, match="warmup_fraction"):
-        E.minicache_thresholds(exp.past, bm, 0.1, warmup_fraction=1.0)
+        TH.minicache_thresholds(exp.past, bm, 0.1, warmup_fraction=1.0)
     with pytest.raises(TypeError, match="past must be Trace"):
-        E.minicache_thresholds(exp, bm, 0.1)
+        TH.minicache_thresholds(exp, bm, 0.1)
     with pytest.raises(ValueError, match="non-empty"):
-        E.minicache_thresholds(exp.past, bm, 0.1, thresholds=[])
+        TH.minicache_thresholds(exp.past, bm, 0.1, thresholds=[])
     with pytest.raises(ValueError, match=r"thresholds\[1\]"):
-        E.minicache_thresholds(exp.past, bm, 0.1, thresholds=[0, -1])
+        TH.minicache_thresholds(exp.past, bm, 0.1, thresholds=[0, -1])
     with pytest.raises(ValueError, match="combinations"):
-        E.oracle_thresholds(exp, bm, 0.1, thresholds=list(range(65)))
+        TH.oracle_thresholds(exp, bm, 0.1, thresholds=list(range(65)))
     with pytest.raises(TypeError, match="oracle"):
         E.compare_placements(exp, placements, 0.1, oracle="yes")
     with pytest.raises(ValueError, match="placements must be a non-empty dict"):
@@ -120,11 +122,11 @@ def test_explore_point_and_its_panel():
     matplotlib.use("Agg")
     from mlsys_core.bandana import plots
 
-    point = E.explore(0.1, 2, "shp", 0.25, 4.0, seed=0)
+    point = E.explore_cache(0.1, 2, "shp", 0.25, 4.0, seed=0)
     assert point.full.shape == point.mini.shape == point.fractions.shape and 0 < point.post_share < 1
     assert list(point.latency_us) == [50.0, 99.0, 99.9] and point.latency_us[50.0] <= point.latency_us[99.9]
     assert point.utilisation == E.TAIL_UTILISATION
-    curves, latency = plots.explore_panel(point).axes
+    curves, latency = plots.explore_cache(point).axes
     np.testing.assert_allclose(curves.lines[0].get_ydata(), point.full)
     assert [p.get_height() for p in latency.patches] == list(point.latency_us.values())
     assert f"eff. bw {point.effective_bandwidth:.3f}" in latency.get_title()

@@ -238,26 +238,29 @@ class CacheConfig:
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class CacheResult:
-    """What one cache simulation measured. Arrays are per request."""
+    """What one cache simulation measured."""
 
-    lookups: int
-    hits: int
-    prefetch_hits: int
-    prefetch_admitted: int
-    useful_bytes: int
-    blocks_read: np.ndarray
-    hits_per_request: np.ndarray
+    lookups: int  # lookups of the trace
+    hits: int  # lookups served from DRAM
+    prefetch_hits: int  # hits on vectors a block read admitted without their being asked for
+    prefetch_admitted: int  # vectors admitted without their being asked for
+    useful_bytes: int  # bytes read from NVM that a lookup used: asked-for vectors and prefetch hits
+    blocks_read: np.ndarray  # (num_requests,) NVM blocks each request read
+    hits_per_request: np.ndarray  # (num_requests,) lookups of each request served from DRAM
 
     @property
     def hit_rate(self) -> float:
+        """Hits / lookups."""
         return self.hits / self.lookups
 
     @property
     def total_blocks_read(self) -> int:
+        """NVM blocks read by all requests."""
         return int(self.blocks_read.sum())
 
     @property
     def bytes_read(self) -> int:
+        """NVM bytes read by all requests (4 KB per block)."""
         return self.total_blocks_read * BLOCK_BYTES
 
     @property
@@ -269,10 +272,15 @@ class CacheResult:
 def simulate_cache(
     trace: Trace, blocks: BlockMap, config: CacheConfig, past_counts: np.ndarray | None = None
 ) -> CacheResult:
-    """Run `trace` through the cache; blocks come from `blocks` (see `placement.block_map`).
+    """Run `trace` through the cache, request by request (a numba kernel).
 
-    `past_counts` (num_keys,) whole numbers >= 0 seed the access counts used for admission (e.g. counts
-    from the past trace the placement was learned on); by default counting starts at zero.
+    Args:
+        trace: the lookups, in time order.
+        blocks: every table's block layout (`placement.block_map`).
+        config: the cache's capacity and admission threshold(s).
+        past_counts: (num_keys,) whole numbers >= 0 that seed the access counts used for admission
+            (e.g. counts from the past trace the placement was learned on); by default counting
+            starts at zero.
     """
     check_covers(trace, blocks)
     validate.instance("config", config, CacheConfig)

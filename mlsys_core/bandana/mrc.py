@@ -114,8 +114,13 @@ def shards_keep(keys, rate: float, seed: int = 0) -> np.ndarray:
 def shards_hit_rate_curve(keys, cache_sizes, rate: float, seed: int = 0, adjust: bool = True) -> np.ndarray:
     """SHARDS estimate of the plain LRU hit-rate curve from a `rate` sample of the keys.
 
-    With `adjust` (SHARDS-adj) the difference between the expected (n * R) and actual sample size
-    is credited to the smallest distances, which removes most of the bias of hot keys in or out.
+    Args:
+        keys: the accessed keys, in time order (whole numbers >= 0).
+        cache_sizes: the cache sizes of the curve (objects).
+        rate: the sampling rate R, in (0, 1].
+        seed: the sampling hash's seed (int >= 0).
+        adjust: SHARDS-adj: the difference between the expected (n * R) and actual sample size is
+            credited to the smallest distances, which removes most of the bias of hot keys in or out.
     """
     sizes = _check_sizes(cache_sizes)
     keys = keys_array("keys", keys)
@@ -138,10 +143,10 @@ def shards_hit_rate_curve(keys, cache_sizes, rate: float, seed: int = 0, adjust:
 class MiniCacheGrid:
     """Hit rates of the Bandana cache for each admission threshold (rows) and capacity (columns)."""
 
-    thresholds: np.ndarray
-    capacities_bytes: np.ndarray
-    hit_rates: np.ndarray
-    rate: float
+    thresholds: np.ndarray  # (rows,) the admission threshold t of each row
+    capacities_bytes: np.ndarray  # (columns,) the full cache's capacity of each column (bytes)
+    hit_rates: np.ndarray  # (rows, columns)
+    rate: float  # the SHARDS sampling rate (1: the full simulation)
 
     def best_threshold(self) -> np.ndarray:
         """(len(capacities),) the t with the highest hit rate at each capacity."""
@@ -159,11 +164,19 @@ def cache_grid(trace: Trace, blocks: BlockMap, thresholds, capacities_bytes, rat
                past_counts: np.ndarray | None = None, unit: str = "block") -> MiniCacheGrid:
     """Simulate the cache for every (t, capacity); with rate < 1 as SHARDS mini-caches.
 
-    A mini-cache sees only the lookups of sampled keys, with capacity R x capacity. `unit` is what
-    the hash samples: "block" keeps whole blocks (a prefetch still brings the block's other vectors,
-    so the prefetch effect survives sampling); "vector" keeps single vectors, as plain SHARDS does,
-    which leaves a sampled vector with almost no sampled block-mates to prefetch. rate = 1 is the
-    full simulation.
+    A mini-cache sees only the lookups of sampled keys, with capacity R x capacity.
+
+    Args:
+        trace: the lookups, in time order.
+        blocks: every table's block layout.
+        thresholds: the t of each row (ints >= 0).
+        capacities_bytes: the cache of each column (bytes, ints >= 0).
+        rate: the sampling rate R, in (0, 1] (1: the full simulation).
+        seed: the sampling hash's seed (int >= 0).
+        past_counts: (num_keys,) access counts that seed admission (`cache.simulate_cache`).
+        unit: what the hash samples: "block" keeps whole blocks (a prefetch still brings the block's
+            other vectors, so the prefetch effect survives sampling); "vector" keeps single vectors, as
+            plain SHARDS does, which leaves a sampled vector with almost no sampled block-mates.
     """
     check_covers(trace, blocks)
     rate = _check_rate("rate", rate)
@@ -301,14 +314,23 @@ def _shards_fixed(ids, hashes, num_keys, s_max, t0):
 
 def shards_fixed_hit_rate_curve(keys, cache_sizes, s_max: int, seed: int = 0,
                                 initial_rate: float = 1.0, adjust: bool = True) -> np.ndarray:
-    """Fixed-size SHARDS (Waldspurger et al., FAST 2015, SHARDS_fixed; libCacheSim's FIX_SIZE):
-    at most `s_max` keys are tracked; the sampling rate starts at `initial_rate` and falls each time
+    """Fixed-size SHARDS (Waldspurger et al., FAST 2015, SHARDS_fixed; libCacheSim's FIX_SIZE).
+
+    At most `s_max` keys are tracked; the sampling rate starts at `initial_rate` and falls each time
     one more key would be tracked, to the largest tracked hash. An access's distance is scaled by
     1 / R at its time; counts taken at a higher rate are scaled by R_final / R_then (the paper's
     histogram rescaling), and the curve is normalised by the rescaled count of all sampled accesses.
     Hit iff scaled distance < C (distinct other keys since the last access), as `hit_rate_curve`.
-    With `adjust`, SHARDS-adj's correction at the final rate: the curve is normalised by n x R_final
-    and the difference to the rescaled count is credited to the smallest distances."""
+
+    Args:
+        keys: the accessed keys, in time order (whole numbers >= 0).
+        cache_sizes: the cache sizes of the curve (objects).
+        s_max: the most keys tracked at once (int >= 1).
+        seed: the sampling hash's seed (int >= 0).
+        initial_rate: the sampling rate to start from, in (0, 1].
+        adjust: SHARDS-adj's correction at the final rate: the curve is normalised by n x R_final and
+            the difference to the rescaled count is credited to the smallest distances.
+    """
     sizes = _check_sizes(cache_sizes)
     s_max = validate.integer("s_max", s_max, 1)
     rate0 = _check_rate("initial_rate", initial_rate)

@@ -10,7 +10,6 @@ deeper than the peak depth run in waves. Spec figures [PAPERS.md]: 4 KB random r
 from __future__ import annotations
 
 import dataclasses
-from typing import NamedTuple
 
 import numpy as np
 
@@ -20,14 +19,23 @@ from mlsys_core.bandana.workload import BLOCK_BYTES
 
 @dataclasses.dataclass(frozen=True)
 class NVMDevice:
-    """Block-device model of an NVM SSD; defaults: Optane P4800X (measured 4 KB random reads)."""
+    """Block-device model of an NVM SSD; defaults: Optane P4800X (measured 4 KB random reads).
+
+    Args:
+        qd1_iops: 4 KB random reads per second at queue depth 1.
+        peak_iops: 4 KB random reads per second at `peak_queue_depth` and beyond (>= qd1_iops).
+        peak_queue_depth: the queue depth where IOPS stops rising (int >= 1).
+        capacity_bytes: the drive's bytes.
+        rated_drive_writes_per_day: the endurance rating, whole-drive writes a day.
+        dram_lookup_latency_us: a cached vector's latency (us; assumption: one DRAM access path).
+    """
 
     qd1_iops: float = 108_000.0
     peak_iops: float = 585_000.0
     peak_queue_depth: int = 16
     capacity_bytes: int = 375 * 10**9
     rated_drive_writes_per_day: float = 30.0
-    dram_lookup_latency_us: float = 0.1  # a cached vector (assumption: one DRAM access path)
+    dram_lookup_latency_us: float = 0.1
 
     def __post_init__(self):
         for field in ("qd1_iops", "peak_iops", "rated_drive_writes_per_day"):
@@ -63,6 +71,7 @@ class NVMDevice:
 
     @property
     def peak_read_bytes_per_s(self) -> float:
+        """Bytes per second of 4 KB blocks at peak IOPS."""
         return self.peak_iops * BLOCK_BYTES
 
     def effective_bandwidth_bytes_per_s(self, useful_fraction: float) -> float:
@@ -81,9 +90,14 @@ def latency_percentiles(latency_us: np.ndarray, percentiles=(50.0, 99.0, 99.9)) 
 
 
 def skewed_refresh_rates(num_tables: int, mean_per_day: float = 15.0, cv: float = 0.5, seed: int = 0) -> np.ndarray:
-    """Refreshes per day of each table: lognormal with mean `mean_per_day` and coefficient of variation `cv`.
+    """(num_tables,) refreshes per day of each table, lognormal.
 
-    cv = 0 gives every table the mean (the paper's 10-20 refreshes a day, uniformly).
+    Args:
+        num_tables: tables (int >= 1).
+        mean_per_day: the mean refreshes per day (> 0).
+        cv: the coefficient of variation (>= 0); 0 gives every table the mean (the paper's 10-20
+            refreshes a day, uniformly).
+        seed: the draw's seed (int >= 0).
     """
     validate.integer("num_tables", num_tables, 1)
     validate.positive("mean_per_day", mean_per_day)
@@ -98,25 +112,34 @@ def skewed_refresh_rates(num_tables: int, mean_per_day: float = 15.0, cv: float 
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class EnduranceReport:
-    """Per-drive writes per day (in drive capacities) against the rated budget."""
+    """Per-drive writes per day against the rated budget."""
 
-    drive_writes_per_day: np.ndarray
-    budget: float
+    drive_writes_per_day: np.ndarray  # (num_drives,) bytes written a day, in drive capacities
+    budget: float  # the rated drive writes per day
 
     @property
     def fraction_over_budget(self) -> float:
+        """The share of drives written more than the budget."""
         return float(np.mean(self.drive_writes_per_day > self.budget))
 
     @property
     def worst(self) -> float:
+        """The most-written drive's writes per day."""
         return float(self.drive_writes_per_day.max())
 
 
 def endurance(
     table_bytes, refreshes_per_day, device: NVMDevice = NVMDevice(), fill_fraction: float = 0.9
 ) -> EnduranceReport:
-    """Drive writes per day when tables (in order) fill drives up to `fill_fraction` and each refresh
-    rewrites its whole table. A table larger than a drive is striped over several."""
+    """Drive writes per day when tables (in order) fill drives and each refresh rewrites its whole
+    table. A table larger than a drive is striped over several.
+
+    Args:
+        table_bytes: (num_tables,) each table's bytes (> 0).
+        refreshes_per_day: (num_tables,) each table's refreshes a day (>= 0).
+        device: the drive (capacity and rating).
+        fill_fraction: the share of each drive filled, in (0, 1].
+    """
     sizes = validate.reals("table_bytes", table_bytes, ndim=1)
     rates = validate.reals("refreshes_per_day", refreshes_per_day, 0.0, ndim=1)
     if sizes.shape != rates.shape or sizes.size == 0:
@@ -143,19 +166,20 @@ class MemoryPrices:
     """US$ per GB. Defaults are the survey's figures: ~$6.25/GB DRAM (32,000 GB for ~$200,000) and
     NVM about 10x cheaper per bit."""
 
-    dram_usd_per_gb: float = 6.25
-    nvm_usd_per_gb: float = 0.625
+    dram_usd_per_gb: float = 6.25  # US$ per GB of DRAM
+    nvm_usd_per_gb: float = 0.625  # US$ per GB of NVM
 
     def __post_init__(self):
         for name in ("dram_usd_per_gb", "nvm_usd_per_gb"):
             object.__setattr__(self, name, validate.positive(name, getattr(self, name)))
 
 
-class MemoryCost(NamedTuple):
-    """Holding a model all in DRAM against on NVM behind a DRAM cache, in USD."""
+@dataclasses.dataclass(frozen=True)
+class MemoryCost:
+    """Holding a model all in DRAM against on NVM behind a DRAM cache."""
 
-    all_dram_usd: float
-    nvm_plus_cache_usd: float
+    all_dram_usd: float  # every byte in DRAM (US$)
+    nvm_plus_cache_usd: float  # every byte on NVM, plus the DRAM cache (US$)
     saving: float  # 1 - nvm_plus_cache_usd / all_dram_usd
 
 

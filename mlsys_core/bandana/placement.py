@@ -2,7 +2,8 @@
 
 A `Placement` maps each vector of one table to a block holding at most `block_capacity` vectors.
 Baselines here: sequential (id order), random, and semantic k-means on the vector values; the
-supervised SHP placement lives in `shp.py`.
+supervised SHP placement lives in `shp.py`, and the methods as swappable objects in
+`evaluation.PLACEMENTS`.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from mlsys_core.bandana.workload import BLOCK_BYTES, EmbeddingTable
 class Placement:
     """`block_of[v]` is the block of vector v (0..num_blocks-1); no block holds more than `block_capacity`."""
 
-    block_of: np.ndarray
-    block_capacity: int
+    block_of: np.ndarray  # (num_vectors,) the block of each vector
+    block_capacity: int  # the most vectors a block holds
 
     def __post_init__(self):
         b = validate.integers("block_of", self.block_of, 0)
@@ -38,6 +39,7 @@ class Placement:
 
     @property
     def num_blocks(self) -> int:
+        """Blocks used (the highest block id + 1)."""
         return int(self.block_of.max()) + 1
 
     def slots(self) -> np.ndarray:
@@ -75,8 +77,13 @@ def kmeans_placement(
     """Semantic placement: k-means on the vector values, then blocks filled cluster by cluster.
 
     Within a cluster vectors are ordered by distance to the centroid, so that a block split across
-    two clusters takes the outskirts. `num_clusters` (1 to num_vectors) defaults to the number of blocks
-    (capped at 1024).
+    two clusters takes the outskirts.
+
+    Args:
+        table: the table placed.
+        values: (num_vectors, dim) the vectors' values.
+        seed: k-means' seed (int >= 0).
+        num_clusters: clusters, 1 to num_vectors (default: the number of blocks, capped at 1024).
     """
     from sklearn.cluster import MiniBatchKMeans
 

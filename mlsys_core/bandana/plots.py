@@ -1,18 +1,24 @@
-"""Figures for the Bandana notebook. Each takes computed results and returns a matplotlib Figure."""
+"""Figures for the Bandana notebook. Each takes computed results and returns a matplotlib Figure
+(`viz.figure`, not held by pyplot: a notebook shows it where a cell returns or displays it)."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mlsys_core import viz
 from mlsys_core.bandana.cache import NO_PREFETCH
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 
 def _t_label(t: int) -> str:
     return "t=inf (no prefetch)" if t >= NO_PREFETCH else f"t={t}"
 
 
-def placements(rows: dict, cache_fraction: float):
+def placements(rows: dict, cache_fraction: float) -> Figure:
     """Bars: effective bandwidth per placement (`experiments.PlacementScore` by name) without and with the
     DRAM cache (t from the mini-caches on the past; also at the t chosen with the answer where scored)."""
     fig, axes = viz.figure(ncols=2, width=4.2)
@@ -35,7 +41,7 @@ def placements(rows: dict, cache_fraction: float):
     return fig
 
 
-def threshold_curves(grid, fractions, title: str = ""):
+def threshold_curves(grid, fractions, title: str = "") -> Figure:
     """Hit rate against cache size, one line per admission threshold t."""
     fig, ax = viz.figure()
     for t, row in zip(grid.thresholds, grid.hit_rates):
@@ -47,9 +53,15 @@ def threshold_curves(grid, fractions, title: str = ""):
     return fig
 
 
-def minicache_vs_full(fractions, full, minis: dict, show=None):
-    """Full-simulation hit rates against mini-cache estimates, one panel per threshold in `show`
-    (default: all thresholds of `full`)."""
+def minicache_vs_full(fractions, full, minis: dict, show=None) -> Figure:
+    """Full-simulation hit rates against mini-cache estimates, one panel per threshold.
+
+    Args:
+        fractions: the grids' cache sizes, fractions of the table's bytes.
+        full: the full simulation's `mrc.MiniCacheGrid`.
+        minis: {sampling rate: the mini-caches' MiniCacheGrid}.
+        show: the thresholds to draw (default: all thresholds of `full`).
+    """
     show = list(full.thresholds) if show is None else list(show)
     fig, axes = viz.figure(ncols=len(show), width=3.2)
     axes = np.atleast_1d(axes)
@@ -65,7 +77,7 @@ def minicache_vs_full(fractions, full, minis: dict, show=None):
     return fig
 
 
-def hit_rate_curves(sizes, curves: dict, xlabel: str = "cache size (vectors)"):
+def hit_rate_curves(sizes, curves: dict, xlabel: str = "cache size (vectors)") -> Figure:
     """Hit-rate curves (name -> hit rates at `sizes`)."""
     fig, ax = viz.figure()
     for name, hits in curves.items():
@@ -76,7 +88,7 @@ def hit_rate_curves(sizes, curves: dict, xlabel: str = "cache size (vectors)"):
     return fig
 
 
-def latency_tails(profiles: dict):
+def latency_tails(profiles: dict) -> Figure:
     """Grouped bars of p50 / p99 / p99.9 request latency for each configuration."""
     fig, ax = viz.figure(width=6)
     names = list(profiles)
@@ -92,7 +104,7 @@ def latency_tails(profiles: dict):
     return fig
 
 
-def endurance_sweep(cvs, worst, over):
+def endurance_sweep(cvs, worst, over) -> Figure:
     """Worst drive's writes/day and the share of drives over budget, against the spread of refresh rates."""
     fig, axes = viz.figure(ncols=2, width=4)
     axes[0].plot(cvs, worst, marker="o")
@@ -106,7 +118,7 @@ def endurance_sweep(cvs, worst, over):
     return fig
 
 
-def cost_vs_bandwidth(cache_fractions, saving, eb):
+def cost_vs_bandwidth(cache_fractions, saving, eb) -> Figure:
     """Memory-cost saving of NVM + DRAM cache against the effective bandwidth obtained."""
     fig, ax = viz.figure()
     ax.plot(np.asarray(cache_fractions) * 100, np.asarray(saving) * 100, marker="o", label="cost saved vs all-DRAM (%)")
@@ -120,8 +132,9 @@ def cost_vs_bandwidth(cache_fractions, saving, eb):
     return fig
 
 
-def explore_panel(point):
-    """The widget's view (`experiments.DesignPoint`): full vs mini-cache hit-rate curve, the point's numbers."""
+def explore_cache(point) -> Figure:
+    """The widget's view of one design point (`experiments.explore_cache`'s `DesignPoint`): full vs
+    mini-cache hit-rate curve of the post table, and the point's request latency and numbers."""
     fig, axes = viz.figure(ncols=2, width=4.2)
     x = point.fractions * 100
     axes[0].plot(x, point.full, "k-o", label="full simulation")
@@ -138,7 +151,7 @@ def explore_panel(point):
     return fig
 
 
-def useful_bandwidth(vectors_per_block, curves: dict):
+def useful_bandwidth(vectors_per_block, curves: dict) -> Figure:
     """Useful GB/s against the vectors of each 4 KB block that a request uses (name -> GB/s)."""
     fig, ax = viz.figure()
     for name, gbps in curves.items():
@@ -150,7 +163,7 @@ def useful_bandwidth(vectors_per_block, curves: dict):
     return fig
 
 
-def gain_vs_affinity(study):
+def gain_vs_affinity(study) -> Figure:
     """SHP's effective-bandwidth gain over sequential placement against the workload's co-access strength
     (`experiments.SeedStudy`, mean over its seeds)."""
     fig, ax = viz.figure()
@@ -163,9 +176,17 @@ def gain_vs_affinity(study):
     return fig
 
 
-def latency_vs_utilisation(utilisations, curves: dict, percentiles=(50.0, 99.0, 99.9), at: float | None = None):
+def latency_vs_utilisation(utilisations, curves: dict, percentiles=(50.0, 99.0, 99.9),
+                           at: float | None = None) -> Figure:
     """Request latency percentiles against device utilisation, one panel per percentile and one line
-    per configuration (name -> (len(utilisations), len(percentiles)) us); `at` marks a utilisation."""
+    per configuration.
+
+    Args:
+        utilisations: the device loads, fractions of its peak IOPS.
+        curves: {name: (len(utilisations), len(percentiles)) request latency (us)}.
+        percentiles: the percentiles of the curves' columns.
+        at: a utilisation to mark, or None.
+    """
     fig, axes = viz.figure(ncols=len(percentiles), width=3.3)
     axes = np.atleast_1d(axes)
     u = np.asarray(utilisations) * 100

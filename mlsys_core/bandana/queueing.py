@@ -28,12 +28,11 @@ from mlsys_core.bandana.trace import Trace
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class ServiceTimes:
-    """The distribution of a read's work, normalised to mean 1: exponential, or resampled from
-    `samples` (measured latencies divided by their mean). `source` says where it comes from."""
+    """The distribution of a read's work, normalised to mean 1."""
 
-    kind: str = "exponential"
-    samples: np.ndarray | None = None
-    source: str = "exponential (memoryless), mean 1"
+    kind: str = "exponential"  # "exponential", "deterministic" (every read 1) or "empirical" (`samples`)
+    samples: np.ndarray | None = None  # measured latencies, resampled (divided by their mean) for "empirical"
+    source: str = "exponential (memoryless), mean 1"  # where the distribution comes from
 
     def __post_init__(self):
         validate.choice("kind", self.kind, ("exponential", "deterministic", "empirical"))
@@ -122,15 +121,15 @@ def _simulate(arrival, read_ptr, work, rate_of_n, slots):
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class QueueResult:
-    """Per-request latency (us, from arrival to its last read plus DRAM time for its hits), per-read
-    latency (us), and the achieved read throughput (reads / s over the run)."""
+    """What one queueing run measured."""
 
-    latency_us: np.ndarray
-    read_latency_us: np.ndarray
-    throughput_iops: float
+    latency_us: np.ndarray  # (num_requests,) from arrival to its last read, plus DRAM time for its hits
+    read_latency_us: np.ndarray  # (num_reads,) from its request's arrival to its completion
+    throughput_iops: float  # reads completed per second over the run
     utilisation: float  # offered reads per second / the device's peak IOPS
 
     def percentiles(self, percentiles=(50.0, 99.0, 99.9)) -> dict[float, float]:
+        """{percentile: request latency (us)}."""
         return latency_percentiles(self.latency_us, percentiles)
 
 
@@ -150,10 +149,19 @@ def simulate_queue(
     seed: int = 0,
     max_queue_depth: int | None = None,
 ) -> QueueResult:
-    """Run requests arriving at `arrival_us` (non-decreasing), each issuing `reads_per_request` block
-    reads at once, through the device. `max_queue_depth` caps the reads in service (default: the
-    device's peak queue depth). `hits_per_request` (whole numbers >= 0, one per request) adds the DRAM
-    time of cached lookups."""
+    """Run requests, each issuing its block reads at once, through the device (a numba pass over the
+    events).
+
+    Args:
+        arrival_us: (num_requests,) arrival times (us), non-decreasing.
+        reads_per_request: (num_requests,) block reads of each request (whole numbers >= 0).
+        device: the NVM device (its IOPS-vs-queue-depth curve).
+        service: the distribution of a read's work.
+        hits_per_request: (num_requests,) cached lookups of each request (whole numbers >= 0), which
+            add DRAM time; None for none.
+        seed: the service times' seed (int >= 0).
+        max_queue_depth: the most reads in service at once (default: the device's peak queue depth).
+    """
     arrival = validate.reals("arrival_us", arrival_us, ndim=1) * 1e-6
     reads = validate.integers("reads_per_request", reads_per_request, 0)
     if arrival.shape != reads.shape or arrival.size == 0:
@@ -201,6 +209,7 @@ class Arrivals:
     source: str
 
     def times_us(self, num_requests: int, rate_per_s: float, seed: int = 0) -> np.ndarray:
+        """(num_requests,) arrival times (us) at a mean rate of `rate_per_s`."""
         raise NotImplementedError
 
 
@@ -208,12 +217,13 @@ class Arrivals:
 class PoissonArrivals(Arrivals):
     """Open-loop Poisson arrivals: independent exponential gaps, drawn with the seed `times_us` gets."""
 
-    source: str = "Poisson"
+    source: str = "Poisson"  # what the arrivals are, for labels
 
     def __post_init__(self):
         validate.string("source", self.source)
 
     def times_us(self, num_requests: int, rate_per_s: float, seed: int = 0) -> np.ndarray:
+        """`poisson_arrivals_us` with these arguments."""
         return poisson_arrivals_us(num_requests, rate_per_s, seed)
 
 
@@ -223,8 +233,8 @@ class TraceArrivals(Arrivals):
     so that the mean rate is the one asked for; bursts and lulls keep their shape (no randomness:
     the seed is unused). `time_us` (num_requests,) finite, non-decreasing, spanning more than an instant."""
 
-    time_us: np.ndarray
-    source: str = "the trace's own times, gaps scaled"
+    time_us: np.ndarray  # (num_requests,) the trace's request times (us)
+    source: str = "the trace's own times, gaps scaled"  # what the arrivals are, for labels
 
     def __post_init__(self):
         t = validate.reals("time_us", self.time_us)
@@ -260,7 +270,15 @@ class TraceArrivals(Arrivals):
 def closed_loop_iops(device: NVMDevice = NVMDevice(), queue_depth: int = 1, num_reads: int = 100_000,
                      service: ServiceTimes = ServiceTimes(), seed: int = 0) -> float:
     """Reads per second with `queue_depth` reads always outstanding (all issued at once, at most
-    `queue_depth` in service: the fio-style measurement behind the spec sheet's IOPS-vs-QD figures)."""
+    `queue_depth` in service: the fio-style measurement behind the spec sheet's IOPS-vs-QD figures).
+
+    Args:
+        device: the NVM device.
+        queue_depth: reads in service at once (int >= 1).
+        num_reads: reads simulated (int >= 1).
+        service: the distribution of a read's work.
+        seed: the service times' seed (int >= 0).
+    """
     validate.integer("num_reads", num_reads, 1)
     seed = validate.seed("seed", seed)
     res = simulate_queue(np.zeros(1), np.array([num_reads]), device, service, seed=seed,
@@ -279,9 +297,19 @@ def latency_vs_utilisation(reads_per_request, utilisations, device: NVMDevice = 
                            service: ServiceTimes = ServiceTimes(), hits_per_request=None, seed: int = 0,
                            percentiles=(50.0, 99.0, 99.9), arrivals: Arrivals = PoissonArrivals()) -> np.ndarray:
     """(len(utilisations), len(percentiles)) request-latency percentiles (us) when the requests (in
-    trace order, their reads as a cache simulation gave them) arrive by `arrivals` (a Poisson stream,
-    or a trace's own times scaled) at the rate whose reads load the device to each utilisation of its
-    peak IOPS. A request of no reads takes DRAM time only."""
+    trace order, their reads as a cache simulation gave them) arrive at the rate whose reads load the
+    device to each utilisation of its peak IOPS. A request of no reads takes DRAM time only.
+
+    Args:
+        reads_per_request: (num_requests,) block reads of each request (whole numbers >= 0).
+        utilisations: the device loads, fractions of its peak IOPS in (0, 1).
+        device: the NVM device.
+        service: the distribution of a read's work.
+        hits_per_request: (num_requests,) cached lookups of each request, or None.
+        seed: the arrivals' and service times' seed (int >= 0).
+        percentiles: the percentiles reported, in [0, 100].
+        arrivals: how requests arrive: a Poisson stream, or a trace's own times scaled.
+    """
     reads = validate.integers("reads_per_request", reads_per_request, 0)
     validate.instance("arrivals", arrivals, Arrivals, "PoissonArrivals() or TraceArrivals(time_us)")
     seed = validate.seed("seed", seed)
@@ -299,11 +327,30 @@ def latency_vs_utilisation(reads_per_request, utilisations, device: NVMDevice = 
     return out
 
 
+@dataclasses.dataclass(frozen=True)
+class MM1Check:
+    """The queueing model in its M/M/1 case against theory (`mm1_check`)."""
+
+    mean_us: float  # simulated mean sojourn time (us)
+    mean_theory_us: float  # M/M/1's mean sojourn time, 1 / (mu - lambda) (us)
+    p99_us: float  # simulated p99 sojourn time (us)
+    p99_theory_us: float  # M/M/1's p99, ln(100) / (mu - lambda) (us)
+    error: float  # the worse relative error of the two, |simulated / theory - 1|
+
+
 def mm1_check(utilisation: float = 0.5, num_requests: int = 200_000, service_rate: float = 100_000.0,
-              seed: int = 0) -> dict[str, float]:
+              seed: int = 0) -> MM1Check:
     """The model in its M/M/1 case (one slot, flat IOPS curve, exponential work, one read per request,
     Poisson arrivals) against theory: sojourn time ~ Exp(mu - lambda), so mean 1 / (mu - lambda) and
-    p99 ln(100) / (mu - lambda). Returns the simulated and theoretical values and the worst relative error."""
+    p99 ln(100) / (mu - lambda). The first tenth of the requests (the warm-up from an empty device)
+    is left out.
+
+    Args:
+        utilisation: lambda / mu, in (0, 1).
+        num_requests: requests simulated.
+        service_rate: mu, reads per second.
+        seed: the arrivals' and service times' seed (int >= 0).
+    """
     rho = validate.number("utilisation", utilisation, 0.0, 1.0, low_open=True, high_open=True)
     mu = validate.positive("service_rate", service_rate)
     seed = validate.seed("seed", seed)
@@ -313,7 +360,6 @@ def mm1_check(utilisation: float = 0.5, num_requests: int = 200_000, service_rat
     res = simulate_queue(arrival, np.ones(num_requests, dtype=np.int64), device, ServiceTimes(), seed=seed)
     lat = res.latency_us[num_requests // 10:]  # drop the warm-up from an empty device
     mean_th = 1e6 / (mu - lam)
-    p99_th = np.log(100.0) * mean_th
+    p99_th = float(np.log(100.0) * mean_th)
     mean, p99 = float(lat.mean()), float(np.percentile(lat, 99.0))
-    return {"mean_us": mean, "mean_theory_us": mean_th, "p99_us": p99, "p99_theory_us": p99_th,
-            "error": max(abs(mean / mean_th - 1), abs(p99 / p99_th - 1))}
+    return MM1Check(mean, mean_th, p99, p99_th, max(abs(mean / mean_th - 1), abs(p99 / p99_th - 1)))

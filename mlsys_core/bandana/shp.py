@@ -1,7 +1,7 @@
 """Social Hash Partitioner (SHP): place vectors read together into the same block.
 
-The hypergraph has one vertex per vector and one hyperedge per past request (the vectors it read).
-SHP minimises the *probabilistic fanout* of the requests, sum over requests and blocks of
+The hypergraph (`hypergraph.Hypergraph`) has one vertex per vector and one hyperedge per past request
+(the vectors it read). SHP minimises the *probabilistic fanout* of the requests, sum over requests and blocks of
 1 - (1-p)^n (n = vectors of the request in the block; p = 1 is plain fanout), by local search on
 move gains (Kabiljo et al., VLDB 2017). Moving v from block a to block b changes the cost by
 
@@ -26,20 +26,29 @@ import numba
 import numpy as np
 
 from mlsys_core import validate
+from mlsys_core.bandana.hypergraph import Hypergraph, blocks_read
 from mlsys_core.bandana.placement import Placement
-from mlsys_core.bandana.trace import Trace
 
 
 @dataclasses.dataclass(frozen=True)
 class SHPConfig:
     """SHP settings; paper values: 20 iterations per split, imbalance 0.045, move probability 0.8.
 
-    A split stops early once a round moves fewer than `min_move_fraction` of its vertices;
-    `refine_iterations` rounds of direct k-way moves follow the bisection. `max_move_ratio` caps the
-    vertices one side of a split sends per round at that fraction of its size (Giraph SHP's
-    `social_hash_partitioner.decide.max_move_ratio`, default 0.1); 1 removes the cap. `imbalance`
-    lets a half grow past its share only where its blocks have room: with every block full it does
-    nothing, with spare slots (`shp_placement(..., num_blocks=...)`) it does.
+    Args:
+        p: the probabilistic fanout's p, in (0, 1] (1: plain fanout).
+        iterations: rounds per split (bisection) or of moves (k-way), >= 0.
+        imbalance: the fraction a half may grow past its share, in [0, 1); only where its blocks have
+            room: with every block full it does nothing, with spare slots (`shp_placement(...,
+            num_blocks=...)`) it does.
+        move_probability: the chance that a chosen move (or pair of moves) is made, in (0, 1].
+        mode: "bisection" (recursive, the open-source SHP) or "kway" (direct k-way moves).
+        refine_iterations: rounds of direct k-way moves after the bisection, >= 0.
+        min_move_fraction: a split stops early once a round moves fewer than this fraction of its
+            vertices, in [0, 1).
+        max_move_ratio: the vertices one side of a split sends per round, as a fraction of its size
+            (Giraph SHP's `social_hash_partitioner.decide.max_move_ratio`, default 0.1), in (0, 1];
+            1 removes the cap.
+        seed: seeds the search's random choices (int >= 0).
     """
 
     p: float = 0.5
@@ -62,97 +71,6 @@ class SHPConfig:
         validate.number("max_move_ratio", self.max_move_ratio, 0.0, 1.0, low_open=True)
         validate.choice("mode", self.mode, ("bisection", "kway"))
         validate.seed("seed", self.seed)
-
-
-@dataclasses.dataclass(frozen=True, eq=False)
-class Hypergraph:
-    """Hyperedges (requests) as CSR over vertices (vectors): edge e has pins[edge_ptr[e]:edge_ptr[e+1]]."""
-
-    num_vertices: int
-    edge_ptr: np.ndarray
-    pins: np.ndarray
-
-    def __post_init__(self):
-        """Whole-number arrays in range, as int64 (the SHP kernels index with them unchecked)."""
-        n = validate.integer("num_vertices", self.num_vertices, 0)
-        pins = validate.integers("pins", self.pins, 0)
-        if pins.size and pins.max() >= n:
-            i = int(np.argmax(pins >= n))
-            raise ValueError(f"pins must be vertex ids < num_vertices ({n}); pins[{i}] is {int(pins[i])}")
-        ptr = validate.integers("edge_ptr", self.edge_ptr, 0, pins.size)
-        if ptr.size == 0 or ptr[0] != 0 or ptr[-1] != pins.size or np.any(np.diff(ptr) < 0):
-            raise ValueError(f"edge_ptr must rise from 0 to the {pins.size} pins (num_edges + 1 offsets), "
-                             f"got {ptr!r}")
-        object.__setattr__(self, "pins", pins)
-        object.__setattr__(self, "edge_ptr", ptr)
-
-    @property
-    def num_edges(self) -> int:
-        return self.edge_ptr.size - 1
-
-    @staticmethod
-    def from_trace(trace: Trace, table: str | None = None) -> Hypergraph:
-        """The hypergraph of one table's lookups (`table` may be omitted for a one-table trace)."""
-        validate.instance("trace", trace, Trace)
-        if table is None:
-            if len(trace.tables) != 1:
-                raise ValueError(f"name the table: the trace has tables {[t.name for t in trace.tables]}")
-            table = trace.tables[0].name
-        t = trace.only_table(table)
-        return Hypergraph(t.tables[0].num_vectors, t.request_ptr, t.vector.astype(np.int64))
-
-    @staticmethod
-    def from_edges(num_vertices: int, edges) -> Hypergraph:
-        """From a list of vertex-id sequences (whole numbers in [0, num_vertices))."""
-        n = validate.integer("num_vertices", num_vertices, 0)
-        edges = [validate.integers(f"edges[{i}]", e, 0, n - 1) for i, e in enumerate(edges)]
-        sizes = np.array([e.size for e in edges], dtype=np.int64)
-        pins = np.concatenate(edges) if edges else np.zeros(0, np.int64)
-        return Hypergraph(num_vertices, np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64), pins)
-
-
-@numba.njit(cache=True)
-def _connectivity_sum(edge_ptr, pins, block_of, num_blocks, p):
-    """(sum over edges of blocks touched, probabilistic fanout with parameter p)."""
-    cnt = np.zeros(num_blocks, dtype=np.int64)
-    w = 1.0 - p
-    total = 0
-    prob = 0.0
-    for e in range(edge_ptr.size - 1):
-        for i in range(edge_ptr[e], edge_ptr[e + 1]):
-            b = block_of[pins[i]]
-            if cnt[b] == 0:
-                total += 1
-            cnt[b] += 1
-        for i in range(edge_ptr[e], edge_ptr[e + 1]):
-            b = block_of[pins[i]]
-            if cnt[b] > 0:
-                prob += 1.0 - w ** cnt[b]
-                cnt[b] = 0
-    return total, prob
-
-
-def _check_pair(graph: Hypergraph, placement: Placement) -> None:
-    validate.instance("graph", graph, Hypergraph)
-    validate.instance("placement", placement, Placement)
-    if placement.block_of.size != graph.num_vertices:
-        raise ValueError(f"placement covers {placement.block_of.size} vectors, the hypergraph has "
-                         f"{graph.num_vertices}")
-
-
-def blocks_read(graph: Hypergraph, placement: Placement) -> int:
-    """Total blocks the hyperedges read with no cache: sum of connectivities (= km1 + #edges)."""
-    _check_pair(graph, placement)
-    return int(_connectivity_sum(graph.edge_ptr, graph.pins, placement.block_of, placement.num_blocks, 1.0)[0])
-
-
-def probabilistic_fanout(graph: Hypergraph, placement: Placement, p: float = 0.5) -> float:
-    """Mean over hyperedges of sum_b 1 - (1-p)^{n_b}, p in (0, 1]."""
-    _check_pair(graph, placement)
-    validate.number("p", p, 0.0, 1.0, low_open=True)
-    return float(_connectivity_sum(graph.edge_ptr, graph.pins, placement.block_of, placement.num_blocks, p)[1]) / max(
-        graph.num_edges, 1
-    )
 
 
 @numba.njit(cache=True)
@@ -468,12 +386,18 @@ def shp_placement(
 ) -> Placement:
     """SHP placement of `graph.num_vertices` vectors into blocks of `capacity`.
 
-    `num_blocks` (default: the fewest, ceil(n / capacity)) may give spare slots: the bisection then
-    splits vertices in proportion to each half's blocks, so blocks start part-full and `imbalance`
-    lets a half take up to that fraction more; the full-block placement (which fits the spare blocks
-    too) is also run and the one that reads fewer blocks on `graph` kept, so spare slots never make
-    SHP worse. `start` (default: id order) seeds the search. The result never reads more blocks on
-    `graph` than `start` does: if local search ends worse, the start is returned.
+    Spare slots (`num_blocks` above the fewest) make the bisection split vertices in proportion to
+    each half's blocks, so blocks start part-full and `imbalance` lets a half take up to that fraction
+    more; the full-block placement (which fits the spare blocks too) is also run and the one that
+    reads fewer blocks on `graph` kept, so spare slots never make SHP worse. The result never reads
+    more blocks on `graph` than `start` does: if local search ends worse, the start is returned.
+
+    Args:
+        graph: the past requests over the table's vectors.
+        capacity: vectors per block (int >= 1).
+        config: the search's settings.
+        start: the placement the search starts from (default: id order).
+        num_blocks: blocks to fill (default: the fewest, ceil(n / capacity)).
     """
     validate.instance("graph", graph, Hypergraph)
     validate.instance("config", config, SHPConfig)

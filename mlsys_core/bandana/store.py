@@ -30,6 +30,7 @@ depth), `measure_direct_reads` makes the per-queue-depth measurement the queuein
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import mmap
 import os
@@ -40,7 +41,6 @@ import threading
 import time
 import warnings
 import zlib
-from typing import NamedTuple
 
 import numpy as np
 
@@ -68,13 +68,16 @@ class DirectIOWarning(UserWarning):
     """O_DIRECT was asked for but the filesystem refused it; reads go through the page cache."""
 
 
-class _Header(NamedTuple):
+@dataclasses.dataclass(frozen=True)
+class _Header:
+    """The header's fields (the magic, version and block size are constants)."""
+
     num_blocks: int
     num_vectors: int
-    dim: int
-    block_capacity: int
-    dtype: np.dtype
-    meta_crc: int
+    dim: int  # values per vector
+    block_capacity: int  # vectors per block
+    dtype: np.dtype  # of the values
+    meta_crc: int  # CRC32 of the metadata
 
 
 def _meta_bytes(num_blocks: int, num_vectors: int) -> int:
@@ -107,10 +110,17 @@ def _pack_blocks(values: np.ndarray, block_of: np.ndarray, slot: np.ndarray, num
 
 
 def write_store(path, table: EmbeddingTable, values: np.ndarray, placement: Placement) -> None:
-    """Write `values` (num_vectors, dim) of `table` to `path`, block by block as `placement` says.
+    """Write `values` of `table` to `path`, block by block as `placement` says.
 
     The store is written under a temporary name beside `path` and renamed onto it once on disk, so
-    `path` holds the old store or the new one whole, whatever stops the writer."""
+    `path` holds the old store or the new one whole, whatever stops the writer.
+
+    Args:
+        path: the store file.
+        table: the table (its dtype and dim set the vector bytes).
+        values: (num_vectors, dim) the vectors.
+        placement: each vector's block (at most the table's block capacity to a block).
+    """
     dtype = _store_dtype(table)
     values = np.ascontiguousarray(values, dtype=dtype)
     if values.shape != (table.num_vectors, table.dim):
@@ -257,6 +267,7 @@ class BlockStore:
     (through the page cache), or with `direct=True` by O_DIRECT into an aligned buffer."""
 
     def __init__(self, path, direct: bool = False):
+        """Open `path` and check its header, length and metadata; `direct` asks for O_DIRECT reads."""
         self.path = os.fspath(path)
         want_direct = validate.boolean("direct", direct)
         self._fd = os.open(self.path, os.O_RDONLY)
@@ -328,6 +339,7 @@ class BlockStore:
         return out
 
     def close(self) -> None:
+        """Close the file (and its O_DIRECT descriptor); the store cannot be read after."""
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
@@ -338,18 +350,25 @@ class BlockStore:
             self._buf.close()
             self._buf = None
 
-    def __enter__(self):
+    def __enter__(self) -> BlockStore:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc) -> None:
         self.close()
 
 
 def read_latencies(store: BlockStore, num_reads: int, queue_depth: int = 1, seed: int = 0) -> tuple[np.ndarray, float]:
-    """Time `num_reads` random block reads (uniform over the store's blocks), `queue_depth` threads
-    each keeping one read outstanding (os.preadv releases the GIL). Returns (per-read latency in us,
-    wall seconds). Reads are timed raw (no CRC check inside the timing); the direct mode reads with
-    O_DIRECT, so each read reaches the device."""
+    """Time random block reads (uniform over the store's blocks), `queue_depth` threads each keeping
+    one read outstanding (os.preadv releases the GIL). Returns (per-read latency in us, wall seconds).
+    Reads are timed raw (no CRC check inside the timing); the direct mode reads with O_DIRECT, so each
+    read reaches the device.
+
+    Args:
+        store: the open store.
+        num_reads: reads to time (int >= 1).
+        queue_depth: reads kept outstanding (int in [1, 64]).
+        seed: the blocks' draw (int >= 0).
+    """
     validate.instance("store", store, BlockStore)
     num_reads = validate.integer("num_reads", num_reads, 1)
     depth = validate.integer("queue_depth", queue_depth, 1, 64)
@@ -358,7 +377,7 @@ def read_latencies(store: BlockStore, num_reads: int, queue_depth: int = 1, seed
     parts = np.array_split(np.arange(num_reads), depth)
     errors = []
 
-    def worker(idx):
+    def worker(idx) -> None:
         buf = mmap.mmap(-1, BLOCK_BYTES) if store.direct else None
         try:
             for i in idx:
@@ -386,32 +405,55 @@ def read_latencies(store: BlockStore, num_reads: int, queue_depth: int = 1, seed
     return lat, wall
 
 
+@dataclasses.dataclass(frozen=True, eq=False)
+class Measurement:
+    """Random 4 KB block reads timed at several queue depths (`measure_direct_reads`)."""
+
+    latency_us: dict[int, np.ndarray]  # queue depth -> (num_reads,) latency of each read (us)
+    iops: dict[int, float]  # queue depth -> reads per second over the run
+    direct: bool  # whether the reads were O_DIRECT (past the page cache)
+    where: str  # the machine, its CPUs and system, the file and its filesystem
+    when: str  # ISO time (UTC) of the measurement
+    refused: str = ""  # why O_DIRECT was refused ("" when it was on)
+
+    @property
+    def queue_depths(self) -> list[int]:
+        """The queue depths measured, in increasing order."""
+        return sorted(self.latency_us)
+
+
 def measure_direct_reads(directory, queue_depths=(1, 2, 4, 8, 16), num_reads: int = 10_000,
-                         file_blocks: int = 32_768, seed: int = 0) -> dict:
-    """Random 4 KB O_DIRECT reads of a fresh store of `file_blocks` blocks (128 MB by default) in
-    `directory`, at each queue depth: {"latency_us": {qd: (num_reads,) array}, "iops": {qd: reads/s},
-    "direct": bool, "where": str, "when": ISO time}. The file is removed afterwards."""
-    file_blocks = int(file_blocks)
+                         file_blocks: int = 32_768, seed: int = 0) -> Measurement:
+    """Random 4 KB O_DIRECT reads of a fresh store in `directory`, at each queue depth (the file is
+    removed afterwards).
+
+    Args:
+        directory: where the store file is written (its filesystem is what gets measured).
+        queue_depths: reads kept outstanding, one thread each (ints in [1, 64]).
+        num_reads: reads timed at each queue depth (int >= 1).
+        file_blocks: the store's 4 KB blocks (128 MB by default).
+        seed: the values' and the read order's seed (int >= 0).
+    """
+    file_blocks = validate.integer("file_blocks", file_blocks, 1)
+    seed = validate.seed("seed", seed)
     table = EmbeddingTable("probe", file_blocks * 16, 64, dtype="float32")
     path = os.path.join(os.fspath(directory), "bandana_direct_probe.bandana")
     values = np.random.default_rng(seed).standard_normal((table.num_vectors, table.dim), dtype=np.float32)
     write_store(path, table, values, Placement(np.arange(table.num_vectors) // 16, 16))  # fsynced before any read
-    out = {"latency_us": {}, "iops": {}}
+    latency, iops = {}, {}
     try:
         with BlockStore(path, direct=True) as s:
             for qd in queue_depths:
                 lat, wall = read_latencies(s, num_reads, qd, seed)
-                out["latency_us"][int(qd)], out["iops"][int(qd)] = lat, num_reads / wall
-            out["direct"] = s.direct
-            out["refused"] = s.direct_refused
+                latency[int(qd)], iops[int(qd)] = lat, num_reads / wall
+            direct, refused = s.direct, s.direct_refused
     finally:
         os.remove(path)
-    mode = "on" if out["direct"] else "refused"
-    out["where"] = (f"{platform.node() or 'this machine'}: {os.cpu_count()} CPUs, {platform.system()} "
-                    f"{platform.release()}, {file_blocks * BLOCK_BYTES / 2**20:.0f} MB file on "
-                    f"{_filesystem(os.fspath(directory))}, O_DIRECT {mode}")
-    out["when"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    return out
+    where = (f"{platform.node() or 'this machine'}: {os.cpu_count()} CPUs, {platform.system()} "
+             f"{platform.release()}, {file_blocks * BLOCK_BYTES / 2**20:.0f} MB file on "
+             f"{_filesystem(os.fspath(directory))}, O_DIRECT {'on' if direct else 'refused'}")
+    when = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    return Measurement(latency, iops, direct, where, when, refused)
 
 
 def _filesystem(path: str) -> str:
@@ -429,20 +471,20 @@ def _filesystem(path: str) -> str:
     return best[1]
 
 
-def save_measurement(measurement: dict, path) -> None:
-    """Write `measure_direct_reads`'s result as NPZ (latencies float32 us per queue depth)."""
-    qds = sorted(measurement["latency_us"])
-    np.savez_compressed(os.fspath(path), queue_depths=np.array(qds),
-                        iops=np.array([measurement["iops"][q] for q in qds]),
-                        where=np.array(measurement["where"]), when=np.array(measurement["when"]),
-                        direct=np.array(measurement["direct"]),
-                        **{f"latency_us_qd{q}": measurement["latency_us"][q].astype(np.float32) for q in qds})
+def save_measurement(measurement: Measurement, path) -> None:
+    """Write a `Measurement` as NPZ (latencies float32 us per queue depth)."""
+    m = validate.instance("measurement", measurement, Measurement)
+    qds = m.queue_depths
+    np.savez_compressed(os.fspath(path), queue_depths=np.array(qds), iops=np.array([m.iops[q] for q in qds]),
+                        where=np.array(m.where), when=np.array(m.when), direct=np.array(m.direct),
+                        refused=np.array(m.refused),
+                        **{f"latency_us_qd{q}": m.latency_us[q].astype(np.float32) for q in qds})
 
 
-def load_measurement(path) -> dict:
-    """Read a file written by `save_measurement` back into the same dict."""
+def load_measurement(path) -> Measurement:
+    """Read a file written by `save_measurement` back into a `Measurement` (float64 latencies)."""
     with np.load(os.fspath(path), allow_pickle=False) as z:
         qds = [int(q) for q in z["queue_depths"]]
-        return {"latency_us": {q: z[f"latency_us_qd{q}"].astype(np.float64) for q in qds},
-                "iops": dict(zip(qds, z["iops"].tolist())), "where": str(z["where"]), "when": str(z["when"]),
-                "direct": bool(z["direct"])}
+        return Measurement({q: z[f"latency_us_qd{q}"].astype(np.float64) for q in qds},
+                           dict(zip(qds, z["iops"].tolist())), bool(z["direct"]), str(z["where"]), str(z["when"]),
+                           str(z["refused"]) if "refused" in z.files else "")

@@ -40,16 +40,24 @@ def _lookup(i: int) -> str:
 class Trace:
     """Lookups grouped by request in time order. Build with `Trace.from_lookups` (it validates)."""
 
-    tables: tuple
-    request_ptr: np.ndarray
-    table: np.ndarray
-    vector: np.ndarray
-    time_us: np.ndarray | None = None
+    tables: tuple  # (EmbeddingTable, ...) in key order
+    request_ptr: np.ndarray  # (num_requests + 1,) where each request's lookups start
+    table: np.ndarray  # (num_lookups,) int32 index into `tables` of each lookup
+    vector: np.ndarray  # (num_lookups,) int64 vector id inside its table
+    time_us: np.ndarray | None = None  # (num_requests,) arrival times (us), or None
 
     @staticmethod
     def from_lookups(tables, request_id, table, vector, time_us=None) -> Trace:
-        """From per-lookup arrays of whole numbers; `request_id` must be non-decreasing (time order).
-        `time_us`, if given, holds one arrival time per request (finite, non-decreasing, in microseconds)."""
+        """A trace from per-lookup arrays of whole numbers, checked.
+
+        Args:
+            tables: (EmbeddingTable, ...) with unique names, in key order.
+            request_id: (num_lookups,) each lookup's request, non-decreasing (time order).
+            table: (num_lookups,) each lookup's index into `tables`.
+            vector: (num_lookups,) each lookup's vector id inside its table.
+            time_us: (num_requests,) one arrival time per request (finite, non-decreasing, in
+                microseconds), or None.
+        """
         return _build(_checked_tables(tables), request_id, table, vector, time_us, _lookup)
 
     def with_times(self, time_us) -> Trace:
@@ -58,10 +66,12 @@ class Trace:
 
     @property
     def num_requests(self) -> int:
+        """Requests of the trace."""
         return self.request_ptr.size - 1
 
     @property
     def num_lookups(self) -> int:
+        """Lookups of the trace."""
         return self.vector.size
 
     @property
@@ -75,9 +85,11 @@ class Trace:
         return self.table_offsets[self.table] + self.vector
 
     def request_ids(self) -> np.ndarray:
+        """(num_lookups,) int64 the request of each lookup, 0 to num_requests - 1."""
         return np.repeat(np.arange(self.num_requests, dtype=np.int64), np.diff(self.request_ptr))
 
     def table_index(self, name: str) -> int:
+        """The index into `tables` of the table called `name`."""
         names = [t.name for t in self.tables]
         if validate.string("name", name) not in names:
             raise ValueError(f"unknown table {name!r}: the trace has tables {names}")

@@ -22,13 +22,21 @@ BLOCK_BYTES = 4096  # NVM read granularity (bytes)
 
 @dataclasses.dataclass(frozen=True)
 class EmbeddingTable:
-    """One embedding table: `num_vectors` vectors of `dim` values of `dtype`, stored in 4 KB blocks.
+    """One embedding table of vectors stored in 4 KB blocks, and how requests read it.
 
-    Popularity: communities are drawn with Zipf exponent `community_zipf`, vectors within a community
-    with `vector_zipf`. A lookup comes from the request's community with probability `affinity`,
-    otherwise from the whole table (Zipf `vector_zipf` over a random ranking).
-    `lookups_per_request` is the mean number of lookups a request makes in this table (Poisson).
-    `semantic_noise` is the spread of vector values around their community's centroid (k-means signal).
+    Args:
+        name: the table's name (unique in a workload).
+        num_vectors: vectors (int >= 1).
+        dim: values per vector (int >= 1; a vector must fit a block).
+        dtype: the values' NumPy dtype name.
+        lookups_per_request: the mean lookups a request makes in this table (Poisson, > 0).
+        num_communities: latent communities of vectors read together (1 to num_vectors).
+        community_zipf: the Zipf exponent communities are drawn with (>= 0).
+        vector_zipf: the Zipf exponent of vectors within a community, and over the whole table (>= 0).
+        affinity: the chance a lookup comes from the request's community, else from the whole table
+            (Zipf `vector_zipf` over a random ranking), in [0, 1].
+        semantic_noise: the spread of vector values around their community's centroid (the k-means
+            signal, >= 0).
     """
 
     name: str
@@ -65,6 +73,7 @@ class EmbeddingTable:
 
     @property
     def bytes_per_vector(self) -> int:
+        """Bytes of one vector."""
         return self.dim * np.dtype(self.dtype).itemsize
 
     @property
@@ -74,10 +83,12 @@ class EmbeddingTable:
 
     @property
     def num_blocks(self) -> int:
+        """Blocks the table fills, packed full."""
         return -(-self.num_vectors // self.block_capacity)
 
     @property
     def table_bytes(self) -> int:
+        """Bytes of all its vectors."""
         return self.num_vectors * self.bytes_per_vector
 
 
