@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from mlsys_core import claims
-from mlsys_core.tictac import experiments, jaxgraph, models, ordering
+from mlsys_core.tictac import compare, experiments, jaxgraph, models, ordering
 from mlsys_core.tictac.graph import layered_graph
 from mlsys_core.tictac.simulate import Cluster, simulate
 
@@ -67,7 +67,7 @@ def test_order_study_finds_the_brute_force_optimum_and_counts_wins():
 def test_two_tower_order_beats_layer_order():
     """A fixed, deterministic fact of the bundled two-tower graph: the conv tower's few bytes unblock
     much compute, the dense tower's many bytes little; layer order interleaves them, TAC does not."""
-    g = experiments.model_graph("two_tower", "infer")
+    g = compare.model_graph("two_tower", "infer")
     cluster = Cluster(workers=4)
     t, c = cluster.recv_seconds(g), cluster.oracle().compute_seconds(g)
     orders = np.stack([ordering.layer_order(g), ordering.tac(g, t, c)])[:, None, :].repeat(4, axis=1)

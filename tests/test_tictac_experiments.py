@@ -4,7 +4,7 @@ import matplotlib
 import numpy as np
 import pytest
 
-from mlsys_core.tictac import experiments, plots, ps
+from mlsys_core.tictac import compare, experiments, plots, ps
 from mlsys_core.tictac.graph import random_graph
 from mlsys_core.tictac.simulate import Cluster
 
@@ -63,11 +63,11 @@ def test_gain_sweep_is_bounded_by_the_headroom_and_varies_with_seed_only_in_the_
     for b, bw in enumerate((1.0, 10.0)):
         cluster = Cluster(workers=4, bandwidth_gbps=bw)
         for m, model in enumerate(("mlp", "cnn")):
-            res = experiments.compare(experiments.model_graph(model, "infer"), cluster, ("random", "tac"), 20, 0)
+            res = compare.compare(compare.model_graph(model, "infer"), cluster, ("random", "tac"), 20, 0)
             # random order can be no slower than no overlap (U), TAC no faster than perfect overlap (L)
             bound = res["random"].upper.max() / res["tac"].lower.min()
             assert (gs.speedup[b, m] <= bound + 1e-9).all() and (gs.speedup[b, m] > 1.0).all()
-            assert gs.speedup[b, m, 0] == pytest.approx(experiments.speedup(res)["tac"])
+            assert gs.speedup[b, m, 0] == pytest.approx(compare.speedup(res)["tac"])
     assert len(set(gs.speedup[0, 1].tolist())) == 3  # each seed draws other random orders
     again = experiments.gain_sweep("infer", bandwidths_gbps=(1.0, 10.0), seeds=(0, 1, 2), model_names=("mlp", "cnn"))
     np.testing.assert_array_equal(gs.speedup, again.speedup)
@@ -186,10 +186,26 @@ def test_server_sweep_compares_placements_and_a_card_cap_and_plots_each_line():
 def test_experiments_check_graph_cluster_schedulers_and_seeds():
     g = random_graph(3, 4, seed=0)
     with pytest.raises(TypeError, match="schedulers must be a tuple of scheduler names, got 'tac'"):
-        experiments.compare(g, Cluster(), "tac")
+        compare.compare(g, Cluster(), "tac")
     with pytest.raises(TypeError, match="cluster must be a simulate.Cluster, got 'fast'"):
         experiments.alternatives(g, "fast")
     with pytest.raises(ValueError, match="seed must be >= 0, got -1"):
         experiments.straggler(g, Cluster(), seed=-1)
     with pytest.raises(ValueError, match="first_seed must be >= 0, got -5"):
         experiments.order_study(n_dags=1, first_seed=-5)
+
+
+def test_the_timeline_explorer_opens_at_the_widgets_setting_and_checks_its_arguments():
+    tl = experiments.explore_timeline()
+    same = experiments.timeline("resnet", "infer", bandwidth_gbps=1.0, workers=4, parameter_servers=1,
+                                scheduler="tac", seed=0)
+    np.testing.assert_array_equal(tl.recv_end, same.recv_end)
+    assert tl.makespan == same.makespan and tl.scheduler == "tac"
+    ax = plots.explore_timeline(tl).axes[0]
+    assert ax.get_title().startswith("resnet infer, tac:") and f"{tl.makespan * 1e3:.2f} ms" in ax.get_title()
+    with pytest.raises(ValueError, match="scheduler must be one of"):
+        experiments.explore_timeline(scheduler="fifo")
+    with pytest.raises(ValueError, match="bandwidth_gbps"):
+        experiments.explore_timeline(bandwidth_gbps=0.0)
+    with pytest.raises(TypeError, match="workers must be an int"):
+        experiments.explore_timeline(workers=2.5)

@@ -104,7 +104,7 @@ def test_recvs_are_parameter_leaves_with_bytes_and_dot_flops():
     assert all("'" in name for name in g.recv_names)
 
 
-@pytest.mark.parametrize("model", models.MODELS)
+@pytest.mark.parametrize("model", models.CLAIM_MODELS)
 def test_models_trace_to_valid_forward_and_training_graphs(model):
     fn, params, inputs = models.program(model, "train", depth=2, width=8, batch_size=4)
     train = jaxgraph.to_graph(jaxgraph.trace(fn, params, *inputs))
@@ -183,3 +183,27 @@ def test_tracing_checks_its_function_and_program():
     fn, params, inputs = models.program("mlp", depth=1, width=1, batch_size=2)
     with pytest.raises(ValueError, match="repeats must be >= 1, got 0"):
         jaxgraph.measured_seconds(jaxgraph.trace(fn, params, *inputs), params, inputs, repeats=0)
+
+
+def test_every_model_is_a_named_object_and_a_new_one_traces_like_the_rest(monkeypatch):
+    """`MODELS` maps each name to its object; `program` of a model added to it is traced like the bundled ones."""
+    import dataclasses
+
+    assert all(m.name == name for name, m in models.MODELS.items())
+    assert set(models.CLAIM_MODELS) | set(models.BRANCHING_MODELS) == set(models.MODELS)
+
+    @dataclasses.dataclass(frozen=True)
+    class Linear(models.Model):
+        name: str = "linear"
+
+        def init(self, rng, depth, width):
+            return {"head": {"w": rng.standard_normal((64, 10)).astype(np.float32), "b": np.zeros(10, np.float32)}}
+
+        def apply(self, params, x):
+            return x.reshape(x.shape[0], -1) @ params["head"]["w"] + params["head"]["b"]
+
+    monkeypatch.setitem(models.MODELS, "linear", Linear())
+    fn, params, inputs = models.program("linear", "train", batch_size=4)
+    g = jaxgraph.to_graph(jaxgraph.trace(fn, params, *inputs), gradient_outputs=(1, 2))
+    assert g.n_recv == 2 and g.recv_bytes.tolist() == [40.0, 2560.0]  # b then w: leaves in key order
+    assert (g.gradient_op >= 0).all()

@@ -178,3 +178,23 @@ def test_schedule_checks_its_graph_oracle_and_seed():
         ordering.schedule(g, "tac", oracle=10.0)
     with pytest.raises(TypeError, match="graph must be a graph.OpGraph, got 'cnn'"):
         ordering.schedule("cnn", "tic")
+
+
+def test_a_scheduler_is_an_object_in_the_registry_and_schedule_asks_it(monkeypatch):
+    """Adding a policy is adding an object: `schedule` finds it by name and broadcasts its one order."""
+    import dataclasses
+
+    @dataclasses.dataclass(frozen=True)
+    class Backwards(ordering.Scheduler):
+        name: str = "backwards"
+
+        def order(self, graph, recv_seconds, compute_seconds):
+            return np.arange(graph.n_recv)[::-1].copy()
+
+    assert all(s.name == name for name, s in ordering.SCHEDULERS.items())
+    assert [name for name, s in ordering.SCHEDULERS.items() if s.timed] == ["tac"]
+    monkeypatch.setitem(ordering.SCHEDULERS, "backwards", Backwards())
+    orders = ordering.schedule(random_graph(5, 8, seed=1), "backwards", workers=2, iterations=3)
+    assert orders.shape == (3, 2, 5) and (orders == [4, 3, 2, 1, 0]).all()
+    with pytest.raises(ValueError, match="scheduler must be one of"):
+        ordering.schedule(random_graph(5, 8, seed=1), "forwards")

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from mlsys_core.tictac import ps
+from mlsys_core.tictac.ps import coordinator, wire
 
 N_BYTES = (64 * 32 + 32 + 32 * 10 + 10) * 4  # w, b of the hidden and the head layer, float32
 
@@ -25,7 +26,7 @@ def test_two_servers_pull_and_push_all_bytes_intact_and_in_order():
         assert trial.worker_s.shape == (2, 2)
         # 2 iterations x 2 workers x (payload + a 21-byte header per parameter), over both servers;
         # every gradient goes back with the same bytes
-        assert trial.bytes_sent == 2 * 2 * (N_BYTES + 4 * ps.HEADER.size)
+        assert trial.bytes_sent == 2 * 2 * (N_BYTES + 4 * wire.HEADER.size)
         assert trial.bytes_pushed == trial.bytes_sent
 
 
@@ -104,17 +105,17 @@ def test_garbage_on_the_coordinators_port_is_a_clear_error(monkeypatch, garbage,
         if not stray:
             sock = socket.create_connection(("127.0.0.1", port))
             sock.sendall(garbage)
-            if len(garbage) < ps.HELLO_MSG.size:
+            if len(garbage) < wire.HELLO_MSG.size:
                 sock.close()
             stray.append(sock)
         child = real_spawn(role, config, port, ident, extra)
         spawned.append(child.proc.pid)
         return child
 
-    real_spawn = ps._spawn
-    monkeypatch.setattr(ps, "_spawn", garbage_first)
+    real_spawn = coordinator._spawn
+    monkeypatch.setattr(coordinator, "_spawn", garbage_first)
     with pytest.raises(RuntimeError, match=said) as info:
-        ps._serve(_config(servers=1, workers=1), {}, [b""], np.zeros(1, np.int64), 0.0)
+        coordinator._serve(_config(servers=1, workers=1), {}, [b""], np.zeros(1, np.int64), 0.0)
     assert f"server 0 (pid {spawned[0]}) was still running; stopped by the coordinator" in str(info.value)
     assert not _pids_alive(spawned)
     stray[0].close()
@@ -128,9 +129,9 @@ def test_a_failed_process_is_named_with_its_pid_exit_code_and_stderr(monkeypatch
     def failing(role, config, port, ident, extra=()):
         err = tempfile.TemporaryFile()
         script = "import sys; sys.stderr.write('starting\\nboom: no such model\\n'); sys.exit(3)"
-        return ps.Child(f"{role} {ident}", subprocess.Popen([sys.executable, "-c", script], stderr=err), err)
+        return coordinator.Child(f"{role} {ident}", subprocess.Popen([sys.executable, "-c", script], stderr=err), err)
 
-    monkeypatch.setattr(ps, "_spawn", failing)
+    monkeypatch.setattr(coordinator, "_spawn", failing)
     said = r"server 0 \(pid \d+\) exited with code 3:\n    starting\n    boom: no such"
     with pytest.raises(RuntimeError, match=said):
-        ps._serve(_config(servers=1, workers=1), {}, [b""], np.zeros(1, np.int64), 0.0)
+        coordinator._serve(_config(servers=1, workers=1), {}, [b""], np.zeros(1, np.int64), 0.0)

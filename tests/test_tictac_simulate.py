@@ -12,7 +12,7 @@ from mlsys_core.tictac.simulate import Cluster, arrivals, simulate
 
 @settings(max_examples=25, deadline=None)
 @given(st.integers(1, 30), st.integers(1, 50), st.integers(0, 10_000), st.integers(1, 4), st.integers(1, 3),
-       st.floats(0.05, 50.0), st.sampled_from(ordering.SCHEDULERS))
+       st.floats(0.05, 50.0), st.sampled_from(tuple(ordering.SCHEDULERS)))
 def test_makespan_lies_between_the_bounds_and_efficiency_in_unit_interval(n_recv, n_compute, seed, workers, servers,
                                                                             gbps, name):
     g = random_graph(n_recv, n_compute, seed=seed)
@@ -224,11 +224,11 @@ def test_a_workers_card_hands_an_idle_flows_share_to_the_flows_still_sending():
 
 @pytest.mark.parametrize("model", ["cnn", "resnet"])
 def test_bundled_training_graphs_push_what_they_pull_and_inference_pushes_nothing(model):
-    from mlsys_core.tictac import experiments
+    from mlsys_core.tictac import compare
 
     cluster = Cluster(workers=2, parameter_servers=2, placement="size_balanced")
     for mode in ("train", "infer"):
-        g = experiments.model_graph(model, mode)
+        g = compare.model_graph(model, mode)
         res = simulate(g, ordering.schedule(g, "tac", cluster.oracle(), 2, 2, 0), cluster)
         assert (res.pull_bytes == 2 * g.recv_bytes.sum()).all()
         np.testing.assert_array_equal(res.push_bytes, res.pull_bytes if mode == "train" else 0.0)

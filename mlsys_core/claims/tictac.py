@@ -122,9 +122,9 @@ CLAIMS: tuple[Claim, ...] = (
         paper=P4,
         statement="Where parallel branches of different costs leave the transfer order a real choice, TAC's "
         "order beats the layer-by-layer priority of P3/ByteScheduler",
-        paper_value="not stated by the paper; the suite's goal (issue 15): layer / TAC > 1.02 on average, "
+        paper_value="not stated by the paper; the suite's own goal: layer / TAC > 1.02 on average, "
         "more wins than losses",
-        source="suite: notebook 04, issue 15",
+        source="suite: notebook 04, graphs where the order matters",
         unit="x (layer-order time / TAC time, geometric mean over random layered DAGs)",
         rule=at_least(1.02, partly=1.0),
         assumptions=(

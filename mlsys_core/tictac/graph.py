@@ -184,7 +184,17 @@ def random_graph(n_recv: int, n_compute: int, seed: int = 0, max_preds: int = 3,
                  max_bytes: float = 1e6, max_flops: float = 1e7, gradients: bool = False) -> OpGraph:
     """A random DAG for tests and exercises: op i reads 1..max_preds earlier nodes (at least one),
     so node ids are a topological order and every op is reached from some recv. With `gradients`,
-    each recv's gradient comes from a random compute op (drawn last: the rest of the graph is the same)."""
+    each recv's gradient comes from a random compute op (drawn last: the rest of the graph is the same).
+
+    Args:
+        n_recv: recv ops (>= 1).
+        n_compute: compute ops (>= 0).
+        seed: seeds the graph (int >= 0).
+        max_preds: most inputs per op (>= 1).
+        max_bytes: bytes of the largest transfer; each is uniform in [5%, 100%] of it.
+        max_flops: FLOPs of the largest op; each is uniform in [5%, 100%] of it.
+        gradients: give each recv a gradient-producing op (a training graph).
+    """
     validate.integer("n_recv", n_recv, 1)
     validate.integer("n_compute", n_compute, 0)
     validate.integer("max_preds", max_preds, 1)
@@ -229,6 +239,14 @@ def layered_graph(n_recv: int = 6, layers: int = 4, max_width: int = 3, seed: in
     different recvs. Bytes and FLOPs are log-uniform over `bytes_range` / `flops_range` (two decades
     and three by default), so branches differ widely in cost. Recv ids are shuffled: they say nothing
     about program order.
+
+    Args:
+        n_recv: recv ops (>= max_width).
+        layers: compute layers (>= 1).
+        max_width: most ops per layer (>= 1).
+        seed: seeds the graph (int >= 0).
+        bytes_range: (low, high) bytes per transfer, log-uniform.
+        flops_range: (low, high) FLOPs per op, log-uniform.
     """
     validate.integer("layers", layers, low=1)
     validate.integer("max_width", max_width, low=1)

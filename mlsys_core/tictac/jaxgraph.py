@@ -32,24 +32,24 @@ _REDUCTIONS = ("reduce_sum", "reduce_max", "reduce_min", "reduce_prod", "argmax"
 class FlatEqn:
     """One primitive application. `inputs` holds ("v", var id) or ("c", constant value) pairs."""
 
-    primitive: object
-    params: dict
-    inputs: tuple
-    outputs: tuple[int, ...]
-    flops: float
+    primitive: object  # the JAX primitive
+    params: dict  # its parameters
+    inputs: tuple  # ("v", var id) or ("c", constant value) per operand
+    outputs: tuple[int, ...]  # var ids of its results
+    flops: float  # estimated FLOPs (`estimate_flops`)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class FlatProgram:
     """A jaxpr flattened to primitives. `param_vars[i]` is the var id of parameter leaf i."""
 
-    param_vars: tuple[int, ...]
-    param_names: tuple[str, ...]
-    param_bytes: tuple[int, ...]
-    input_vars: tuple[int, ...]
-    eqns: tuple[FlatEqn, ...]
-    outputs: tuple
-    out_tree: object
+    param_vars: tuple[int, ...]  # var id of each parameter leaf
+    param_names: tuple[str, ...]  # each leaf's key path
+    param_bytes: tuple[int, ...]  # bytes of each leaf
+    input_vars: tuple[int, ...]  # var ids of the other inputs' leaves
+    eqns: tuple[FlatEqn, ...]  # the primitives in program order
+    outputs: tuple  # ("v", var id) or ("c", value) per flat output
+    out_tree: object  # the outputs' pytree structure
 
 
 def _size(aval) -> int:
@@ -58,7 +58,14 @@ def _size(aval) -> int:
 
 def estimate_flops(name: str, in_avals, out_avals, params) -> float:
     """FLOPs of one primitive: 2·M·N·K for dot_general, 2·out·(kernel taps × in-channels) for
-    convolutions, input size for reductions, output size (one op per element) otherwise."""
+    convolutions, input size for reductions, output size (one op per element) otherwise.
+
+    Args:
+        name: the primitive's name.
+        in_avals: the operands' abstract values (shapes).
+        out_avals: the results' abstract values.
+        params: the primitive's parameters (dimension numbers).
+    """
     out = sum(_size(a) for a in out_avals)
     if name == "dot_general":
         (lhs_contract, _), _ = params["dimension_numbers"]
@@ -209,7 +216,7 @@ def to_graph(program: FlatProgram, name: str = "jax program", gradient_outputs=N
     )
 
 
-def run_eqn(eqn: FlatEqn, values: dict):
+def run_eqn(eqn: FlatEqn, values: dict) -> None:
     """Apply one primitive eagerly; store its outputs in `values` (var id -> array)."""
     args = [values[v] if kind == "v" else v for kind, v in eqn.inputs]
     out = eqn.primitive.bind(*args, **eqn.primitive.get_bind_params(eqn.params))
@@ -219,8 +226,15 @@ def run_eqn(eqn: FlatEqn, values: dict):
         values[var] = value
 
 
-def run_eager(program: FlatProgram, param_leaves, *inputs, timings: bool = False):
-    """Execute the flat program one primitive at a time. Returns (outputs, per-eqn seconds or None)."""
+def run_eager(program: FlatProgram, param_leaves, *inputs, timings: bool = False) -> tuple:
+    """Execute the flat program one primitive at a time. Returns (outputs, per-eqn seconds or None).
+
+    Args:
+        program: the flat program (`trace`).
+        param_leaves: the parameters' leaves, in `program.param_vars` order.
+        *inputs: the program's other inputs.
+        timings: block on each primitive and time it (s).
+    """
     import jax
 
     values = dict(zip(program.param_vars, param_leaves))
@@ -238,7 +252,14 @@ def run_eager(program: FlatProgram, param_leaves, *inputs, timings: bool = False
 
 def measured_seconds(program: FlatProgram, params, inputs, repeats: int = 3) -> np.ndarray:
     """A measured time oracle: per compute op of `to_graph(program)`, the fastest of `repeats` eager
-    runs on this machine (after one discarded run that compiles every primitive)."""
+    runs on this machine (after one discarded run that compiles every primitive), in seconds.
+
+    Args:
+        program: the flat program (`trace`).
+        params: its parameters (a pytree).
+        inputs: its other inputs (a tuple).
+        repeats: timed runs (>= 1).
+    """
     import jax
 
     validate.instance("program", program, FlatProgram, "a jaxgraph.FlatProgram (from `trace`)")

@@ -12,6 +12,9 @@ TAC repeatedly takes the head of the order "A before B iff min(P_B, M_A) < min(P
 two-machine rule with M(r) = time(r) — ties by smaller M⁺, then recv index; it removes the head
 from R and updates the properties incrementally (numba kernel): a step costs a pass over the recvs
 (and over the distinct dependency sets only to break a tie) instead of a full recomputation.
+
+`SCHEDULERS` holds the policies as objects (random, layer, reverse, TIC, TAC); `schedule(graph, name, ...)`
+checks the name and asks that object for its orders. Adding a policy is adding an object to `SCHEDULERS`.
 """
 
 from __future__ import annotations
@@ -24,17 +27,15 @@ import numpy as np
 from mlsys_core import validate
 from mlsys_core.tictac.graph import OpGraph, popcount
 
-SCHEDULERS = ("random", "layer", "reverse", "tic", "tac")
-
 
 @dataclasses.dataclass(frozen=True)
 class TimeOracle:
     """Analytic op times: a transfer takes latency + bytes / bandwidth, an op flops / rate + overhead."""
 
-    bandwidth_gbps: float = 1.0
-    latency_us: float = 50.0
-    gflops: float = 10.0
-    op_overhead_us: float = 2.0
+    bandwidth_gbps: float = 1.0  # Gbit/s, the link
+    latency_us: float = 50.0  # us per transfer
+    gflops: float = 10.0  # GFLOP/s, a worker's compute rate
+    op_overhead_us: float = 2.0  # us per compute op
 
     def __post_init__(self):
         for name in ("bandwidth_gbps", "gflops"):
@@ -97,7 +98,7 @@ def _membership(sets, n_recv):
     return ptr, idx
 
 
-def dependency_sets(graph: OpGraph, compute_seconds: np.ndarray):
+def dependency_sets(graph: OpGraph, compute_seconds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Distinct deps rows of the compute ops: (sets (U, words) uint64, summed op time (U,))."""
     bits = np.ascontiguousarray(graph.deps[graph.n_recv:])
     rows = bits.view(np.dtype((np.void, bits.shape[1] * 8))).ravel()
@@ -256,11 +257,18 @@ def tac(graph: OpGraph, recv_seconds: np.ndarray, compute_seconds: np.ndarray) -
     return _tac_kernel(sets, weight, t, ptr, idx)
 
 
-def properties(graph: OpGraph, recv_seconds, compute_seconds, outstanding=None):
+def properties(graph: OpGraph, recv_seconds, compute_seconds,
+               outstanding=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """M (n_compute,), P (n_recv,) and M⁺ (n_recv,) for the outstanding recvs (bool mask, default all).
 
     A direct dense evaluation of the definitions (O(ops x recvs)), for teaching and for checking
     the incremental kernel; entries for recvs not outstanding are NaN in P and M⁺.
+
+    Args:
+        graph: the op DAG.
+        recv_seconds: (n_recv,) s per transfer.
+        compute_seconds: (n_compute,) s per compute op.
+        outstanding: (n_recv,) bool, the recvs still to send (None: all).
     """
     t = np.asarray(recv_seconds, dtype=np.float64)
     c = np.asarray(compute_seconds, dtype=np.float64)
@@ -287,6 +295,98 @@ def reverse_order(graph: OpGraph) -> np.ndarray:
     return layer_order(graph)[::-1].copy()
 
 
+class Scheduler:
+    """A transfer-order policy. `order` gives one order (n_recv,) that every worker follows every
+    iteration, and `orders` repeats it; a policy that varies per worker and iteration overrides `orders`.
+    `timed`: whether the order depends on the time oracle (a caller may skip measuring one otherwise)."""
+
+    name: str
+    timed: bool = False
+
+    def order(self, graph: OpGraph, recv_seconds: np.ndarray, compute_seconds: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def orders(self, graph: OpGraph, recv_seconds: np.ndarray, compute_seconds: np.ndarray, workers: int,
+               iterations: int, seed: int) -> np.ndarray:
+        """Orders `(iterations, workers, n_recv)`.
+
+        Args:
+            graph: the op DAG.
+            recv_seconds: (n_recv,) oracle seconds per transfer at the per-worker bandwidth share.
+            compute_seconds: (n_compute,) oracle seconds per compute op.
+            workers: workers, each with its own order (>= 1).
+            iterations: iterations (>= 1).
+            seed: seeds a policy that draws its orders (int >= 0).
+        """
+        return np.broadcast_to(self.order(graph, recv_seconds, compute_seconds), (iterations, workers, graph.n_recv))
+
+
+@dataclasses.dataclass(frozen=True)
+class RandomOrder(Scheduler):
+    """Stock TensorFlow: no order is enforced, so a fresh permutation per iteration and per worker."""
+
+    name: str = "random"
+
+    def orders(self, graph: OpGraph, recv_seconds: np.ndarray, compute_seconds: np.ndarray, workers: int,
+               iterations: int, seed: int) -> np.ndarray:
+        """Orders `(iterations, workers, n_recv)`, each an independent permutation drawn from `seed`.
+
+        Args:
+            graph: the op DAG.
+            recv_seconds: unused (random order is blind to times).
+            compute_seconds: unused.
+            workers: workers (>= 1).
+            iterations: iterations (>= 1).
+            seed: seeds the permutations (int >= 0).
+        """
+        keys = np.random.default_rng(seed).random((iterations, workers, graph.n_recv))
+        return np.argsort(keys, axis=-1)
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerOrder(Scheduler):
+    """`layer_order`: recvs by their first consumer in program order."""
+
+    name: str = "layer"
+
+    def order(self, graph: OpGraph, recv_seconds: np.ndarray, compute_seconds: np.ndarray) -> np.ndarray:
+        return layer_order(graph)
+
+
+@dataclasses.dataclass(frozen=True)
+class ReverseOrder(Scheduler):
+    """`reverse_order`: layer order reversed."""
+
+    name: str = "reverse"
+
+    def order(self, graph: OpGraph, recv_seconds: np.ndarray, compute_seconds: np.ndarray) -> np.ndarray:
+        return reverse_order(graph)
+
+
+@dataclasses.dataclass(frozen=True)
+class TIC(Scheduler):
+    """`tic`: by M⁺ under unit transfer times (blind to the oracle)."""
+
+    name: str = "tic"
+
+    def order(self, graph: OpGraph, recv_seconds: np.ndarray, compute_seconds: np.ndarray) -> np.ndarray:
+        return tic(graph)
+
+
+@dataclasses.dataclass(frozen=True)
+class TAC(Scheduler):
+    """`tac`: Johnson's rule on the oracle's times."""
+
+    name: str = "tac"
+    timed: bool = True
+
+    def order(self, graph: OpGraph, recv_seconds: np.ndarray, compute_seconds: np.ndarray) -> np.ndarray:
+        return tac(graph, recv_seconds, compute_seconds)
+
+
+SCHEDULERS = {s.name: s for s in (RandomOrder(), LayerOrder(), ReverseOrder(), TIC(), TAC())}
+
+
 def schedule(graph: OpGraph, scheduler: str, oracle: TimeOracle | None = None, workers: int = 1,
              iterations: int = 1, seed: int = 0, recv_seconds=None, compute_seconds=None) -> np.ndarray:
     """Orders `(iterations, workers, n_recv)` for `scheduler` in SCHEDULERS.
@@ -295,6 +395,16 @@ def schedule(graph: OpGraph, scheduler: str, oracle: TimeOracle | None = None, w
     enforced); the others give every worker the same order every iteration. TAC uses the oracle's
     times at the per-worker bandwidth share, unless `recv_seconds` / `compute_seconds` are given
     (e.g. a perturbed or measured oracle).
+
+    Args:
+        graph: the op DAG.
+        scheduler: a `SCHEDULERS` name.
+        oracle: the analytic time oracle (None: `TimeOracle()`).
+        workers: workers sharing each server link (>= 1).
+        iterations: iterations (>= 1).
+        seed: seeds the random orders (int >= 0).
+        recv_seconds: (n_recv,) seconds per transfer, replacing the oracle's (None: the oracle's).
+        compute_seconds: (n_compute,) seconds per compute op, replacing the oracle's (None: the oracle's).
     """
     validate.instance("graph", graph, OpGraph, "a graph.OpGraph")
     validate.choice("scheduler", scheduler, SCHEDULERS)
@@ -303,15 +413,10 @@ def schedule(graph: OpGraph, scheduler: str, oracle: TimeOracle | None = None, w
     validate.integer("workers", workers, low=1)
     validate.integer("iterations", iterations, low=1)
     validate.seed("seed", seed)
-    if scheduler == "random":
-        rng = np.random.default_rng(seed)
-        keys = rng.random((iterations, workers, graph.n_recv))
-        return np.argsort(keys, axis=-1)
-    if scheduler == "tac":
+    chosen = SCHEDULERS[scheduler]
+    t, c = recv_seconds, compute_seconds
+    if chosen.timed:
         oracle = oracle or TimeOracle()
-        t = oracle.recv_seconds(graph, share=workers) if recv_seconds is None else recv_seconds
-        c = oracle.compute_seconds(graph) if compute_seconds is None else compute_seconds
-        order = tac(graph, t, c)
-    else:
-        order = {"layer": layer_order, "reverse": reverse_order, "tic": tic}[scheduler](graph)
-    return np.broadcast_to(order, (iterations, workers, graph.n_recv))
+        t = oracle.recv_seconds(graph, share=workers) if t is None else t
+        c = oracle.compute_seconds(graph) if c is None else c
+    return chosen.orders(graph, t, c, workers, iterations, seed)

@@ -44,11 +44,11 @@ class PartitionedGraph:
     """`graph`: the op DAG with one recv per partition; `owner` (n_parts,) the original recv of each
     partition, `offset` (n_parts,) its first parameter inside that tensor, `params` (n_parts,) its size."""
 
-    graph: OpGraph
-    owner: np.ndarray
-    offset: np.ndarray
-    params: np.ndarray
-    source: OpGraph
+    graph: OpGraph  # one recv per partition
+    owner: np.ndarray  # (n_parts,) the original recv of each partition
+    offset: np.ndarray  # (n_parts,) its first parameter inside that tensor
+    params: np.ndarray  # (n_parts,) its size in parameters
+    source: OpGraph  # the unpartitioned graph
 
     @property
     def n_parts(self) -> int:

@@ -1,21 +1,35 @@
-"""Figures for the TicTac notebook. Each takes results from `experiments` / `ps` and returns a Figure."""
+"""Figures for the TicTac notebook. Each takes results from `experiments` / `ps` and returns the Figure
+made by `viz.figure` (not registered with pyplot: a notebook shows it where a cell returns or displays it)."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mlsys_core import viz
 
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
-def _done(fig):
-    """Detach the figure from pyplot, so that a notebook shows it once (as the cell's value)."""
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
-    plt.close(fig)
-    return fig
+    from mlsys_core.tictac.experiments import (
+        GainSweep,
+        HeuristicCost,
+        OracleError,
+        OrderStudy,
+        PartitionStudy,
+        ServerSweep,
+        SpeedupRow,
+        StragglerSweep,
+        Timeline,
+        WorkersSweep,
+    )
+    from mlsys_core.tictac.ps import Trial
 
 
-def gantt(tl):
+def gantt(tl: Timeline) -> Figure:
     """Timeline of one worker: transfers per parameter server (top lanes; colour = layer, dark = first
     used) and compute ops (bottom)."""
     fig, ax = viz.figure(width=8, height=2.8)
@@ -40,10 +54,10 @@ def gantt(tl):
     ax.set_title(f"{tl.graph.name}, {tl.scheduler}: makespan {tl.makespan * ms:.2f} ms, E = {tl.efficiency:.2f}, "
                  f"{tl.speedup:.2f}x random", fontsize=9)
     ax.legend(fontsize=7, loc="lower right")
-    return _done(fig)
+    return fig
 
 
-def speedups(rows, schedulers=("layer", "reverse", "tic", "tac")):
+def speedups(rows: list[SpeedupRow], schedulers=("layer", "reverse", "tic", "tac")) -> Figure:
     """Grouped bars: throughput over random order per model and mode (`experiments.SpeedupRow`s)."""
     fig, ax = viz.figure(width=8, height=3)
     labels = [f"{r.model}\n{r.mode}" for r in rows]
@@ -55,10 +69,10 @@ def speedups(rows, schedulers=("layer", "reverse", "tic", "tac")):
     ax.set_xticks(x, labels, fontsize=8)
     ax.set_ylabel("throughput / random order")
     ax.legend(fontsize=8, ncols=4)
-    return _done(fig)
+    return fig
 
 
-def efficiency_hist(values: dict):
+def efficiency_hist(values: dict) -> Figure:
     """Histograms of scheduling efficiency E per scheduler."""
     fig, ax = viz.figure()
     bins = np.linspace(0, 1, 21)
@@ -67,10 +81,10 @@ def efficiency_hist(values: dict):
     ax.set_xlabel("scheduling efficiency E")
     ax.set_ylabel("worker-iterations")
     ax.legend(fontsize=8)
-    return _done(fig)
+    return fig
 
 
-def workers_sweep(sweep):
+def workers_sweep(sweep: WorkersSweep) -> Figure:
     """Speedup over random against the number of workers."""
     fig, ax = viz.figure()
     for name in ("tac", "tic", "layer"):
@@ -80,10 +94,10 @@ def workers_sweep(sweep):
     ax.set_xlabel("workers sharing the PS link")
     ax.set_ylabel("throughput / random order")
     ax.legend(fontsize=8)
-    return _done(fig)
+    return fig
 
 
-def oracle_error(result):
+def oracle_error(result: OracleError) -> Figure:
     """TAC's slowdown against the noise in its time oracle."""
     fig, ax = viz.figure()
     ax.plot(result.sigma, 100 * result.mean_loss, marker="o", label="TAC, mean over noisy oracles")
@@ -92,10 +106,10 @@ def oracle_error(result):
     ax.set_xlabel("oracle noise sigma (log-normal)")
     ax.set_ylabel("slowdown vs exact oracle (%)")
     ax.legend(fontsize=8)
-    return _done(fig)
+    return fig
 
 
-def heuristic_cost(cost):
+def heuristic_cost(cost: HeuristicCost) -> Figure:
     """Ordering time against graph size."""
     fig, ax = viz.figure()
     ax.loglog(cost.ops, cost.tic_s, marker="o", label="TIC")
@@ -103,10 +117,10 @@ def heuristic_cost(cost):
     ax.set_xlabel("compute ops in the graph")
     ax.set_ylabel("ordering time (s)")
     ax.legend(fontsize=8)
-    return _done(fig)
+    return fig
 
 
-def real_server(trials):
+def real_server(trials: dict[str, Trial]) -> Figure:
     """Real loopback iteration times per scheduler, warm-up iterations marked."""
     fig, ax = viz.figure(width=6)
     for name, trial in trials.items():
@@ -117,20 +131,20 @@ def real_server(trials):
     ax.set_xlabel("iteration")
     ax.set_ylabel("iteration time (ms)")
     ax.legend(fontsize=8)
-    return _done(fig)
+    return fig
 
 
-def bars(values: dict, ylabel: str):
+def bars(values: dict, ylabel: str) -> Figure:
     """Horizontal bars of named values."""
     fig, ax = viz.figure(width=6, height=0.35 * len(values) + 1)
     names = list(values)
     ax.barh(names, [values[n] for n in names], color="tab:blue")
     ax.invert_yaxis()
     ax.set_xlabel(ylabel)
-    return _done(fig)
+    return fig
 
 
-def gain_sweep(sweeps, paper: dict | None = None):
+def gain_sweep(sweeps: Iterable[GainSweep], paper: dict | None = None) -> Figure:
     """The best model's throughput over random order against link bandwidth, one line per
     `experiments.GainSweep` (mean over seeds, bars from the lowest to the highest seed), and the
     paper's "up to" figure per mode (`paper`: {mode: ratio}) as a dotted line."""
@@ -148,10 +162,10 @@ def gain_sweep(sweeps, paper: dict | None = None):
     ax.set_xlabel("link bandwidth (Gbit/s), 10 GFLOP/s per worker")
     ax.set_ylabel("throughput / random order")
     ax.legend(fontsize=7)
-    return _done(fig)
+    return fig
 
 
-def straggler_sweep(sweep):
+def straggler_sweep(sweep: StragglerSweep) -> Figure:
     """Straggler spread (ms) of random order and TAC against transfer jitter (mean over seeds)."""
     fig, ax = viz.figure()
     for name, spread in (("random", sweep.random_s), ("tac", sweep.tac_s)):
@@ -159,10 +173,10 @@ def straggler_sweep(sweep):
     ax.set_xlabel("transfer-time jitter (log-normal sigma)")
     ax.set_ylabel("slowest - fastest worker (ms)")
     ax.legend(fontsize=8)
-    return _done(fig)
+    return fig
 
 
-def server_sweep(sweep):
+def server_sweep(sweep: ServerSweep) -> Figure:
     """Iteration time against the number of parameter servers, one line per placement and card cap."""
     fig, ax = viz.figure(width=6, height=3.2)
     styles = ("-", "--", ":", "-.")
@@ -177,10 +191,10 @@ def server_sweep(sweep):
     ax.set_ylabel("mean iteration time (ms)")
     ax.set_title(f"{sweep.graph}, {sweep.scheduler}: adding servers, by placement")
     ax.legend(fontsize=8)
-    return _done(fig)
+    return fig
 
 
-def order_study(study):
+def order_study(study: OrderStudy) -> Figure:
     """Per random DAG: layer order's and TAC's time over the brute-force best (points above the
     diagonal: TAC is closer to the optimum than layer order)."""
     fig, ax = viz.figure(width=4.6, height=4.0)
@@ -193,10 +207,10 @@ def order_study(study):
     ax.set_ylabel("layer-order time / best order")
     wins, losses = study.wins_losses()
     ax.set_title(f"{len(study.seeds)} layered DAGs: TAC {wins} wins, {losses} losses", fontsize=9)
-    return _done(fig)
+    return fig
 
 
-def partition_study(study):
+def partition_study(study: PartitionStudy) -> Figure:
     """Iteration time of each way of sending the graph, grouped by parameter-server count."""
     fig, ax = viz.figure(width=8, height=3.0)
     n = len(study.columns)
@@ -208,4 +222,9 @@ def partition_study(study):
     ax.set_ylabel("iteration time (ms)")
     ax.set_title(f"{study.graph}: {study.recvs} tensors, {study.partitions} partitions", fontsize=9)
     ax.legend(fontsize=7, ncol=2)
-    return _done(fig)
+    return fig
+
+
+def explore_timeline(tl: Timeline) -> Figure:
+    """The timeline widget's figure: `gantt` of `experiments.explore_timeline`'s result."""
+    return gantt(tl)
