@@ -11,6 +11,7 @@ def figure(ncols: int = 1, nrows: int = 1, width: float = 5.0, height: float = 3
     The figure is not registered with pyplot: nothing keeps it alive once its caller lets go (no pile of
     open figures), and a notebook shows it once, where the cell returns or `display`s it.
     """
+    import matplotlib.pyplot  # noqa: F401 -- in a notebook, this sets up showing a returned Figure inline
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(width * ncols, height * nrows), dpi=DPI, layout="constrained")
