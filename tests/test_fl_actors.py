@@ -7,20 +7,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mlsys_core.fl.actors import (
-    ACTOR_KINDS,
-    ActorSystem,
-    Fault,
-    LockService,
-    Message,
-    Topology,
-    actor_counts,
-    control_plane,
-    count,
-    hops_per_report,
-)
+from mlsys_core.fl.actors import ActorSystem, Message, count, hops_per_report
+from mlsys_core.fl.faults import ACTOR_KINDS, Fault, LockService, Topology, actor_counts, control_plane
 from mlsys_core.fl.population import HOUR_S, PopulationConfig, make_population
-from mlsys_core.fl.protocol import RoundConfig, SteeringConfig, simulate
+from mlsys_core.fl.protocol import simulate
+from mlsys_core.fl.rounds import RoundConfig
+from mlsys_core.fl.steering import SteeringConfig
 
 POP = make_population(PopulationConfig(num_devices=20_000), seed=4)
 CFG = RoundConfig(goal_count=60, min_reports=45)
@@ -134,7 +126,7 @@ def test_fault_schedules_reach_the_horizon_and_never_lose_or_double_count_accept
 
 
 def test_coordinator_crash_while_every_selector_is_down_recovers():
-    """Issue 14's scenario: 50 k devices, goal 100, all four Selectors crash at 3 h + 29 s and the
+    """50 k devices, goal 100, all four Selectors crash at 3 h + 29 s and the
     Coordinator at 3 h + 30 s. The Selectors come back, find no Coordinator, and race for the lock."""
     pop = make_population(PopulationConfig(num_devices=50_000), seed=1)
     cfg = RoundConfig(goal_count=100, min_reports=80)
@@ -267,11 +259,11 @@ def test_a_fault_outside_the_topology_is_refused(topology, fault, said):
 
 
 def test_faults_and_topology_must_be_of_their_kinds():
-    with pytest.raises(TypeError, match="faults must be a tuple of actors.Fault, got Fault"):
+    with pytest.raises(TypeError, match="faults must be a tuple of faults.Fault, got Fault"):
         ActorSystem(Topology(), Fault("selector", 1.0))
-    with pytest.raises(TypeError, match=r"faults\[1\] must be an actors.Fault, got 'selector'"):
+    with pytest.raises(TypeError, match=r"faults\[1\] must be a faults.Fault, got 'selector'"):
         control_plane(Topology(), [Fault("selector", 1.0), "selector"])
-    with pytest.raises(TypeError, match="topology must be an actors.Topology, got 'merged'"):
+    with pytest.raises(TypeError, match="topology must be a faults.Topology, got 'merged'"):
         ActorSystem("merged")
 
 

@@ -148,14 +148,14 @@ def test_clipping_refuses_a_norm_that_is_not_positive(clip):
     ({"w": jnp.array([1.0, jnp.nan])}, ValueError, r"update\['w'\] must hold finite numbers; update\['w'\]\[1\]"),
 ])
 def test_clipping_refuses_an_update_that_is_not_arrays_of_finite_numbers(update, error, said):
-    """None used to come back as None, a NaN as NaN, and a string as an AttributeError."""
+    """None, a NaN and a string are refused, each naming the update, not passed through or failing deep inside."""
     with pytest.raises(error, match=said):
         dp.clip_update(update, 1.0)
 
 
 @pytest.mark.parametrize("rate", [2.0, -0.1, float("nan")])
 def test_poisson_sampling_refuses_a_rate_outside_0_1(rate):
-    """A rate of 2 used to sample every client."""
+    """A rate above 1 is refused, not read as "sample every client"."""
     with pytest.raises(ValueError, match="sampling_rate"):
         dp.poisson_sample(jax.random.key(0), 10, rate)
     with pytest.raises(ValueError, match="sampling_rate"):

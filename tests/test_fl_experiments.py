@@ -10,9 +10,12 @@ matplotlib.use("Agg")
 
 from mlsys_core.fl import experiments as E  # noqa: E402
 from mlsys_core.fl import plots  # noqa: E402
-from mlsys_core.fl.actors import Message, Topology  # noqa: E402
+from mlsys_core.fl.actors import Message  # noqa: E402
+from mlsys_core.fl.faults import Topology  # noqa: E402
 from mlsys_core.fl.population import PopulationConfig, make_population  # noqa: E402
-from mlsys_core.fl.protocol import RoundConfig, SteeringConfig, simulate  # noqa: E402
+from mlsys_core.fl.protocol import simulate  # noqa: E402
+from mlsys_core.fl.rounds import RoundConfig  # noqa: E402
+from mlsys_core.fl.steering import SteeringConfig  # noqa: E402
 
 POP = make_population(PopulationConfig(num_devices=20_000), seed=6)
 CFG = RoundConfig(goal_count=50, min_reports=40)
@@ -30,7 +33,7 @@ def test_diurnal_swing_and_dashboard_series_add_up_and_plot_what_they_hold():
     assert series.committed.sum() + series.abandoned.sum() == len(res.counters)
     assert series.accepted.sum() == res.counters.column("accepted").sum()
     shares = E.session_outcomes(res)
-    assert abs(sum(shares) - 1.0) < 1e-9
+    assert abs(sum(dataclasses.astuple(shares)) - 1.0) < 1e-9
     fig = plots.dashboard(np.arange(3), series, res.checkins_per_bin, 60.0)
     rounds, devices, load = fig.axes
     heights = _bar_heights(rounds)  # committed bars first, abandoned stacked on them
@@ -108,8 +111,8 @@ def test_fault_behaviours_fail_when_the_log_shows_otherwise():
     sel = runs["selector"]
     stray = Message(1800.0, sel.trace[-1].round, "selector[2]", "-", "lost", np.array([1, 2]))  # not the victim
     twice = Message(1900.0, 0, "selector[3]", "coordinator[0]", "respawn", np.zeros(0, np.int64))
-    broken = dict(runs, selector=sel._replace(trace=[*sel.trace, stray]),
-                  coordinator=runs["coordinator"]._replace(trace=[*runs["coordinator"].trace, twice]))
+    broken = dict(runs, selector=dataclasses.replace(sel, trace=[*sel.trace, stray]),
+                  coordinator=dataclasses.replace(runs["coordinator"], trace=[*runs["coordinator"].trace, twice]))
     held = E.fault_behaviours(broken)
     assert not held["selector crash loses only its own devices"]
     assert not held["coordinator respawned exactly once, by a selector"]
@@ -168,21 +171,22 @@ def test_server_optimizer_study_compares_on_the_same_rounds():
     task = TrainConfig(num_devices=300, alpha=0.1, examples_per_device=16, hours=3.0, rounds=8, eval_every=2)
     opts = {"FedAvg": F.FedAvg(), "FedAdam": F.FedAdam(learning_rate=0.05)}
     st = E.server_optimizer_study(opts, rc, SteeringConfig(cooldown_s=1800.0), task, F.ModelConfig(batch_size=4),
-                                  seeds=(0, 1), target=0.3)
+                                  target=0.3, seeds=(0, 1))
     assert st.rounds_to_target.shape == (2, 2) and np.all(st.rounds_to_target >= 1)
     assert np.array_equal(st.speedup("FedAdam"), st.rounds_to_target[0] / st.rounds_to_target[1])
     assert np.all(st.eval_rounds == 4) and np.all((st.eval_gap >= 0) & (st.eval_gap < 0.5))
     assert set(st.first_seed) == {"FedAvg", "FedAdam"} and st.first_seed["FedAvg"].version[-1] == 8
     with pytest.raises(ValueError, match="reference optimizer"):
-        E.server_optimizer_study({"FedAdam": F.FedAdam()}, rc, SteeringConfig(), task, F.ModelConfig(), (0,), 0.5)
+        E.server_optimizer_study({"FedAdam": F.FedAdam()}, rc, SteeringConfig(), task, F.ModelConfig(), 0.5, (0,))
 
 
-def test_explore_and_its_plot():
-    out = E.explore(num_devices=5000, goal_count=50, hours=1.0)
-    assert out.class_mix.shape == (20, 10) and out.class_mix.sum() == 1797
-    fig = plots.explore(out)
+def test_explore_rounds_and_its_plot():
+    out = E.explore_rounds(num_devices=5000, goal_count=50, hours=1.0)
+    assert out.class_mix.shape == (E.EXPLORE_CLIENTS, 10) and out.class_mix.sum() == 1797
+    fig = plots.explore_rounds(out)
     assert fig.axes[0].get_title().startswith(f"{len(out.result.counters)} rounds")
-    assert np.allclose(_bar_heights(fig.axes[1]), list(out.outcomes))
+    assert [t.get_text() for t in fig.axes[1].get_xticklabels()] == ["accepted", "late", "dropped", "lost"]
+    assert np.allclose(_bar_heights(fig.axes[1]), dataclasses.astuple(out.outcomes))
     assert np.array_equal(fig.axes[2].images[0].get_array(), out.class_mix)
 
 
@@ -207,6 +211,25 @@ def test_training_and_leak_plots_draw_their_inputs():
     assert np.allclose(_bar_heights(agg), np.arange(24))
 
 
+def test_notebook_03b_plots_draw_the_study_they_are_given():
+    from types import SimpleNamespace
+
+    rng = np.random.default_rng(0)
+    inv = SimpleNamespace(truth=rng.random((3, 64)), reconstructions=rng.random((4, 3, 64)))
+    axes = np.array(plots.inversion_gallery(inv).axes).reshape(2, 5)  # two examples, truth + four settings
+    assert [ax.get_title() for ax in axes[0]] == ["true digit", *plots.INVERSION_TITLES]
+    assert np.allclose(axes[1, 0].images[0].get_array(), inv.truth[1].reshape(8, 8))
+    assert np.allclose(axes[0, 3].images[0].get_array(), inv.reconstructions[2, 0].reshape(8, 8))
+    dps = SimpleNamespace(noise_multipliers=np.array([1.0, 2.0]), epsilon=np.array([8.0, 2.0]),
+                          accuracy=np.array([[0.8, 0.9, 0.85], [0.6, 0.7, 0.65]]),
+                          non_private=np.array([0.9, 0.92, 0.94]), delta=1e-4, rounds=30)
+    ax = plots.dp_accuracy(dps).axes[0]
+    data_line = ax.containers[0].lines[0]
+    assert np.allclose(data_line.get_xdata(), dps.epsilon) and np.allclose(data_line.get_ydata(), [0.85, 0.65])
+    assert sorted(t.get_text() for t in ax.get_legend().get_texts()) == ["DP-FedAvg (3 seeds)", "no privacy"]
+    assert np.allclose(ax.lines[-1].get_ydata(), 0.92) and "after 30 rounds" in ax.get_xlabel()
+
+
 def test_experiments_check_steps_hours_and_seeds():
     with pytest.raises(ValueError, match=r"step_h must be in \(0, 24\], got 0.0"):
         E.diurnal_swing(POP, step_h=0.0)
@@ -217,7 +240,9 @@ def test_experiments_check_steps_hours_and_seeds():
     with pytest.raises(ValueError, match=r"drop_outs must hold values in \[0, 1\]; drop_outs\[1\] is 1.5"):
         E.commit_share_curves(POP, CFG, np.array([1.3]), (0.1, 1.5), 5, 0)
     with pytest.raises(TypeError, match="seed must be an int, got 1.5"):
-        E.explore(seed=1.5)
+        E.explore_rounds(seed=1.5)
+    with pytest.raises(TypeError, match="steering must be True or False, got 'auto'"):
+        E.explore_rounds(steering="auto")
 
 
 def test_fault_runs_crash_an_actor_the_topology_has():

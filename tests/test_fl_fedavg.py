@@ -12,8 +12,10 @@ from mlsys_core.data import load_digits
 from mlsys_core.fl import fedavg as F
 from mlsys_core.fl import telemetry as TL
 from mlsys_core.fl import training as TR
-from mlsys_core.fl.actors import ActorSystem, Fault, Topology
-from mlsys_core.fl.protocol import RoundConfig, SteeringConfig
+from mlsys_core.fl.actors import ActorSystem
+from mlsys_core.fl.faults import Fault, Topology
+from mlsys_core.fl.rounds import RoundConfig
+from mlsys_core.fl.steering import SteeringConfig
 from mlsys_core.fl.training import TrainConfig
 
 X, Y = load_digits()
@@ -224,7 +226,7 @@ def test_training_checks_configs_seed_and_targets():
         TR.make_task("digits", MODEL, 0)
     with pytest.raises(ValueError, match="seed must be >= 0, got -3"):
         TR.make_task(train, MODEL, -3)
-    with pytest.raises(TypeError, match="round_config must be a protocol.RoundConfig, got 10"):
+    with pytest.raises(TypeError, match="round_config must be a rounds.RoundConfig, got 10"):
         TR.simulate_task(10, SteeringConfig(), train, MODEL, 0)
     with pytest.raises(TypeError, match="model must be a fedavg.ModelConfig, got None"):
         TR.federated_training(RoundConfig(goal_count=5), None, train, 0)

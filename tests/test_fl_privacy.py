@@ -5,7 +5,9 @@ import pytest
 
 from mlsys_core.fl import privacy as P
 from mlsys_core.fl.population import PopulationConfig, make_population
-from mlsys_core.fl.protocol import RoundConfig, SteeringConfig, simulate
+from mlsys_core.fl.protocol import simulate
+from mlsys_core.fl.rounds import RoundConfig
+from mlsys_core.fl.steering import SteeringConfig
 
 POP = make_population(PopulationConfig(num_devices=20_000), seed=6)
 CFG = RoundConfig(goal_count=50, min_reports=40)
@@ -16,8 +18,8 @@ def test_schedule_leak_and_its_sweep_over_jitter():
     ids, _, codes = res.log.arrays()
     victims = np.unique(ids)[:20]
     leak = P.schedule_leak(res, POP, victims)
-    assert leak["error_h"].shape == (20,) and np.all(leak["error_h"] <= 12)
-    assert np.median(leak["error_h"]) < 1.0  # the attack recovers the window (a random guess: ~6 h off)
+    assert leak.error_h.shape == (20,) and np.all(leak.error_h <= 12)
+    assert np.median(leak.error_h) < 1.0  # the attack recovers the window (a random guess: ~6 h off)
     share, n = P.leak_share(res, POP)
     assert n > 0 and share > 0.9
     sweep = P.schedule_leak_sweep(PopulationConfig(num_devices=5000), RoundConfig(goal_count=30), (0.0, 3.0),

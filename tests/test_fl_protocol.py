@@ -21,18 +21,18 @@ from mlsys_core.fl.population import (
     next_eligible_s,
     window_close_s,
 )
-from mlsys_core.fl.protocol import (
+from mlsys_core.fl.protocol import simulate
+from mlsys_core.fl.rounds import (
     RecycleBuffer,
     RoundConfig,
-    SteeringConfig,
     commit_share,
     reporting_outcome,
     reservoir_sample,
     sample_sessions,
-    simulate,
     staleness_weight,
     take_recyclable,
 )
+from mlsys_core.fl.steering import STEERING_MODES, SteeringConfig, SteeringMode, SteerState, steer_mode
 
 SMALL = make_population(PopulationConfig(num_devices=20_000), seed=3)
 
@@ -265,6 +265,33 @@ def test_synchronised_steering_returns_rejected_devices_together(mode):
         assert late_by.min() < -10 * jitter and late_by.max() > 10 * jitter
 
 
+def test_steering_modes_are_registry_objects_and_a_new_one_plugs_in(monkeypatch):
+    """The mode in force comes from `STEERING_MODES`: "auto" synchronises a small active population and
+    spreads a large one, and draws no delays itself; a mode added to the registry runs with nothing else
+    changed, its delays the ones the devices keep."""
+    cfg, steering = RoundConfig(goal_count=50), SteeringConfig()
+    small = SteerState(600.0, 120.0, 2.0 * cfg.target)
+    assert steer_mode(steering, cfg, small) == "synchronise"
+    assert steer_mode(steering, cfg, dataclasses.replace(small, active=math.inf)) == "spread"
+    assert steer_mode(SteeringConfig(mode="none"), cfg, small) == "none"
+    with pytest.raises(ValueError, match="'auto' draws no delays"):
+        STEERING_MODES["auto"].delays(np.random.default_rng(0), steering, small, 3, 0.0)
+
+    class Fixed(SteeringMode):
+        name = "fixed"
+
+        def delays(self, rng, steering, st, n, sync_in_s):
+            return np.full(n, 900.0)
+
+    monkeypatch.setitem(STEERING_MODES, "fixed", Fixed())
+    res = _run(RoundConfig(goal_count=50, pipelined=False), SteeringConfig(mode="fixed"), hours=1.0)
+    assert set(res.counters.column("steering").tolist()) == {"fixed"}
+    rejected_s, back_s = _rejections_and_returns(res)
+    waited = back_s - rejected_s
+    assert len(waited) > 100 and waited.min() >= 900.0 - 1e-6  # never sooner (asleep ones come back later)
+    assert np.isclose(waited, 900.0).mean() > 0.9
+
+
 def test_devices_without_a_plan_are_rejected_with_the_reason():
     plans = PL.generate_versioned_plans("t", 1, PL.DevicePlan(), PL.ServerPlan())
     assert 1 not in plans and set(plans) == {2, 3, 4, 5}  # runtime 1 has no tanh and no lowering for it
@@ -320,7 +347,7 @@ def test_an_abandoned_round_rejects_every_device_and_keeps_the_version():
     cfg, steering = RoundConfig(goal_count=200), SteeringConfig(mode="synchronise", sync_jitter_s=10.0)
     run = P.start_run(pop, cfg, steering, HOUR_S, 0, plans=PL.generate_versioned_plans(
         "t", 1, PL.DevicePlan(), PL.ServerPlan()), traced_devices=pop.size)
-    start = P.sim_init(steering, cfg)._replace(version=3)
+    start = dataclasses.replace(P.sim_init(steering, cfg), version=3)
     s, out = P.round_step(run, start)
     c = out.counters
     assert c.reason == "selection timeout" and not c.committed and c.selected == c.accepted == 0
@@ -328,7 +355,7 @@ def test_an_abandoned_round_rejects_every_device_and_keeps_the_version():
     assert c.checkins == c.selected + c.rejected + c.rejected_no_plan
     assert s.version == 3 and s.buffer is start.buffer and s.round == 1
     assert s.open_s == s.prev_end_s == c.close_s == c.end_s == c.resume_s == cfg.selection_timeout_s
-    assert all(len(a) == 0 for a in out[1:])
+    assert all(len(getattr(out, f.name)) == 0 for f in dataclasses.fields(out)[1:])
     ids, t, codes = run.tel.log.arrays()
     rejected = ids[codes == T.CODES.index("x")]
     assert len(rejected) == c.rejected and np.all(t[codes == T.CODES.index("x")] == c.close_s)
@@ -339,8 +366,8 @@ def test_an_abandoned_round_rejects_every_device_and_keeps_the_version():
 
 @pytest.mark.parametrize("args, error, said", [
     (("pop", RoundConfig(), SteeringConfig(), HOUR_S, 0), TypeError, "pop must be a population.Population, got 'pop'"),
-    ((SMALL, "goal 100", SteeringConfig(), HOUR_S, 0), TypeError, "config must be a protocol.RoundConfig"),
-    ((SMALL, RoundConfig(), "auto", HOUR_S, 0), TypeError, "steering must be a protocol.SteeringConfig"),
+    ((SMALL, "goal 100", SteeringConfig(), HOUR_S, 0), TypeError, "config must be a rounds.RoundConfig"),
+    ((SMALL, RoundConfig(), "auto", HOUR_S, 0), TypeError, "steering must be a steering.SteeringConfig"),
     ((SMALL, RoundConfig(), SteeringConfig(), -1.0, 0), ValueError, "duration_s must be > 0, got -1.0"),
     ((SMALL, RoundConfig(), SteeringConfig(), HOUR_S, -1), ValueError, "seed must be >= 0, got -1"),
     ((SMALL, RoundConfig(), SteeringConfig(), HOUR_S, 1.5), TypeError, "seed must be an int, got 1.5"),
@@ -362,7 +389,7 @@ def test_simulate_checks_its_keyword_arguments():
         simulate(*args, plans=[1, 2])
     plan = PL.generate_versioned_plans("t", 1, PL.DevicePlan(), PL.ServerPlan())[2]
     with pytest.raises(TypeError, match=r"plans key \(a runtime version\) must be an int, got 2.5"):
-        simulate(*args, plans={2.5: plan})  # used to be truncated to runtime 2
+        simulate(*args, plans={2.5: plan})  # not truncated to runtime 2
     with pytest.raises(TypeError, match=r"plans\[2\] must be a plans.FLPlan, got 'plan'"):
         simulate(*args, plans={2: "plan"})
 
@@ -372,7 +399,7 @@ def test_commit_share_checks_its_factors_rounds_and_seed():
         commit_share(SMALL, RoundConfig(goal_count=50), np.array([1.0, 0.5]), rounds=10, seed=0)
     with pytest.raises(ValueError, match="seed must be >= 0, got -2"):
         commit_share(SMALL, RoundConfig(goal_count=50), np.array([1.3]), rounds=10, seed=-2)
-    with pytest.raises(TypeError, match="config must be a protocol.RoundConfig"):
+    with pytest.raises(TypeError, match="config must be a rounds.RoundConfig"):
         commit_share(SMALL, None, np.array([1.3]), rounds=10, seed=0)
 
 
@@ -416,7 +443,7 @@ def test_telemetry_checks_bins_horizon_and_cohort():
 
 @pytest.mark.parametrize("read", [T.session_string, T.device_checkin_times])
 def test_per_device_views_check_their_log_and_device(read):
-    """A bool device used to read device 0's events; None failed inside `device + 1`."""
+    """A bool device is refused (not read as device 0), and so is None (not failing inside `device + 1`)."""
     log = T.EventLog(10)
     with pytest.raises(TypeError, match="log must be a telemetry.EventLog, got None"):
         read(None, 0)

@@ -7,19 +7,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mlsys_core.fl import telemetry as T
+from mlsys_core.fl.checkin import CheckinQueue, _argsort_times, _check_in, _mod24, arrival_order, devices_view
 from mlsys_core.fl.population import HOUR_S, PopulationConfig, is_eligible, make_population, next_eligible_s
-from mlsys_core.fl.protocol import (
-    CheckinQueue,
-    RoundConfig,
-    SteeringConfig,
-    _argsort_times,
-    _check_in,
-    _mod24,
-    arrival_order,
-    devices_view,
-    round_participants,
-    simulate,
-)
+from mlsys_core.fl.protocol import round_participants, simulate
+from mlsys_core.fl.rounds import RoundConfig
+from mlsys_core.fl.steering import SteeringConfig
 
 
 @given(times=st.lists(st.floats(0.0, 5000.0) | st.just(np.inf), min_size=1, max_size=60),

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mlsys_core.fl import crypto, secagg, shamir, wire
+from mlsys_core.fl import crypto, secagg, secagg_cost, shamir, wire
 
 # X25519 and AES come from `cryptography`; tests that run the protocol skip where it is missing.
 try:
@@ -158,10 +158,10 @@ def test_bytes_are_measured_from_the_serialised_messages():
     assert np.all(sent["share_keys"] == (N - 1) * (8 + 12 + 8 + 4 * (9 + 5) + 16))  # per peer: AES-GCM blob
     assert np.all(sent["consistency_check"] == 4 + sig)  # a signature of U3
     assert np.all(sent["unmasking"] == 4 + N * (5 + 4 * 5) + sig)  # a share of each survivor's seed
-    one = secagg.device_bytes(N, D, 12)
+    one = secagg_cost.device_bytes(N, D, 12)
     assert one["masked_input"] == 4 + -(-D * (12 + 4) // 8) + 4 + sig and one["share_keys"] == sent["share_keys"][0]
     # 16-bit inputs in a 16 + log2(64) = 22-bit modulus, plus keys and shares
-    assert 22 / 16 < secagg.expansion(64, 2**16, 16) < 22 / 16 + 0.1
+    assert 22 / 16 < secagg_cost.expansion(64, 2**16, 16) < 22 / 16 + 0.1
 
 
 @pytest.mark.parametrize("inputs", [

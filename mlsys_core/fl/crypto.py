@@ -16,11 +16,15 @@ insecure by construction: whoever knows the seed recomputes every key, mask and 
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mlsys_core import validate
 from mlsys_core.fl.shamir import PRIME
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 KEY_BYTES, SIGNATURE_BYTES, NONCE_BYTES = 32, 64, 12
 
@@ -56,7 +60,7 @@ class SeededRandomness:
         return self._rng.integers(0, PRIME, size=shape, dtype=np.int64)
 
 
-def randomness(insecure_seed: int | None, stream: int):
+def randomness(insecure_seed: int | None, stream: int) -> SystemRandomness | SeededRandomness:
     """The randomness of one party: the system's, or with `insecure_seed` a `SeededRandomness`."""
     return SystemRandomness() if insecure_seed is None else SeededRandomness(insecure_seed, stream)
 
@@ -70,7 +74,7 @@ def exchange_keypair(source) -> tuple[bytes, bytes]:
     return sk, private_key(sk).public_key().public_bytes_raw()
 
 
-def private_key(private: bytes):
+def private_key(private: bytes) -> X25519PrivateKey:
     """The X25519 key object of 32 private bytes (building it costs a scalar multiplication)."""
     from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
@@ -129,7 +133,14 @@ def kdf(secret: bytes, purpose: bytes, length: int = 16) -> bytes:
 
 
 def encrypt(key: bytes, plaintext: bytes, associated: bytes, nonce: bytes) -> bytes:
-    """AES-GCM: nonce || ciphertext || tag, authenticating `associated` alongside the plaintext."""
+    """AES-GCM: nonce || ciphertext || tag, authenticating `associated` alongside the plaintext.
+
+    Args:
+        key: the 16-byte AES key.
+        plaintext: what is encrypted.
+        associated: what is authenticated alongside, not sent.
+        nonce: NONCE_BYTES bytes, never reused under one key.
+    """
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
     return nonce + AESGCM(key).encrypt(nonce, plaintext, associated)

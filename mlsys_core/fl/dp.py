@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+from typing import TYPE_CHECKING
 
 import jax
 import jax.numpy as jnp
@@ -28,18 +29,37 @@ import optax
 from mlsys_core import validate
 from mlsys_core.fl.fedavg import ClientData, ModelConfig, client_deltas
 
-ACCOUNTANTS = ("rdp", "pld")
+if TYPE_CHECKING:
+    import dp_accounting
+
 # integer orders: exact in dp-accounting (fractional ones near 1 may fail to converge)
 RDP_ORDERS = (*range(2, 65), 80, 96, 128, 192, 256)
+
+
+def _rdp_accountant():
+    """dp-accounting's RDP accountant over `RDP_ORDERS` (converted to epsilon with its tight bound)."""
+    from dp_accounting import rdp
+
+    return rdp.RdpAccountant(orders=list(RDP_ORDERS))
+
+
+def _pld_accountant():
+    """dp-accounting's privacy-loss-distribution accountant."""
+    from dp_accounting import pld
+
+    return pld.PLDAccountant()
+
+
+ACCOUNTANTS = {"rdp": _rdp_accountant, "pld": _pld_accountant}  # name -> a fresh accountant
 
 
 @dataclasses.dataclass(frozen=True)
 class DPConfig:
     """DP-FedAvg's three knobs: clip norm C (L2, whole update), noise multiplier z, sampling rate q."""
 
-    clip_norm: float = 1.0
-    noise_multiplier: float = 1.0
-    sampling_rate: float = 0.1
+    clip_norm: float = 1.0  # C: L2 bound on a client's whole update
+    noise_multiplier: float = 1.0  # z: noise std on the clipped sum is z x C
+    sampling_rate: float = 0.1  # q: each client takes part in a round with this probability
 
     def __post_init__(self):
         # stored as Python floats, so NumPy scalars do not change the traced dtypes (and recompile)
@@ -63,29 +83,34 @@ def _check_tree(name: str, tree) -> None:
         validate.reals(f"{name}{jax.tree_util.keystr(path)}", leaf)
 
 
-def clip_update(update, clip_norm: float):
+def clip_update(update, clip_norm: float) -> dict:
     """Scale one client's update pytree so its global L2 norm is at most `clip_norm` (> 0; unchanged if below)."""
     _check_tree("update", update)
     return _clip_update(update, validate.positive("clip_norm", clip_norm))
 
 
-def clip_updates(updates, clip_norm: float):
+def clip_updates(updates, clip_norm: float) -> dict:
     """`clip_update` for every client of a stacked pytree (leading axis: clients)."""
     _check_tree("updates", updates)
     return _clip_updates(updates, validate.positive("clip_norm", clip_norm))
 
 
-def noisy_mean(clipped, included, key, noise_std: float, expected_clients: float):
+def noisy_mean(clipped, included, key, noise_std: float, expected_clients: float) -> dict:
     """(Sum of the included clients' clipped updates + N(0, noise_std^2) per coordinate) / expected_clients.
 
-    clipped: stacked pytree (clients first); included: (clients,) 0/1 mask of the Poisson sample.
+    Args:
+        clipped: the clients' clipped updates, a pytree stacked along a leading clients axis.
+        included: (clients,) 0/1 mask of the Poisson sample.
+        key: PRNG key of the noise.
+        noise_std: the noise's standard deviation on the sum (z x C).
+        expected_clients: the fixed denominator q x N.
     """
     validate.number("noise_std", noise_std, 0.0)
     validate.positive("expected_clients", expected_clients)
     return _noisy_mean(clipped, included, key, noise_std, expected_clients)
 
 
-def poisson_sample(key, num_clients: int, sampling_rate: float):
+def poisson_sample(key, num_clients: int, sampling_rate: float) -> jax.Array:
     """Each of `num_clients` clients taking part independently with probability q: a (clients,) 0/1 float mask."""
     validate.integer("num_clients", num_clients, 0)
     validate.probability("sampling_rate", sampling_rate)
@@ -134,9 +159,20 @@ def dp_fedavg_round(params: dict, data: ClientData, key, model: ModelConfig, dp:
     """One DP-FedAvg round over the N clients of `data`: Poisson-sample, train the sampled clients (one
     vmapped call over `sample_capacity` slots), clip, sum, add noise, divide by q N.
 
-    Returns (new params, number of clients sampled). A sample larger than the capacity (probability below
-    1e-8) raises rather than silently dropping clients, which would break the accountant's assumption.
-    The config's numbers are traced, so sweeping z or C compiles once.
+    A sample larger than the capacity (probability below 1e-8) raises rather than silently dropping
+    clients, which would break the accountant's assumption. The config's numbers are traced, so sweeping
+    z or C compiles once.
+
+    Args:
+        params: the global model.
+        data: the N clients' data (padded, `fedavg.pad_clients`).
+        key: PRNG key of the sample and the noise.
+        model: the model and local optimiser.
+        dp: clip norm, noise multiplier and sampling rate.
+        server_learning_rate: the server's step on the noisy mean.
+
+    Returns:
+        (new params, number of clients sampled).
     """
     _check_round(data, model, dp, server_learning_rate)
     n = data.x.shape[0]
@@ -164,9 +200,20 @@ def _round(params, data, key, model, cap, clip_norm, noise_std, sampling_rate, s
 
 def dp_fedavg(params: dict, data: ClientData, key, model: ModelConfig, dp: DPConfig, rounds: int,
               server_learning_rate: float = 1.0) -> tuple[dict, np.ndarray]:
-    """`rounds` DP-FedAvg rounds in one compiled `lax.scan` (round r uses the r-th split of `key`).
+    """`rounds` DP-FedAvg rounds in one compiled `lax.scan` (round r uses the r-th split of `key`); raises
+    like `dp_fedavg_round` if a sample overflowed.
 
-    Returns (final params, clients sampled per round); raises like `dp_fedavg_round` if a sample overflowed.
+    Args:
+        params: the initial global model.
+        data: the N clients' data (padded, `fedavg.pad_clients`).
+        key: PRNG key of every round's sample and noise.
+        model: the model and local optimiser.
+        dp: clip norm, noise multiplier and sampling rate.
+        rounds: how many rounds.
+        server_learning_rate: the server's step on the noisy mean.
+
+    Returns:
+        (final params, clients sampled per round).
     """
     _check_round(data, model, dp, server_learning_rate)
     validate.integer("rounds", rounds, 1)
@@ -188,7 +235,7 @@ def _rounds(params, data, keys, model, cap, clip_norm, noise_std, sampling_rate,
     return jax.lax.scan(one, params, keys)
 
 
-def dp_event(sampling_rate: float, noise_multiplier: float, rounds: int):
+def dp_event(sampling_rate: float, noise_multiplier: float, rounds: int) -> dp_accounting.DpEvent:
     """The `dp-accounting` event of `rounds` Poisson-sampled Gaussian rounds."""
     import dp_accounting
 
@@ -200,24 +247,37 @@ def dp_event(sampling_rate: float, noise_multiplier: float, rounds: int):
 
 
 def epsilon(sampling_rate: float, noise_multiplier: float, rounds: int, delta: float, accountant: str = "rdp") -> float:
-    """epsilon of (epsilon, delta)-DP after `rounds` rounds, from `dp-accounting`'s RDP or PLD accountant.
+    """epsilon of (epsilon, delta)-DP after `rounds` rounds, from a `dp-accounting` accountant. z = 0 adds
+    no noise: epsilon is infinite.
 
-    z = 0 adds no noise: epsilon is infinite.
+    Args:
+        sampling_rate: q, the Poisson sampling rate per round.
+        noise_multiplier: z.
+        rounds: T, rounds composed.
+        delta: the delta of (epsilon, delta)-DP, in (0, 1).
+        accountant: a name in `ACCOUNTANTS` ("rdp" or "pld").
     """
-    from dp_accounting import pld, rdp
-
     delta = validate.number("delta", delta, 0.0, 1.0, low_open=True, high_open=True)
     validate.choice("accountant", accountant, ACCOUNTANTS)
     event = dp_event(sampling_rate, noise_multiplier, rounds)
     if noise_multiplier == 0:
         return math.inf
-    acc = rdp.RdpAccountant(orders=list(RDP_ORDERS)) if accountant == "rdp" else pld.PLDAccountant()
-    return float(acc.compose(event).get_epsilon(delta))
+    return float(ACCOUNTANTS[accountant]().compose(event).get_epsilon(delta))
 
 
 def rdp_curve(sampling_rate: float, noise_multiplier: float, rounds: int,
               orders=RDP_ORDERS) -> tuple[np.ndarray, np.ndarray]:
-    """Renyi DP of the composed event at each order, from `dp-accounting`'s RDP accountant: (orders, rdp)."""
+    """Renyi DP of the composed event at each order, from `dp-accounting`'s RDP accountant.
+
+    Args:
+        sampling_rate: q, the Poisson sampling rate per round.
+        noise_multiplier: z (> 0).
+        rounds: T, rounds composed.
+        orders: the Renyi orders.
+
+    Returns:
+        (orders, RDP at each order).
+    """
     from dp_accounting import rdp
 
     validate.number("noise_multiplier", noise_multiplier, 0.0, low_open=True)
@@ -231,6 +291,12 @@ def moments_accountant_epsilon(sampling_rate: float, noise_multiplier: float, ro
     The RDP values (the log moments) come from `dp-accounting`; only the tail bound (Abadi et al.'s Theorem 2,
     Mironov 2017's Proposition 3) is applied here. `dp-accounting` itself converts with a tighter bound
     (Canonne, Kamath and Steinke 2020), so its `epsilon` is smaller; this one is comparable with the 2016 paper.
+
+    Args:
+        sampling_rate: q, the sampling rate per step.
+        noise_multiplier: z (> 0).
+        rounds: T, steps composed.
+        delta: the delta of (epsilon, delta)-DP, in (0, 1).
     """
     validate.number("delta", delta, 0.0, 1.0, low_open=True, high_open=True)
     orders, rdp = rdp_curve(sampling_rate, noise_multiplier, rounds)

@@ -30,12 +30,12 @@ from mlsys_core import validate
 class ModelConfig:
     """A small MLP classifier and its local optimiser."""
 
-    num_features: int = 64
-    hidden: int = 32
-    num_classes: int = 10
-    learning_rate: float = 0.1
-    batch_size: int = 16
-    epochs: int = 1
+    num_features: int = 64  # inputs (an 8x8 digit)
+    hidden: int = 32  # units of the tanh hidden layer
+    num_classes: int = 10  # outputs
+    learning_rate: float = 0.1  # clients' local SGD step
+    batch_size: int = 16  # local mini-batch
+    epochs: int = 1  # local passes over a client's examples per round
 
     def __post_init__(self):
         for name in ("num_features", "hidden", "num_classes", "batch_size", "epochs"):
@@ -44,14 +44,17 @@ class ModelConfig:
 
 
 class ClientData(NamedTuple):
-    """Clients padded to one shape: x (C, S, F), y (C, S), mask (C, S); S a multiple of the batch size."""
+    """Clients padded to one shape (S a multiple of the batch size). A NamedTuple because it is a JAX pytree
+    that `jit`, `vmap`, device placement and the `jax.lax.scan` loops of `dp.dp_fedavg` take apart and
+    rebuild field by field."""
 
-    x: np.ndarray
-    y: np.ndarray
-    mask: np.ndarray
-    num_examples: np.ndarray  # (C,)
+    x: np.ndarray  # (C, S, F) features
+    y: np.ndarray  # (C, S) labels
+    mask: np.ndarray  # (C, S) 1 for a real example, 0 for padding
+    num_examples: np.ndarray  # (C,) real examples per client
 
     def take(self, idx) -> ClientData:
+        """The clients `idx` (an index or mask over the clients axis)."""
         return ClientData(self.x[idx], self.y[idx], self.mask[idx], self.num_examples[idx])
 
 
@@ -60,6 +63,15 @@ def dirichlet_split(labels: np.ndarray, num_clients: int, alpha: float, seed: in
 
     Small alpha (0.1) gives clients few classes; large alpha approaches an IID split. Some clients
     may get no example (they then carry weight 0).
+
+    Args:
+        labels: (N,) integer class labels.
+        num_clients: how many clients.
+        alpha: Dirichlet concentration (> 0).
+        seed: seeds the split.
+
+    Returns:
+        per client, its sorted example indices.
     """
     labels = validate.integers("labels", labels)
     validate.integer("num_clients", num_clients, 1)
@@ -78,7 +90,15 @@ def dirichlet_split(labels: np.ndarray, num_clients: int, alpha: float, seed: in
 def resample_clients(labels: np.ndarray, num_clients: int, examples_per_client: int, alpha: float,
                      seed: int) -> list[np.ndarray]:
     """Many equal-sized non-IID clients from a small dataset: each draws a class mix ~ Dir(alpha),
-    then `examples_per_client` example indices of those classes (with replacement across clients)."""
+    then `examples_per_client` example indices of those classes (with replacement across clients).
+
+    Args:
+        labels: (N,) integer class labels.
+        num_clients: how many clients.
+        examples_per_client: indices drawn per client.
+        alpha: Dirichlet concentration of each client's class mix (> 0).
+        seed: seeds the mixes and the draws.
+    """
     validate.integer("num_clients", num_clients, 1)
     validate.integer("examples_per_client", examples_per_client, 1)
     validate.number("alpha", alpha, 0.0, low_open=True)
@@ -93,7 +113,14 @@ def resample_clients(labels: np.ndarray, num_clients: int, examples_per_client: 
 
 
 def pad_clients(x: np.ndarray, y: np.ndarray, parts: list[np.ndarray], batch_size: int) -> ClientData:
-    """Stack clients' examples into padded arrays with masks (shapes in `ClientData`)."""
+    """Stack clients' examples into padded arrays with masks (shapes in `ClientData`).
+
+    Args:
+        x: (N, F) every example's features.
+        y: (N,) their labels.
+        parts: per client, its example indices.
+        batch_size: clients are padded to a multiple of it.
+    """
     validate.integer("batch_size", batch_size, 1)
     longest = max(1, max(len(p) for p in parts))
     s = -(-longest // batch_size) * batch_size
@@ -107,6 +134,7 @@ def pad_clients(x: np.ndarray, y: np.ndarray, parts: list[np.ndarray], batch_siz
 
 
 def init_params(key, model: ModelConfig) -> dict:
+    """The MLP's initial weights (scaled normal) and zero biases, from PRNG `key`."""
     validate.instance("model", model, ModelConfig, "a fedavg.ModelConfig")
     k1, k2 = jax.random.split(key)
     scale1, scale2 = 1.0 / np.sqrt(model.num_features), 1.0 / np.sqrt(model.hidden)
@@ -118,12 +146,20 @@ def init_params(key, model: ModelConfig) -> dict:
     }
 
 
-def logits_fn(params: dict, x):
+def logits_fn(params: dict, x) -> jax.Array:
+    """The MLP's logits for inputs x (..., F)."""
     return jnp.tanh(x @ params["w1"] + params["b1"]) @ params["w2"] + params["b2"]
 
 
-def masked_loss(params: dict, x, y, mask):
-    """Mean cross-entropy over the real (mask 1) examples; 0 for an all-padding batch."""
+def masked_loss(params: dict, x, y, mask) -> jax.Array:
+    """Mean cross-entropy over the real (mask 1) examples; 0 for an all-padding batch.
+
+    Args:
+        params: the model.
+        x: (B, F) inputs.
+        y: (B,) labels.
+        mask: (B,) 1 for a real example, 0 for padding.
+    """
     losses = optax.softmax_cross_entropy_with_integer_labels(logits_fn(params, x), y)
     return jnp.sum(losses * mask) / jnp.maximum(jnp.sum(mask), 1.0)
 
@@ -131,15 +167,23 @@ def masked_loss(params: dict, x, y, mask):
 def client_update(params: dict, x, y, mask, model: ModelConfig, mu: float = 0.0) -> dict:
     """One client's local training: `epochs` passes of SGD over its batches. Returns the delta.
 
-    x (S, F), y (S,), mask (S,). All-padding batches give zero gradients, so padding changes nothing.
-    `mu` > 0 adds FedProx's proximal term mu/2 ||w - w_global||^2 to the local loss (Li et al. 2020);
-    mu = 0 traces exactly FedAvg's program (no term at all), so the two agree bit for bit.
+    All-padding batches give zero gradients, so padding changes nothing. `mu` > 0 adds FedProx's proximal
+    term mu/2 ||w - w_global||^2 to the local loss (Li et al. 2020); mu = 0 traces exactly FedAvg's program
+    (no term at all), so the two agree bit for bit.
+
+    Args:
+        params: the global model the client starts from.
+        x: (S, F) its inputs.
+        y: (S,) its labels.
+        mask: (S,) 1 for a real example, 0 for padding.
+        model: learning rate, batch size and epochs.
+        mu: FedProx's proximal coefficient (0: FedAvg).
     """
     opt = optax.sgd(model.learning_rate)
     nb = x.shape[0] // model.batch_size
     batches = jax.tree.map(lambda a: a.reshape(nb, model.batch_size, *a.shape[1:]), (x, y, mask))
 
-    def step(carry, batch):
+    def step(carry, batch) -> tuple:
         p, state = carry
         grads = jax.grad(masked_loss)(p, *batch)
         if mu:
@@ -147,14 +191,14 @@ def client_update(params: dict, x, y, mask, model: ModelConfig, mu: float = 0.0)
         updates, state = opt.update(grads, state, p)
         return (optax.apply_updates(p, updates), state), None
 
-    def epoch(carry, _):  # a scan over the batches in place: no copy of the data per epoch
+    def epoch(carry, _) -> tuple:  # a scan over the batches in place: no copy of the data per epoch
         return jax.lax.scan(step, carry, batches)[0], None
 
     (final, _), _ = jax.lax.scan(epoch, (params, opt.init(params)), length=model.epochs)
     return jax.tree.map(jnp.subtract, final, params)
 
 
-def weighted_mean(deltas: dict, weights):
+def weighted_mean(deltas: dict, weights) -> dict:
     """Sum_k w_k delta_k / Sum_k w_k over the leading (clients) axis; zeros if all weights are 0."""
     total = jnp.sum(weights)
     scale = weights / jnp.where(total > 0, total, 1.0)
@@ -163,14 +207,28 @@ def weighted_mean(deltas: dict, weights):
 
 @functools.partial(jax.jit, static_argnames=("model", "mu"))
 def client_deltas(params: dict, data: ClientData, model: ModelConfig, mu: float = 0.0) -> dict:
-    """All clients' deltas in one call: `vmap` of `client_update` over the clients axis."""
+    """All clients' deltas in one call: `vmap` of `client_update` over the clients axis.
+
+    Args:
+        params: the global model.
+        data: the clients (padded).
+        model: learning rate, batch size and epochs (static: one compile per model).
+        mu: FedProx's proximal coefficient (0: FedAvg).
+    """
     return jax.vmap(client_update, in_axes=(None, 0, 0, 0, None, None))(params, data.x, data.y, data.mask, model,
                                                                           mu)
 
 
 @functools.partial(jax.jit, static_argnames="model")
 def vmap_round(params: dict, data: ClientData, weights, model: ModelConfig) -> dict:
-    """One FedAvg round: train all clients (vmap) and apply the weighted mean of their deltas."""
+    """One FedAvg round: train all clients (vmap) and apply the weighted mean of their deltas.
+
+    Args:
+        params: the global model.
+        data: the clients (padded).
+        weights: (C,) each client's weight (its examples; 0 for a padding client).
+        model: learning rate, batch size and epochs.
+    """
     return jax.tree.map(jnp.add, params, weighted_mean(client_deltas(params, data, model), weights))
 
 
@@ -178,7 +236,14 @@ _client_update_jit = jax.jit(client_update, static_argnames="model")
 
 
 def loop_round(params: dict, data: ClientData, weights, model: ModelConfig) -> dict:
-    """The same round as `vmap_round`, one jitted call per client (FedJAX's default executor style)."""
+    """The same round as `vmap_round`, one jitted call per client (FedJAX's default executor style).
+
+    Args:
+        params: the global model.
+        data: the clients (padded).
+        weights: (C,) each client's weight (0: skipped).
+        model: learning rate, batch size and epochs.
+    """
     validate.instance("model", model, ModelConfig, "a fedavg.ModelConfig")
     total = float(np.sum(weights))
     acc = jax.tree.map(jnp.zeros_like, params)
@@ -204,12 +269,20 @@ def shard_clients(data: ClientData, weights: np.ndarray, devices) -> tuple[Clien
 
 
 @jax.jit
-def accuracy(params: dict, x, y):
+def accuracy(params: dict, x, y) -> jax.Array:
+    """Share of the inputs x (N, F) classified as their labels y (N,)."""
     return jnp.mean(jnp.argmax(logits_fn(params, x), -1) == y)
 
 
 def sgd_step(params: dict, x, y, model: ModelConfig) -> dict:
-    """Centralised mini-batch SGD: one optax step on the batch (x, y) (the FedSGD equivalence check)."""
+    """Centralised mini-batch SGD: one optax step on the batch (the FedSGD equivalence check).
+
+    Args:
+        params: the model.
+        x: (B, F) inputs.
+        y: (B,) labels.
+        model: the learning rate.
+    """
     opt = optax.sgd(model.learning_rate)
     grads = jax.grad(masked_loss)(params, x, y, jnp.ones(len(y)))
     updates, _ = opt.update(grads, opt.init(params), params)
@@ -217,7 +290,7 @@ def sgd_step(params: dict, x, y, model: ModelConfig) -> dict:
 
 
 @jax.jit
-def client_correct(params: dict, data: ClientData):
+def client_correct(params: dict, data: ClientData) -> tuple[jax.Array, jax.Array]:
     """Federated evaluation on the devices: each client's correct predictions and examples (mask-weighted)."""
     hit = jnp.argmax(logits_fn(params, data.x), -1) == data.y  # (C, S)
     return jnp.sum(hit * data.mask, axis=1), jnp.sum(data.mask, axis=1)
@@ -306,14 +379,24 @@ def server_optimizer(name: str, **kwargs) -> ServerOptimizer:
     return SERVER_OPTIMIZERS[validate.choice("name", name, SERVER_OPTIMIZERS)](**kwargs)
 
 
-def server_init(opt: ServerOptimizer, params: dict):
+def server_init(opt: ServerOptimizer, params: dict) -> optax.OptState:
     """The server optimizer's state for `params` (optax state; empty for SGD)."""
     validate.instance("opt", opt, ServerOptimizer, "a fedavg.ServerOptimizer")
     return opt.transform().init(params)
 
 
-def server_update(opt: ServerOptimizer, state, params: dict, mean_delta: dict):
-    """One server step: feed -mean_delta to the optax transformation. Returns (params, state)."""
+def server_update(opt: ServerOptimizer, state, params: dict, mean_delta: dict) -> tuple[dict, optax.OptState]:
+    """One server step: feed -mean_delta to the optax transformation.
+
+    Args:
+        opt: the server optimizer.
+        state: its optax state (`server_init`).
+        params: the global model.
+        mean_delta: the round's mean client delta, a pytree like `params`.
+
+    Returns:
+        (params, state) after the step.
+    """
     validate.instance("opt", opt, ServerOptimizer, "a fedavg.ServerOptimizer")
     updates, state = opt.transform().update(jax.tree.map(jnp.negative, mean_delta), state, params)
     return optax.apply_updates(params, updates), state

@@ -15,9 +15,8 @@ the sum of `group` clients' updates, so it can only invert the sum).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-from collections.abc import Sequence
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -26,6 +25,7 @@ import optax
 
 from mlsys_core import validate
 from mlsys_core.fl.fedavg import ModelConfig, init_params, masked_loss
+from mlsys_core.seeds import DEFAULT_SEEDS
 
 
 def update_of(params: dict, x, y) -> dict:
@@ -38,7 +38,7 @@ def infer_label(update: dict) -> int:
     return int(jnp.argmin(update["b2"]))
 
 
-def _distance(a: dict, b: dict):
+def _distance(a: dict, b: dict) -> jax.Array:
     """1 - cosine similarity of two gradient pytrees (Geiping et al. 2020: robust to the update's scale)."""
     dot = sum(jnp.vdot(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
     na = jnp.sqrt(sum(jnp.vdot(x, x) for x in jax.tree.leaves(a)))
@@ -47,16 +47,29 @@ def _distance(a: dict, b: dict):
 
 
 @functools.partial(jax.jit, static_argnames=("steps",))
-def reconstruct(params: dict, update: dict, label, key, steps: int = 200, learning_rate: float = 0.05):
+def reconstruct(params: dict, update: dict, label, key, steps: int = 200,
+                learning_rate: float = 0.05) -> tuple[jax.Array, jax.Array]:
     """The input x in [0, 1]^64 whose one-example gradient best matches `update` (cosine distance),
-    from a uniform random start; Adam on x, projected back onto [0, 1] after every step."""
+    from a uniform random start; Adam on x, projected back onto [0, 1] after every step.
+
+    Args:
+        params: the model the update was computed on.
+        update: the observed update (a gradient pytree like `params`).
+        label: the label to reconstruct for (e.g. `infer_label(update)`).
+        key: PRNG key of the random start.
+        steps: Adam steps.
+        learning_rate: Adam's step size.
+
+    Returns:
+        (x, the distance after each step).
+    """
     opt = optax.adam(learning_rate)
     y = jnp.asarray(label)[None]
 
-    def loss(x):
+    def loss(x) -> jax.Array:
         return _distance(update_of(params, x[None], y), update)
 
-    def step(carry, _):
+    def step(carry, _) -> tuple:
         x, state = carry
         value, g = jax.value_and_grad(loss)(x)
         upd, state = opt.update(g, state, x)
@@ -74,7 +87,14 @@ def psnr(reconstruction, truth) -> float:
 
 
 def clip_and_noise(update: dict, clip_norm: float, noise_std: float, key) -> dict:
-    """The update clipped to L2 norm `clip_norm` (> 0, whole pytree) plus Gaussian noise of std `noise_std` (>= 0)."""
+    """The update clipped to L2 norm `clip_norm` (whole pytree) plus Gaussian noise of std `noise_std`.
+
+    Args:
+        update: a pytree of arrays.
+        clip_norm: the L2 norm it is clipped to (> 0).
+        noise_std: standard deviation of the noise added to every coordinate (>= 0).
+        key: PRNG key of the noise.
+    """
     validate.positive("clip_norm", clip_norm)
     validate.number("noise_std", noise_std, 0.0)
     leaves, treedef = jax.tree.flatten(update)
@@ -85,10 +105,11 @@ def clip_and_noise(update: dict, clip_norm: float, noise_std: float, key) -> dic
                                         for x, k in zip(leaves, keys)])
 
 
-class InversionStudy(NamedTuple):
+@dataclasses.dataclass(frozen=True)
+class InversionStudy:
     """PSNR (dB) of the reconstructed target digit per setting and seed, and examples for a figure."""
 
-    settings: tuple[str, ...]
+    settings: tuple[str, ...]  # the four settings' names
     psnr: np.ndarray  # (settings, seeds)
     label_correct: np.ndarray  # (settings, seeds) iDLG got the label right
     baseline_psnr: np.ndarray  # (seeds,) the mean training digit as the "reconstruction"
@@ -96,13 +117,21 @@ class InversionStudy(NamedTuple):
     reconstructions: np.ndarray  # (settings, seeds, 64)
 
 
-def attack_over_seeds(seeds: Sequence[int], group: int = 16, clip_norm: float = 1.0,
+def attack_over_seeds(seeds=DEFAULT_SEEDS, group: int = 16, clip_norm: float = 1.0,
                       noise_multiplier: float = 1.0, steps: int = 200) -> InversionStudy:
     """Gradient inversion of one client's digit (one example, FedSGD on the untrained MLP) in four
     settings: the raw update; clipped to `clip_norm` with Gaussian noise of std noise_multiplier *
     clip_norm (DP-FedAvg's noise on one update); the Secure Aggregation sum of `group` clients' raw
     updates (the target's among them); that sum clipped and noised per DP-FedAvg. A seed picks the
-    target and the other clients' digits, the model's initialisation, the noise and the start."""
+    target and the other clients' digits, the model's initialisation, the noise and the start.
+
+    Args:
+        seeds: one target each.
+        group: clients in a Secure Aggregation sum (>= 2).
+        clip_norm: DP-FedAvg's L2 clip norm C.
+        noise_multiplier: DP-FedAvg's z (noise std z x C).
+        steps: Adam steps of each reconstruction.
+    """
     from mlsys_core.data import load_digits
 
     seeds = validate.seeds("seeds", seeds)

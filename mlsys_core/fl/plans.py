@@ -89,7 +89,15 @@ def lower(ops: tuple[str, ...], supported: frozenset) -> tuple[str, ...] | None:
 
 def generate_versioned_plans(task: str, version: int, device: DevicePlan, server: ServerPlan,
                              runtime_ops: dict[int, frozenset] = RUNTIME_OPS) -> dict[int, FLPlan]:
-    """One plan per runtime version that can run the task (after lowering), keyed by runtime version."""
+    """One plan per runtime version that can run the task (after lowering), keyed by runtime version.
+
+    Args:
+        task: the task's name.
+        version: the plan's version.
+        device: the device part (its ops are lowered per runtime).
+        server: the server part.
+        runtime_ops: runtime version -> the ops it supports.
+    """
     validate.string("task", task)
     validate.integer("version", version, 0)
     validate.instance("device", device, DevicePlan, "a plans.DevicePlan")

@@ -8,17 +8,32 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mlsys_core import validate
 from mlsys_core.fl import telemetry
 from mlsys_core.fl.population import DAY_S, HOUR_S, Population, PopulationConfig, make_population
-from mlsys_core.fl.protocol import FLSimResult, RoundConfig, SteeringConfig, simulate
+from mlsys_core.fl.protocol import FLSimResult, simulate
+from mlsys_core.fl.rounds import RoundConfig
+from mlsys_core.fl.steering import SteeringConfig
+from mlsys_core.seeds import DEFAULT_SEEDS
+
+if TYPE_CHECKING:
+    from mlsys_core.fl.fedavg import ModelConfig
 
 
-def schedule_leak(res: FLSimResult, pop: Population, devices: np.ndarray) -> dict:
+@dataclasses.dataclass(frozen=True)
+class ScheduleLeak:
+    """The per-device telemetry attack on some devices (arrays aligned per device, local hours)."""
+
+    true_start_h: np.ndarray  # when each device's nightly window really opens
+    inferred_start_h: np.ndarray  # when the attack says it opens
+    error_h: np.ndarray  # |inferred - true| on the 24-hour circle
+
+
+def schedule_leak(res: FLSimResult, pop: Population, devices: np.ndarray) -> ScheduleLeak:
     """Per-device telemetry attack: infer each device's nightly window from its check-in hours."""
     true, guess = [], []
     for d in devices:
@@ -26,12 +41,19 @@ def schedule_leak(res: FLSimResult, pop: Population, devices: np.ndarray) -> dic
         guess.append(telemetry.infer_window(hours)[0])
         true.append(float(pop.window_start_h[d]))
     true, guess = np.array(true), np.array(guess)
-    return {"true_start_h": true, "inferred_start_h": guess, "error_h": np.abs((guess - true + 12.0) % 24.0 - 12.0)}
+    return ScheduleLeak(true, guess, np.abs((guess - true + 12.0) % 24.0 - 12.0))
 
 
 def leak_share(res: FLSimResult, pop: Population, min_checkins: int = 3, within_h: float = 1.0) -> tuple[float, int]:
     """Share of traced users with >= `min_checkins` check-ins whose bedtime the attack gets within
-    `within_h` hours, and how many such users there were."""
+    `within_h` hours, and how many such users there were.
+
+    Args:
+        res: a simulated run whose log traced the users.
+        pop: its population.
+        min_checkins: only users with at least this many check-ins are attacked.
+        within_h: a guess this close (hours) counts as right.
+    """
     validate.integer("min_checkins", min_checkins, 1)
     validate.positive("within_h", within_h)
     ids, _, codes = res.log.arrays()
@@ -39,14 +61,25 @@ def leak_share(res: FLSimResult, pop: Population, min_checkins: int = 3, within_
     victims = np.flatnonzero(n >= min_checkins)
     if not len(victims):
         return float("nan"), 0
-    return float(np.mean(schedule_leak(res, pop, victims)["error_h"] < within_h)), len(victims)
+    return float(np.mean(schedule_leak(res, pop, victims).error_h < within_h)), len(victims)
 
 
 def schedule_leak_sweep(pop_config: PopulationConfig, config: RoundConfig, jitters_h: Sequence[float],
-                        seeds: Sequence[int], traced_devices: int = 2000, within_h: float = 1.0) -> list[np.ndarray]:
-    """The telemetry attack over check-in jitter: for each mean delay in `jitters_h` (hours between a
-    window opening and the first check-in), the share of traced users whose bedtime is inferred within
-    `within_h`, one value per seed (one simulated day each)."""
+                        seeds=DEFAULT_SEEDS, traced_devices: int = 2000, within_h: float = 1.0) -> list[np.ndarray]:
+    """The telemetry attack over check-in jitter: for each mean delay in `jitters_h`, the share of traced
+    users whose bedtime is inferred within `within_h`, one value per seed (one simulated day each).
+
+    Args:
+        pop_config: the population (its check-in jitter is replaced by each of `jitters_h`).
+        config: the round configuration.
+        jitters_h: mean delays (hours) between a window opening and the first check-in.
+        seeds: one population and day each.
+        traced_devices: devices whose telemetry the attacker reads.
+        within_h: a guess this close (hours) counts as right.
+
+    Returns:
+        per jitter, the share per seed.
+    """
     validate.integer("traced_devices", traced_devices, 1)
     validate.positive("within_h", within_h)
     out = []
@@ -61,23 +94,37 @@ def schedule_leak_sweep(pop_config: PopulationConfig, config: RoundConfig, jitte
     return out
 
 
-class DPSweep(NamedTuple):
+@dataclasses.dataclass(frozen=True)
+class DPSweep:
     """DP-FedAvg on non-IID digits: test accuracy per noise multiplier and seed, and the privacy spent."""
 
-    noise_multipliers: np.ndarray  # (Z,)
+    noise_multipliers: np.ndarray  # (Z,) z
     epsilon: np.ndarray  # (Z,) after all rounds, RDP accountant of dp-accounting, at `delta`
     accuracy: np.ndarray  # (Z, seeds) final test accuracy
     non_private: np.ndarray  # (seeds,) the same rounds with z = 0 and no clipping (C = 1e6)
-    delta: float
+    delta: float  # the delta of (epsilon, delta)-DP
+    rounds: int  # DP-FedAvg rounds per run
 
 
-def dp_fedavg_sweep(noise_multipliers: Sequence[float], seeds: Sequence[int], num_clients: int = 500,
+def dp_fedavg_sweep(noise_multipliers: Sequence[float], seeds=DEFAULT_SEEDS, num_clients: int = 500,
                     examples_per_client: int = 20, alpha: float = 0.5, rounds: int = 30, sampling_rate: float = 0.2,
-                    clip_norm: float = 0.5, delta: float = 1e-4, model=None) -> DPSweep:
-    """Final accuracy of DP-FedAvg for each noise multiplier z (clip `clip_norm`, Poisson rate `sampling_rate`,
-    `rounds` rounds) and of the same rounds without privacy, one value per seed. A seed draws the test split,
-    the clients (Dir(alpha) class mixes resampled from the digits' train split), the initial model, the
-    client samples and the noise."""
+                    clip_norm: float = 0.5, delta: float = 1e-4, model: ModelConfig | None = None) -> DPSweep:
+    """Final accuracy of DP-FedAvg for each noise multiplier z and of the same rounds without privacy, one
+    value per seed. A seed draws the test split, the clients (Dir(alpha) class mixes resampled from the
+    digits' train split), the initial model, the client samples and the noise.
+
+    Args:
+        noise_multipliers: the z values (>= 0), one row each.
+        seeds: one run per z each.
+        num_clients: clients in the population.
+        examples_per_client: digits each client holds.
+        alpha: Dirichlet concentration of the clients' class mix (> 0).
+        rounds: DP-FedAvg rounds.
+        sampling_rate: Poisson sampling rate q of clients per round.
+        clip_norm: L2 clip norm C of a client's update.
+        delta: the delta epsilon is reported at.
+        model: the model and local optimiser (default: batch 10, 2 local epochs).
+    """
     import jax
 
     from mlsys_core.fl import dp
@@ -97,7 +144,7 @@ def dp_fedavg_sweep(noise_multipliers: Sequence[float], seeds: Sequence[int], nu
                                      cfg, rounds)
             acc[i, j] = float(accuracy(params, x[test], y[test]))
     eps = np.array([dp.epsilon(sampling_rate, z, rounds, delta) for z in zs])
-    return DPSweep(zs, eps, acc[:-1], acc[-1], delta)
+    return DPSweep(zs, eps, acc[:-1], acc[-1], delta, rounds)
 
 
 def _device_bins(log: telemetry.EventLog, bin_s: float, nbins: int, max_bins: int | None) -> np.ndarray:
@@ -120,8 +167,20 @@ def private_dashboard(log: telemetry.EventLog, bin_s: float, horizon_s: float, k
     Each device counts in at most its first `max_bins` bins, so adding or removing one device changes
     the counts by at most `max_bins` in L1; with `epsilon`, Laplace noise of scale max_bins / epsilon is
     added to every bin (epsilon-DP for the release, its own budget, apart from the model's). Bins whose
-    (noisy) count is below `k_min` are then suppressed (0): a minimum cohort size. `exclude`: the same
-    release without one device (for the differencing attack). Returns float counts, one per bin.
+    (noisy) count is below `k_min` are then suppressed (0): a minimum cohort size.
+
+    Args:
+        log: the telemetry log.
+        bin_s: width of a bin (s).
+        horizon_s: the time the bins cover (s).
+        k_min: bins with fewer devices are suppressed.
+        epsilon: the release's privacy budget (None: no noise).
+        max_bins: bins a device counts in at most.
+        seed: seeds the noise.
+        exclude: a device left out (for the differencing attack; None: nobody).
+
+    Returns:
+        float counts, one per bin.
     """
     validate.instance("log", log, telemetry.EventLog, "a telemetry.EventLog")
     validate.seed("seed", seed)
@@ -145,7 +204,20 @@ def differencing_attack(res: FLSimResult, pop: Population, devices: np.ndarray, 
                         epsilon: float | None, max_bins: int = 4, seed: int = 0) -> np.ndarray:
     """The strongest dashboard attacker: it sees the hourly dashboard with and without the target (or
     knows everyone else's data), reads the target's hours as the bins where the count drops by more
-    than 1/2, and infers the window from them like the per-device attack. Error (h) per device."""
+    than 1/2, and infers the window from them like the per-device attack.
+
+    Args:
+        res: a simulated run whose log traced the targets.
+        pop: its population.
+        devices: the targets.
+        k_min: dashboard bins with fewer devices are suppressed.
+        epsilon: the dashboard's privacy budget (None: no noise).
+        max_bins: bins a device counts in at most.
+        seed: seeds the noise and the guesses where nothing shows.
+
+    Returns:
+        the error (hours) of the inferred window start, per device.
+    """
     validate.integer("k_min", k_min, 1)
     validate.integer("max_bins", max_bins, 1)
     if epsilon is not None:
@@ -171,23 +243,37 @@ def differencing_attack(res: FLSimResult, pop: Population, devices: np.ndarray, 
     return np.array(errors)
 
 
-class TelemetryAttack(NamedTuple):
+@dataclasses.dataclass(frozen=True)
+class TelemetryAttack:
     """Share of users whose bedtime an attacker gets within `within_h`, per jitter (rows) and seed."""
 
-    jitters_h: np.ndarray
+    jitters_h: np.ndarray  # mean check-in delays (hours), one row each
     per_device: np.ndarray  # the largest-gap attack on per-device check-in times
     dashboard: np.ndarray  # differencing attack on the hourly aggregate dashboard, minimum cohort only
     private_dashboard: np.ndarray  # ... on the dashboard with Laplace noise at `epsilon`
     prior: np.ndarray  # guessing everyone's population-typical bedtime (no data about the user)
-    epsilon: float
+    epsilon: float  # the private dashboard's budget
 
 
 def telemetry_attack_sweep(pop_config: PopulationConfig, config: RoundConfig, jitters_h: Sequence[float],
-                           seeds: Sequence[int], k_min: int = 20, epsilon: float = 1.0, max_bins: int = 4,
+                           seeds=DEFAULT_SEEDS, k_min: int = 20, epsilon: float = 1.0, max_bins: int = 4,
                            traced_devices: int = 2000, targets: int = 300, within_h: float = 1.0
                            ) -> TelemetryAttack:
     """Per-device telemetry vs dashboards, over check-in jitter: one simulated day per (jitter, seed);
-    targets are the first `targets` traced users with >= 3 check-ins."""
+    targets are the first `targets` traced users with >= 3 check-ins.
+
+    Args:
+        pop_config: the population (its check-in jitter is replaced by each of `jitters_h`).
+        config: the round configuration.
+        jitters_h: mean delays (hours) between a window opening and the first check-in.
+        seeds: one population and day per jitter each.
+        k_min: dashboard bins with fewer devices are suppressed.
+        epsilon: the private dashboard's budget.
+        max_bins: bins a device counts in at most on the dashboards.
+        traced_devices: devices whose telemetry is logged.
+        targets: users attacked per day.
+        within_h: a guess this close (hours) counts as right.
+    """
     seeds = validate.seeds("seeds", seeds)
     validate.integer("k_min", k_min, 1)
     validate.positive("epsilon", epsilon)
@@ -204,7 +290,7 @@ def telemetry_attack_sweep(pop_config: PopulationConfig, config: RoundConfig, ji
             ids, _, codes = res.log.arrays()
             n = np.bincount(ids[codes == telemetry.CODES.index("-")], minlength=res.log.traced_devices)
             victims = np.flatnonzero(n >= 3)[:targets]
-            rows["per_device"][i, j] = np.mean(schedule_leak(res, pop, victims)["error_h"] < within_h)
+            rows["per_device"][i, j] = np.mean(schedule_leak(res, pop, victims).error_h < within_h)
             rows["dashboard"][i, j] = np.mean(differencing_attack(res, pop, victims, k_min, None, max_bins, s)
                                               < within_h)
             rows["private"][i, j] = np.mean(differencing_attack(res, pop, victims, k_min, epsilon, max_bins, s)

@@ -44,11 +44,9 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
-import math
 import struct
 import time
 from collections.abc import Iterable, Mapping
-from typing import NamedTuple
 
 import numpy as np
 
@@ -71,9 +69,9 @@ SHARE_WIDTH = {0: 4 * KEY_CHUNKS, 1: 4 * SEED_CHUNKS}  # bytes of a share of s_s
 class SecAggConfig:
     """One group: `num_devices` n, threshold t (n/2 < t <= n), inputs in Z_{2^modulus_bits}."""
 
-    num_devices: int
-    threshold: int
-    modulus_bits: int = 32
+    num_devices: int  # n, devices in the group
+    threshold: int  # t, devices needed at every round (and shares to rebuild a secret)
+    modulus_bits: int = 32  # k: inputs and sums live in Z_{2^k}
 
     def __post_init__(self):
         n = validate.integer("num_devices", self.num_devices, 2)
@@ -102,7 +100,17 @@ def _timed(method):
 
 class Device:
     """One device's side of one session. Its methods take and return serialised messages; it answers
-    each round once and in order, and refuses (`RefusedRequest`) any request that breaks the protocol."""
+    each round once and in order, and refuses (`RefusedRequest`) any request that breaks the protocol.
+
+    Args:
+        uid: its id in the group (0 .. n - 1).
+        x: its input, (d,) ints in Z_{2^modulus_bits}.
+        config: the group.
+        session: the session id every message it signs names.
+        signing_key: its long-term Ed25519 identity.
+        pki: device id -> verifying key, for every device of the group.
+        source: where its keys, seeds and nonces come from (None: the system).
+    """
 
     def __init__(self, uid: int, x: np.ndarray, config: SecAggConfig, session: bytes, signing_key: bytes,
                  pki: Mapping[int, bytes], source=None):
@@ -248,7 +256,10 @@ class Device:
 # --- the honest server ---------------------------------------------------------------------------
 
 
-class SecAggResult(NamedTuple):
+@dataclasses.dataclass(frozen=True)
+class SecAggResult:
+    """One group's session, as the honest server ends it."""
+
     total: np.ndarray | None  # sum over U3 of the inputs mod 2^modulus_bits; None if aborted
     included: np.ndarray  # bool per device: its input is in the sum (U3)
     aborted: str  # "" or the reason the server gave up
@@ -301,9 +312,15 @@ class _Server:
 class GroupRun:
     """One session over n devices, played by an honest server: `through_masked_input()` runs rounds 0-2
     (False: aborted), `finish(masked)` the server's side of round 2 and rounds 3-4 from the masked inputs
-    that arrived. A device that refuses a request counts as dropped. `dropout_round[u]` is the round
-    device u stops sending in; `tamper` (sender, receiver) pairs whose share ciphertext the network flips
-    a byte of; `insecure_seed` replays every key of the session from a seed (teaching only)."""
+    that arrived. A device that refuses a request counts as dropped.
+
+    Args:
+        inputs: (n, d) non-negative ints < 2^modulus_bits, one row per device.
+        cfg: the group.
+        dropout_round: per device, the round it stops sending in (None: nobody drops out).
+        tamper: (sender, receiver) pairs whose share ciphertext the network flips a byte of.
+        insecure_seed: replays every key of the session from a seed (teaching only; None: the system's).
+    """
 
     def __init__(self, inputs: np.ndarray, cfg: SecAggConfig, dropout_round=None,
                  tamper: Iterable[tuple[int, int]] = (), insecure_seed: int | None = None):
@@ -439,7 +456,7 @@ class GroupRun:
         return copy.deepcopy(self)
 
 
-def new_session(inputs, cfg: SecAggConfig, insecure_seed: int | None = None):
+def new_session(inputs, cfg: SecAggConfig, insecure_seed: int | None = None) -> tuple[bytes, dict, list[Device]]:
     """(session id, PKI, devices) for one group: each device's identity registered, a fresh session id."""
     if insecure_seed is not None:
         validate.seed("insecure_seed", insecure_seed)
@@ -453,10 +470,16 @@ def new_session(inputs, cfg: SecAggConfig, insecure_seed: int | None = None):
 
 def secure_aggregate(inputs: np.ndarray, threshold: int, modulus_bits: int, *, dropout_round=None,
                      tamper: Iterable[tuple[int, int]] = (), insecure_seed: int | None = None) -> SecAggResult:
-    """Run one session for a group. `inputs` (n, d) non-negative ints < 2^modulus_bits;
-    `dropout_round[u]` the round device u stops sending in (0 advertise ... 4 unmasking; 5 never);
-    `tamper` (sender, receiver) pairs whose share ciphertext the network flips a byte of;
-    `insecure_seed` makes the run repeatable and insecure (every key recomputable from it)."""
+    """Run one session for a group.
+
+    Args:
+        inputs: (n, d) non-negative ints < 2^modulus_bits, one row per device.
+        threshold: t (n/2 < t <= n).
+        modulus_bits: inputs and sums live in Z_{2^modulus_bits}.
+        dropout_round: per device, the round it stops sending in (0 advertise ... 4 unmasking; 5 never).
+        tamper: (sender, receiver) pairs whose share ciphertext the network flips a byte of.
+        insecure_seed: makes the run repeatable and insecure (every key recomputable from it).
+    """
     inputs = validate.integers("inputs", inputs, 0, ndim=2)
     cfg = SecAggConfig(len(inputs), threshold, modulus_bits)
     if inputs.size and int(inputs.max()) >= 2**modulus_bits:
@@ -464,33 +487,3 @@ def secure_aggregate(inputs: np.ndarray, threshold: int, modulus_bits: int, *, d
     tamper = [tuple(validate.integers("tamper", pair, 0, cfg.num_devices - 1)) for pair in tamper]
     run = GroupRun(inputs, cfg, dropout_round, tamper, insecure_seed)
     return run.finish() if run.through_masked_input() else run.result()
-
-
-def device_bytes(num_devices: int, dim: int, input_bits: int, seed: int = 0) -> dict[str, int]:
-    """Bytes device 0 sends in each phase of a group of `num_devices` with `dim`-dimensional inputs of
-    `input_bits` bits (drawn with `seed`; modulus input_bits + ceil(log2 n), so the sum cannot wrap),
-    measured from its serialised messages: its own rounds run for real against peers that advertise real
-    keys, send it real encrypted shares and sign U3; nobody drops out."""
-    n = validate.integer("num_devices", num_devices, 2)
-    d = validate.integer("dim", dim, 1)
-    k = validate.integer("input_bits", input_bits, 1, 63) + math.ceil(math.log2(n))
-    cfg = SecAggConfig(n, n // 2 + 1, min(k, 64))
-    x = np.random.default_rng(validate.seed("seed", seed)).integers(0, 2**input_bits, (1, d))
-    session, pki, devices = new_session([x[0]] + [x[0, :0]] * (n - 1), cfg)
-    adv = {u: dev.advertise() for u, dev in enumerate(devices)}
-    me = devices[0]
-    out = me.share_keys(adv)
-    sent = {"advertise_keys": len(adv[0]), "share_keys": sum(map(len, out.values()))}
-    inbox = {u: devices[u].share_keys(adv, receivers=[0])[0] for u in range(1, n)}
-    sent["masked_input"] = len(me.masked_input(inbox, MaskStream(d, wire.word_dtype(cfg.modulus_bits))))
-    everyone = list(range(n))
-    acks = {0: me.consistency_check(everyone)}
-    acks |= {u: wire.acknowledgement(devices[u]._signing_key, session, u, everyone) for u in range(1, n)}
-    sent["consistency_check"] = len(acks[0])
-    sent["unmasking"] = len(me.unmask(acks))
-    return sent
-
-
-def expansion(num_devices: int, dim: int, input_bits: int, seed: int = 0) -> float:
-    """Measured bytes device 0 sends over all phases (`device_bytes`) / bytes of its input in the clear."""
-    return sum(device_bytes(num_devices, dim, input_bits, seed).values()) / math.ceil(dim * input_bits / 8)

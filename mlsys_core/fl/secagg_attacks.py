@@ -35,7 +35,14 @@ def revealed(run: secagg.GroupRun, answer: bytes) -> set[tuple[int, int]]:
 
 
 def recover_input(run: secagg.GroupRun, u: int, s_sk: bytes, b: bytes) -> np.ndarray:
-    """x_u from the server's view (y_u and the advertised mask keys) and both secrets of device u."""
+    """x_u from the server's view (y_u and the advertised mask keys) and both secrets of device u.
+
+    Args:
+        run: the session, through its masked inputs.
+        u: the target device.
+        s_sk: its mask key (the private X25519 key its pair masks derive from).
+        b: its self-mask seed.
+    """
     bits, dtype = run.cfg.modulus_bits, run.stream.dtype
     y = wire.unpack_bits(run.masked[u][4: 4 + -(-run.d * bits // 8)], run.d, bits, dtype)
     run.stream.add(y, crypto.kdf(b, b"self mask"), -1)
@@ -55,8 +62,8 @@ def _secret(shares: dict[int, np.ndarray], kind: int, threshold: int) -> bytes:
 class DoubleUnmasking:
     """What the server got from asking t devices to unmask twice, with the target in U3 and then without."""
 
-    target: int
-    threshold: int
+    target: int  # the device attacked
+    threshold: int  # t, the shares needed of each secret
     seed_shares: int  # shares of the target's self-mask seed b collected
     key_shares: int  # shares of the target's mask key s_sk collected
     refusals: tuple[str, ...]  # what the devices said to the second request
@@ -65,7 +72,15 @@ class DoubleUnmasking:
 
 def double_unmasking(inputs, threshold: int, modulus_bits: int, target: int = 0,
                      insecure_seed: int | None = None) -> DoubleUnmasking:
-    """Run a session honestly through the masked inputs, then the attack on device `target`."""
+    """Run a session honestly through the masked inputs, then the attack on device `target`.
+
+    Args:
+        inputs: (n, d) non-negative ints < 2^modulus_bits, one row per device.
+        threshold: t (n/2 < t <= n).
+        modulus_bits: inputs and sums live in Z_{2^modulus_bits}.
+        target: the device attacked.
+        insecure_seed: replays every key from a seed (None: the system's randomness).
+    """
     inputs = validate.integers("inputs", inputs, 0, ndim=2)
     run = secagg.GroupRun(inputs, secagg.SecAggConfig(len(inputs), threshold, modulus_bits),
                           insecure_seed=insecure_seed)
@@ -101,15 +116,23 @@ class SeedRecovery:
     """Which devices' inputs a server recovered by recomputing their keys from guessed seeds."""
 
     insecure_seed: int | None  # the seed the run was made with (None: the system's randomness)
-    guesses: tuple[int, ...]
-    recovered: np.ndarray  # bool per device
+    guesses: tuple[int, ...]  # the seeds the server tried
+    recovered: np.ndarray  # bool per device: the server read its input
 
 
 def seed_recovery(inputs, threshold: int, modulus_bits: int, insecure_seed: int | None,
                   guesses: Iterable[int] = range(20)) -> SeedRecovery:
     """Run a session with `insecure_seed` (None: keys from the system); then, from the server's view alone,
     try each guessed seed: redraw a device's identity, c_sk, s_sk and b in the order a device draws them
-    and, where s_sk matches the advertised key, unmask its input."""
+    and, where s_sk matches the advertised key, unmask its input.
+
+    Args:
+        inputs: (n, d) non-negative ints < 2^modulus_bits, one row per device.
+        threshold: t (n/2 < t <= n).
+        modulus_bits: inputs and sums live in Z_{2^modulus_bits}.
+        insecure_seed: the seed the session's keys come from (None: the system's randomness).
+        guesses: the seeds the server tries.
+    """
     inputs = validate.integers("inputs", inputs, 0, ndim=2)
     guesses = validate.seeds("guesses", guesses)
     run = secagg.GroupRun(inputs, secagg.SecAggConfig(len(inputs), threshold, modulus_bits),

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import NamedTuple
 
 import numpy as np
 
@@ -45,7 +44,14 @@ class SecureRoundConfig:
 
 
 def quantize(x: np.ndarray, clip: float, bits: int, rng: np.random.Generator) -> np.ndarray:
-    """Clip to [-clip, clip] and round stochastically to levels 0 .. 2^bits - 1: E[level] is exact."""
+    """Clip to [-clip, clip] and round stochastically to levels 0 .. 2^bits - 1: E[level] is exact.
+
+    Args:
+        x: the values (any shape).
+        clip: the clipping bound (> 0; same unit as `x`).
+        bits: bits per level (1 to 62).
+        rng: the generator of the rounding.
+    """
     x = validate.reals("x", x)
     clip = validate.positive("clip", clip)
     bits = validate.integer("bits", bits, 1, 62)
@@ -69,7 +75,10 @@ def aggregator_groups(num_devices: int, min_group: int) -> list[np.ndarray]:
     return np.array_split(np.arange(n), max(n // k, 1))
 
 
-class SecureRound(NamedTuple):
+@dataclasses.dataclass(frozen=True)
+class SecureRound:
+    """One FedAvg round's mean computed by Secure Aggregation over Aggregator groups."""
+
     mean: dict  # the weighted mean update (pytree like the deltas), float32
     included: np.ndarray  # bool per device: its update is in the mean
     groups: list[np.ndarray]  # device ids per Aggregator group
@@ -82,8 +91,15 @@ def secure_fedavg_mean(deltas: dict, weights, config: SecureRoundConfig, *, drop
                        insecure_seed: int | None = None) -> SecureRound:
     """FedAvg's weighted mean of the clients' deltas (leading axis: clients), computed by Secure
     Aggregation per Aggregator group and summed by the Master Aggregator. Groups that abort contribute
-    nothing; the mean is over the devices included. `insecure_seed` replays the rounding and every key
-    (teaching only: see `secagg`)."""
+    nothing; the mean is over the devices included.
+
+    Args:
+        deltas: the clients' deltas, a pytree with a leading clients axis.
+        weights: each client's integer weight (its example count).
+        config: groups, threshold, bits and clip.
+        dropout_round: per client, the Secure Aggregation round it stops sending in (None: nobody drops).
+        insecure_seed: replays the rounding and every key (teaching only: see `secagg`; None: secure).
+    """
     import jax
 
     validate.instance("config", config, SecureRoundConfig)

@@ -16,7 +16,6 @@ Events are stored as three arrays (device, time, code) for the first `traced_dev
 from __future__ import annotations
 
 import dataclasses
-from typing import NamedTuple
 
 import numpy as np
 
@@ -97,7 +96,16 @@ def aggregate_only(log: EventLog, bin_s: float, horizon_s: float, k_min: int) ->
     """Mitigation: keep only the number of distinct devices checking in per time bin, no device ids.
 
     Bins with fewer than `k_min` distinct devices are suppressed (reported as 0), so no bin can
-    describe one user. Returns an int array of length ceil(horizon_s / bin_s).
+    describe one user.
+
+    Args:
+        log: the telemetry log.
+        bin_s: width of a bin (s).
+        horizon_s: the time the bins cover (s).
+        k_min: bins with fewer distinct devices are suppressed.
+
+    Returns:
+        an int array of length ceil(horizon_s / bin_s).
     """
     validate.instance("log", log, EventLog, "a telemetry.EventLog")
     validate.positive("bin_s", bin_s)
@@ -122,9 +130,12 @@ ROUND_COUNTERS = (  # (field, dtype): one array per field, one entry per round
     ("messages", np.int64), ("resume_s", np.float64),
 )
 
-RoundRecord = NamedTuple("RoundRecord", [(name, {np.int64: int, np.float64: float}.get(dtype, dtype))
-                                         for name, dtype in ROUND_COUNTERS])
-RoundRecord.__doc__ = "One round's counters, built once: the fields of `ROUND_COUNTERS` (a row of `RoundCounters`)."
+RoundRecord = dataclasses.make_dataclass(
+    "RoundRecord", [(name, {np.int64: int, np.float64: float}.get(dtype, dtype)) for name, dtype in ROUND_COUNTERS],
+    frozen=True)
+RoundRecord.__module__ = __name__
+RoundRecord.__doc__ = """One round's counters, built once: the fields of `ROUND_COUNTERS` (a row of `RoundCounters`;
+each field is documented there)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,30 +145,30 @@ class RoundCounters:
     Built once at the end of a run (`from_rows`); `column(name)` is the array of field `name`.
     """
 
-    round: np.ndarray
-    open_s: np.ndarray
-    close_s: np.ndarray
-    end_s: np.ndarray  # when reporting closed
-    checkins: np.ndarray
-    rejected_no_plan: np.ndarray
+    round: np.ndarray  # round index
+    open_s: np.ndarray  # when its selection opened (s)
+    close_s: np.ndarray  # when its selection closed (s)
+    end_s: np.ndarray  # when reporting closed (s)
+    checkins: np.ndarray  # devices that checked in during the round
+    rejected_no_plan: np.ndarray  # ... of which rejected for lack of a plan for their runtime
     steering: np.ndarray  # pace-steering mode in force
     version: np.ndarray  # model version the round trained on
-    selected: np.ndarray
-    rejected: np.ndarray
-    dropped: np.ndarray
+    selected: np.ndarray  # devices the Selectors kept
+    rejected: np.ndarray  # devices told to come back later
+    dropped: np.ndarray  # selected devices that dropped out
     lost: np.ndarray  # updates lost to an actor crash
-    accepted: np.ndarray
-    late: np.ndarray
-    recycled: np.ndarray
-    committed: np.ndarray
-    reason: np.ndarray
-    bytes_down: np.ndarray
-    bytes_up: np.ndarray
-    selection_s: np.ndarray
-    configuration_s: np.ndarray
-    reporting_s: np.ndarray
-    wasted_compute_s: np.ndarray
-    messages: np.ndarray
+    accepted: np.ndarray  # updates in the round's aggregate
+    late: np.ndarray  # uploads that came after reporting closed
+    recycled: np.ndarray  # late updates of earlier rounds applied in this one
+    committed: np.ndarray  # bool: the round committed
+    reason: np.ndarray  # "committed", or why it did not
+    bytes_down: np.ndarray  # plan + checkpoint bytes sent to devices
+    bytes_up: np.ndarray  # update bytes the server kept (accepted, and late ones recycled)
+    selection_s: np.ndarray  # selection's duration (s)
+    configuration_s: np.ndarray  # median download time of the selected devices (s)
+    reporting_s: np.ndarray  # reporting's duration (s)
+    wasted_compute_s: np.ndarray  # device training time whose update was thrown away (s)
+    messages: np.ndarray  # actor messages
     resume_s: np.ndarray  # earliest time the next round's selection may close
 
     def __post_init__(self):
@@ -166,8 +177,8 @@ class RoundCounters:
 
     @classmethod
     def from_rows(cls, rows) -> RoundCounters:
-        """Columns from per-round records (mappings or NamedTuples with the fields of `ROUND_COUNTERS`)."""
-        rows = [r._asdict() if hasattr(r, "_asdict") else r for r in rows]
+        """Columns from per-round records (`RoundRecord`s, or mappings with the fields of `ROUND_COUNTERS`)."""
+        rows = [r if isinstance(r, dict) else vars(r) for r in rows]
         return cls(**{name: np.array([r[name] for r in rows], dtype) if rows else np.zeros(0, dtype)
                       for name, dtype in ROUND_COUNTERS})
 

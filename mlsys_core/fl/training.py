@@ -14,7 +14,6 @@ on their local held-out examples (federated evaluation), beside the central held
 from __future__ import annotations
 
 import dataclasses
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -39,19 +38,21 @@ from mlsys_core.fl.fedavg import (
     sgd_step,
 )
 from mlsys_core.fl.population import HOUR_S, PopulationConfig, make_population
-from mlsys_core.fl.protocol import FLSimResult, RoundConfig, SteeringConfig, simulate
+from mlsys_core.fl.protocol import FLSimResult, Ragged, simulate
+from mlsys_core.fl.rounds import RoundConfig
+from mlsys_core.fl.steering import SteeringConfig
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """The federated task: devices, how non-IID (Dirichlet alpha), local data, how long, what evaluates."""
 
-    num_devices: int = 500
-    alpha: float = 0.5
-    examples_per_device: int = 32
-    eval_examples_per_device: int = 8
-    test_fraction: float = 0.25
-    hours: float = 24.0
+    num_devices: int = 500  # devices in the task's population
+    alpha: float = 0.5  # Dirichlet concentration of each device's class mix (small: non-IID)
+    examples_per_device: int = 32  # training digits a device holds
+    eval_examples_per_device: int = 8  # held-out digits a device evaluates on
+    test_fraction: float = 0.25  # share of the digits held out centrally (devices' held-out ones come from it)
+    hours: float = 24.0  # simulated hours
     rounds: int | None = None  # stop after this many committed rounds (model versions; None: all)
     eval_every: int = 5  # federated evaluation every this many committed rounds (0: never)
 
@@ -77,13 +78,14 @@ def _check_configs(**configs) -> None:
         validate.instance(name, value, kind, f"a {kind.__module__.rsplit('.', 1)[-1]}.{kind.__name__}")
 
 
-class Task(NamedTuple):
-    """The devices' data (train and local held-out, row k is device k) and the central held-out set."""
+@dataclasses.dataclass(frozen=True)
+class Task:
+    """The devices' data (row k is device k) and the central held-out set."""
 
-    train: ClientData
-    local_eval: ClientData
-    test_x: np.ndarray
-    test_y: np.ndarray
+    train: ClientData  # each device's training digits
+    local_eval: ClientData  # each device's held-out digits (federated evaluation)
+    test_x: np.ndarray  # (examples, 64) the central held-out digits
+    test_y: np.ndarray  # (examples,) their labels
 
 
 def _split(seed: int, test_fraction: float):
@@ -108,7 +110,17 @@ def make_task(train: TrainConfig, model: ModelConfig, seed: int) -> Task:
 def simulate_task(round_config: RoundConfig, steering: SteeringConfig, train: TrainConfig, model: ModelConfig,
                   seed: int, population: PopulationConfig | None = None, executor=None) -> FLSimResult:
     """The protocol run the training replays: the task's devices, their sessions as long as local training
-    (`epochs` over their examples), for `train.hours` simulated hours."""
+    (`epochs` over their examples), for `train.hours` simulated hours.
+
+    Args:
+        round_config: the round configuration (its `epochs` become the model's).
+        steering: pace steering.
+        train: the task (devices, examples per device, hours).
+        model: the model and local optimiser (its `epochs`).
+        seed: draws the population and drives the simulation.
+        population: the population's other parameters (None: the defaults).
+        executor: reporting's executor (None: the protocol alone; see `protocol.simulate`).
+    """
     validate.seed("seed", seed)
     _check_configs(round_config=round_config, steering=steering, train=train, model=model)
     if population is not None:
@@ -125,30 +137,27 @@ def _flat_rows(deltas: dict):
     return jnp.concatenate([leaf.reshape(leaf.shape[0], -1) for leaf in jax.tree.leaves(deltas)], axis=1)
 
 
-class TrainingRun(NamedTuple):
-    """Per round of the simulation (arrays over rounds): when reporting closed (`time_s`), whether it
-    committed, the model version after it (committed rounds so far), how many updates it aggregated
-    (`aggregated`), recycled and found late, the central
-    held-out accuracy after the round, and on evaluation rounds the federated accuracy the round's
-    devices reported and the central accuracy of the same model (nan elsewhere). `trained` holds the
-    device ids whose delta entered each round's aggregate on time (a `protocol.Ragged`)."""
+@dataclasses.dataclass(frozen=True)
+class TrainingRun:
+    """A training replayed on a simulation: per round of the simulation (arrays over rounds), and the model."""
 
-    round: np.ndarray
-    time_s: np.ndarray
-    committed: np.ndarray
-    version: np.ndarray
-    aggregated: np.ndarray
-    recycled: np.ndarray
-    late: np.ndarray
-    accuracy: np.ndarray
-    federated_accuracy: np.ndarray
-    central_at_eval: np.ndarray
-    wasted_compute_s: np.ndarray
-    trained: object
-    params: dict
+    round: np.ndarray  # round index
+    time_s: np.ndarray  # when its reporting closed (simulated s)
+    committed: np.ndarray  # bool: it committed
+    version: np.ndarray  # the model version after it (committed rounds so far)
+    aggregated: np.ndarray  # on-time updates in its aggregate (0 unless committed)
+    recycled: np.ndarray  # late updates of earlier rounds it applied
+    late: np.ndarray  # uploads that came after it closed
+    accuracy: np.ndarray  # central held-out accuracy after it
+    federated_accuracy: np.ndarray  # on evaluation rounds, what its devices reported (nan elsewhere)
+    central_at_eval: np.ndarray  # on evaluation rounds, the central accuracy of the same model (nan elsewhere)
+    wasted_compute_s: np.ndarray  # device training time whose update was thrown away (s)
+    trained: Ragged  # device ids whose delta entered each round's aggregate on time
+    params: dict  # the final model
 
     @property
     def hours(self) -> np.ndarray:
+        """`time_s` in hours."""
         return self.time_s / HOUR_S
 
 
@@ -156,7 +165,18 @@ def train_on_simulation(sim: FLSimResult, task: Task, model: ModelConfig, server
                         round_config: RoundConfig, max_commits: int | None = None,
                         eval_every: int = 5) -> TrainingRun:
     """Replay `sim`'s rounds as training (see the module docstring), up to `max_commits` committed rounds;
-    one vmapped call per round."""
+    one vmapped call per round.
+
+    Args:
+        sim: the protocol run (`simulate_task`).
+        task: the devices' data (`make_task`; device k of `sim` is row k).
+        model: the model and local optimiser.
+        server: the server optimizer.
+        seed: the initial model.
+        round_config: the round configuration `sim` ran (its `target` and `recycle_late`).
+        max_commits: stop after this many committed rounds (None: replay every round).
+        eval_every: federated evaluation every this many committed rounds (0: never).
+    """
     validate.instance("server", server, ServerOptimizer)
     validate.instance("sim", sim, FLSimResult, "a protocol.FLSimResult")
     validate.instance("task", task, Task, "a training.Task")
@@ -205,8 +225,7 @@ def train_on_simulation(sim: FLSimResult, task: Task, model: ModelConfig, server
             done += 1
         acc[r] = float(accuracy(params, task.test_x, task.test_y))
     c = sim.counters
-    trained = type(sim.aggregated)(sim.aggregated.values[: sim.aggregated.offsets[rounds]],
-                                   sim.aggregated.offsets[: rounds + 1])
+    trained = Ragged(sim.aggregated.values[: sim.aggregated.offsets[rounds]], sim.aggregated.offsets[: rounds + 1])
     return TrainingRun(np.arange(rounds), c.end_s[:rounds].copy(), c.committed[:rounds].copy(), version[:rounds],
                        c.accepted[:rounds] * c.committed[:rounds], c.recycled[:rounds].copy(),
                        c.late[:rounds].copy(), acc, fed, central, c.wasted_compute_s[:rounds].copy(), trained,
@@ -216,7 +235,18 @@ def train_on_simulation(sim: FLSimResult, task: Task, model: ModelConfig, server
 def federated_training(round_config: RoundConfig, model: ModelConfig, train: TrainConfig, seed: int,
                        server: ServerOptimizer = FedAvg(), steering: SteeringConfig = SteeringConfig(),
                        population: PopulationConfig | None = None, executor=None) -> TrainingRun:
-    """Train on the system: simulate the task's rounds, then replay them as FedAvg-family training."""
+    """Train on the system: simulate the task's rounds, then replay them as FedAvg-family training.
+
+    Args:
+        round_config: the round configuration.
+        model: the model and local optimiser.
+        train: the task (devices, data, hours, rounds, evaluation period).
+        seed: draws the task and the population, drives the simulation, initialises the model.
+        server: the server optimizer.
+        steering: pace steering.
+        population: the population's other parameters (None: the defaults).
+        executor: reporting's executor (None: the protocol alone).
+    """
     validate.seed("seed", seed)
     _check_configs(round_config=round_config, model=model, train=train, steering=steering)
     validate.instance("server", server, ServerOptimizer)
@@ -234,7 +264,17 @@ def rounds_to_accuracy(run: TrainingRun, target: float) -> float:
 
 
 def centralised_accuracy(model: ModelConfig, train: TrainConfig, steps: int, seed: int) -> float:
-    """Baseline: the same model trained centrally for `steps` mini-batch SGD steps on the same train split."""
+    """Baseline: the same model trained centrally for `steps` mini-batch SGD steps on the same train split.
+
+    Args:
+        model: the model, its learning rate and batch size.
+        train: the task (its `test_fraction` sets the split).
+        steps: mini-batch SGD steps.
+        seed: the split, the initial model and the batches.
+
+    Returns:
+        central held-out accuracy.
+    """
     _check_configs(model=model, train=train)
     validate.integer("steps", steps, 0)
     validate.seed("seed", seed)

@@ -46,7 +46,14 @@ def pack_bits(values: np.ndarray, bits: int) -> bytes:
 
 
 def unpack_bits(blob: bytes, d: int, bits: int, dtype: type) -> np.ndarray:
-    """The d values of `pack_bits`, as `dtype`."""
+    """The d values of `pack_bits`, as `dtype`.
+
+    Args:
+        blob: what `pack_bits` wrote.
+        d: how many values.
+        bits: bits per value.
+        dtype: the integer dtype of the result.
+    """
     m, wpb = _bit_layout(bits)
     rows = -(-d // m)
     raw = np.zeros(rows * wpb * 8, np.uint8)
@@ -65,10 +72,12 @@ def unpack_bits(blob: bytes, d: int, bits: int, dtype: type) -> np.ndarray:
 
 
 def word_dtype(modulus_bits: int) -> type:
+    """The unsigned dtype that holds values mod 2^modulus_bits and their sums' wrap-around."""
     return np.uint32 if modulus_bits <= 32 else np.uint64
 
 
 def ids(ids: Iterable[int]) -> bytes:
+    """A list of device ids: its length, then each id (uint32 little-endian)."""
     ids = list(ids)
     return struct.pack(f"<I{len(ids)}I", len(ids), *ids)
 
@@ -82,18 +91,43 @@ def read_ids(blob: bytes, offset: int = 0) -> list[int] | None:
 
 
 def statement(session: bytes, round_: int, uid: int, body: bytes) -> bytes:
-    """What a device signs: the session, the round, its id and the message's content."""
+    """What a device signs: the session, the round, its id and the message's content.
+
+    Args:
+        session: the session id.
+        round_: the protocol round.
+        uid: the device's id.
+        body: the message's content.
+    """
     return b"secagg" + session + struct.pack("<BI", round_, uid) + body
 
 
 def signed(signing_key: bytes, session: bytes, round_: int, uid: int, body: bytes, unsent: bytes = b"") -> bytes:
-    """uid || body || signature over the statement of body + unsent (`unsent`: what both ends already know)."""
+    """uid || body || signature over the statement of body + unsent.
+
+    Args:
+        signing_key: the sender's Ed25519 identity.
+        session: the session id.
+        round_: the protocol round.
+        uid: the sender's id.
+        body: what is sent.
+        unsent: what is signed but not sent (both ends already know it).
+    """
     signature = crypto.sign(signing_key, statement(session, round_, uid, body + unsent))
     return struct.pack("<I", uid) + body + signature
 
 
-def open_signed(msg: bytes, session: bytes, round_: int, pki: Mapping[int, bytes], unsent: bytes = b""):
-    """(sender, body) of a message made by `_signed`, or None if it is malformed or its signature fails."""
+def open_signed(msg: bytes, session: bytes, round_: int, pki: Mapping[int, bytes],
+                unsent: bytes = b"") -> tuple[int, bytes] | None:
+    """(sender, body) of a message made by `signed`, or None if it is malformed or its signature fails.
+
+    Args:
+        msg: the message.
+        session: the session id it must name.
+        round_: the protocol round it must name.
+        pki: device id -> verifying key.
+        unsent: what the sender signed but did not send.
+    """
     if len(msg) < ID_BYTES + SIGNATURE_BYTES:
         return None
     (uid,) = struct.unpack_from("<I", msg)
@@ -105,9 +139,17 @@ def open_signed(msg: bytes, session: bytes, round_: int, pki: Mapping[int, bytes
 
 
 def share_associated(session: bytes, sender: int, receiver: int) -> bytes:
+    """The associated data of a share ciphertext: the session, the round (1), sender and receiver."""
     return session + struct.pack("<BII", 1, sender, receiver)
 
 
 def acknowledgement(signing_key: bytes, session: bytes, uid: int, u3: list[int]) -> bytes:
-    """A device's round-3 message: its signature of U3 (U3 itself is not sent back)."""
+    """A device's round-3 message: its signature of U3 (U3 itself is not sent back).
+
+    Args:
+        signing_key: the device's Ed25519 identity.
+        session: the session id.
+        uid: the device's id.
+        u3: the U3 it signs.
+    """
     return signed(signing_key, session, 3, uid, b"", ids(u3))
