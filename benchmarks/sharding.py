@@ -40,7 +40,8 @@ def main() -> None:
                                              repeats=args.repeats)
     medians = {name: p.step_times.median_s for name, p in profile.items()}
     memory = {name: p.memory for name, p in profile.items()}
-    for name, (m, comm, t) in profile.items():
+    for name, measure in profile.items():
+        m, comm, t = measure.memory, measure.collectives, measure.step_times
         print(
             f"{name:>10}: median {1e3 * t.median_s:8.1f} ms over {len(t.times_s)} steps "
             f"(min {1e3 * min(t.times_s):.1f}, max {1e3 * max(t.times_s):.1f}); per device: "

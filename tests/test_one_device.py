@@ -27,7 +27,7 @@ calls = {
     "profile_with_cost_model": lambda: experiments.profile_with_cost_model(models.FFNStack(16, 64, 1)),
     "bf16_experiment": lambda: experiments.bf16_experiment(steps=1),
     "bn_group_experiment": lambda: experiments.bn_group_experiment(steps=1),
-    "measure_config": lambda: experiments.measure_config(width=16, repeats=1),
+    "explore_config": lambda: experiments.explore_config(width=16, repeats=1),
     "data_parallel_vs_fedsgd": lambda: synergy.data_parallel_vs_fedsgd(steps=1),
 }
 out = {}
@@ -51,7 +51,7 @@ def test_mesh_entry_points_on_one_cpu_device_name_what_they_need():
     assert result.returncode == 0, result.stderr[-3000:]
     out = json.loads(result.stdout.strip().splitlines()[-1])
     for name in ("data_mesh", "model_parallel_mesh", "bn_mesh", "strategy_agreement", "profile_with_cost_model",
-                 "bf16_experiment", "bn_group_experiment", "measure_config", "data_parallel_vs_fedsgd"):
+                 "bf16_experiment", "bn_group_experiment", "explore_config", "data_parallel_vs_fedsgd"):
         message = out[name]
         assert message.startswith("a mesh of n=8 devices needs 8 devices: the default backend (cpu) has 1 "
                                   "and the CPU backend has 1"), (name, message)

@@ -15,6 +15,7 @@ import pytest
 from jax import lax
 
 from mlsys_core.sharding import experiments, models, strategies
+from mlsys_core.sharding.experiments import equivalence
 
 MODEL = models.MLP((16, 24, 10))
 LOSS = models.classifier_loss(MODEL)
@@ -53,7 +54,7 @@ def test_every_transform_matches_one_device_under_every_strategy(name, run):
 
 def test_the_transforms_reach_across_leaves():
     """The cases above would pass trivially if clipping never fired or the mask masked nothing."""
-    mask = experiments._ndim_mask(MODEL.init(jax.random.key(0)))
+    mask = equivalence._ndim_mask(MODEL.init(jax.random.key(0)))
     assert sorted(jax.tree.leaves(mask)) == [False, False, True, True]
     grads = jax.tree.map(jnp.ones_like, MODEL.init(jax.random.key(0)))
     clipped, _ = optax.clip_by_global_norm(0.05).update(grads, optax.EmptyState())

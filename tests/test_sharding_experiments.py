@@ -25,8 +25,8 @@ def test_digits_split_and_batches_are_seeded():
         data.epoch_batches(a[0], a[1], batch=0, steps=1)
 
 
-def test_measure_config_reports_sharded_memory_and_bf16_bytes():
-    r = experiments.measure_config(devices=4, strategy="wus", width=32, grad_dtype="bfloat16", batch=8, repeats=1)
+def test_explore_config_reports_sharded_memory_and_bf16_bytes():
+    r = experiments.explore_config(devices=4, strategy="wus", width=32, grad_dtype="bfloat16", batch=8, repeats=1)
     assert r.params == 4 * (2 * 32 * 128 + 128 + 32)
     assert r.memory.opt_state_bytes == 2 * 4 * r.params // 4 + 4  # Adam mu, nu on 1/4 each (+ count)
     assert r.collective_bytes["reduce-scatter"] == 2 * r.params // 4  # bf16 shards
@@ -149,8 +149,7 @@ def test_strategy_agreement_finds_wus_equal_to_replicated_and_lamb_exact():
 
 
 def test_strategy_agreement_detects_a_training_that_differs(monkeypatch):
-    """A reference that skips the first batch is another training: the measurement must show it.
-    (optax's own LAMB used to be the example; it is exact now that the update sees the whole tree.)"""
+    """A reference that skips the first batch is another training: the measurement must show it."""
     from mlsys_core.sharding import strategies
 
     reference = strategies.reference_train

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mlsys_core.sharding import cost_model, inspection, plots
+from mlsys_core.sharding import cost_model, experiments, inspection, plots
 
 matplotlib.use("Agg")
 
@@ -90,15 +90,16 @@ def test_cost_model_rejects_bad_inputs():
     with pytest.raises(ValueError, match=r"chips must be in \[1, 1048576\], got 0"):
         cost_model.allreduce_s(1.0, 0, cost_model.TPU_V3)
     with pytest.raises(ValueError, match=r"max_chips must be in \[16, 1048576\], got 8"):
-        cost_model.explore_curve(max_chips=8)
+        experiments.explore_scaling(max_chips=8)
     with pytest.raises(ValueError, match="workload"):
-        cost_model.explore_curve("GPT")
+        experiments.explore_scaling("GPT")
 
 
-def test_explore_curve_and_plots_render():
-    curve = cost_model.explore_curve("ResNet-50", utilisation=0.5, link_gb_per_s=100.0, grad_bits=32)
+def test_explore_scaling_and_plots_render():
+    curve = experiments.explore_scaling("ResNet-50", utilisation=0.5, link_gb_per_s=100.0, grad_bits=32)
     assert curve.chips[0] == 16 and curve.chips[-1] == 4096
     assert all(w <= r for w, r in zip(curve.wus_train_s, curve.replicated_train_s))
+    assert np.all(np.diff(curve.replicated_shares["weight update"]) > 0)  # the update's share grows with chips
     mem = inspection.MemoryPerDevice(100, 200, 50)
     figs = [
         plots.scaling(curve, "ResNet-50", (4096, 28.3)),
@@ -108,6 +109,21 @@ def test_explore_curve_and_plots_render():
         plots.accuracy_bars({1: 0.9, 8: 0.95}, "g", "t"),
     ]
     assert all(isinstance(f, matplotlib.figure.Figure) for f in figs)
+
+
+def test_the_explorers_draw_their_result():
+    curve = experiments.explore_scaling("ResNet-50", max_chips=64)
+    left, right = plots.explore_scaling(curve).axes[:2]
+    assert left.get_title() == "ResNet-50" and list(left.get_lines()[0].get_xdata()) == [16, 32, 64]
+    np.testing.assert_allclose(left.get_lines()[1].get_ydata(), curve.wus_train_s)
+    mib = 2**20
+    point = experiments.ConfigResult(inspection.MemoryPerDevice(2 * mib, 4 * mib, mib),
+                                     {"reduce-scatter": mib // 2, "all-gather": mib}, 12.3, 1_500_000)
+    memory, comm = plots.explore_config(point).axes[:2]
+    assert [p.get_height() for p in memory.patches] == [2.0, 4.0, 1.0]
+    assert memory.get_title() == "1.5 M params, step 12 ms"
+    assert [t.get_text() for t in comm.get_xticklabels()] == ["reduce-scatter", "all-gather"]
+    assert [p.get_height() for p in comm.patches] == [0.5, 1.0]
 
 
 def test_time_vs_link_draws_each_model_line_beside_its_record():
@@ -140,18 +156,18 @@ def test_side_by_side_model_splits_compute_and_only_the_wus_update():
 
 @pytest.mark.parametrize("nbytes", [-5, -1e6, float("nan"), float("inf")])
 def test_allreduce_refuses_negative_or_non_finite_bytes(nbytes):
-    """A negative byte count used to give a (negative) time."""
+    """A negative or non-finite byte count is refused, not turned into a time."""
     with pytest.raises(ValueError, match="nbytes must"):
         cost_model.allreduce_s(nbytes, 64, cost_model.TPU_V3)
 
 
 @pytest.mark.parametrize("chips", [1_000_000_007, 2**62])
 def test_chip_counts_beyond_the_model_are_refused_at_once(chips):
-    """A prime chip count of 10^9 used to search its divisors one by one (a hang); 2^20 is the model's ceiling."""
+    """2^20 chips is the model's ceiling: a prime count of 10^9 is refused at once, not searched for divisors."""
     with pytest.raises(ValueError, match=rf"chips must be in \[1, 1048576\], got {chips}"):
         cost_model.allreduce_s(1e6, chips, cost_model.TPU_V3)
     with pytest.raises(ValueError, match=rf"max_chips must be in \[16, 1048576\], got {chips}"):
-        cost_model.explore_curve(max_chips=chips)
+        experiments.explore_scaling(max_chips=chips)
 
 
 def test_torus_shape_is_the_divisor_nearest_the_square_root_found_from_below():
@@ -169,7 +185,7 @@ def test_a_string_where_a_workload_or_chip_belongs_is_a_type_error():
     with pytest.raises(TypeError, match="overlap must be True or False"):
         cost_model.model_step_s(cost_model.RESNET50, cost_model.TPU_V3, 64, overlap="yes")
     with pytest.raises(ValueError, match="link_gb_per_s must be > 0, got -70.0"):
-        cost_model.explore_curve(link_gb_per_s=-70.0)
+        experiments.explore_scaling(link_gb_per_s=-70.0)
 
 
 def test_configs_check_their_names_and_store_python_numbers():
@@ -182,9 +198,9 @@ def test_configs_check_their_names_and_store_python_numbers():
 
 
 def test_numpy_scalars_and_whole_floats_give_the_same_curves():
-    """A float32 link bandwidth used to run the model in float32; whole-float chip counts were refused."""
-    want = cost_model.explore_curve("ResNet-50", 0.5, 100.0)
-    assert cost_model.explore_curve("ResNet-50", np.float32(0.5), np.float32(100.0)) == want
+    """A float32 link bandwidth runs the model in Python floats, and whole-float chip counts are taken."""
+    want = experiments.explore_scaling("ResNet-50", 0.5, 100.0)
+    assert experiments.explore_scaling("ResNet-50", np.float32(0.5), np.float32(100.0)) == want
     chips = [16, 256]
     assert (cost_model.scaling_curve(cost_model.RESNET50, cost_model.TPU_V3, np.array(chips, float))
             == cost_model.scaling_curve(cost_model.RESNET50, cost_model.TPU_V3, chips))
@@ -201,6 +217,6 @@ def test_numpy_scalars_and_whole_floats_give_the_same_curves():
     ({"overlap": ("yes",)}, TypeError, "overlap must be True or False, got 'yes'"),
 ])
 def test_sensitivity_checks_each_assumption_it_sweeps(kwargs, error, said):
-    """A bare number used to fail inside len(); an empty sweep gave an empty table; any object passed as overlap."""
+    """A bare number, an empty sweep and a non-bool overlap are each refused, naming the assumption."""
     with pytest.raises(error, match=said):
         cost_model.sensitivity("BERT", **kwargs)

@@ -48,7 +48,7 @@ def test_overlap_hides_the_all_reduce_under_compute_and_never_slows_the_step():
     table = cost_model.sensitivity("ResNet-50")
     assert table.step_ms.shape == (2, 3, 2)
     assert np.all(table.step_ms[..., 1] <= table.step_ms[..., 0])
-    # with the all-reduce hidden, the link bandwidth no longer matters for ResNet-50
+    # with the all-reduce hidden, the link bandwidth does not matter for ResNet-50
     np.testing.assert_allclose(table.step_ms[0, :, 1], table.step_ms[1, :, 1])
 
 

@@ -19,8 +19,9 @@ import numpy as np
 
 from mlsys_core import validate
 
-TOPOLOGIES = ("ring", "torus")
-STRATEGIES = ("replicated", "wus")
+UPDATE_SPLIT = {"replicated": False, "wus": True, "fsdp": True}
+"""Each strategy's weight update: split over the devices (1/N each) or run whole on every device."""
+STRATEGIES = ("replicated", "wus")  # the update layouts `step_time` models at pod scale (FSDP's is WUS's)
 MAX_CHIPS = 2**20  # the most chips the model takes: 256 times MLPerf v0.7's largest pod (4096)
 
 
@@ -32,14 +33,23 @@ def _positive(obj, *names):
 
 @dataclasses.dataclass(frozen=True)
 class Chip:
-    """One accelerator: peak FLOP/s, memory and link bandwidth (bytes/s), per-hop latency, utilisation."""
+    """One accelerator: peak FLOP/s, memory and link bandwidth (bytes/s), per-hop latency, utilisation.
+
+    Args:
+        name: shown in figures and tables.
+        peak_flops: peak FLOP/s (bf16).
+        hbm_bytes_per_s: memory bandwidth (bytes/s).
+        link_bytes_per_s: bandwidth of one inter-chip link (bytes/s).
+        link_latency_s: latency of one hop (seconds).
+        utilisation: achieved fraction of peak FLOP/s in the model's compute, in (0, 1] (assumed).
+    """
 
     name: str
     peak_flops: float
     hbm_bytes_per_s: float
     link_bytes_per_s: float
     link_latency_s: float
-    utilisation: float = 0.4  # achieved fraction of peak in the model's compute (assumed)
+    utilisation: float = 0.4
 
     def __post_init__(self):
         validate.string("name", self.name)
@@ -58,9 +68,15 @@ TPU_V3 = Chip("TPU-v3 (approx.)", peak_flops=123e12, hbm_bytes_per_s=900e9,
 class Workload:
     """A model trained at a fixed global batch: parameters, training FLOPs per example, data to see.
 
-    `update_bytes_per_param`: memory traffic of one optimizer update per parameter (Adam/LAMB in
-    f32 read p, g, m, v and write p, m, v: 28 B; SGD+momentum / LARS: 20 B).
-    `grad_bytes_per_param`: 4 for f32 gradients on the wire, 2 for bf16.
+    Args:
+        name: shown in figures and tables.
+        params: parameters (count).
+        train_flops_per_example: FLOPs of forward + backward per example.
+        global_batch: examples per step, over all chips.
+        examples_to_train: examples seen until the target quality.
+        update_bytes_per_param: memory traffic of one optimizer update per parameter (bytes; Adam/LAMB
+            in f32 read p, g, m, v and write p, m, v: 28 B; SGD+momentum / LARS: 20 B).
+        grad_bytes_per_param: bytes per gradient value on the wire (4 for f32, 2 for bf16).
     """
 
     name: str
@@ -79,6 +95,7 @@ class Workload:
 
     @property
     def steps(self) -> float:
+        """Training steps to the target: examples to train over the global batch."""
         return self.examples_to_train / self.global_batch
 
 
@@ -105,13 +122,14 @@ MLPERF_V07 = {
 class StepBreakdown:
     """Seconds per step of each part, for `chips` chips; `total_s` assumes no overlap."""
 
-    chips: int
-    compute_s: float
-    allreduce_s: float
-    update_s: float
+    chips: int  # chips in the pod
+    compute_s: float  # forward + backward of each chip's share of the batch
+    allreduce_s: float  # the gradient all-reduce
+    update_s: float  # the optimizer update each chip runs
 
     @property
     def total_s(self) -> float:
+        """The step, its parts one after another."""
         return self.compute_s + self.allreduce_s + self.update_s
 
 
@@ -124,23 +142,13 @@ def torus_shape(chips: int) -> tuple[int, int]:
     return chips // below, below
 
 
-def allreduce_s(nbytes: float, chips: int, chip: Chip, topology: str = "torus") -> float:
-    """Alpha-beta time of a bandwidth-optimal all-reduce (= reduce-scatter + all-gather) of `nbytes`
-    (>= 0) over `chips` chips (1..`MAX_CHIPS`).
+def _ring_allreduce_s(nbytes: float, chips: int, bw: float, alpha: float) -> float:
+    """A ring of `chips`: 2(n-1)/n of the bytes over one link (`bw` bytes/s), 2(n-1) hops of `alpha` s."""
+    return 2 * (chips - 1) / chips * nbytes / bw + 2 * (chips - 1) * alpha
 
-    ring: 2(n-1)/n * bytes / bw + 2(n-1) hops. torus (n_x x n_y ~ sqrt(n) x sqrt(n), as on a TPU pod;
-    `torus_shape`): a ring along x, then along y on 1/n_x of the data: far fewer hops for the same
-    bandwidth term.
-    """
-    validate.number("nbytes", nbytes, 0.0)
-    chips = validate.integer("chips", chips, 1, MAX_CHIPS)
-    validate.instance("chip", chip, Chip, "a cost_model.Chip")
-    validate.choice("topology", topology, TOPOLOGIES)
-    if chips == 1:
-        return 0.0
-    bw, alpha = chip.link_bytes_per_s, chip.link_latency_s
-    if topology == "ring":
-        return 2 * (chips - 1) / chips * nbytes / bw + 2 * (chips - 1) * alpha
+
+def _torus_allreduce_s(nbytes: float, chips: int, bw: float, alpha: float) -> float:
+    """An n_x x n_y torus (`torus_shape`): a ring along x on all the bytes, then along y on 1/n_x of them."""
     nx, ny = torus_shape(chips)
     t = 2 * (nx - 1) / nx * nbytes / bw + 2 * (nx - 1) * alpha
     if ny > 1:
@@ -148,9 +156,43 @@ def allreduce_s(nbytes: float, chips: int, chip: Chip, topology: str = "torus") 
     return t
 
 
+TOPOLOGIES = {"ring": _ring_allreduce_s, "torus": _torus_allreduce_s}
+"""Each topology's all-reduce time: (bytes, chips, link bytes/s, hop seconds) -> seconds."""
+
+
+def allreduce_s(nbytes: float, chips: int, chip: Chip, topology: str = "torus") -> float:
+    """Alpha-beta seconds of a bandwidth-optimal all-reduce (= reduce-scatter + all-gather).
+
+    ring: 2(n-1)/n * bytes / bw + 2(n-1) hops. torus (n_x x n_y ~ sqrt(n) x sqrt(n), as on a TPU pod;
+    `torus_shape`): a ring along x, then along y on 1/n_x of the data: far fewer hops for the same
+    bandwidth term.
+
+    Args:
+        nbytes: bytes reduced (>= 0).
+        chips: chips taking part (1..`MAX_CHIPS`).
+        chip: the chip, for its link bandwidth and hop latency.
+        topology: "ring" or "torus".
+    """
+    validate.number("nbytes", nbytes, 0.0)
+    chips = validate.integer("chips", chips, 1, MAX_CHIPS)
+    validate.instance("chip", chip, Chip, "a cost_model.Chip")
+    validate.choice("topology", topology, TOPOLOGIES)
+    if chips == 1:
+        return 0.0
+    return TOPOLOGIES[topology](nbytes, chips, chip.link_bytes_per_s, chip.link_latency_s)
+
+
 def step_time(workload: Workload, chip: Chip, chips: int, strategy: str = "replicated",
               topology: str = "torus") -> StepBreakdown:
-    """Per-step compute, all-reduce and weight-update seconds at `chips` chips (1..`MAX_CHIPS`, fixed global batch)."""
+    """Per-step compute, all-reduce and weight-update seconds at `chips` chips (fixed global batch).
+
+    Args:
+        workload: the model and its global batch.
+        chip: the accelerator.
+        chips: chips in the pod (1..`MAX_CHIPS`).
+        strategy: the update layout, a name in `STRATEGIES`.
+        topology: the all-reduce's, "ring" or "torus".
+    """
     validate.instance("workload", workload, Workload, "a cost_model.Workload")
     validate.instance("chip", chip, Chip, "a cost_model.Chip")
     validate.choice("strategy", strategy, STRATEGIES)
@@ -158,14 +200,22 @@ def step_time(workload: Workload, chip: Chip, chips: int, strategy: str = "repli
     compute = workload.train_flops_per_example * workload.global_batch / chips / (chip.peak_flops * chip.utilisation)
     comm = allreduce_s(workload.params * workload.grad_bytes_per_param, chips, chip, topology)
     update = workload.params * workload.update_bytes_per_param / chip.hbm_bytes_per_s
-    if strategy == "wus":
+    if UPDATE_SPLIT[strategy]:
         update /= chips
     return StepBreakdown(int(chips), compute, comm, update)
 
 
 def time_to_train_s(workload: Workload, chip: Chip, chips: int, strategy: str = "wus",
                     topology: str = "torus") -> float:
-    """Seconds to train `workload` on `chips` chips: the step time (no overlap) times the steps."""
+    """Seconds to train `workload` on `chips` chips: the step time (no overlap) times the steps.
+
+    Args:
+        workload: the model, its global batch and the examples to train.
+        chip: the accelerator.
+        chips: chips in the pod (1..`MAX_CHIPS`).
+        strategy: the update layout, a name in `STRATEGIES`.
+        topology: the all-reduce's, "ring" or "torus".
+    """
     return step_time(workload, chip, chips, strategy, topology).total_s * workload.steps
 
 
@@ -173,23 +223,39 @@ def time_to_train_s(workload: Workload, chip: Chip, chips: int, strategy: str = 
 class ScalingCurve:
     """One workload's step under each update layout at each chip count, and its time to train."""
 
-    workload: str
+    workload: str  # the workload's name
     steps: float  # to train (`Workload.steps`)
-    chips: list[int]
-    replicated: list[StepBreakdown]
-    wus: list[StepBreakdown]
+    chips: list[int]  # the chip counts, one entry of each list below per count
+    replicated: list[StepBreakdown]  # the step with the update replicated on every chip
+    wus: list[StepBreakdown]  # the step with weight-update sharding
 
     @property
     def replicated_train_s(self) -> list[float]:
+        """Seconds to train at each chip count, update replicated."""
         return [r.total_s * self.steps for r in self.replicated]
 
     @property
     def wus_train_s(self) -> list[float]:
+        """Seconds to train at each chip count, with weight-update sharding."""
         return [r.total_s * self.steps for r in self.wus]
+
+    @property
+    def replicated_shares(self) -> dict[str, np.ndarray]:
+        """Each part's share of the replicated step ("compute", "all-reduce", "weight update"), one value
+        per chip count."""
+        parts = (("compute", "compute_s"), ("all-reduce", "allreduce_s"), ("weight update", "update_s"))
+        return {name: np.array([getattr(r, f) / r.total_s for r in self.replicated]) for name, f in parts}
 
 
 def scaling_curve(workload: Workload, chip: Chip, chips: list[int], topology: str = "torus") -> ScalingCurve:
-    """Per-chip-count step breakdowns, replicated and WUS, and the time to train in seconds."""
+    """Per-chip-count step breakdowns, replicated and WUS, and the time to train in seconds.
+
+    Args:
+        workload: the model, its global batch and the examples to train.
+        chip: the accelerator.
+        chips: the chip counts (each 1..`MAX_CHIPS`).
+        topology: the all-reduce's, "ring" or "torus".
+    """
     validate.instance("workload", workload, Workload, "a cost_model.Workload")
     chips = validate.integers("chips", chips, 1, MAX_CHIPS).tolist()
     return ScalingCurve(workload.name, workload.steps, chips,
@@ -199,20 +265,6 @@ def scaling_curve(workload: Workload, chip: Chip, chips: list[int], topology: st
 WORKLOADS = {"ResNet-50": RESNET50, "BERT-large": BERT_LARGE}
 
 
-def explore_curve(workload: str = "BERT-large", utilisation: float = 0.4, link_gb_per_s: float = 70.0,
-                  grad_bits: int = 16, max_chips: int = 4096) -> ScalingCurve:
-    """`scaling_curve` over 16..max_chips (at most `MAX_CHIPS`) for a named workload with TPU-v3 and the given
-    assumptions."""
-    validate.choice("workload", workload, WORKLOADS)
-    validate.choice("grad_bits", grad_bits, (16, 32))
-    validate.integer("max_chips", max_chips, 16, MAX_CHIPS)
-    link_bytes_per_s = validate.positive("link_gb_per_s", link_gb_per_s) * 1e9
-    chip = dataclasses.replace(TPU_V3, utilisation=utilisation, link_bytes_per_s=link_bytes_per_s)
-    w = dataclasses.replace(WORKLOADS[workload], grad_bytes_per_param=grad_bits / 8)
-    chips = [2**k for k in range(4, int(math.log2(max_chips)) + 1)]
-    return scaling_curve(w, chip, chips)
-
-
 def shared_host_step_s(compute_s: float, update_s: float, devices: int, strategy: str = "replicated",
                        comm_s: float = 0.0) -> float:
     """The model's three terms for simulated devices that share one host's cores.
@@ -220,14 +272,20 @@ def shared_host_step_s(compute_s: float, update_s: float, devices: int, strategy
     There the devices' work adds up instead of running side by side: the batch's forward/backward
     (`compute_s`, measured on one device for the whole batch) is split, not repeated, while the
     replicated update (`update_s`, one full optimizer update) is repeated on every device and the
-    WUS/FSDP update is done once in 1/N pieces. `comm_s` is the strategy's measured collectives
-    (all-reduce, or reduce-scatter + all-gather).
+    WUS/FSDP update is done once in 1/N pieces.
+
+    Args:
+        compute_s: forward/backward over the whole batch on one device (seconds).
+        update_s: one full optimizer update (seconds).
+        devices: devices sharing the host (count).
+        strategy: a name in `UPDATE_SPLIT`.
+        comm_s: the strategy's measured collectives, all-reduce or reduce-scatter + all-gather (seconds).
     """
-    validate.choice("strategy", strategy, ("replicated", "wus", "fsdp"))
+    validate.choice("strategy", strategy, UPDATE_SPLIT)
     validate.integer("devices", devices, 1)
     for name, value in (("compute_s", compute_s), ("update_s", update_s), ("comm_s", comm_s)):
         validate.number(name, value, 0.0)
-    return compute_s + (devices if strategy == "replicated" else 1) * update_s + comm_s
+    return compute_s + (1 if UPDATE_SPLIT[strategy] else devices) * update_s + comm_s
 
 
 def side_by_side_step_s(compute_s: float, update_s: float, devices: int, strategy: str = "replicated",
@@ -236,20 +294,31 @@ def side_by_side_step_s(compute_s: float, update_s: float, devices: int, strateg
 
     Each device runs its 1/N of the batch's forward/backward (`compute_s / devices`) at the same
     time as the others; the replicated update runs once on every device at once (`update_s`), the
-    WUS/FSDP update in 1/N pieces (`update_s / devices`); `comm_s` as in `shared_host_step_s`.
-    Nothing overlaps. This model has not been calibrated against a measurement in this suite.
+    WUS/FSDP update in 1/N pieces (`update_s / devices`). Nothing overlaps. This model has not
+    been calibrated against a measurement in this suite.
+
+    Args:
+        compute_s: forward/backward over the whole batch on one device (seconds).
+        update_s: one full optimizer update (seconds).
+        devices: devices running side by side (count).
+        strategy: a name in `UPDATE_SPLIT`.
+        comm_s: the strategy's measured collectives, all-reduce or reduce-scatter + all-gather (seconds).
     """
-    validate.choice("strategy", strategy, ("replicated", "wus", "fsdp"))
+    validate.choice("strategy", strategy, UPDATE_SPLIT)
     validate.integer("devices", devices, 1)
     for name, value in (("compute_s", compute_s), ("update_s", update_s), ("comm_s", comm_s)):
         validate.number(name, value, 0.0)
-    return compute_s / devices + (update_s if strategy == "replicated" else update_s / devices) + comm_s
+    return compute_s / devices + (update_s / devices if UPDATE_SPLIT[strategy] else update_s) + comm_s
 
 
 # ---- the model against MLPerf v0.7's own logs -----------------------------------------------------
 
 MLPERF_LOGS = "mlperf/google_v07_tpu_v3_4096.json"  # under data/, remade by data/mlperf/extract_google_v07.py
 LOGGED_WORKLOADS = {"ResNet-50": "ResNet-50", "BERT": "BERT-large"}  # log name -> WORKLOADS name
+_STEPS_PER_COUNT = {  # log name -> training steps in one unit of a logged block's `count`
+    "ResNet-50": lambda run: run["train_samples"] / run["global_batch"],  # blocks count epochs
+    "BERT": lambda run: 1.0,  # blocks count steps
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -263,14 +332,14 @@ class LoggedRuns:
     evaluation that reached the target.
     """
 
-    model: str
-    chips: int
-    global_batch: int
-    files: tuple[str, ...]
-    commit: str
-    step_ms: tuple[float, ...]
-    run_s: tuple[float, ...]
-    stopped_at: tuple[int, ...]
+    model: str  # the benchmark: "ResNet-50" or "BERT"
+    chips: int  # TPU-v3 chips of every run
+    global_batch: int  # examples per step, the same in every run
+    files: tuple[str, ...]  # the log file of each run
+    commit: str  # of mlcommons/training_results_v0.7 the logs come from
+    step_ms: tuple[float, ...]  # each run's median milliseconds per step (blocks after the first)
+    run_s: tuple[float, ...]  # each run's MLPerf clock, seconds
+    stopped_at: tuple[int, ...]  # each run's epoch or step of the evaluation that reached the target
 
     @property
     def median_step_ms(self) -> float:
@@ -287,7 +356,7 @@ def mlperf_logs(model: str) -> LoggedRuns:
     runs = doc["runs"][model]
     steps, totals, stops = [], [], []
     for run in runs.values():
-        per_unit = 1.0 if model == "BERT" else run["train_samples"] / run["global_batch"]  # steps per epoch
+        per_unit = _STEPS_PER_COUNT[model](run)
         steps.append(float(np.median([b["ms"] / (b["count"] * per_unit) for b in run["blocks"][1:]])))
         totals.append(run["run_s"])
         stops.append(run["last_eval_at"])
@@ -301,7 +370,16 @@ def mlperf_logs(model: str) -> LoggedRuns:
 def model_step_s(workload: Workload, chip: Chip, chips: int, overlap: bool = False,
                  strategy: str = "wus", topology: str = "torus") -> float:
     """The model's seconds per step: compute + all-reduce + update, or with `overlap` the gradient
-    all-reduce hidden under the compute (max of the two) and the update after them."""
+    all-reduce hidden under the compute (max of the two) and the update after them.
+
+    Args:
+        workload: the model and its global batch.
+        chip: the accelerator.
+        chips: chips in the pod (1..`MAX_CHIPS`).
+        overlap: hide the all-reduce under the compute.
+        strategy: the update layout, a name in `STRATEGIES`.
+        topology: the all-reduce's, "ring" or "torus".
+    """
     validate.boolean("overlap", overlap)
     s = step_time(workload, chip, chips, strategy, topology)
     return (max(s.compute_s, s.allreduce_s) if overlap else s.compute_s + s.allreduce_s) + s.update_s
@@ -312,12 +390,12 @@ class Sensitivity:
     """The model's step time for `model` at the logged chip count and batch, over the assumptions:
     `step_ms[i, j, k]` at `link_gb_per_s[i]`, `utilisation[j]`, `overlap[k]`; `logged_ms` from the logs."""
 
-    model: str
-    link_gb_per_s: tuple[float, ...]
-    utilisation: tuple[float, ...]
-    overlap: tuple[bool, ...]
-    step_ms: np.ndarray
-    logged_ms: float
+    model: str  # the logged benchmark
+    link_gb_per_s: tuple[float, ...]  # assumed link bandwidths per chip (GB/s), axis 0 of `step_ms`
+    utilisation: tuple[float, ...]  # assumed fractions of peak FLOP/s, axis 1
+    overlap: tuple[bool, ...]  # whether the all-reduce hides under the compute, axis 2
+    step_ms: np.ndarray  # the model's milliseconds per step at each setting
+    logged_ms: float  # the logs' median milliseconds per step
 
     @property
     def ratio(self) -> np.ndarray:
@@ -342,8 +420,15 @@ def _settings(name: str, values, check) -> tuple:
 
 def sensitivity(model: str, link_gb_per_s=(70.0, 330.0), utilisation=(0.3, 0.45, 0.6),
                 overlap=(False, True)) -> Sensitivity:
-    """`model_step_s` of a logged benchmark ("ResNet-50" or "BERT") at its logged chips and batch,
-    over every combination of the assumptions."""
+    """`model_step_s` of a logged benchmark at its logged chips and batch, over every combination of
+    the assumptions.
+
+    Args:
+        model: a logged benchmark, "ResNet-50" or "BERT".
+        link_gb_per_s: link bandwidths per chip to try (GB/s).
+        utilisation: achieved fractions of peak FLOP/s to try, each in (0, 1].
+        overlap: whether the all-reduce hides under the compute, the settings to try.
+    """
     logs = mlperf_logs(model)
     link_gb_per_s = _settings("link_gb_per_s", link_gb_per_s, validate.positive)
     utilisation = _settings("utilisation", utilisation, functools.partial(validate.number, low=0.0, high=1.0,
@@ -362,7 +447,14 @@ def sensitivity(model: str, link_gb_per_s=(70.0, 330.0), utilisation=(0.3, 0.45,
 def critical_batch_per_chip(workload: Workload, chip: Chip, chips: int, topology: str = "torus") -> float:
     """The roofline's per-chip batch below which a data-parallel step is communication-bound (JAX
     Scaling Book, data parallelism): the batch whose compute at peak FLOP/s takes as long as the
-    gradient all-reduce. Above it compute dominates and the all-reduce can hide under it."""
+    gradient all-reduce. Above it compute dominates and the all-reduce can hide under it.
+
+    Args:
+        workload: the model (its parameters, FLOPs per example and gradient bytes).
+        chip: the accelerator.
+        chips: chips in the pod (1..`MAX_CHIPS`).
+        topology: the all-reduce's, "ring" or "torus".
+    """
     validate.instance("workload", workload, Workload, "a cost_model.Workload")
     comm = allreduce_s(workload.params * workload.grad_bytes_per_param, chips, chip, topology)
     return comm / (workload.train_flops_per_example / chip.peak_flops)

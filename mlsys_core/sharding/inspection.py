@@ -26,16 +26,13 @@ _GROUPS = re.compile(r"replica_groups=(?:\{\{([0-9,]*)\}|\[\d+,(\d+)\])")
 
 @dataclasses.dataclass(frozen=True)
 class Collective:
-    """One collective's result on one device: `kind` in COLLECTIVE_KINDS, HLO `dtype`, `shape`, `bytes`.
+    """One collective's result on one device, as the HLO states it."""
 
-    `group_size` is how many devices take part (None if the HLO does not say).
-    """
-
-    kind: str
-    dtype: str
-    shape: tuple[int, ...]
-    bytes: int
-    group_size: int | None = None
+    kind: str  # one of COLLECTIVE_KINDS
+    dtype: str  # HLO element type ("f32", "bf16", ...)
+    shape: tuple[int, ...]  # the result's shape on one device
+    bytes: int  # the result's bytes on one device
+    group_size: int | None = None  # devices taking part (None if the HLO does not say)
 
     @property
     def wire_bytes(self) -> float | None:
@@ -52,6 +49,7 @@ class Collective:
 
 
 def _hlo_text(program) -> str:
+    """The HLO text of a Compiled or Lowered program (a string passes through)."""
     if isinstance(program, str):
         return program
     if isinstance(program, jax.stages.Lowered):
@@ -90,15 +88,16 @@ def bytes_by_kind(rows: list[Collective]) -> dict[str, int]:
 
 @dataclasses.dataclass(frozen=True)
 class MemoryPerDevice:
-    """Bytes one device holds: parameters, optimizer state, reduced gradients; `temp_bytes` from XLA."""
+    """Bytes one device holds between steps."""
 
-    params_bytes: int
-    opt_state_bytes: int
-    grad_bytes: int
-    temp_bytes: int | None = None
+    params_bytes: int  # its parameters (whole or its shard)
+    opt_state_bytes: int  # its optimizer state
+    grad_bytes: int  # its gradients after reduction (a full copy, or one block)
+    temp_bytes: int | None = None  # XLA's temporary buffers of the step (None if not read)
 
     @property
     def total_bytes(self) -> int:
+        """Parameters, optimizer state and gradients together."""
         return self.params_bytes + self.opt_state_bytes + self.grad_bytes
 
 
@@ -132,20 +131,13 @@ def memory_per_device(trainer, state, compiled=None) -> MemoryPerDevice:
 
 @dataclasses.dataclass(frozen=True)
 class XlaMemory:
-    """What XLA's buffer assignment gives one device for a compiled program (`memory_analysis()`).
+    """What XLA's buffer assignment gives one device for a compiled program (`memory_analysis()`)."""
 
-    `arguments_bytes` (the inputs: this device's params, optimizer state and batch), `outputs_bytes`,
-    `alias_bytes` (outputs written into donated inputs' buffers), `temporaries_bytes` (everything the
-    program allocates while it runs: gathered weights, activations, gradients before reduction).
-    `xla_peak_bytes`: XLA's own `peak_memory_in_bytes` where it reports one (None otherwise; XLA:CPU
-    reports the arguments there).
-    """
-
-    arguments_bytes: int
-    outputs_bytes: int
-    alias_bytes: int
-    temporaries_bytes: int
-    xla_peak_bytes: int | None = None
+    arguments_bytes: int  # the inputs: this device's params, optimizer state and batch
+    outputs_bytes: int  # the outputs
+    alias_bytes: int  # outputs written into donated inputs' buffers
+    temporaries_bytes: int  # all the program allocates while it runs: gathered weights, activations, gradients
+    xla_peak_bytes: int | None = None  # XLA's `peak_memory_in_bytes` if reported (XLA:CPU: the arguments)
 
     @property
     def peak_bytes(self) -> int:
@@ -167,14 +159,12 @@ def xla_memory(compiled) -> XlaMemory:
 
 @dataclasses.dataclass(frozen=True)
 class ScheduledOp:
-    """One instruction of a compiled program's entry computation, in the order XLA scheduled it:
-    `position` in that order, `op` ("all-gather", "dot", ...; async collectives as "<kind>-start" and
-    "<kind>-done"), result `shape`, and `backward` (JAX's op_name says transpose: the backward pass)."""
+    """One instruction of a compiled program's entry computation, in the order XLA scheduled it."""
 
-    position: int
-    op: str
-    shape: tuple[int, ...]
-    backward: bool
+    position: int  # its place in the schedule
+    op: str  # "all-gather", "dot", ...; async collectives as "<kind>-start" and "<kind>-done"
+    shape: tuple[int, ...]  # the result's shape
+    backward: bool  # JAX's op_name says transpose: it belongs to the backward pass
 
 
 _INSTR = re.compile(r"^\s*(?:ROOT\s+)?%\S+\s+=\s+(\(.*?\)|[a-z0-9]+\[[0-9,]*\]\S*)\s+([a-z-]+)\(")

@@ -32,7 +32,15 @@ def _check(strategy: str, steps: int, optimizer: str, batch: int, seed: int) -> 
 
 
 def run(strategy: str = "wus", steps: int = 5, optimizer: str = "adam", batch: int = 64, seed: int = 0) -> dict:
-    """Train the digits MLP on every device of every process; return losses and a parameter digest."""
+    """Train the digits MLP on every device of every process; return losses and a parameter digest.
+
+    Args:
+        strategy: a name in `strategies.STRATEGIES`.
+        steps: training steps (each a fresh `batch` of the digits: no example twice).
+        optimizer: a name in `optimizers.OPTIMIZERS`, at learning rate 1e-2.
+        batch: the global batch (examples; a multiple of the devices of all processes).
+        seed: draws the example order and the initial weights.
+    """
     import jax
     import numpy as np
 
@@ -59,6 +67,7 @@ def run(strategy: str = "wus", steps: int = 5, optimizer: str = "adam", batch: i
 
 
 def parse(argv=None) -> argparse.Namespace:
+    """The command line's options (`argv`, else `sys.argv`)."""
     from mlsys_core.sharding.strategies import STRATEGIES
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

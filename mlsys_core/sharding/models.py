@@ -9,6 +9,7 @@ matrix products (bfloat16 compute, as in the paper) while the parameters and the
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -69,9 +70,9 @@ class FFNStack:
     the regime where weight-update sharding pays. The regression target makes the loss a plain MSE.
     """
 
-    d_model: int = 512
-    d_ff: int = 2048
-    blocks: int = 4
+    d_model: int = 512  # width of the residual stream (units)
+    d_ff: int = 2048  # width of each block's hidden layer (units)
+    blocks: int = 4  # residual blocks, in order
 
     def __post_init__(self):
         _check_sizes("(d_model, d_ff, blocks)", (self.d_model, self.d_ff, self.blocks), 3)
@@ -101,8 +102,15 @@ class FFNStack:
         return h + u @ p["w2"].astype(dt) + p["b2"].astype(dt)
 
     def apply(self, params: dict, x: jax.Array, compute_dtype=jnp.float32, run_block=None) -> jax.Array:
-        """Outputs (batch, d_model) for inputs (batch, d_model). `run_block(name, block_fn, params, h)`
-        runs each block (default: call it); a strategy passes its own to act between blocks."""
+        """Outputs (batch, d_model) for inputs (batch, d_model).
+
+        Args:
+            params: the model's parameters (`init`).
+            x: the inputs, (batch, d_model).
+            compute_dtype: the dtype of the matrix products (e.g. bfloat16).
+            run_block: `run_block(name, block_fn, params, h)` runs each block (None: call it); a strategy
+                passes its own to act between blocks.
+        """
         run_block = run_block or (lambda name, fn, p, h: fn(p, h))
         h = x.astype(compute_dtype)
         for name in self.block_names:
@@ -115,7 +123,7 @@ def parameter_count(params) -> int:
     return int(sum(leaf.size for leaf in jax.tree.leaves(params)))
 
 
-def classifier_loss(model: MLP, compute_dtype=jnp.float32):
+def classifier_loss(model: MLP, compute_dtype=jnp.float32) -> Callable:
     """loss(params, (x, y)) -> mean softmax cross-entropy over the batch (float32)."""
 
     def loss(params, batch):
@@ -138,7 +146,14 @@ def regression_loss(model: FFNStack | Transformer, compute_dtype=jnp.float32) ->
 
 
 def accuracy(model: MLP, params, x, y) -> jax.Array:
-    """Fraction of examples whose arg-max logit is the label."""
+    """Fraction of examples whose arg-max logit is the label.
+
+    Args:
+        model: the classifier.
+        params: its parameters.
+        x: the inputs, (examples, inputs).
+        y: the labels, (examples,).
+    """
     return jnp.mean(jnp.argmax(model.apply(params, x), axis=1) == y)
 
 
@@ -169,11 +184,11 @@ class Transformer:
     a plain MSE (`regression_loss` works on it, as a `BlockLoss`).
     """
 
-    d_model: int = 32
-    heads: int = 4
-    d_ff: int = 64
-    blocks: int = 2
-    seq: int = 8
+    d_model: int = 32  # width of the residual stream (units)
+    heads: int = 4  # attention heads (a divisor of d_model)
+    d_ff: int = 64  # width of each block's MLP hidden layer (units)
+    blocks: int = 2  # transformer blocks, in order
+    seq: int = 8  # vectors per sequence
 
     def __post_init__(self):
         _check_sizes("(d_model, heads, d_ff, blocks, seq)", (self.d_model, self.heads, self.d_ff, self.blocks,
@@ -219,7 +234,14 @@ class Transformer:
         return x + jax.nn.relu(h @ m["w1"] + m["b1"]) @ m["w2"] + m["b2"]
 
     def apply(self, params: dict, x: jax.Array, compute_dtype=jnp.float32, run_block=None) -> jax.Array:
-        """Outputs (batch, seq, d_model) for inputs (batch, seq, d_model); `run_block` as in FFNStack."""
+        """Outputs (batch, seq, d_model) for inputs (batch, seq, d_model).
+
+        Args:
+            params: the model's parameters (`init`).
+            x: the inputs, (batch, seq, d_model).
+            compute_dtype: the dtype of the computation (e.g. bfloat16).
+            run_block: as in `FFNStack.apply`.
+        """
         run_block = run_block or (lambda name, fn, p, h: fn(p, h))
         h = x.astype(compute_dtype)
         for name in self.block_names:

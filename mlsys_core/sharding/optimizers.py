@@ -7,7 +7,7 @@ summed across the devices holding the other shards: `scale_by_trust_ratio` below
 `psum` over every mesh axis the leaf is sharded along (read from JAX's varying-axes type), and is
 optax's transform everywhere else (one device, or a replicated leaf). `lamb` and `lars` rebuild
 optax's chains with it, so they are exact on shards inside any `shard_map` you write.
-`strategies.Trainer` no longer needs them: it runs the update on the global view of the whole tree,
+`strategies.Trainer` does not need them: it runs the update on the global view of the whole tree,
 where XLA sums every norm across devices, so optax's own `lamb`/`lars` are exact there too.
 """
 
@@ -59,7 +59,15 @@ def scale_by_trust_ratio(trust_coefficient: float = 1.0, eps: float = 0.0) -> op
 
 
 def lamb(learning_rate, b1=0.9, b2=0.999, eps=1e-6, weight_decay=0.0) -> optax.GradientTransformation:
-    """optax.lamb's chain with shard-exact trust ratios (You et al. 2019; BERT in the paper)."""
+    """optax.lamb's chain with shard-exact trust ratios (You et al. 2019; BERT in the paper).
+
+    Args:
+        learning_rate: the step size (a float or an optax schedule).
+        b1: Adam's decay of the first moment.
+        b2: Adam's decay of the second moment.
+        eps: added to the root of the second moment.
+        weight_decay: decoupled weight decay per step, before the trust ratio.
+    """
     return optax.chain(
         optax.scale_by_adam(b1=b1, b2=b2, eps=eps),
         optax.add_decayed_weights(weight_decay),
@@ -70,7 +78,15 @@ def lamb(learning_rate, b1=0.9, b2=0.999, eps=1e-6, weight_decay=0.0) -> optax.G
 
 def lars(learning_rate, weight_decay=0.0, trust_coefficient=0.001, eps=0.0,
          momentum=0.9) -> optax.GradientTransformation:
-    """optax.lars's chain with shard-exact trust ratios (You et al. 2017; ResNet-50 in the paper)."""
+    """optax.lars's chain with shard-exact trust ratios (You et al. 2017; ResNet-50 in the paper).
+
+    Args:
+        learning_rate: the step size (a float or an optax schedule).
+        weight_decay: weight decay added to the update before the trust ratio.
+        trust_coefficient: scales the trust ratio ||w|| / ||u||.
+        eps: added to ||u||.
+        momentum: the decay of the momentum trace.
+    """
     return optax.chain(
         optax.add_decayed_weights(weight_decay),
         scale_by_trust_ratio(trust_coefficient=trust_coefficient, eps=eps),

@@ -1,15 +1,21 @@
-"""Figures for notebook 01. Each takes results computed elsewhere and returns a matplotlib Figure."""
+"""Figures for notebook 01. Each takes results computed elsewhere and returns the matplotlib Figure
+made by `viz.figure` (not held by pyplot: a notebook cell shows it by returning or displaying it)."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mlsys_core import viz
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 MIB = 2**20
 
 
-def memory_per_device(memory: dict):
+def memory_per_device(memory: dict) -> Figure:
     """Stacked bars: parameters / optimizer state / gradients (MiB per device) for each strategy."""
     fig, ax = viz.figure()
     names = list(memory)
@@ -25,7 +31,7 @@ def memory_per_device(memory: dict):
     return fig
 
 
-def collective_bytes(by_strategy: dict):
+def collective_bytes(by_strategy: dict) -> Figure:
     """Grouped bars: result bytes per device of each collective kind, per strategy."""
     fig, ax = viz.figure()
     kinds = sorted({k for d in by_strategy.values() for k in d})
@@ -40,7 +46,7 @@ def collective_bytes(by_strategy: dict):
     return fig
 
 
-def step_times(medians_ms: dict, title: str = "Step time (median after warm-up)"):
+def step_times(medians_ms: dict, title: str = "Step time (median after warm-up)") -> Figure:
     """Bars of median step milliseconds, labelled."""
     fig, ax = viz.figure()
     ax.bar([str(k) for k in medians_ms], list(medians_ms.values()), color="tab:purple")
@@ -50,7 +56,7 @@ def step_times(medians_ms: dict, title: str = "Step time (median after warm-up)"
     return fig
 
 
-def scaling(curve, workload_name: str, mlperf_point: tuple | None = None):
+def scaling(curve, workload_name: str, mlperf_point: tuple | None = None) -> Figure:
     """`cost_model.ScalingCurve`: left, time to train vs chips (replicated, WUS, MLPerf point); right, step-time
     shares (replicated)."""
     fig, (left, right) = viz.figure(ncols=2)
@@ -63,9 +69,7 @@ def scaling(curve, workload_name: str, mlperf_point: tuple | None = None):
     left.set_ylabel("time to train (s)")
     left.set_title(workload_name)
     left.legend(fontsize=7)
-    rows = curve.replicated
-    parts = {name: np.array([getattr(r, f) / r.total_s for r in rows])
-             for name, f in (("compute", "compute_s"), ("all-reduce", "allreduce_s"), ("weight update", "update_s"))}
+    parts = curve.replicated_shares
     right.stackplot(chips, *parts.values(), labels=list(parts))
     right.set_xscale("log", base=2)
     right.set_xlabel("chips")
@@ -75,7 +79,7 @@ def scaling(curve, workload_name: str, mlperf_point: tuple | None = None):
     return fig
 
 
-def accuracy_bars(accuracies: dict, xlabel: str, title: str):
+def accuracy_bars(accuracies: dict, xlabel: str, title: str) -> Figure:
     """Bars of test accuracy keyed by a setting (e.g. BN group size)."""
     fig, ax = viz.figure()
     ax.bar([str(k) for k in accuracies], [100 * v for v in accuracies.values()], color="tab:green")
@@ -88,8 +92,14 @@ def accuracy_bars(accuracies: dict, xlabel: str, title: str):
     return fig
 
 
-def explore(result):
-    """Widget view of `experiments.ConfigResult`: memory per device and collective bytes."""
+def explore_scaling(curve) -> Figure:
+    """Widget view of `experiments.explore_scaling`'s `cost_model.ScalingCurve`: `scaling`, titled by the
+    workload."""
+    return scaling(curve, curve.workload)
+
+
+def explore_config(result) -> Figure:
+    """Widget view of `experiments.explore_config`'s `ConfigResult`: memory per device and collective bytes."""
     fig, (left, right) = viz.figure(ncols=2)
     m = result.memory
     fields = {"params": m.params_bytes, "optimizer": m.opt_state_bytes, "grads": m.grad_bytes}
@@ -106,9 +116,16 @@ def explore(result):
     return fig
 
 
-def time_vs_link(link_gb_per_s, predicted_s: dict, record_s: dict, band: float = 0.25):
+def time_vs_link(link_gb_per_s, predicted_s: dict, record_s: dict, band: float = 0.25) -> Figure:
     """The cost model's time to train vs assumed link bandwidth, one line per workload, beside its
-    MLPerf record (dashed) and the record's +-`band` (shaded)."""
+    MLPerf record (dashed) and the record's +-`band` (shaded).
+
+    Args:
+        link_gb_per_s: the assumed link bandwidths per chip (GB/s), the x values.
+        predicted_s: workload -> the model's seconds to train at each bandwidth.
+        record_s: workload -> its MLPerf v0.7 record (seconds).
+        band: the shaded fraction around each record (0.25: +-25 %).
+    """
     fig, ax = viz.figure()
     for (name, seconds), color in zip(predicted_s.items(), ("tab:blue", "tab:orange", "tab:green")):
         ax.plot(link_gb_per_s, seconds, "o-", color=color, label=f"{name}: cost model")
@@ -121,7 +138,7 @@ def time_vs_link(link_gb_per_s, predicted_s: dict, record_s: dict, band: float =
     return fig
 
 
-def xla_memory(comparison) -> object:
+def xla_memory(comparison) -> Figure:
     """Stacked bars per variant: XLA's arguments / temporaries / outputs not in place (MiB per device)
     - what a device needs at its peak, beside the persistent state of `memory_per_device`."""
     fig, ax = viz.figure()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -69,7 +70,14 @@ def _check_divisible(shape, spec: P, mesh: Mesh, what: str) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class ModelParallel:
-    """A jit step whose params follow `param_specs` on a (data, model) mesh; the partitioner does the rest."""
+    """A jit step whose params follow `param_specs` on a (data, model) mesh; the partitioner does the rest.
+
+    Args:
+        loss_fn: `loss_fn(params, batch) -> scalar`.
+        optimizer: an optax `GradientTransformation`.
+        mesh: a mesh with a "data" axis (the batch is split over it) and the axes `param_specs` name.
+        param_specs: a PartitionSpec per parameter leaf (e.g. `megatron_specs(mlp)`).
+    """
 
     loss_fn: Callable
     optimizer: optax.GradientTransformation
@@ -86,7 +94,7 @@ class ModelParallel:
     def _shardings(self, specs):
         return jax.tree.map(lambda s: NamedSharding(self.mesh, s), specs, is_leaf=lambda s: isinstance(s, P))
 
-    def init(self, params):
+    def init(self, params) -> tuple[Any, Any]:
         """(params, opt_state) placed by `param_specs`; ValueError if an axis does not divide a weight."""
         for (path, x), spec in zip(jax.tree_util.tree_leaves_with_path(params), jax.tree.leaves(
                 self.param_specs, is_leaf=lambda s: isinstance(s, P))):
@@ -100,13 +108,14 @@ class ModelParallel:
                                         transform_non_params=lambda _: replicated)
         return params, jax.jit(self.optimizer.init, out_shardings=layouts)(params)
 
-    def shard_batch(self, batch):
+    def shard_batch(self, batch) -> Any:
+        """The batch placed with dimension 0 split over "data"; ValueError if the axis does not divide it."""
         specs = jax.tree.map(lambda x: P("data", *([None] * (np.ndim(x) - 1))), batch)
         jax.tree.map(lambda x, s: _check_divisible(np.shape(x), s, self.mesh, "batch"), batch, specs,
                      is_leaf=lambda s: isinstance(s, P))
         return jax.device_put(batch, self._shardings(specs))
 
-    def step_fn(self, opt_state):
+    def step_fn(self, opt_state) -> Callable:
         """Jitted `(params, opt_state, batch) -> (params, opt_state, loss)` keeping the layouts fixed."""
         out = (self._shardings(self.param_specs), jax.tree.map(lambda x: x.sharding, opt_state),
                NamedSharding(self.mesh, P()))
@@ -118,7 +127,7 @@ class ModelParallel:
 
         return jax.jit(step, out_shardings=out)
 
-    def train(self, params, batches):
+    def train(self, params, batches) -> tuple[Any, list[float]]:
         """Run over host batches; returns final params and the losses."""
         params, opt_state = self.init(params)
         step = self.step_fn(opt_state)
@@ -141,7 +150,7 @@ class BatchNormMLP:
     """
 
     layer_sizes: tuple[int, int, int] = (64, 64, 10)
-    eps: float = 1e-5
+    eps: float = 1e-5  # added to the variance before its square root
 
     def __post_init__(self):
         if len(self.layer_sizes) != 3:
@@ -158,11 +167,19 @@ class BatchNormMLP:
         return {"layer_0": {"w": inner["layer_0"]["w"]}, "layer_1": inner["layer_1"],
                 "bn": {"scale": jnp.ones((hidden,)), "shift": jnp.zeros((hidden,))}}
 
-    def hidden(self, params, x):
+    def hidden(self, params, x) -> jax.Array:
         """Pre-normalisation activations (batch, hidden)."""
         return x @ params["layer_0"]["w"]
 
-    def apply(self, params, x, bn_axis: str | None = None, stats=None):
+    def apply(self, params, x, bn_axis: str | None = None, stats=None) -> jax.Array:
+        """Logits (batch, classes) for inputs x (batch, inputs).
+
+        Args:
+            params: the model's parameters (`init`).
+            x: the inputs, (batch, inputs).
+            bn_axis: the mesh axis the batch statistics are averaged over (None: the local batch).
+            stats: (mean, var) to use instead of batch statistics (evaluation).
+        """
         h = self.hidden(params, x)
         if stats is None:
             mean, mean_sq = jnp.mean(h, axis=0), jnp.mean(h * h, axis=0)
@@ -173,7 +190,7 @@ class BatchNormMLP:
         h = (h - mean) * lax.rsqrt(var + self.eps) * params["bn"]["scale"] + params["bn"]["shift"]
         return jax.nn.relu(h) @ params["layer_1"]["w"] + params["layer_1"]["b"]
 
-    def loss(self, bn_axis: str | None = None):
+    def loss(self, bn_axis: str | None = None) -> Callable:
         """loss(params, (x, y)) -> mean cross-entropy with group batch norm over `bn_axis`."""
 
         def loss(params, batch):
@@ -183,7 +200,7 @@ class BatchNormMLP:
 
         return loss
 
-    def population_stats(self, params, x):
+    def population_stats(self, params, x) -> tuple[jax.Array, jax.Array]:
         """(mean, var) of the hidden layer over a whole data set, for evaluation."""
         h = self.hidden(params, x)
         return jnp.mean(h, axis=0), jnp.var(h, axis=0)
@@ -206,6 +223,13 @@ def distributed_accuracy(predict: Callable, params, x, y, mesh: Mesh) -> float:
 
     The set is padded to a multiple of the device count with masked examples; each device counts
     its correct unmasked answers and a psum adds the counts, so the result equals one-device eval.
+
+    Args:
+        predict: `predict(params, x) -> labels`.
+        params: the model's parameters (replicated on every device).
+        x: the evaluation inputs.
+        y: their labels.
+        mesh: every device of it takes a share of the set.
     """
     axes = tuple(mesh.axis_names)
     n = mesh.size
