@@ -16,7 +16,7 @@ CHILD = """
 import json
 from mlsys_core import backend
 backend.setup(cpu_devices=1)
-from mlsys_core import synergy
+from mlsys_core.synergy import fedsgd
 from mlsys_core.sharding import experiments, models, spmd, strategies
 
 calls = {
@@ -28,7 +28,7 @@ calls = {
     "bf16_experiment": lambda: experiments.bf16_experiment(steps=1),
     "bn_group_experiment": lambda: experiments.bn_group_experiment(steps=1),
     "explore_config": lambda: experiments.explore_config(width=16, repeats=1),
-    "data_parallel_vs_fedsgd": lambda: synergy.data_parallel_vs_fedsgd(steps=1),
+    "data_parallel_vs_fedsgd": lambda: fedsgd.data_parallel_vs_fedsgd(steps=1),
 }
 out = {}
 for name, call in calls.items():

@@ -3,69 +3,69 @@ import dataclasses
 import numpy as np
 import pytest
 
-from mlsys_core import synergy
 from mlsys_core.claims import rules
 from mlsys_core.claims import synergy as synergy_claims
+from mlsys_core.synergy import bf16, fedsgd, nvm, tictac_links
 
 
 def test_data_parallel_equals_fedsgd_with_one_local_step():
-    r = synergy.data_parallel_vs_fedsgd(devices=4, steps=3, per_device_batch=8)
+    r = fedsgd.data_parallel_vs_fedsgd(devices=4, steps=3, per_device_batch=8)
     assert r.max_param_change > 1e-3  # training really moved the weights...
     assert r.max_abs_diff < 1e-5  # ...and both ways moved them identically (f32 rounding only)
     assert r.relative_diff == pytest.approx(r.max_abs_diff / r.max_param_change)
     # the per-seed driver returns exactly this measurement for each seed
-    per_seed = synergy.fedsgd_equivalence(seeds=(0,), devices=4, steps=3, per_device_batch=8)
+    per_seed = fedsgd.fedsgd_equivalence(seeds=(0,), devices=4, steps=3, per_device_batch=8)
     assert per_seed.shape == (1,) and per_seed[0] == pytest.approx(r.relative_diff)
 
 
 def test_data_parallel_vs_fedsgd_rejects_bad_arguments():
     with pytest.raises(ValueError, match="1797"):
-        synergy.data_parallel_vs_fedsgd(devices=8, steps=100, per_device_batch=16)
+        fedsgd.data_parallel_vs_fedsgd(devices=8, steps=100, per_device_batch=16)
     with pytest.raises(TypeError, match="devices"):
-        synergy.data_parallel_vs_fedsgd(devices=2.5)
+        fedsgd.data_parallel_vs_fedsgd(devices=2.5)
     with pytest.raises(ValueError, match="seeds"):
-        synergy.fedsgd_equivalence(seeds=())
+        fedsgd.fedsgd_equivalence(seeds=())
 
 
 def test_bf16_saving_limits():
-    assert synergy.bf16_saving(1.0, 0.0) == 0.0
-    assert synergy.bf16_saving(0.0, 1.0) == 0.5
-    assert synergy.bf16_saving(1.0, 1.0) == 0.25
+    assert bf16.bf16_saving(1.0, 0.0) == 0.0
+    assert bf16.bf16_saving(0.0, 1.0) == 0.5
+    assert bf16.bf16_saving(1.0, 1.0) == 0.25
     with pytest.raises(ValueError, match="comm_s"):
-        synergy.bf16_saving(1.0, -1.0)
+        bf16.bf16_saving(1.0, -1.0)
     with pytest.raises(ValueError, match="compute_s"):
-        synergy.bf16_saving(0.0, 0.0)
+        bf16.bf16_saving(0.0, 0.0)
 
 
 def test_bf16_matters_more_as_the_pod_grows():
-    r = synergy.bf16_saving_tpu(chips=(16, 256, 4096))
+    r = bf16.bf16_saving_tpu(chips=(16, 256, 4096))
     assert np.all(np.diff(r.saving) > 0)
     with pytest.raises(ValueError, match="workload"):
-        synergy.bf16_saving_tpu("GPT-9")
+        bf16.bf16_saving_tpu("GPT-9")
 
 
 def test_bf16_pod_saving_falls_with_link_bandwidth_and_rises_with_utilisation():
-    base = synergy.bf16_saving_tpu(chips=(4096,)).saving[0]
-    fast_links = synergy.bf16_saving_tpu(chips=(4096,), link_gb_per_s=330.0).saving[0]
-    busy_chips = synergy.bf16_saving_tpu(chips=(4096,), utilisation=0.6).saving[0]
+    base = bf16.bf16_saving_tpu(chips=(4096,)).saving[0]
+    fast_links = bf16.bf16_saving_tpu(chips=(4096,), link_gb_per_s=330.0).saving[0]
+    busy_chips = bf16.bf16_saving_tpu(chips=(4096,), utilisation=0.6).saving[0]
     assert fast_links < base < busy_chips  # faster links: less to save; faster compute: comm's share grows
     with pytest.raises(ValueError, match="utilisation"):
-        synergy.bf16_saving_tpu(utilisation=1.5)
+        bf16.bf16_saving_tpu(utilisation=1.5)
 
 
 def test_bf16_saving_edge_is_per_device_and_bounded():
-    r = synergy.bf16_saving_edge(devices=1000)
+    r = bf16.bf16_saving_edge(devices=1000)
     assert r.saving.shape == (1000,)
     assert np.all((r.saving > 0) & (r.saving < 0.5))
     with pytest.raises(ValueError, match="model_params"):
-        synergy.bf16_saving_edge(model_params=0)
+        bf16.bf16_saving_edge(model_params=0)
 
 
 def test_bf16_pod_vs_phone_gap_is_phone_minus_pod():
-    g = synergy.bf16_pod_vs_phone(link_gb_per_s=(70.0, 330.0), utilisation=(0.3, 0.6), devices=2000, seeds=(0, 1))
+    g = bf16.bf16_pod_vs_phone(link_gb_per_s=(70.0, 330.0), utilisation=(0.3, 0.6), devices=2000, seeds=(0, 1))
     assert g.gap_points.shape == (2, 2, 2)
-    pod = synergy.bf16_saving_tpu(chips=(4096,), link_gb_per_s=330.0, utilisation=0.3).saving[0]
-    phone = np.median(synergy.bf16_saving_edge(devices=2000, seed=1).saving)
+    pod = bf16.bf16_saving_tpu(chips=(4096,), link_gb_per_s=330.0, utilisation=0.3).saving[0]
+    phone = np.median(bf16.bf16_saving_edge(devices=2000, seed=1).saving)
     assert g.gap_points[1, 0, 1] == pytest.approx(100 * (phone - pod))
     np.testing.assert_array_equal(g.gap_over_bandwidth(0.3), g.gap_points[:, 0, :])
     np.testing.assert_array_equal(g.gap_over_utilisation(330.0), g.gap_points[1])
@@ -74,11 +74,11 @@ def test_bf16_pod_vs_phone_gap_is_phone_minus_pod():
     with pytest.raises(ValueError, match="utilisation"):
         g.gap_over_bandwidth(0.45)
     with pytest.raises(ValueError, match="pod_chips"):
-        synergy.bf16_pod_vs_phone(pod_chips=1000)
+        bf16.bf16_pod_vs_phone(pod_chips=1000)
 
 
 def test_crossover_is_the_largest_pod_that_gains_less_than_the_phone():
-    g = synergy.bf16_pod_vs_phone(link_gb_per_s=(70.0, 330.0), utilisation=(0.4,), devices=2000, seeds=(0,))
+    g = bf16.bf16_pod_vs_phone(link_gb_per_s=(70.0, 330.0), utilisation=(0.4,), devices=2000, seeds=(0,))
     phone = g.phone_median_saving.mean()
     for b in range(2):
         n = g.crossover_chips[b, 0]
@@ -90,40 +90,40 @@ def test_crossover_is_the_largest_pod_that_gains_less_than_the_phone():
 
 
 def test_fedavg_with_rounded_deltas_tracks_float32():
-    f32 = synergy.fedavg_delta_dtype("float32", rounds=3, clients_per_round=5, num_clients=20)
-    f16 = synergy.fedavg_delta_dtype("float16", rounds=3, clients_per_round=5, num_clients=20)
+    f32 = bf16.fedavg_delta_dtype("float32", rounds=3, clients_per_round=5, num_clients=20)
+    f16 = bf16.fedavg_delta_dtype("float16", rounds=3, clients_per_round=5, num_clients=20)
     assert f32.shape == (3,) and np.all((0 <= f32) & (f32 <= 1))
     assert np.max(np.abs(f32 - f16)) <= 0.02
     with pytest.raises(ValueError, match="dtype"):
-        synergy.fedavg_delta_dtype("int8")
+        bf16.fedavg_delta_dtype("int8")
 
 
 def test_bf16_accuracy_gap_per_seed():
-    r = synergy.bf16_accuracy_gap(seeds=(0, 3), rounds=3, clients_per_round=5, num_clients=20)
+    r = bf16.bf16_accuracy_gap(seeds=(0, 3), rounds=3, clients_per_round=5, num_clients=20)
     assert r.float32.shape == r.rounded.shape == (2, 3)
-    np.testing.assert_allclose(r.float32[1], synergy.fedavg_delta_dtype("float32", 3, 5, 20, seed=3))
+    np.testing.assert_allclose(r.float32[1], bf16.fedavg_delta_dtype("float32", 3, 5, 20, seed=3))
     np.testing.assert_allclose(r.final_gap, r.float32[:, -1] - r.rounded[:, -1])
     assert np.all(np.abs(r.final_gap) <= 0.03)
     assert not np.allclose(r.float32[0], r.float32[1])  # the seed changes the split, weights and selection
 
 
 def test_wus_shrinks_the_optimizer_state_nvm_must_stream():
-    r = synergy.nvm_optimizer_state(chips=64)
+    r = nvm.nvm_optimizer_state(chips=64)
     assert r.wus.state_bytes_per_chip == pytest.approx(r.replicated.state_bytes_per_chip / 64)
     assert 1.0 < r.wus.slowdown < r.replicated.slowdown
     assert r.cost.nvm_plus_cache_usd < r.cost.all_dram_usd
 
 
 def test_nvm_memory_bill_saving_is_the_moved_share_times_the_price_cut():
-    r = synergy.nvm_optimizer_state(chips=1024, hbm_bytes_per_chip=32e9)
+    r = nvm.nvm_optimizer_state(chips=1024, hbm_bytes_per_chip=32e9)
     assert r.wus.memory_bill_saving == pytest.approx(334e6 * 8 / 1024 / 32e9 * 0.9)
     assert r.wus.memory_bill_saving < 1e-3 < r.replicated.memory_bill_saving < 0.9
     with pytest.raises(ValueError, match="chips"):
-        synergy.nvm_optimizer_state(chips=0)
+        nvm.nvm_optimizer_state(chips=0)
 
 
 def test_tictac_gain_stays_under_the_overlap_headroom_and_peaks_where_links_balance():
-    r = synergy.tictac_vs_bandwidth("mlp", "infer", bandwidths_gbps=(1000.0, 30.0, 0.01), iterations=3)
+    r = tictac_links.tictac_vs_bandwidth("mlp", "infer", bandwidths_gbps=(1000.0, 30.0, 0.01), iterations=3)
     assert r.comm_share[0] < r.comm_share[1] < r.comm_share[2]
     assert np.all(r.tac_speedup <= 1 + r.headroom + 1e-9)  # no order beats perfect overlap
     assert r.headroom[1] > 2 * max(r.headroom[0], r.headroom[2])  # most to gain when comm ~ comp
@@ -131,18 +131,18 @@ def test_tictac_gain_stays_under_the_overlap_headroom_and_peaks_where_links_bala
 
 
 def test_local_steps_dilute_the_ordering_gain():
-    one = synergy.tictac_vs_bandwidth("mlp", "infer", bandwidths_gbps=(30.0,), iterations=3).tac_speedup[0]
-    five = synergy.tictac_vs_bandwidth("mlp", "infer", bandwidths_gbps=(30.0,), iterations=3,
-                                       local_steps=5).tac_speedup[0]
+    one = tictac_links.tictac_vs_bandwidth("mlp", "infer", bandwidths_gbps=(30.0,), iterations=3).tac_speedup[0]
+    five = tictac_links.tictac_vs_bandwidth("mlp", "infer", bandwidths_gbps=(30.0,), iterations=3,
+                                            local_steps=5).tac_speedup[0]
     assert 1.0 < five < one
     with pytest.raises(ValueError, match="local_steps"):
-        synergy.tictac_vs_bandwidth(local_steps=0)
+        tictac_links.tictac_vs_bandwidth(local_steps=0)
 
 
 def test_tictac_speedup_over_seeds_is_one_column_per_seed():
-    s = synergy.tictac_speedup_over_seeds((30.0, 0.01), seeds=(0, 2), model="mlp", mode="infer", iterations=3)
+    s = tictac_links.tictac_speedup_over_seeds((30.0, 0.01), seeds=(0, 2), model="mlp", mode="infer", iterations=3)
     assert s.shape == (2, 2)
-    one = synergy.tictac_vs_bandwidth("mlp", "infer", (30.0, 0.01), workers=1, iterations=3, seed=2)
+    one = tictac_links.tictac_vs_bandwidth("mlp", "infer", (30.0, 0.01), workers=1, iterations=3, seed=2)
     np.testing.assert_allclose(s[:, 1], one.tac_speedup)
 
 
@@ -156,47 +156,47 @@ def test_every_synergy_claim_can_fail(claim):
 def test_each_nvm_layout_is_held_against_its_own_step():
     from mlsys_core.sharding import cost_model
 
-    r = synergy.nvm_optimizer_state(chips=1024)
+    r = nvm.nvm_optimizer_state(chips=1024)
     for layout in ("replicated", "wus"):
         own = cost_model.step_time(cost_model.BERT_LARGE, cost_model.TPU_V3, 1024, layout).total_s
         assert getattr(r, layout).step_s == pytest.approx(own)
     assert r.replicated.step_s > r.wus.step_s  # the replicated update is N times the WUS one
-    sparse = synergy.nvm_optimizer_state(chips=1024, useful_fraction=0.04)
+    sparse = nvm.nvm_optimizer_state(chips=1024, useful_fraction=0.04)
     assert sparse.wus.nvm_stream_s == pytest.approx(r.wus.nvm_stream_s / 0.04)
     with pytest.raises(ValueError, match="useful_fraction"):
-        synergy.nvm_optimizer_state(useful_fraction=0.0)
+        nvm.nvm_optimizer_state(useful_fraction=0.0)
 
 
 def test_bandanas_measured_effective_bandwidth_is_a_share_of_each_block():
-    eb = synergy.bandana_effective_bandwidth()
+    eb = nvm.bandana_effective_bandwidth()
     assert 0 < eb < 1
-    assert eb > synergy.bandana_effective_bandwidth(placement="sequential")  # SHP packs co-read vectors
+    assert eb > nvm.bandana_effective_bandwidth(placement="sequential")  # SHP packs co-read vectors
 
 
 def test_slower_phone_links_make_bf16_matter_more_for_fl():
-    gap = synergy.bf16_vs_phone_link((0.25, 1.0, 4.0), devices=2000, seeds=(0, 1))
+    gap = bf16.bf16_vs_phone_link((0.25, 1.0, 4.0), devices=2000, seeds=(0, 1))
     assert gap.shape == (3, 2) and np.all(np.diff(gap, axis=0) < 0)
-    np.testing.assert_allclose(gap[1], synergy.bf16_pod_vs_phone((70.0,), (0.4,), devices=2000,
-                                                                 seeds=(0, 1)).gap_points[0, 0])
+    np.testing.assert_allclose(gap[1], bf16.bf16_pod_vs_phone((70.0,), (0.4,), devices=2000,
+                                                              seeds=(0, 1)).gap_points[0, 0])
 
 
 def test_phone_downlink_percentiles_follow_the_population():
-    mbit = synergy.phone_downlink_mbit((10, 50, 90), devices=20_000)
+    mbit = tictac_links.phone_downlink_mbit((10, 50, 90), devices=20_000)
     assert np.all(np.diff(mbit) > 0) and mbit[1] == pytest.approx(16.0, rel=0.05)  # 2 MB/s median
 
 
 def test_the_pod_cluster_carries_the_pods_transfer_to_compute_balance():
     from mlsys_core.sharding import cost_model
-    from mlsys_core.tictac import experiments as tictac_experiments
+    from mlsys_core.tictac import compare as tictac_compare
 
-    graph = tictac_experiments.model_graph("mlp", "train")
+    graph = tictac_compare.model_graph("mlp", "train")
     for bw in (70.0, 330.0):
-        cluster = synergy.pod_cluster(graph, bw)
+        cluster = tictac_links.pod_cluster(graph, bw)
         chip = dataclasses.replace(cost_model.TPU_V3, link_bytes_per_s=bw * 1e9)
         step = cost_model.step_time(cost_model.BERT_LARGE, chip, 4096, "wus")
         comm = 2 * cluster.recv_seconds(graph).sum()
         comp = np.sum(cluster.oracle().compute_seconds(graph))
         assert comm / comp == pytest.approx(step.allreduce_s / (step.compute_s + step.update_s), rel=1e-6)
-    r = synergy.tictac_pod((70.0, 330.0), seeds=(0,), model="mlp", iterations=3)
+    r = tictac_links.tictac_pod((70.0, 330.0), seeds=(0,), model="mlp", iterations=3)
     assert r.comm_share[1] < r.comm_share[0]  # faster links: less to overlap
     assert np.all(r.tac_speedup >= 1.0 - 1e-9)

@@ -1,6 +1,6 @@
 """Claims checked by the fl notebooks (03_federated_learning; its privacy half 03b_fl_privacy): Bonawitz et al.,
 SysML 2019, and the survey's critique of it. Measurements come from `mlsys_core.fl.experiments` (03) and
-`mlsys_core.fl.privacy`, `secagg`, `inversion` (03b); seeded ones over >= 5 seeds."""
+`mlsys_core.fl.privacy`, `dp`, `secagg_cost`, `inversion` (03b); seeded ones over >= 5 seeds."""
 
 from mlsys_core.claims import rules
 from mlsys_core.claims.registry import Claim, Sweep

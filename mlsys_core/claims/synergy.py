@@ -123,7 +123,7 @@ CLAIMS: tuple[Claim, ...] = (
         assumptions=(
             "as synergy.nvm_optimizer_state_slowdown, but the drive delivers only Bandana's measured effective "
             "bandwidth (useful / read bytes: SHP placement, 10% DRAM cache, t = 2, notebook 02's small workload, "
-            "bandana.experiments.explore) of its 4 KB-block peak",
+            "bandana.evaluation.effective_bandwidth) of its 4 KB-block peak",
         ),
         fmt=".4g",
     ),

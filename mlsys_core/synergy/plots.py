@@ -1,14 +1,27 @@
-"""Figures for notebook 05, the synergies (results of `synergy` in, matplotlib Figure out; nothing is computed here)."""
+"""Figures for notebook 05, the synergies: results of the synergy modules in, the Figure made by `viz.figure`
+out (not registered with pyplot: a notebook shows it where a cell returns or displays it); nothing is computed
+here. `explore_<what>` draws the result of the module's `explore_<what>`."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mlsys_core import viz
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
-def cast_as_fl(cast):
-    """`synergy.CastAsFL`: test accuracy per round of each FL configuration against data parallelism."""
+    from mlsys_core.synergy.bf16 import Bf16PodVsPhone, Bf16Point, Bf16Saving
+    from mlsys_core.synergy.cast_as_fl import CastAsFL
+    from mlsys_core.synergy.fault_tolerance import FaultGoodput, FaultLoss, FaultPoint
+    from mlsys_core.synergy.nvm import NVMOptimizerState
+    from mlsys_core.synergy.tictac_links import TicTacVsLink
+
+
+def cast_as_fl(cast: CastAsFL) -> Figure:
+    """`cast_as_fl.CastAsFL`: test accuracy per round of each FL configuration against data parallelism."""
     fig, ax = viz.figure(width=6)
     ax.plot(cast.reference.mean(axis=0), "k-", lw=2, label="data parallel, 8 devices")
     for name, acc in cast.accuracy.items():
@@ -20,8 +33,8 @@ def cast_as_fl(cast):
     return fig
 
 
-def bf16_pod_vs_phones(pod, phones):
-    """bf16's saving (`synergy.Bf16Saving`s) on pods of each size against the phones' spread."""
+def bf16_pod_vs_phones(pod: Bf16Saving, phones: Bf16Saving) -> Figure:
+    """bf16's saving (`bf16.Bf16Saving`s) on pods of each size against the phones' spread."""
     fig, ax = viz.figure(width=6)
     ax.plot(pod.chips, pod.saving * 100, "o-", label="TPU pod (BERT-large)")
     ax.axhline(np.median(phones.saving) * 100, color="C1", label="phones, median")
@@ -32,8 +45,8 @@ def bf16_pod_vs_phones(pod, phones):
     return fig
 
 
-def bf16_gap(grid):
-    """`synergy.Bf16PodVsPhone`: the median phone's saving minus the pod's over link bandwidth, per utilisation."""
+def bf16_gap(grid: Bf16PodVsPhone) -> Figure:
+    """`bf16.Bf16PodVsPhone`: the median phone's saving minus the pod's over link bandwidth, per utilisation."""
     fig, ax = viz.figure(width=6)
     gap = grid.gap_points.mean(axis=2)
     for j, u in enumerate(grid.utilisation):
@@ -46,8 +59,8 @@ def bf16_gap(grid):
     return fig
 
 
-def bf16_explore(point):
-    """`synergy.Bf16Point`: the phones' savings as a histogram, each pod's as a line."""
+def explore_bf16(point: Bf16Point) -> Figure:
+    """`bf16.Bf16Point`: the phones' savings as a histogram, each pod's as a line."""
     fig, ax = viz.figure(width=6)
     ax.hist(point.phones.saving * 100, bins=60, color="C1", alpha=0.7, label="phones")
     ax.axvline(np.median(point.phones.saving) * 100, color="C1", lw=2, label="median phone")
@@ -59,9 +72,9 @@ def bf16_explore(point):
     return fig
 
 
-def bn_groups(accuracy: dict, alpha: float):
-    """Test accuracy by BN group size (`synergy.bn_on_devices`, mean and spread over seeds) on devices whose
-    digits were split with Dirichlet(`alpha`)."""
+def bn_groups(accuracy: dict, alpha: float) -> Figure:
+    """Test accuracy by BN group size (`on_devices.bn_on_devices`, mean and spread over seeds) on devices
+    whose digits were split with Dirichlet(`alpha`)."""
     fig, ax = viz.figure(width=5)
     groups = list(accuracy)
     ax.errorbar(groups, [accuracy[g].mean() for g in groups], yerr=[accuracy[g].std() for g in groups], fmt="o-")
@@ -72,8 +85,9 @@ def bn_groups(accuracy: dict, alpha: float):
     return fig
 
 
-def fault_goodput(goodput):
-    """`synergy.FaultGoodput`: quorum commit against restarts at each checkpoint interval, over failure chance."""
+def fault_goodput(goodput: FaultGoodput) -> Figure:
+    """`fault_tolerance.FaultGoodput`: quorum commit against restarts at each checkpoint interval, over
+    failure chance."""
     fig, ax = viz.figure(width=6)
     ax.plot(goodput.failure_rates, goodput.quorum[:, 0].mean(axis=1), "o-", color="k", label="quorum commit")
     for k, interval in enumerate(goodput.checkpoint_intervals):
@@ -85,8 +99,9 @@ def fault_goodput(goodput):
     return fig
 
 
-def fault_loss(losses):
-    """`synergy.FaultLoss`: final test loss of each policy (mean and spread over seeds) over failure chance."""
+def fault_loss(losses: FaultLoss) -> Figure:
+    """`fault_tolerance.FaultLoss`: final test loss of each policy (mean and spread over seeds) over
+    failure chance."""
     fig, ax = viz.figure(width=6)
     restart = f"restart, checkpoint every {losses.config.checkpoint_interval} steps"
     for policy, style, label in (("quorum", "o-k", "quorum commit"), ("restart", "s--C1", restart)):
@@ -99,8 +114,8 @@ def fault_loss(losses):
     return fig
 
 
-def faults_explore(point):
-    """`synergy.FaultPoint`: each policy's goodput (mean and spread over seeds) at one setting."""
+def explore_faults(point: FaultPoint) -> Figure:
+    """`fault_tolerance.FaultPoint`: each policy's goodput (mean and spread over seeds) at one setting."""
     fig, ax = viz.figure(width=5)
     runs = point.goodput
     ax.bar(list(runs), [v.mean() for v in runs.values()], yerr=[v.std() for v in runs.values()], color=["k", "C1"])
@@ -109,8 +124,8 @@ def faults_explore(point):
     return fig
 
 
-def nvm_explore(state):
-    """`synergy.NVMOptimizerState`: each layout's step with its state on NVM, and the memory bill it saves."""
+def explore_nvm(state: NVMOptimizerState) -> Figure:
+    """`nvm.NVMOptimizerState`: each layout's step with its state on NVM, and the memory bill it saves."""
     fig, axes = viz.figure(width=7, ncols=2)
     layouts = ("replicated", "wus")
     axes[0].bar(layouts, [state.replicated.slowdown, state.wus.slowdown], color=["C1", "C0"])
@@ -122,8 +137,8 @@ def nvm_explore(state):
     return fig
 
 
-def tictac_vs_link(result):
-    """`synergy.TicTacVsLink`: TAC's gain and the headroom bound as the link slows."""
+def tictac_vs_link(result: TicTacVsLink) -> Figure:
+    """`tictac_links.TicTacVsLink`: TAC's gain and the headroom bound as the link slows."""
     fig, ax = viz.figure(width=6)
     ax.plot(result.bandwidth_gbps, (result.tac_speedup - 1) * 100, "o-", label="TAC over random")
     ax.plot(result.bandwidth_gbps, result.headroom * 100, "s--", label="headroom S (upper bound)")
@@ -133,8 +148,8 @@ def tictac_vs_link(result):
     return fig
 
 
-def tictac_explore(result, claim_gain: float = 1.10):
-    """`synergy.TicTacVsLink` at one link: TAC over random against perfect overlap, and the claim's line."""
+def explore_tictac(result: TicTacVsLink, claim_gain: float = 1.10) -> Figure:
+    """`tictac_links.TicTacVsLink` at one link: TAC over random against perfect overlap, and the claim's line."""
     fig, ax = viz.figure(width=5)
     ax.bar(["TAC over random", "perfect overlap (1 + S)"], [result.tac_speedup[0], 1 + result.headroom[0]],
            color=["C0", "0.7"])
