@@ -59,6 +59,7 @@ from mlsys_core.bandana import placement as P  # noqa: E402
 from mlsys_core.bandana import queueing as Q  # noqa: E402
 from mlsys_core.bandana import shp as S  # noqa: E402
 from mlsys_core.bandana import store as ST  # noqa: E402
+from mlsys_core.bandana import tables  # noqa: E402
 from mlsys_core.bandana import thresholds as TH  # noqa: E402
 from mlsys_core.bandana import trace as T  # noqa: E402
 from mlsys_core.bandana import workload as W  # noqa: E402
@@ -94,9 +95,9 @@ def libcachesim_lru_misses(path: str, capacity: int, num_requests: int) -> int:
 
 def make_trace_file(directory: str) -> tuple[str, np.ndarray]:
     """5 M lookups of the default workload (scaled up) as an oracleGeneral file."""
-    tables = W.default_tables(4.0)
-    per_request = sum(t.lookups_per_request for t in tables)
-    config = W.WorkloadConfig(tables=tables, num_requests=int(NUM_REQUESTS / per_request * 1.4), seed=SEED)
+    big = tables.default_tables(4.0)
+    per_request = sum(t.lookups_per_request for t in big)
+    config = W.WorkloadConfig(tables=big, num_requests=int(NUM_REQUESTS / per_request * 1.4), seed=SEED)
     keys = W.generate_trace(config).keys[:NUM_REQUESTS]
     if keys.size < NUM_REQUESTS:
         raise RuntimeError(f"generated only {keys.size} lookups")
@@ -143,7 +144,7 @@ def kahypar_blocks_read(graph: H.Hypergraph, k: int, epsilon: float, config_path
     return parts, int(kahypar.connectivityMinusOne(hg)) + graph.num_edges
 
 
-def planted_placement(table: W.EmbeddingTable, seed: int) -> P.Placement:
+def planted_placement(table: tables.EmbeddingTable, seed: int) -> P.Placement:
     """The generator's communities packed block by block (a community of 32 fills one block)."""
     order = np.argsort(W.community_of(table, seed), kind="stable")
     block_of = np.empty(table.num_vectors, dtype=np.int64)
@@ -168,7 +169,7 @@ def shp_comparison(instances=tuple(INSTANCES), large_kahypar: bool = False) -> t
           + ", ".join(p.name for p in KAHYPAR_PRESETS.values()))
     ratios, speedup, ran = [], float("nan"), 0
     for name, n, community, spare, presets in (INSTANCES[key] for key in instances):
-        table = W.EmbeddingTable("bench", n, 32, lookups_per_request=25.0, num_communities=n // community)
+        table = tables.EmbeddingTable("bench", n, 32, lookups_per_request=25.0, num_communities=n // community)
         trace = W.generate_trace(W.WorkloadConfig(tables=(table,), num_requests=int(20_000 * n / 8192), seed=SEED))
         graph = H.Hypergraph.from_trace(trace)
         fewest = table.num_blocks

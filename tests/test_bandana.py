@@ -16,10 +16,11 @@ from mlsys_core.bandana import nvm as N
 from mlsys_core.bandana import placement as P
 from mlsys_core.bandana import shp as S
 from mlsys_core.bandana import store as ST
+from mlsys_core.bandana import tables
 from mlsys_core.bandana import trace as T
 from mlsys_core.bandana import workload as W
 
-SMALL = W.WorkloadConfig(tables=W.default_tables(0.05), num_requests=3000, seed=1)
+SMALL = W.WorkloadConfig(tables=tables.default_tables(0.05), num_requests=3000, seed=1)
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +99,7 @@ def test_oracle_general_layout_and_next_access(tmp_path):
 
 def test_vector_larger_than_a_block_is_rejected():
     with pytest.raises(ValueError, match="larger than a 4096-byte block"):
-        W.EmbeddingTable("big", 10, 2048, "float32")
+        tables.EmbeddingTable("big", 10, 2048, "float32")
 
 
 def test_negative_threshold_is_rejected():
@@ -148,7 +149,7 @@ def test_an_empty_key_array_is_refused_naming_keys(curve):
 
 
 def test_integer_fields_accept_numpy_ints_and_reject_floats_and_bools():
-    table = W.EmbeddingTable("t", np.int64(64), np.int32(16), num_communities=np.int64(4))
+    table = tables.EmbeddingTable("t", np.int64(64), np.int32(16), num_communities=np.int64(4))
     W.WorkloadConfig(tables=(table,), num_requests=np.int64(10), seed=np.int32(3))
     S.SHPConfig(iterations=np.int64(3), refine_iterations=np.int16(1), seed=np.int64(2))
     C.CacheConfig(np.int64(4096), np.int64(2))
@@ -161,11 +162,11 @@ def test_integer_fields_accept_numpy_ints_and_reject_floats_and_bools():
     with pytest.raises(TypeError, match="capacity_bytes must be an int"):
         C.CacheConfig(4096.0)
     with pytest.raises(ValueError, match=r"affinity must be in \[0, 1\], got 1.5"):
-        W.EmbeddingTable("t", 64, 16, num_communities=4, affinity=1.5)
+        tables.EmbeddingTable("t", 64, 16, num_communities=4, affinity=1.5)
     with pytest.raises(ValueError, match=r"num_communities must be <= num_vectors \(64\), got 65"):
-        W.EmbeddingTable("t", 64, 16, num_communities=65)
+        tables.EmbeddingTable("t", 64, 16, num_communities=65)
     with pytest.raises(TypeError, match="dtype must be a string, got None"):
-        W.EmbeddingTable("t", 64, 16, dtype=None, num_communities=4)  # np.dtype(None) would be float64
+        tables.EmbeddingTable("t", 64, 16, dtype=None, num_communities=4)  # np.dtype(None) would be float64
 
 
 def test_configs_validate_fields():
@@ -214,7 +215,7 @@ def test_shards_at_full_rate_is_exact_and_error_shrinks_with_rate(small_trace):
 
 def one_block_setup():
     """One table of 8 vectors of 512 B: a single block of capacity 8."""
-    table = W.EmbeddingTable("t", 8, 128, num_communities=1)
+    table = tables.EmbeddingTable("t", 8, 128, num_communities=1)
     return table, P.block_map((table,), (P.sequential_placement(table),))
 
 
@@ -256,7 +257,7 @@ def test_a_request_reads_a_block_once(small_trace):
 @settings(max_examples=15, deadline=None)
 @given(st.lists(st.integers(0, 40), min_size=1, max_size=200), st.integers(0, 30))
 def test_unit_blocks_without_prefetch_is_plain_lru(keys, capacity):
-    table = W.EmbeddingTable("u", 41, 1024, num_communities=1)  # 4 KB vectors: one per block
+    table = tables.EmbeddingTable("u", 41, 1024, num_communities=1)  # 4 KB vectors: one per block
     blocks = P.block_map((table,), (P.sequential_placement(table),))
     trace = T.Trace.from_lookups((table,), np.arange(len(keys)), np.zeros(len(keys)), keys)
     r = C.simulate_cache(trace, blocks, C.CacheConfig(capacity * 4096, 0))
@@ -317,7 +318,7 @@ def test_probabilistic_fanout_with_p_one_is_fanout():
 
 
 def test_minicache_error_shrinks_as_rate_grows():
-    table = W.EmbeddingTable("t", 20000, 32, lookups_per_request=6.0, num_communities=600)
+    table = tables.EmbeddingTable("t", 20000, 32, lookups_per_request=6.0, num_communities=600)
     exp = EV.Experiment.from_config(W.WorkloadConfig(tables=(table,), num_requests=20000, seed=3))
     blocks = exp.blocks(EV.learn_placements(exp.past, "sequential"))
     ts, fr = [0, 4, C.NO_PREFETCH], [0.05, 0.2]
@@ -382,7 +383,7 @@ def test_memory_prices_are_stored_as_python_floats():
 
 @pytest.fixture
 def stored(tmp_path):
-    table = W.EmbeddingTable("t", 300, 16, num_communities=10)
+    table = tables.EmbeddingTable("t", 300, 16, num_communities=10)
     values = W.table_vectors(table, 0)
     pl = P.random_placement(table, 0)
     path = tmp_path / "t.bandana"

@@ -8,6 +8,7 @@ import pytest
 
 from mlsys_core.bandana import placement as P
 from mlsys_core.bandana import store as ST
+from mlsys_core.bandana import tables
 from mlsys_core.bandana import workload as W
 
 
@@ -27,7 +28,7 @@ def stored(tmp_path):
     why = _direct_refused(tmp_path)
     if why:
         pytest.skip(f"the filesystem of {tmp_path} refuses O_DIRECT: {why}")
-    table = W.EmbeddingTable("t", 300, 16, num_communities=10)
+    table = tables.EmbeddingTable("t", 300, 16, num_communities=10)
     values = W.table_vectors(table, 0)
     pl = P.random_placement(table, 0)
     path = tmp_path / "t.bandana"

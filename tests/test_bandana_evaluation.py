@@ -12,9 +12,10 @@ from mlsys_core.bandana import experiments as E
 from mlsys_core.bandana import placement as P
 from mlsys_core.bandana import shp as S
 from mlsys_core.bandana import store as ST
+from mlsys_core.bandana import tables
 from mlsys_core.bandana import workload as W
 
-SMALL = W.WorkloadConfig(tables=W.default_tables(0.05), num_requests=600, seed=3)
+SMALL = W.WorkloadConfig(tables=tables.default_tables(0.05), num_requests=600, seed=3)
 
 
 @pytest.fixture(scope="module")

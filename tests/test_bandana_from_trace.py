@@ -6,11 +6,12 @@ import pytest
 from mlsys_core.bandana import evaluation as EV
 from mlsys_core.bandana import experiments as E
 from mlsys_core.bandana import queueing as Q
+from mlsys_core.bandana import tables
 from mlsys_core.bandana import thresholds as TH
 from mlsys_core.bandana import trace as T
 from mlsys_core.bandana import workload as W
 
-CONFIG = W.WorkloadConfig(tables=W.default_tables(0.05), num_requests=2000, seed=3)
+CONFIG = W.WorkloadConfig(tables=tables.default_tables(0.05), num_requests=2000, seed=3)
 
 
 @pytest.fixture(scope="module")

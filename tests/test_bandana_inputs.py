@@ -16,11 +16,13 @@ from mlsys_core.bandana import nvm as N
 from mlsys_core.bandana import placement as P
 from mlsys_core.bandana import queueing as Q
 from mlsys_core.bandana import shp as S
+from mlsys_core.bandana import tables
 from mlsys_core.bandana import thresholds as TH
 from mlsys_core.bandana import trace as T
 from mlsys_core.bandana import workload as W
 
-TABLES = (W.EmbeddingTable("post", 64, 16, num_communities=4), W.EmbeddingTable("user", 48, 32, num_communities=4))
+TABLES = (tables.EmbeddingTable("post", 64, 16, num_communities=4),
+          tables.EmbeddingTable("user", 48, 32, num_communities=4))
 CONFIG = W.WorkloadConfig(tables=TABLES, num_requests=300, seed=1)
 
 

@@ -6,11 +6,12 @@ import pytest
 from mlsys_core.bandana import hypergraph as H
 from mlsys_core.bandana import placement as P
 from mlsys_core.bandana import shp as S
+from mlsys_core.bandana import tables
 from mlsys_core.bandana import workload as W
 
 
 def _instance(communities: int, seed: int, n: int = 1024, capacity: int = 16):
-    table = W.EmbeddingTable("t", n, 64, lookups_per_request=12.0, num_communities=communities)
+    table = tables.EmbeddingTable("t", n, 64, lookups_per_request=12.0, num_communities=communities)
     trace = W.generate_trace(W.WorkloadConfig(tables=(table,), num_requests=2000, seed=seed))
     return H.Hypergraph.from_trace(trace), P.random_placement(table, seed), capacity
 

@@ -14,6 +14,7 @@ import pytest
 
 from mlsys_core.bandana import placement as P
 from mlsys_core.bandana import store as ST
+from mlsys_core.bandana import tables
 from mlsys_core.bandana import workload as W
 
 # byte ranges of the header fields, and the words a StoreError about damage there may name
@@ -31,7 +32,7 @@ FIELDS = [
 
 @pytest.fixture
 def stored(tmp_path):
-    table = W.EmbeddingTable("t", 300, 16, num_communities=10)
+    table = tables.EmbeddingTable("t", 300, 16, num_communities=10)
     values = W.table_vectors(table, 0)
     path = tmp_path / "t.bandana"
     ST.write_store(path, table, values, P.random_placement(table, 0))
@@ -215,7 +216,7 @@ def test_bytes_after_the_last_block_are_a_store_error(stored, extra):
 
 @pytest.mark.parametrize("dtype", ["float16", "float64", ">f4", "int8", "uint16", "complex64"])
 def test_every_numeric_dtype_round_trips(tmp_path, dtype):
-    table = W.EmbeddingTable("t", 100, 8, dtype=dtype, num_communities=4)
+    table = tables.EmbeddingTable("t", 100, 8, dtype=dtype, num_communities=4)
     values = (np.random.default_rng(0).standard_normal((100, 8)) * 50).astype(dtype)
     ST.write_store(tmp_path / "t.bandana", table, values, P.sequential_placement(table))
     with ST.BlockStore(tmp_path / "t.bandana") as s:
@@ -224,7 +225,7 @@ def test_every_numeric_dtype_round_trips(tmp_path, dtype):
 
 
 def test_a_dtype_a_store_cannot_hold_is_refused_before_writing(tmp_path):
-    table = W.EmbeddingTable("t", 10, 4, dtype="bool", num_communities=2)
+    table = tables.EmbeddingTable("t", 10, 4, dtype="bool", num_communities=2)
     with pytest.raises(ValueError, match="table 't' has dtype 'bool'; a store holds one of .*<f4"):
         ST.write_store(tmp_path / "t.bandana", table, np.ones((10, 4), bool), P.sequential_placement(table))
     assert not os.listdir(tmp_path)
@@ -265,7 +266,7 @@ def _other_values(values):
 
 def test_a_write_replaces_the_store_and_leaves_no_temporary_file(stored):
     path, values = stored
-    table = W.EmbeddingTable("t", 300, 16, num_communities=10)
+    table = tables.EmbeddingTable("t", 300, 16, num_communities=10)
     ST.write_store(path, table, _other_values(values), P.sequential_placement(table))
     assert os.listdir(path.parent) == [path.name]
     assert _reads_back(path, _other_values(values))
@@ -273,7 +274,7 @@ def test_a_write_replaces_the_store_and_leaves_no_temporary_file(stored):
 
 def test_a_failed_write_keeps_the_old_store_and_removes_its_temporary_file(stored, monkeypatch):
     path, values = stored
-    table = W.EmbeddingTable("t", 300, 16, num_communities=10)
+    table = tables.EmbeddingTable("t", 300, 16, num_communities=10)
 
     def disk_full(fd):
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -294,7 +295,7 @@ def test_a_write_through_a_symlink_replaces_the_file_it_points_to(stored):
     path, values = stored
     link = path.parent / "link.bandana"
     link.symlink_to(path.name)
-    table = W.EmbeddingTable("t", 300, 16, num_communities=10)
+    table = tables.EmbeddingTable("t", 300, 16, num_communities=10)
     ST.write_store(link, table, _other_values(values), P.sequential_placement(table))
     assert link.is_symlink() and _reads_back(path, _other_values(values))
 
@@ -326,7 +327,7 @@ def test_a_writer_killed_at_any_moment_leaves_the_old_store_or_the_new_one(tmp_p
     of the child's life, the others at a random moment after its temporary file appears. The target always
     opens and reads back the old store or the new one whole. Children fork from a forkserver that imported
     the store once, so a kill costs milliseconds, not an interpreter start."""
-    table = W.EmbeddingTable("t", 16_384, 64, num_communities=16)
+    table = tables.EmbeddingTable("t", 16_384, 64, num_communities=16)
     rng = np.random.default_rng(0)
     versions = [rng.standard_normal((table.num_vectors, table.dim), dtype=np.float32) for _ in range(2)]
     layouts = [P.Placement(rng.permutation(table.num_vectors) // table.block_capacity, table.block_capacity)

@@ -6,10 +6,11 @@ import pytest
 from mlsys_core.bandana import cache as C
 from mlsys_core.bandana import evaluation as EV
 from mlsys_core.bandana import experiments as E
+from mlsys_core.bandana import tables
 from mlsys_core.bandana import thresholds as TH
 from mlsys_core.bandana import workload as W
 
-CONFIG = W.WorkloadConfig(tables=W.default_tables(0.1), num_requests=10_000, seed=1)
+CONFIG = W.WorkloadConfig(tables=tables.default_tables(0.1), num_requests=10_000, seed=1)
 INF = C.NO_PREFETCH
 
 

@@ -16,8 +16,8 @@ import numpy as np
 
 from mlsys_core import validate
 from mlsys_core.bandana.placement import BlockMap, check_covers
+from mlsys_core.bandana.tables import BLOCK_BYTES
 from mlsys_core.bandana.trace import Trace, keys_array
-from mlsys_core.bandana.workload import BLOCK_BYTES
 
 NO_PREFETCH = np.iinfo(np.int64).max  # t = infinity: admit no prefetched vector
 

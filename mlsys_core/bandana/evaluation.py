@@ -32,8 +32,9 @@ from mlsys_core.bandana.placement import (
 )
 from mlsys_core.bandana.queueing import Arrivals, PoissonArrivals, TraceArrivals
 from mlsys_core.bandana.shp import SHPConfig, shp_placement
+from mlsys_core.bandana.tables import EmbeddingTable, default_tables
 from mlsys_core.bandana.trace import Trace
-from mlsys_core.bandana.workload import EmbeddingTable, WorkloadConfig, default_tables, generate_trace, table_vectors
+from mlsys_core.bandana.workload import WorkloadConfig, generate_trace, table_vectors
 
 # --- the placement methods -----------------------------------------------------------------------
 
@@ -183,7 +184,7 @@ class Experiment:
 
 # --- notebook 02's small workload ----------------------------------------------------------------
 
-SMALL_SCALE = 0.25  # table sizes of the small workload (`workload.default_tables(scale)`)
+SMALL_SCALE = 0.25  # table sizes of the small workload (`tables.default_tables(scale)`)
 SMALL_REQUESTS = 20_000  # its requests, half past and half future
 
 

@@ -14,7 +14,7 @@ import dataclasses
 import numpy as np
 
 from mlsys_core import validate
-from mlsys_core.bandana.workload import BLOCK_BYTES
+from mlsys_core.bandana.tables import BLOCK_BYTES
 
 
 @dataclasses.dataclass(frozen=True)

@@ -13,8 +13,8 @@ import dataclasses
 import numpy as np
 
 from mlsys_core import validate
+from mlsys_core.bandana.tables import BLOCK_BYTES, EmbeddingTable
 from mlsys_core.bandana.trace import Trace
-from mlsys_core.bandana.workload import BLOCK_BYTES, EmbeddingTable
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

@@ -46,7 +46,7 @@ import numpy as np
 
 from mlsys_core import validate
 from mlsys_core.bandana.placement import Placement
-from mlsys_core.bandana.workload import BLOCK_BYTES, EmbeddingTable
+from mlsys_core.bandana.tables import BLOCK_BYTES, EmbeddingTable
 
 MAGIC = b"BANDANA\x01"
 VERSION = 2

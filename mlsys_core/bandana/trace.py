@@ -24,6 +24,7 @@ import zlib
 import numpy as np
 
 from mlsys_core import validate
+from mlsys_core.bandana.tables import EmbeddingTable
 
 # libCacheSim's oracleGeneral record: uint32 clock_time, uint64 obj_id, uint32 obj_size,
 # int64 next_access_vtime (-1: never again), packed little-endian, 24 bytes.
@@ -130,7 +131,6 @@ class Trace:
 
 def _checked_tables(tables) -> tuple:
     """`tables` as a non-empty tuple of EmbeddingTable with distinct names."""
-    from mlsys_core.bandana.workload import EmbeddingTable  # workload imports this module
 
     try:
         tables = tuple(tables)

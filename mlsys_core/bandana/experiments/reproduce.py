@@ -20,8 +20,9 @@ from mlsys_core.bandana.hypergraph import Hypergraph, blocks_read
 from mlsys_core.bandana.mrc import MiniCacheGrid, cache_grid, hit_rate_curve, shards_hit_rate_curve
 from mlsys_core.bandana.nvm import NVMDevice
 from mlsys_core.bandana.placement import BlockMap, Placement, block_map, effective_bandwidth_no_cache, fanout
+from mlsys_core.bandana.tables import default_tables
 from mlsys_core.bandana.thresholds import MINI_RATE, THRESHOLDS, minicache_thresholds, oracle_thresholds
-from mlsys_core.bandana.workload import WorkloadConfig, default_tables
+from mlsys_core.bandana.workload import WorkloadConfig
 from mlsys_core.seeds import DEFAULT_SEEDS
 
 
@@ -234,7 +235,7 @@ def seed_study(
         affinities: the post table's co-access affinities, each in [0, 1].
         default_affinity: the one of `affinities` where the costlier claims are measured.
         cache_fraction: the DRAM cache, as a fraction of all table bytes, in (0, 1].
-        scale: the tables' size (`workload.default_tables`).
+        scale: the tables' size (`tables.default_tables`).
         num_requests: requests per workload, half past and half future.
         device: the NVM device of the latency tail.
         utilisations: the device loads of the latency tail, fractions of its peak IOPS in (0, 1).
