@@ -76,6 +76,7 @@ def runtime(tmp_path):
     return python, tmp_path / "stand_in", content
 
 
+@pytest.mark.slow
 def test_on_colab_the_cell_installs_the_checkout_and_mlsys_core_runs(runtime, tmp_path):
     python, stand_in, content = runtime
     script = _script(tmp_path, ROOT.as_uri())

@@ -3,9 +3,12 @@
 import pathlib
 import subprocess
 
+import pytest
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.slow
 def test_quick_bench_section_runs_the_fl_benchmark_and_repeats_its_result_line(tmp_path):
     out = subprocess.run(["bash", str(ROOT / "scripts" / "device_check.sh"), "--quick", "--out", str(tmp_path),
                           "bench"], capture_output=True, text=True, timeout=300)

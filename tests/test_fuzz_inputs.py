@@ -221,10 +221,11 @@ class Instance:
 class Choice:
     """One of a few names (or numbers: NumPy ints spell them too)."""
 
-    options: tuple
+    options: tuple  # or a registry dict: its keys
 
     def bad(self):
-        return st.one_of(st.text(max_size=12), st.integers(), FOREIGN).filter(lambda v: v not in self.options)
+        names = tuple(self.options)  # a tuple compares by equality, so an unhashable value is simply absent
+        return st.one_of(st.text(max_size=12), st.integers(), FOREIGN).filter(lambda v: v not in names)
 
     def same(self, value):
         return st.just(np.int64(value) if isinstance(value, int) and not isinstance(value, bool) else value)
@@ -261,9 +262,10 @@ SEED = Int(0)
 
 def _sharding() -> list[Entry]:
     from mlsys_core.sharding import cost_model as cm
+    from mlsys_core.sharding import experiments
 
     chip, work = cm.TPU_V3, cm.BERT_LARGE
-    chips, topology, strategy = Int(1, cm.MAX_CHIPS), Choice(cm.TOPOLOGIES), Choice(cm.STRATEGIES)
+    chips, topology, strategy = Int(1, cm.MAX_CHIPS), Choice(tuple(cm.TOPOLOGIES)), Choice(cm.STRATEGIES)
     run = {"workload": work, "chip": chip, "chips": 64, "topology": "torus"}
     run_params = {"workload": Instance(), "chip": Instance(), "chips": chips, "topology": topology}
     shared = {"compute_s": 1.0, "update_s": 0.5, "devices": 4, "strategy": "replicated", "comm_s": 0.25}
@@ -293,7 +295,7 @@ def _sharding() -> list[Entry]:
         Entry("sharding.cost_model.critical_batch_per_chip", cm.critical_batch_per_chip, run, run_params),
         Entry("sharding.cost_model.scaling_curve", cm.scaling_curve, run | {"chips": [16, 256, 4096]},
               run_params | {"chips": Ids(1, cm.MAX_CHIPS)}),
-        Entry("sharding.cost_model.explore_curve", cm.explore_curve,
+        Entry("sharding.experiments.explore_scaling", experiments.explore_scaling,
               {"workload": "ResNet-50", "utilisation": 0.5, "link_gb_per_s": 100.0, "grad_bits": 32, "max_chips": 512},
               {"workload": Choice(tuple(cm.WORKLOADS)), "utilisation": Real(0, 1, low_open=True),
                "link_gb_per_s": POSITIVE, "grad_bits": Choice((16, 32)), "max_chips": Int(16, cm.MAX_CHIPS)}),
@@ -341,9 +343,22 @@ def _store_lookup(table, vector_ids, direct):
 
 
 def _bandana() -> list[Entry]:
-    from mlsys_core.bandana import cache, mrc, nvm, placement, queueing, shp, trace, workload
+    from mlsys_core.bandana import (
+        cache,
+        evaluation,
+        hypergraph,
+        mrc,
+        nvm,
+        placement,
+        queueing,
+        shp,
+        tables,
+        trace,
+        workload,
+    )
+    from mlsys_core.bandana import experiments as bandana_experiments
 
-    table = workload.EmbeddingTable("post", 256, 16, num_communities=8)
+    table = tables.EmbeddingTable("post", 256, 16, num_communities=8)
     config = workload.WorkloadConfig((table,), 40, 0)
     lookups = workload.generate_trace(config)
     blocks = placement.block_map((table,), (placement.random_placement(table, 0),))
@@ -351,7 +366,7 @@ def _bandana() -> list[Entry]:
     key_ids, cache_sizes = Ids(0, empty=False), Reals(0, ndim=1, empty=False)
     arrival = queueing.poisson_arrivals_us(6, 1e5, 0).tolist()
     return [
-        Entry("bandana.workload.EmbeddingTable", workload.EmbeddingTable,
+        Entry("bandana.tables.EmbeddingTable", tables.EmbeddingTable,
               {"name": "t", "num_vectors": 256, "dim": 16, "dtype": "float32", "lookups_per_request": 2.0,
                "num_communities": 8, "community_zipf": 0.9, "vector_zipf": 1.1, "affinity": 0.5,
                "semantic_noise": 1.0},
@@ -396,15 +411,25 @@ def _bandana() -> list[Entry]:
                "move_probability": Real(0, 1, low_open=True), "mode": Choice(("bisection", "kway")),
                "refine_iterations": Int(0), "min_move_fraction": Real(0, 1, high_open=True),
                "max_move_ratio": Real(0, 1, low_open=True), "seed": SEED}),
-        Entry("bandana.shp.Hypergraph", shp.Hypergraph,
+        Entry("bandana.hypergraph.Hypergraph", hypergraph.Hypergraph,
               {"num_vertices": 5, "edge_ptr": [0, 2, 5], "pins": [0, 1, 2, 3, 4]},
               {"num_vertices": Int(5), "edge_ptr": Ids(0, 5, empty=False), "pins": Ids(0, 4)}),
         Entry("bandana.shp.shp_placement", shp.shp_placement,
-              {"graph": shp.Hypergraph.from_trace(lookups), "capacity": 64, "config": shp.SHPConfig(iterations=2),
-               "start": None, "num_blocks": 5},
+              {"graph": hypergraph.Hypergraph.from_trace(lookups), "capacity": 64,
+               "config": shp.SHPConfig(iterations=2), "start": None, "num_blocks": 5},
               {"graph": Instance(), "capacity": Int(52), "config": Instance(), "start": Instance(optional=True),
                "num_blocks": Int(4, optional=True)},
               lambda p: p.block_of),
+        Entry("bandana.evaluation.learn_placements", evaluation.learn_placements,
+              {"past": lookups, "placement": "random", "seed": 1},
+              {"past": Instance(), "placement": Choice(tuple(evaluation.PLACEMENTS)), "seed": SEED},
+              lambda placements: [p.block_of for p in placements]),
+        Entry("bandana.experiments.explore_cache", bandana_experiments.explore_cache,
+              {"cache_fraction": 0.1, "threshold": 2, "placement": "sequential", "sampling_rate": 0.5,
+               "post_lookups_per_request": 4.0, "seed": 0},
+              {"cache_fraction": Real(0, 1, low_open=True), "threshold": Int(0),
+               "placement": Choice(tuple(evaluation.PLACEMENTS)), "sampling_rate": Real(0, 1, low_open=True),
+               "post_lookups_per_request": POSITIVE, "seed": SEED}),
         Entry("bandana.queueing.simulate_queue", queueing.simulate_queue,
               {"arrival_us": arrival, "reads_per_request": [1, 2, 0, 1, 3, 1], "device": nvm.NVMDevice(),
                "service": queueing.ServiceTimes(), "hits_per_request": [0, 1, 2, 0, 0, 1], "seed": 1,
@@ -444,11 +469,14 @@ def _bandana() -> list[Entry]:
 def _fl() -> list[Entry]:
     import jax
 
-    from mlsys_core.fl import actors, dp, fedavg, population, protocol, secagg, secure_round, telemetry
+    from mlsys_core.fl import actors, dp, faults, fedavg, population, protocol, secagg, secure_round, telemetry
+    from mlsys_core.fl import experiments as fl_experiments
+    from mlsys_core.fl import rounds as fl_rounds
+    from mlsys_core.fl import steering as fl_steering
 
     pop = population.make_population(population.PopulationConfig(num_devices=300), 0)
-    rounds = protocol.RoundConfig(goal_count=10, min_reports=8, checkpoint_bytes=10_000, update_bytes=10_000)
-    steering = protocol.SteeringConfig()
+    rounds = fl_rounds.RoundConfig(goal_count=10, min_reports=8, checkpoint_bytes=10_000, update_bytes=10_000)
+    steering = fl_steering.SteeringConfig()
     sim = protocol.simulate(pop, rounds, steering, 3600.0, 0, traced_devices=20)
     inputs = np.random.default_rng(0).integers(0, 2**8, size=(4, 6))
     return [
@@ -469,7 +497,7 @@ def _fl() -> list[Entry]:
         Entry("fl.population.make_population", population.make_population,
               {"config": population.PopulationConfig(num_devices=50), "seed": 1},
               {"config": Instance(), "seed": SEED}),
-        Entry("fl.protocol.RoundConfig", protocol.RoundConfig,
+        Entry("fl.rounds.RoundConfig", fl_rounds.RoundConfig,
               {"goal_count": 10, "over_selection": 1.5, "selection_timeout_s": 60.0, "min_goal_fraction": 0.5,
                "reporting_window_s": 120.0, "min_reports": 8, "checkpoint_bytes": 1000, "plan_bytes": 10,
                "update_bytes": 1000, "epochs": 2, "pipelined": False, "recycle_late": True},
@@ -477,11 +505,11 @@ def _fl() -> list[Entry]:
                "min_goal_fraction": Real(0, 1, low_open=True), "reporting_window_s": POSITIVE,
                "min_reports": Int(1, 10, optional=True), "checkpoint_bytes": Int(0), "plan_bytes": Int(0),
                "update_bytes": Int(0), "epochs": Int(1), "pipelined": Bool(), "recycle_late": Bool()}),
-        Entry("fl.protocol.SteeringConfig", protocol.SteeringConfig,
+        Entry("fl.steering.SteeringConfig", fl_steering.SteeringConfig,
               {"mode": "spread", "retry_s": 30.0, "initial_delay_s": 300.0, "min_delay_s": 20.0, "max_delay_s": 600.0,
                "checkin_headroom": 1.5, "small_population_factor": 2.0, "sync_jitter_s": 5.0, "cooldown_s": 60.0,
                "no_plan_retry_s": 3600.0},
-              {"mode": Choice(protocol.STEERING_MODES), "retry_s": POSITIVE, "initial_delay_s": POSITIVE,
+              {"mode": Choice(tuple(fl_steering.STEERING_MODES)), "retry_s": POSITIVE, "initial_delay_s": POSITIVE,
                "min_delay_s": Real(0, 600, True), "max_delay_s": Real(20), "checkin_headroom": POSITIVE,
                "small_population_factor": POSITIVE, "sync_jitter_s": NON_NEGATIVE, "cooldown_s": NON_NEGATIVE,
                "no_plan_retry_s": NON_NEGATIVE}),
@@ -492,6 +520,13 @@ def _fl() -> list[Entry]:
                "plans": Instance(optional=True), "executor": Instance(optional=True), "traced_devices": Int(0),
                "load_bin_s": POSITIVE},
               lambda r: (r.counters, r.checkins_per_bin, r.version, r.aggregated)),
+        Entry("fl.experiments.explore_rounds", fl_experiments.explore_rounds,
+              {"num_devices": 2000, "goal_count": 20, "over_selection": 1.3, "drop_out": 0.08, "alpha": 0.5,
+               "steering": True, "hours": 0.5, "seed": 0},
+              {"num_devices": Int(1, 50_000_000), "goal_count": Int(1), "over_selection": Real(1, 100),
+               "drop_out": Real(0, 1, high_open=True), "alpha": POSITIVE, "steering": Bool(), "hours": POSITIVE,
+               "seed": SEED},
+              lambda r: (r.result.counters, r.class_mix, r.committed_share)),
         Entry("fl.telemetry.aggregate_only", telemetry.aggregate_only,
               {"log": sim.log, "bin_s": 600.0, "horizon_s": 3600.0, "k_min": 2},
               {"log": Instance(), "bin_s": POSITIVE, "horizon_s": POSITIVE, "k_min": Int(1)}),
@@ -507,7 +542,7 @@ def _fl() -> list[Entry]:
         Entry("fl.dp.epsilon", dp.epsilon,
               {"sampling_rate": 0.1, "noise_multiplier": 1.0, "rounds": 10, "delta": 1e-5, "accountant": "rdp"},
               {"sampling_rate": Real(0, 1, low_open=True), "noise_multiplier": NON_NEGATIVE, "rounds": Int(1),
-               "delta": Real(0, 1, True, True), "accountant": Choice(dp.ACCOUNTANTS)}),
+               "delta": Real(0, 1, True, True), "accountant": Choice(tuple(dp.ACCOUNTANTS))}),
         Entry("fl.fedavg.ModelConfig", fedavg.ModelConfig,
               {"num_features": 8, "hidden": 4, "num_classes": 3, "learning_rate": 0.5, "batch_size": 4, "epochs": 2},
               {"num_features": Int(1), "hidden": Int(1), "num_classes": Int(1), "learning_rate": POSITIVE,
@@ -517,16 +552,16 @@ def _fl() -> list[Entry]:
               {"labels": Ids(-math.inf), "num_clients": Int(1), "alpha": POSITIVE, "seed": SEED}),
         Entry("fl.fedavg.server_optimizer", fedavg.server_optimizer, {"name": "fedadam", "learning_rate": 0.01},
               {"name": Choice(tuple(fedavg.SERVER_OPTIMIZERS)), "learning_rate": POSITIVE}),
-        Entry("fl.actors.Topology", actors.Topology,
+        Entry("fl.faults.Topology", faults.Topology,
               {"num_selectors": 2, "num_aggregators": 3, "merged": False, "hop_latency_s": 0.1,
                "heartbeat_timeout_s": 5.0, "respawn_s": 4.0, "lease_s": 8.0, "lease_renew_s": 2.0},
               {"num_selectors": Int(1), "num_aggregators": Int(1), "merged": Bool(), "hop_latency_s": NON_NEGATIVE,
                "heartbeat_timeout_s": NON_NEGATIVE, "respawn_s": Real(0, 8, high_open=True),
                "lease_s": Real(4, low_open=True), "lease_renew_s": Real(0, 8, True, True)}),
-        Entry("fl.actors.Fault", actors.Fault, {"kind": "selector", "time_s": 60.0, "index": 1},
-              {"kind": Choice(actors.ACTOR_KINDS), "time_s": NON_NEGATIVE, "index": Int(0)}),
+        Entry("fl.faults.Fault", faults.Fault, {"kind": "selector", "time_s": 60.0, "index": 1},
+              {"kind": Choice(faults.ACTOR_KINDS), "time_s": NON_NEGATIVE, "index": Int(0)}),
         Entry("fl.actors.ActorSystem", actors.ActorSystem,
-              {"topology": actors.Topology(num_aggregators=2), "faults": (actors.Fault("aggregator", 30.0, 1),)},
+              {"topology": faults.Topology(num_aggregators=2), "faults": (faults.Fault("aggregator", 30.0, 1),)},
               {"topology": Instance(), "faults": Instance()}, lambda s: s.plan),
         Entry("fl.secagg.SecAggConfig", secagg.SecAggConfig, {"num_devices": 5, "threshold": 3, "modulus_bits": 16},
               {"num_devices": Int(2), "threshold": Int(3, 5), "modulus_bits": Int(1, 64)}),
@@ -610,30 +645,32 @@ def _tictac() -> list[Entry]:
 # ---- synergy -------------------------------------------------------------------------------------
 
 def _synergy() -> list[Entry]:
-    from mlsys_core import synergy
+    from mlsys_core.synergy import bf16, fault_tolerance, nvm, tictac_links
 
     return [
-        Entry("synergy.explore_bf16", synergy.explore_bf16,
+        Entry("synergy.bf16.explore_bf16", bf16.explore_bf16,
               {"model_millions": 2.0, "phone_link_factor": 0.5, "pod_link_gb_per_s": 100.0},
               {"model_millions": POSITIVE, "phone_link_factor": POSITIVE, "pod_link_gb_per_s": POSITIVE}),
-        Entry("synergy.explore_faults", synergy.explore_faults,
+        Entry("synergy.fault_tolerance.explore_faults", fault_tolerance.explore_faults,
               {"failure_chance_log10": -2.5, "checkpoint_interval": 20, "restart_steps": 10.0, "seeds": (0, 3)},
               {"failure_chance_log10": Real(high=0, high_open=True), "checkpoint_interval": Int(1),
                "restart_steps": NON_NEGATIVE, "seeds": Seq(SEED)}),
-        Entry("synergy.explore_nvm", synergy.explore_nvm, {"dram_usd_per_gb": 5.0, "price_ratio": 8.0, "chips": 256},
+        Entry("synergy.nvm.explore_nvm", nvm.explore_nvm, {"dram_usd_per_gb": 5.0, "price_ratio": 8.0, "chips": 256},
               {"dram_usd_per_gb": POSITIVE, "price_ratio": POSITIVE, "chips": Int(1)}),
-        Entry("synergy.explore_tictac", synergy.explore_tictac, {"downlink_mbit": 8.0, "local_steps": 2},
+        Entry("synergy.tictac_links.explore_tictac", tictac_links.explore_tictac,
+              {"downlink_mbit": 8.0, "local_steps": 2},
               {"downlink_mbit": POSITIVE, "local_steps": Int(1)}),
-        Entry("synergy.FaultConfig", synergy.FaultConfig,
+        Entry("synergy.fault_tolerance.FaultConfig", fault_tolerance.FaultConfig,
               {"replicas": 4, "failure_rate": 0.01, "checkpoint_interval": 20, "checkpoint_steps": 1.0,
                "restart_steps": 5.0, "recovery_steps": 0.5, "budget_steps": 500.0},
               {"replicas": Int(1, 200_000), "failure_rate": Real(0, 1, high_open=True), "checkpoint_interval": Int(1),
                "checkpoint_steps": NON_NEGATIVE, "restart_steps": NON_NEGATIVE, "recovery_steps": NON_NEGATIVE,
                "budget_steps": Real(1, 2.5e7)}),
-        Entry("synergy.fault_run", synergy.fault_run,
-              {"policy": "restart", "config": synergy.FaultConfig(failure_rate=0.01, budget_steps=300.0), "seed": 2},
-              {"policy": Choice(synergy.FAULT_POLICIES), "config": Instance(), "seed": SEED}),
-        Entry("synergy.straggler_step_times", synergy.straggler_step_times,
+        Entry("synergy.fault_tolerance.fault_run", fault_tolerance.fault_run,
+              {"policy": "restart", "config": fault_tolerance.FaultConfig(failure_rate=0.01, budget_steps=300.0),
+               "seed": 2},
+              {"policy": Choice(tuple(fault_tolerance.FAULT_POLICIES)), "config": Instance(), "seed": SEED}),
+        Entry("synergy.fault_tolerance.straggler_step_times", fault_tolerance.straggler_step_times,
               {"replicas": 4, "straggler_p": 0.1, "slow_factor": 3.0, "jitter": 0.2, "steps": 50, "seed": 1},
               {"replicas": Int(1), "straggler_p": FRACTION, "slow_factor": Real(1), "jitter": NON_NEGATIVE,
                "steps": Int(1), "seed": SEED}),

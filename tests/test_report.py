@@ -154,6 +154,7 @@ def _notebook(path: pathlib.Path, *sources: str) -> None:
     nbformat.write(nb, path)
 
 
+@pytest.mark.slow
 def test_main_writes_three_reports_and_fails_on_unchecked_claims_and_broken_notebooks(registry, tmp_path):
     nbs = tmp_path / "nbs"
     nbs.mkdir()

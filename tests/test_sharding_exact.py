@@ -88,6 +88,7 @@ def test_wus_keeps_one_eighth_of_the_optimizer_state():
     assert first_device_bytes(states["wus"].opt_state) == 2 * (4 * (n - 10) // 8 + whole_bias) + 4
 
 
+@pytest.mark.slow
 def test_transform_exactness_counts_the_matches_and_validates():
     r = experiments.transform_exactness(("sgd", "lamb"), steps=2, devices=4)
     assert r.max_diff.shape == (2, 3) and r.matched() == 2

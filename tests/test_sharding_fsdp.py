@@ -61,6 +61,7 @@ def test_per_block_fsdp_matches_one_device_with_adam_and_bf16_collectives_run(pa
     assert any(r.kind == "reduce-scatter" and r.dtype == "bf16" for r in rows)
 
 
+@pytest.mark.slow
 def test_per_block_gather_lowers_fsdp_temporaries_and_gathers_twice():
     """The mechanism: gather-all keeps every block's full weights among the temporaries; per block,
     one block's at a time (temporaries fall by more than half for 4 blocks), at the price of a

@@ -1,10 +1,12 @@
 """The launcher: 2 processes x 4 devices under jax.distributed equal 1 process x 8 devices."""
 
 import numpy as np
+import pytest
 
 from mlsys_core.sharding import launch
 
 
+@pytest.mark.slow
 def test_two_processes_of_four_devices_equal_one_of_eight():
     results = launch.main(["--processes", "2", "--cpu-devices", "4", "--strategy", "wus", "--steps", "2"])
     single = launch.run(strategy="wus", steps=2)

@@ -13,6 +13,7 @@ MODEL = models.Transformer(d_model=16, heads=4, d_ff=32, blocks=2, seq=4)
 ONE_BLOCK = models.Transformer(d_model=16, heads=4, d_ff=32, blocks=1, seq=4)
 
 
+@pytest.mark.slow
 def test_megatron_layout_matches_one_device_over_20_steps_and_all_reduces_activations():
     check = experiments.megatron_transformer(MODEL, mesh_shape=(2, 4), steps=20, batch=8)
     assert check.max_diff < 2e-5

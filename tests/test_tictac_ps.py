@@ -16,6 +16,7 @@ def _config(**kw):
     return ps.PSConfig(**{**base, **kw})
 
 
+@pytest.mark.slow
 def test_two_servers_pull_and_push_all_bytes_intact_and_in_order():
     trials = ps.run(_config(mode="train"), schedulers=("random", "tac"))
     for name, trial in trials.items():

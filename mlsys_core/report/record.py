@@ -69,9 +69,25 @@ class Result:
         return f"{e.claim.id}: {e.verdict} (measured {show(e.claim, e.estimate)}; rule {e.claim.rule.text})"
 
     def _repr_markdown_(self) -> str:
-        from mlsys_core.report.render import table
-
         return table([self.row()], with_notes=True)
+
+
+def _cell(text: object) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def table(rows: list[dict], with_notes: bool = False) -> str:
+    """Claims as a Markdown table (statement, paper, measured, rule, verdict), with their notes if asked."""
+    lines = ["| claim | paper reports | we measure | rule | verdict |", "|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(
+            f"| {_cell(r['statement'])} | {_cell(r['paper_value'])} ({_cell(r['source'])}) "
+            f"| {_cell(r['measured_text'])} | {_cell(r['rule'])} | {r['verdict']} |"
+        )
+    if with_notes:
+        lines += [f"\n{r['holds_over']}" for r in rows if r["holds_over"]]
+        lines += [f"\n{r['details']}" for r in rows if r["details"]]
+    return "\n".join(lines)
 
 
 def _current_cell() -> int | None:

@@ -7,25 +7,7 @@ import html
 import os
 import platform
 
-from mlsys_core.report.record import STATUSES
-
-
-def _cell(text: object) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
-
-
-def table(rows: list[dict], with_notes: bool = False) -> str:
-    """Claims as a Markdown table (statement, paper, measured, rule, verdict), with their notes if asked."""
-    lines = ["| claim | paper reports | we measure | rule | verdict |", "|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(
-            f"| {_cell(r['statement'])} | {_cell(r['paper_value'])} ({_cell(r['source'])}) "
-            f"| {_cell(r['measured_text'])} | {_cell(r['rule'])} | {r['verdict']} |"
-        )
-    if with_notes:
-        lines += [f"\n{r['holds_over']}" for r in rows if r["holds_over"]]
-        lines += [f"\n{r['details']}" for r in rows if r["details"]]
-    return "\n".join(lines)
+from mlsys_core.report.record import STATUSES, table
 
 
 def summary(rows: list[dict]) -> dict[str, dict[str, int]]:
