@@ -200,6 +200,12 @@ def launch(
     before any process starts. A child that fails makes the whole launch raise `RuntimeError`
     carrying its stderr, as does a launch still running after `timeout_s`; either way every child
     still running is killed and waited for.
+
+    Args:
+        argv: the script and its arguments, for `python`.
+        processes: how many processes (1 to 64).
+        cpu_devices: simulated CPU devices per process.
+        timeout_s: seconds the whole launch may take.
     """
     validate.instance("argv", argv, (list, tuple), "a list of strings")
     for i, arg in enumerate(argv):

@@ -37,7 +37,14 @@ def digits_split(seed: int = 0, test_size: int = 360):
 
 
 def epoch_batches(x, y, batch: int, steps: int, seed: int = 0):
-    """`steps` batches of `batch` examples, reshuffling each pass over (x, y) with `seed`."""
+    """`steps` batches of `batch` examples, reshuffling each pass over (x, y) with `seed`.
+
+    Args:
+        x, y: the examples and their labels (same length).
+        batch: examples per batch (>= 1).
+        steps: how many batches (>= 1).
+        seed: seeds the shuffles.
+    """
     validate.seed("seed", seed)
     validate.integer("batch", batch, 1)
     validate.integer("steps", steps, 1)

@@ -32,6 +32,13 @@ def time_steps(step, state, batch, repeats: int = 7, warmup: int = 2) -> tuple[S
     """Time `state, loss = step(state, batch)`; returns the timing and the final state.
 
     Each step is followed by `jax.block_until_ready`, so asynchronous dispatch cannot hide work.
+
+    Args:
+        step: a (compiled) function `(state, batch) -> (state, loss)`.
+        state: the state the first step starts from.
+        batch: the batch every step takes.
+        repeats: timed steps (>= 1).
+        warmup: untimed steps first, compilation included (>= 1).
     """
     _check_counts(repeats, warmup)
     for _ in range(warmup):

@@ -44,8 +44,15 @@ def number(
 ) -> Any:
     """Check that `value` is a real number (an integer if `integer`) in the given range; return it.
 
-    The range is closed unless `low_open` / `high_open`. NaN is never allowed; +-inf only with
-    `allow_inf` (and then only where the range admits it).
+    Args:
+        name: the parameter's name, as the error message says it.
+        value: what the caller passed.
+        low, high: the range's ends (closed unless `low_open` / `high_open`).
+        integer: an int is required (a float, even a whole one, is refused).
+        allow_inf: +-inf is accepted where the range admits it; NaN never is.
+
+    Returns:
+        `value` as a Python int or float.
     """
     kinds = numbers.Integral if integer else numbers.Real
     if isinstance(value, bool) or not isinstance(value, kinds):
@@ -61,7 +68,13 @@ def number(
 
 
 def integer(name: str, value: Any, low: float = -math.inf, high: float = math.inf) -> int:
-    """Check that `value` is an int (Python or NumPy, not bool) in [low, high]; return it as an int."""
+    """Check that `value` is an int (Python or NumPy, not bool) in [low, high]; return it as an int.
+
+    Args:
+        name: the parameter's name, as the error message says it.
+        value: what the caller passed.
+        low, high: the closed range allowed.
+    """
     return number(name, value, low, high, integer=True)
 
 
@@ -71,7 +84,13 @@ def positive(name: str, value: Any, *, allow_inf: bool = False) -> float:
 
 
 def probability(name: str, value: Any, *, open_low: bool = False, open_high: bool = False) -> float:
-    """Check that `value` is a number in [0, 1] (ends open as asked); return it."""
+    """Check that `value` is a number in [0, 1] (ends open as asked); return it.
+
+    Args:
+        name: the parameter's name, as the error message says it.
+        value: what the caller passed.
+        open_low, open_high: exclude 0, exclude 1.
+    """
     return number(name, value, 0.0, 1.0, low_open=open_low, high_open=open_high)
 
 
@@ -126,9 +145,15 @@ def _in_range(name: str, arr: np.ndarray, low: float, high: float) -> None:
 def integers(
     name: str, values: Any, low: float = -math.inf, high: float = math.inf, *, ndim: int | None = 1
 ) -> np.ndarray:
-    """Check that `values` is an array of whole numbers (an integer dtype, or floats that are whole) with
-    `ndim` dimensions (any if None) in [low, high]; return it as int64. A float id such as 1.7 is refused,
-    never truncated."""
+    """Check that `values` is an array of whole numbers (an integer dtype, or floats that are whole); return
+    it as int64. A float id such as 1.7 is refused, never truncated.
+
+    Args:
+        name: the parameter's name; an error names the first bad element as `name[i]`.
+        values: an array or anything `np.asarray` takes (a ragged nesting is refused).
+        low, high: the closed range every element must lie in.
+        ndim: the dimensions required (None: any).
+    """
     arr = _array(name, values, ndim)
     if arr.dtype.kind == "f":
         bad = ~np.isfinite(arr) | (arr != np.round(arr))
@@ -146,8 +171,14 @@ def integers(
 def reals(
     name: str, values: Any, low: float = -math.inf, high: float = math.inf, *, ndim: int | None = None
 ) -> np.ndarray:
-    """Check that `values` is an array of finite numbers with `ndim` dimensions (any if None) in
-    [low, high]; return it as float64."""
+    """Check that `values` is an array of finite numbers; return it as float64.
+
+    Args:
+        name: the parameter's name; an error names the first bad element as `name[i]`.
+        values: an array or anything `np.asarray` takes (a ragged nesting is refused).
+        low, high: the closed range every element must lie in.
+        ndim: the dimensions required (None: any).
+    """
     arr = _array(name, values, ndim).astype(np.float64)
     bad = ~np.isfinite(arr)
     if bad.any():
@@ -185,7 +216,14 @@ def choice(name: str, value: T, allowed: Iterable) -> T:
 
 
 def instance(name: str, value: T, kinds: type | tuple[type, ...], what: str | None = None) -> T:
-    """Check that `value` is an instance of `kinds`; return it. `what` names the allowed kind in the message."""
+    """Check that `value` is an instance of `kinds`; return it.
+
+    Args:
+        name: the parameter's name, as the error message says it.
+        value: what the caller passed.
+        kinds: a type or a tuple of types.
+        what: how the message names the allowed kind (default: the types' names).
+    """
     if not isinstance(value, kinds):
         if what is None:
             what = " or ".join(k.__name__ for k in (kinds if isinstance(kinds, tuple) else (kinds,)))

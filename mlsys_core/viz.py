@@ -10,6 +10,11 @@ def figure(ncols: int = 1, nrows: int = 1, width: float = 5.0, height: float = 3
 
     The figure is not registered with pyplot: nothing keeps it alive once its caller lets go (no pile of
     open figures), and a notebook shows it once, where the cell returns or `display`s it.
+
+    Args:
+        ncols, nrows: the grid of panels.
+        width, height: one panel's size (inches).
+        kwargs: passed on to `Figure.subplots` (sharex, sharey, gridspec_kw, ...).
     """
     import matplotlib.pyplot  # noqa: F401 -- in a notebook, this sets up showing a returned Figure inline
     from matplotlib.figure import Figure

@@ -65,6 +65,12 @@ def explore(compute: Callable[..., object], draw: Callable[[object], object], la
     labels are shown in full, not cut to the default label width. Returns the widget box so a notebook can
     show it; its display bundle holds the widget view and, as the fallback where widgets cannot render,
     the first draw as a static image.
+
+    Args:
+        compute: the explorer's computation, `experiments.explore_<what>` (all logic, tested).
+        draw: its drawing, `plots.explore_<what>`.
+        labels: control name -> the label a student reads, with its unit.
+        controls: one control per argument of `compute` to vary.
     """
     import ipywidgets as widgets
     from IPython.display import display

@@ -141,8 +141,13 @@ class Evaluation:
 
 
 def estimate(measured: Any, min_seeds: int, geometric: bool = False, name: str = "measured") -> Estimate:
-    """A finite number, or finite per-sample values -> their mean and 95% Student-t interval (needs >= min_seeds
-    values). `name` is what an error calls the measurement.
+    """A finite number, or finite per-sample values -> their mean and 95% Student-t interval.
+
+    Args:
+        measured: one number, or one value per sample (seed or timed run).
+        min_seeds: the samples the claim needs (0: one number is enough).
+        geometric: average on a log scale (positive values only).
+        name: what an error calls the measurement.
 
     With `geometric`, the mean and interval are taken on the logarithms of positive values and mapped back:
     the geometric mean of timing ratios, whose spread is skewed by the occasional slow round.

@@ -109,9 +109,12 @@ def check(claim_id: str, measured: Any = None, *, sweep: Sequence | None = None,
           figure: Any = None) -> Result:
     """Check a declared claim against a measurement and return the `Result`.
 
-    `measured` is a number, or per-seed values (the claim's rule is applied to their 95% interval);
-    a claim that declares a sweep takes `sweep`, one measurement per value of its assumption. `details`
-    is a short text of supporting numbers; `figure` (a matplotlib Figure) goes inline in report.html.
+    Args:
+        claim_id: a claim declared in `mlsys_core.claims`.
+        measured: a number, or per-seed values (the claim's rule is applied to their 95% interval).
+        sweep: for a claim that declares a sweep, one measurement per value of its assumption, in order.
+        details: a short text of supporting numbers, shown beside the verdict.
+        figure: a matplotlib Figure, inline in report.html.
     """
     claim = claims.get(claim_id)
     validate.string("details", details, empty=True)

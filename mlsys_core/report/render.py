@@ -33,7 +33,14 @@ def _sensitivity(r: dict) -> list[str]:
 
 
 def render_markdown(rows: list[dict], backend: str, problems: list[str], notebooks: dict[str, str]) -> str:
-    """The report as Markdown: machine, summary, notebooks, problems, then each paper's claims."""
+    """The report as Markdown: machine, summary, notebooks, problems, then each paper's claims.
+
+    Args:
+        rows: one per declared claim (`record.collect`).
+        backend: the backend the notebooks ran on, in words.
+        problems: claims checked by no cell or by several, ids the registry does not declare.
+        notebooks: each notebook's status ("ok (97 s)" or "FAILED: ...").
+    """
     counts = summary(rows)
     lines = ["# Reproduction report", "", f"Machine: {machine()}", "", f"Backend: {backend}", "", "## Summary", ""]
     lines += ["| paper | " + " | ".join(STATUSES) + " |", "|---" * (len(STATUSES) + 1) + "|"]
@@ -79,7 +86,8 @@ def _sweep_html(r: dict) -> str:
 
 
 def render_html(rows: list[dict], backend: str, problems: list[str], notebooks: dict[str, str]) -> str:
-    """The same report as one self-contained HTML page (figures inline as data URIs)."""
+    """The same report as one self-contained HTML page (figures inline as data URIs); arguments as for
+    `render_markdown`."""
     e = html.escape
     counts = summary(rows)
     out = [f"<!doctype html><html><head><meta charset='utf-8'><title>Reproduction report</title><style>{_CSS}</style>",

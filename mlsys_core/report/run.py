@@ -110,7 +110,14 @@ def mark_failed(nb: Any, where: str, error: str) -> None:
 
 async def execute(notebook: pathlib.Path, out_dir: pathlib.Path, timeout_s: int, stop: _Stop) -> str | None:
     """Run one notebook headless with nbclient, from cleared outputs; return its error or None. Unless the run
-    was stopped, write the executed copy, marked when it failed."""
+    was stopped, write the executed copy, marked when it failed.
+
+    Args:
+        notebook: the .ipynb to run (its folder is the kernel's working directory).
+        out_dir: where the executed copy goes.
+        timeout_s: seconds allowed per cell.
+        stop: the run's signal state; no cell starts once it holds a signal.
+    """
     import nbclient
     import nbformat
 
@@ -168,7 +175,8 @@ async def _execute_all(
 
 
 def write(out: pathlib.Path, claims_path: pathlib.Path, backend: str, notebooks: dict[str, str]) -> list[str]:
-    """Write report.md, report.html and claims.json from the collected checks; return the problems."""
+    """Write report.md, report.html and claims.json into `out` from the checks in `claims_path`; return the
+    problems. `backend` and `notebooks` are as for `render.render_markdown`."""
     rows, problems = collect(claims_path)
     (out / "report.md").write_text(render_markdown(rows, backend, problems, notebooks), encoding="utf-8")
     (out / "report.html").write_text(render_html(rows, backend, problems, notebooks), encoding="utf-8")
