@@ -18,15 +18,14 @@ $(STAMP): pyproject.toml
 reproduce: $(STAMP)  ## run every notebook headless; write build/report.md, report.html, claims.json
 	$(BIN)/python -m mlsys_core.report notebooks --out build
 
-# The browser test is part of `make test`, which issue 10 allows while the whole stays under 20 minutes. On the
-# 2-core machine (2026-12-02) with two workers each: 6.5 min of tests and nbval, 5.5 min in the browser
-# (one worker each: 12.4-13.8 and 7.8-8.8 min).
 # The quick loop while working: lint, types and every test not marked slow (no notebooks, no browser).
 check: $(STAMP)  ## ruff, mypy and the fast tests
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest tests -m "not slow" -q -n auto --dist loadscope
 
+# The browser test is part of `make test` while the whole stays under 20 minutes. On the 2-core machine
+# (2026-12-02) with two workers each: 6.5 min of tests and nbval, 5.5 min in the browser.
 test: $(STAMP) chromium  ## lint, types, unit tests, the notebooks under nbval, then every notebook and site page in chromium
 	$(BIN)/ruff check .
 	$(BIN)/mypy
