@@ -13,6 +13,7 @@ import dataclasses
 
 import numba
 import numpy as np
+import numpy.typing as npt
 
 from mlsys_core import validate
 from mlsys_core.bandana.placement import BlockMap, check_covers
@@ -23,7 +24,7 @@ NO_PREFETCH = np.iinfo(np.int64).max  # t = infinity: admit no prefetched vector
 
 
 @numba.njit(cache=True)
-def _dense_ids(keys):
+def _dense_ids(keys: np.ndarray) -> tuple[np.ndarray, int]:
     """Keys -> 0..K-1 in order of first appearance (direct-address table when the key range is small)."""
     n = keys.size
     out = np.empty(n, dtype=np.int64)
@@ -42,7 +43,7 @@ def _dense_ids(keys):
     return out, k
 
 
-def dense_ids(keys) -> tuple[np.ndarray, int]:
+def dense_ids(keys: npt.ArrayLike) -> tuple[np.ndarray, int]:
     """(ids, K): keys (a 1-D array of whole numbers >= 0) relabelled 0..K-1 (first appearance order)."""
     keys = np.ascontiguousarray(keys_array("keys", keys))
     if keys.size == 0:
@@ -57,7 +58,7 @@ def dense_ids(keys) -> tuple[np.ndarray, int]:
 # List helpers shared by both kernels. Plain @njit (LLVM inlines them): timed on 2 M Zipf ids, as fast as
 # the hand-inlined code, while inline="always" (numba IR inlining) was ~2.5x slower.
 @numba.njit
-def _push_front(k, prev, nxt, head, tail):
+def _push_front(k: int, prev: np.ndarray, nxt: np.ndarray, head: int, tail: int) -> tuple[int, int]:
     """Link `k` in at the head of the list; returns the new (head, tail)."""
     prev[k] = -1
     nxt[k] = head
@@ -69,7 +70,7 @@ def _push_front(k, prev, nxt, head, tail):
 
 
 @numba.njit
-def _move_to_front(k, prev, nxt, head, tail):
+def _move_to_front(k: int, prev: np.ndarray, nxt: np.ndarray, head: int, tail: int) -> tuple[int, int]:
     """Unlink cached `k` and push it to the front; returns the new (head, tail)."""
     if k == head:
         return head, tail
@@ -84,7 +85,7 @@ def _move_to_front(k, prev, nxt, head, tail):
 
 
 @numba.njit
-def _pop_tail(prev, nxt, head, tail):
+def _pop_tail(prev: np.ndarray, nxt: np.ndarray, head: int, tail: int) -> tuple[int, int, int]:
     """Unlink the tail (the list must be non-empty); returns (evicted, new head, new tail)."""
     t = tail
     tail = prev[t]
@@ -96,7 +97,7 @@ def _pop_tail(prev, nxt, head, tail):
 
 
 @numba.njit(cache=True)
-def _lru_misses(ids, num_keys, capacity):
+def _lru_misses(ids: np.ndarray, num_keys: int, capacity: int) -> int:
     """Misses of a unit-size LRU holding `capacity` objects (doubly linked list over dense ids)."""
     prev = np.full(num_keys, -1, dtype=np.int64)
     nxt = np.full(num_keys, -1, dtype=np.int64)
@@ -123,7 +124,7 @@ def _lru_misses(ids, num_keys, capacity):
     return misses
 
 
-def lru_misses(keys, capacity_objects: int) -> int:
+def lru_misses(keys: npt.ArrayLike, capacity_objects: int) -> int:
     """Misses of plain LRU (unit-size objects) over `keys`, a cache of `capacity_objects` objects."""
     capacity_objects = validate.integer("capacity_objects", capacity_objects, 0)
     ids, k = dense_ids(keys)
@@ -131,8 +132,10 @@ def lru_misses(keys, capacity_objects: int) -> int:
 
 
 @numba.njit(cache=True)
-def _admission_lru(keys, request_ptr, block_of, block_ptr, block_members, key_bytes, capacity_bytes,
-                   threshold_of_key, counts):
+def _admission_lru(keys: np.ndarray, request_ptr: np.ndarray, block_of: np.ndarray, block_ptr: np.ndarray,
+                   block_members: np.ndarray, key_bytes: np.ndarray, capacity_bytes: np.int64,
+                   threshold_of_key: np.ndarray, counts: np.ndarray
+                   ) -> tuple[int, int, int, int, np.ndarray, np.ndarray]:
     num_keys = key_bytes.size
     prev = np.full(num_keys, -1, dtype=np.int64)
     nxt = np.full(num_keys, -1, dtype=np.int64)
@@ -195,7 +198,7 @@ def _admission_lru(keys, request_ptr, block_of, block_ptr, block_members, key_by
     return hits, prefetch_hits, prefetch_admitted, useful_bytes, blocks_read, hits_per_request
 
 
-def _check_threshold(name: str, t) -> int:
+def _check_threshold(name: str, t: object) -> int:
     t = validate.integer(name, t)
     if t < 0:
         raise ValueError(f"{name} must be >= 0 (0 admits whole blocks; NO_PREFETCH admits none), got {t}")
@@ -213,7 +216,7 @@ class CacheConfig:
     capacity_bytes: int
     admission_threshold: int | tuple[int, ...] = 0
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         validate.integer("capacity_bytes", self.capacity_bytes, 0)
         t = self.admission_threshold
         if isinstance(t, (tuple, list, np.ndarray)):
@@ -225,7 +228,7 @@ class CacheConfig:
             t = _check_threshold("admission_threshold", t)
         object.__setattr__(self, "admission_threshold", t)
 
-    def threshold_of_key(self, table_sizes) -> np.ndarray:
+    def threshold_of_key(self, table_sizes: npt.ArrayLike) -> np.ndarray:
         """(sum(table_sizes),) int64: the t that applies to each key (tables laid out in order)."""
         sizes = validate.integers("table_sizes", table_sizes, 0)
         t = self.admission_threshold

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import numpy.typing as npt
 
 from mlsys_core import validate
 from mlsys_core.bandana.tables import BLOCK_BYTES
@@ -37,7 +38,7 @@ class NVMDevice:
     rated_drive_writes_per_day: float = 30.0
     dram_lookup_latency_us: float = 0.1
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         for field in ("qd1_iops", "peak_iops", "rated_drive_writes_per_day"):
             validate.positive(field, getattr(self, field))
         if self.peak_iops < self.qd1_iops:
@@ -46,7 +47,7 @@ class NVMDevice:
         validate.integer("capacity_bytes", self.capacity_bytes, 1)
         validate.number("dram_lookup_latency_us", self.dram_lookup_latency_us, 0.0)
 
-    def iops(self, queue_depth) -> np.ndarray:
+    def iops(self, queue_depth: npt.ArrayLike) -> np.ndarray:
         """4 KB random-read IOPS at each queue depth (finite, >= 1)."""
         qd = validate.reals("queue_depth", queue_depth, 1.0)
         if self.peak_queue_depth == 1:
@@ -54,13 +55,13 @@ class NVMDevice:
         frac = np.clip(np.log2(qd) / np.log2(self.peak_queue_depth), 0.0, 1.0)
         return self.qd1_iops * (self.peak_iops / self.qd1_iops) ** frac
 
-    def batch_latency_us(self, num_blocks) -> np.ndarray:
+    def batch_latency_us(self, num_blocks: npt.ArrayLike) -> np.ndarray:
         """Time to read `num_blocks` blocks (finite, >= 0) issued together (0 for none), in microseconds."""
         n = validate.reals("num_blocks", num_blocks, 0.0)
         depth = np.clip(n, 1, self.peak_queue_depth)
         return np.where(n > 0, n / self.iops(depth) * 1e6, 0.0)
 
-    def request_latency_us(self, blocks_read, lookups_hit) -> np.ndarray:
+    def request_latency_us(self, blocks_read: npt.ArrayLike, lookups_hit: npt.ArrayLike) -> np.ndarray:
         """Per-request latency: the NVM batch plus DRAM time for cached vectors (counts >= 0)."""
         blocks = validate.reals("blocks_read", blocks_read, 0.0)
         hits = validate.reals("lookups_hit", lookups_hit, 0.0)
@@ -80,7 +81,9 @@ class NVMDevice:
         return validate.probability("useful_fraction", useful_fraction) * self.peak_read_bytes_per_s
 
 
-def latency_percentiles(latency_us: np.ndarray, percentiles=(50.0, 99.0, 99.9)) -> dict[float, float]:
+def latency_percentiles(
+    latency_us: npt.ArrayLike, percentiles: npt.ArrayLike = (50.0, 99.0, 99.9)
+) -> dict[float, float]:
     """{percentile: latency in us}; `percentiles` in [0, 100]."""
     latency_us = validate.reals("latency_us", latency_us)
     if latency_us.size == 0:
@@ -129,7 +132,10 @@ class EnduranceReport:
 
 
 def endurance(
-    table_bytes, refreshes_per_day, device: NVMDevice = NVMDevice(), fill_fraction: float = 0.9
+    table_bytes: npt.ArrayLike,
+    refreshes_per_day: npt.ArrayLike,
+    device: NVMDevice = NVMDevice(),
+    fill_fraction: float = 0.9,
 ) -> EnduranceReport:
     """Drive writes per day when tables (in order) fill drives and each refresh rewrites its whole
     table. A table larger than a drive is striped over several.
@@ -169,7 +175,7 @@ class MemoryPrices:
     dram_usd_per_gb: float = 6.25  # US$ per GB of DRAM
     nvm_usd_per_gb: float = 0.625  # US$ per GB of NVM
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         for name in ("dram_usd_per_gb", "nvm_usd_per_gb"):
             object.__setattr__(self, name, validate.positive(name, getattr(self, name)))
 

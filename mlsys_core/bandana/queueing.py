@@ -20,6 +20,7 @@ import dataclasses
 
 import numba
 import numpy as np
+import numpy.typing as npt
 
 from mlsys_core import validate
 from mlsys_core.bandana.nvm import NVMDevice, latency_percentiles
@@ -34,7 +35,7 @@ class ServiceTimes:
     samples: np.ndarray | None = None  # measured latencies, resampled (divided by their mean) for "empirical"
     source: str = "exponential (memoryless), mean 1"  # where the distribution comes from
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         validate.choice("kind", self.kind, ("exponential", "deterministic", "empirical"))
         validate.string("source", self.source)
         if self.kind == "empirical":
@@ -44,7 +45,7 @@ class ServiceTimes:
             object.__setattr__(self, "samples", s / s.mean())
 
     @staticmethod
-    def from_latencies(latencies_us, source: str) -> ServiceTimes:
+    def from_latencies(latencies_us: np.ndarray, source: str) -> ServiceTimes:
         """The shape of measured read latencies (their scale is dropped: the device model sets it)."""
         return ServiceTimes("empirical", latencies_us, source)
 
@@ -56,6 +57,7 @@ class ServiceTimes:
             return rng.exponential(1.0, n)
         if self.kind == "deterministic":
             return np.ones(n)
+        assert self.samples is not None  # "empirical": __post_init__ checked and normalised samples
         return self.samples[rng.integers(0, self.samples.size, n)]
 
     @property
@@ -65,11 +67,14 @@ class ServiceTimes:
             return 1.0
         if self.kind == "deterministic":
             return 0.0
+        assert self.samples is not None  # "empirical": __post_init__ checked and normalised samples
         return float(self.samples.var())
 
 
 @numba.njit(cache=True)
-def _simulate(arrival, read_ptr, work, rate_of_n, slots):
+def _simulate(
+    arrival: np.ndarray, read_ptr: np.ndarray, work: np.ndarray, rate_of_n: np.ndarray, slots: int
+) -> np.ndarray:
     """Finish time of every read. Requests arrive at `arrival` (sorted); request r issues reads
     read_ptr[r]:read_ptr[r+1] (FCFS). With n in service each progresses at rate_of_n[n] work per
     second; `V` is the work every in-service read has received since time 0 (all progress equally),
@@ -128,7 +133,7 @@ class QueueResult:
     throughput_iops: float  # reads completed per second over the run
     utilisation: float  # offered reads per second / the device's peak IOPS
 
-    def percentiles(self, percentiles=(50.0, 99.0, 99.9)) -> dict[float, float]:
+    def percentiles(self, percentiles: npt.ArrayLike = (50.0, 99.0, 99.9)) -> dict[float, float]:
         """{percentile: request latency (us)}."""
         return latency_percentiles(self.latency_us, percentiles)
 
@@ -141,11 +146,11 @@ def _rates(device: NVMDevice, slots: int) -> np.ndarray:
 
 
 def simulate_queue(
-    arrival_us,
-    reads_per_request,
+    arrival_us: npt.ArrayLike,
+    reads_per_request: npt.ArrayLike,
     device: NVMDevice = NVMDevice(),
     service: ServiceTimes = ServiceTimes(),
-    hits_per_request=None,
+    hits_per_request: npt.ArrayLike | None = None,
     seed: int = 0,
     max_queue_depth: int | None = None,
 ) -> QueueResult:
@@ -219,7 +224,7 @@ class PoissonArrivals(Arrivals):
 
     source: str = "Poisson"  # what the arrivals are, for labels
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         validate.string("source", self.source)
 
     def times_us(self, num_requests: int, rate_per_s: float, seed: int = 0) -> np.ndarray:
@@ -236,7 +241,7 @@ class TraceArrivals(Arrivals):
     time_us: np.ndarray  # (num_requests,) the trace's request times (us)
     source: str = "the trace's own times, gaps scaled"  # what the arrivals are, for labels
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         t = validate.reals("time_us", self.time_us)
         if t.ndim != 1 or t.size < 2:
             raise ValueError(f"time_us must be a 1-D array of >= 2 arrival times (us), got shape {t.shape}")
@@ -248,12 +253,13 @@ class TraceArrivals(Arrivals):
         validate.string("source", self.source)
 
     @staticmethod
-    def of(trace) -> TraceArrivals:
+    def of(trace: Trace) -> TraceArrivals:
         """The arrival times of a `trace.Trace`; ValueError if it has none."""
-        if validate.instance("trace", trace, Trace).time_us is None:
+        time_us = validate.instance("trace", trace, Trace).time_us
+        if time_us is None:
             raise ValueError("the trace has no arrival times (time_us is None): load one with a time_us column "
                              "(or clock_time), or use PoissonArrivals()")
-        return TraceArrivals(trace.time_us)
+        return TraceArrivals(time_us)
 
     def times_us(self, num_requests: int, rate_per_s: float, seed: int = 0) -> np.ndarray:
         """The trace's times from 0, scaled so that its num_requests - 1 gaps last (num_requests - 1) / rate;
@@ -293,9 +299,11 @@ def request_rate_for(utilisation: float, mean_reads: float, device: NVMDevice = 
     return utilisation * device.peak_iops / validate.positive("mean_reads", mean_reads)
 
 
-def latency_vs_utilisation(reads_per_request, utilisations, device: NVMDevice = NVMDevice(),
-                           service: ServiceTimes = ServiceTimes(), hits_per_request=None, seed: int = 0,
-                           percentiles=(50.0, 99.0, 99.9), arrivals: Arrivals = PoissonArrivals()) -> np.ndarray:
+def latency_vs_utilisation(reads_per_request: npt.ArrayLike, utilisations: npt.ArrayLike,
+                           device: NVMDevice = NVMDevice(), service: ServiceTimes = ServiceTimes(),
+                           hits_per_request: npt.ArrayLike | None = None, seed: int = 0,
+                           percentiles: npt.ArrayLike = (50.0, 99.0, 99.9),
+                           arrivals: Arrivals = PoissonArrivals()) -> np.ndarray:
     """(len(utilisations), len(percentiles)) request-latency percentiles (us) when the requests (in
     trace order, their reads as a cache simulation gave them) arrive at the rate whose reads load the
     device to each utilisation of its peak IOPS. A request of no reads takes DRAM time only.

@@ -61,7 +61,7 @@ class SHPConfig:
     max_move_ratio: float = 0.1
     seed: int = 0
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         validate.number("p", self.p, 0.0, 1.0, low_open=True)
         for field in ("iterations", "refine_iterations"):
             validate.integer(field, getattr(self, field), 0)
@@ -74,7 +74,8 @@ class SHPConfig:
 
 
 @numba.njit(cache=True)
-def _side_gains(edge_ptr, pins, pin_bucket, pin_sibling, pin_active, n, num_buckets, wpow):
+def _side_gains(edge_ptr: np.ndarray, pins: np.ndarray, pin_bucket: np.ndarray, pin_sibling: np.ndarray,
+                pin_active: np.ndarray, n: int, num_buckets: int, wpow: np.ndarray) -> np.ndarray:
     """gain[v] / p of moving each vertex to its sibling bucket, from one pass over the edges.
 
     pin_* are per-pin copies of the vertex arrays (gathered once per round, for locality).
@@ -98,7 +99,8 @@ def _side_gains(edge_ptr, pins, pin_bucket, pin_sibling, pin_active, n, num_buck
 
 
 @numba.njit
-def _pair_moves(order, i, j, n_a, n_b, gain, move_probability, out, no, limit):
+def _pair_moves(order: np.ndarray, i: int, j: int, n_a: int, n_b: int, gain: np.ndarray, move_probability: float,
+                out: np.ndarray, no: int, limit: int) -> tuple[int, int]:
     """Pair opposite movers order[i + m] and order[j + m] (each list best first) while a pair gains,
     at most `limit` pairs. Each pair moves with `move_probability` and is written to out[no:];
     returns (pairs consumed, new no)."""
@@ -117,7 +119,8 @@ def _pair_moves(order, i, j, n_a, n_b, gain, move_probability, out, no, limit):
 
 
 @numba.njit(cache=True)
-def _swap_sides(order, group_start, gain, size0, size1, max0, max1, move_probability, max_move_ratio):
+def _swap_sides(order: np.ndarray, group_start: np.ndarray, gain: np.ndarray, size0: np.ndarray, size1: np.ndarray,
+                max0: np.ndarray, max1: np.ndarray, move_probability: float, max_move_ratio: float) -> np.ndarray:
     """Swap the best pairs across each split; then let unpaired positive movers use the slack.
     Each side sends at most max(1, max_move_ratio x its size) vertices a round.
 
@@ -158,9 +161,10 @@ def _swap_sides(order, group_start, gain, size0, size1, max0, max1, move_probabi
 
 @numba.njit(cache=True)
 def _bisect_level(
-    edge_ptr, pins, lo, mid, side, active, max0, max1, wpow, iterations, move_probability, min_flips, seed,
-    max_move_ratio,
-):
+    edge_ptr: np.ndarray, pins: np.ndarray, lo: np.ndarray, mid: np.ndarray, side: np.ndarray, active: np.ndarray,
+    max0: np.ndarray, max1: np.ndarray, wpow: np.ndarray, iterations: int, move_probability: float, min_flips: int,
+    seed: int, max_move_ratio: float,
+) -> None:
     """Refine one level of splits in place (`side`): rounds of all gains, then best swaps per group."""
     np.random.seed(seed)
     n = lo.size
@@ -252,7 +256,8 @@ def _bisection(graph: Hypergraph, start: Placement, num_blocks: int, capacity: i
 
 
 @numba.njit(cache=True)
-def _kway_targets(edge_ptr, pins, vertex_ptr, vertex_edges, block_of, num_blocks, wpow):
+def _kway_targets(edge_ptr: np.ndarray, pins: np.ndarray, vertex_ptr: np.ndarray, vertex_edges: np.ndarray,
+                  block_of: np.ndarray, num_blocks: int, wpow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each vertex's best target block and gain/p (sparse scan of the blocks its edges touch)."""
     n = block_of.size
     # per-edge block counts, sparse
@@ -308,7 +313,8 @@ def _kway_targets(edge_ptr, pins, vertex_ptr, vertex_edges, block_of, num_blocks
 
 
 @numba.njit
-def _fill_free_slots(order, start, stop, src, dst, gain, fill, capacity, out, no):
+def _fill_free_slots(order: np.ndarray, start: int, stop: int, src: np.ndarray, dst: np.ndarray, gain: np.ndarray,
+                     fill: np.ndarray, capacity: int, out: np.ndarray, no: int) -> int:
     """Unpaired movers order[start:stop] (best first) with positive gain take free slots in their
     target blocks (`fill` updated); written to out[no:], returns the new no."""
     for r in range(start, stop):
@@ -323,7 +329,8 @@ def _fill_free_slots(order, start, stop, src, dst, gain, fill, capacity, out, no
 
 
 @numba.njit(cache=True)
-def _kway_moves(order, src, dst, gain, fill, capacity, move_probability, seed):
+def _kway_moves(order: np.ndarray, src: np.ndarray, dst: np.ndarray, gain: np.ndarray, fill: np.ndarray, capacity: int,
+                move_probability: float, seed: int) -> np.ndarray:
     """Pair moves a->b with b->a (best first); unpaired movers fill free slots. `order` sorts
     candidates by (min(a,b), max(a,b), a > b, -gain)."""
     np.random.seed(seed)

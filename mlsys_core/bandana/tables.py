@@ -45,7 +45,7 @@ class EmbeddingTable:
     affinity: float = 0.8
     semantic_noise: float = 1.0
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         validate.string("name", self.name)
         for field in ("num_vectors", "dim", "num_communities"):
             validate.integer(field, getattr(self, field), 1)

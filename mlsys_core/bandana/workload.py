@@ -27,7 +27,7 @@ class WorkloadConfig:
     num_requests: int = 100_000
     seed: int = 0
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         validate.instance("tables", self.tables, tuple, "a tuple of EmbeddingTable")
         if not self.tables:
             raise ValueError(f"tables must be a non-empty tuple of EmbeddingTable, got {self.tables!r}")
@@ -46,7 +46,7 @@ def _zipf_cdf(n: int, exponent: float) -> np.ndarray:
     return cdf / cdf[-1]
 
 
-def _draw(cdf: np.ndarray, rng: np.random.Generator, size) -> np.ndarray:
+def _draw(cdf: np.ndarray, rng: np.random.Generator, size: int) -> np.ndarray:
     """Ranks 0..len(cdf)-1 drawn by inverse CDF (vectorised)."""
     return np.minimum(np.searchsorted(cdf, rng.random(size), side="right"), len(cdf) - 1)
 
@@ -58,7 +58,7 @@ def community_of(table: EmbeddingTable, seed: int) -> np.ndarray:
     return (rng.permutation(table.num_vectors) % table.num_communities).astype(np.int64)
 
 
-def _table_lookups(table: EmbeddingTable, num_requests: int, seed: int, index: int):
+def _table_lookups(table: EmbeddingTable, num_requests: int, seed: int, index: int) -> tuple[np.ndarray, np.ndarray]:
     """(request index, vector id) arrays of one table's lookups, requests in time order."""
     rng = np.random.default_rng([seed, 2, index])
     community = community_of(table, seed)

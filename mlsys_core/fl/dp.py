@@ -19,7 +19,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
@@ -36,14 +37,14 @@ if TYPE_CHECKING:
 RDP_ORDERS = (*range(2, 65), 80, 96, 128, 192, 256)
 
 
-def _rdp_accountant():
+def _rdp_accountant() -> dp_accounting.PrivacyAccountant:
     """dp-accounting's RDP accountant over `RDP_ORDERS` (converted to epsilon with its tight bound)."""
     from dp_accounting import rdp
 
     return rdp.RdpAccountant(orders=list(RDP_ORDERS))
 
 
-def _pld_accountant():
+def _pld_accountant() -> dp_accounting.PrivacyAccountant:
     """dp-accounting's privacy-loss-distribution accountant."""
     from dp_accounting import pld
 
@@ -61,7 +62,7 @@ class DPConfig:
     noise_multiplier: float = 1.0  # z: noise std on the clipped sum is z x C
     sampling_rate: float = 0.1  # q: each client takes part in a round with this probability
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         # stored as Python floats, so NumPy scalars do not change the traced dtypes (and recompile)
         object.__setattr__(self, "clip_norm", validate.number("clip_norm", self.clip_norm, 0.0, low_open=True))
         object.__setattr__(self, "noise_multiplier", validate.number("noise_multiplier", self.noise_multiplier, 0.0))
@@ -74,7 +75,7 @@ class DPConfig:
         return self.noise_multiplier * self.clip_norm
 
 
-def _check_tree(name: str, tree) -> None:
+def _check_tree(name: str, tree: Any) -> None:
     """Check that `tree` is a pytree of arrays of finite numbers, at least one."""
     leaves = jax.tree_util.tree_leaves_with_path(tree)
     if not leaves:
@@ -83,19 +84,19 @@ def _check_tree(name: str, tree) -> None:
         validate.reals(f"{name}{jax.tree_util.keystr(path)}", leaf)
 
 
-def clip_update(update, clip_norm: float) -> dict:
+def clip_update(update: dict, clip_norm: float) -> dict:
     """Scale one client's update pytree so its global L2 norm is at most `clip_norm` (> 0; unchanged if below)."""
     _check_tree("update", update)
     return _clip_update(update, validate.positive("clip_norm", clip_norm))
 
 
-def clip_updates(updates, clip_norm: float) -> dict:
+def clip_updates(updates: dict, clip_norm: float) -> dict:
     """`clip_update` for every client of a stacked pytree (leading axis: clients)."""
     _check_tree("updates", updates)
     return _clip_updates(updates, validate.positive("clip_norm", clip_norm))
 
 
-def noisy_mean(clipped, included, key, noise_std: float, expected_clients: float) -> dict:
+def noisy_mean(clipped: dict, included: jax.Array, key: jax.Array, noise_std: float, expected_clients: float) -> dict:
     """(Sum of the included clients' clipped updates + N(0, noise_std^2) per coordinate) / expected_clients.
 
     Args:
@@ -110,7 +111,7 @@ def noisy_mean(clipped, included, key, noise_std: float, expected_clients: float
     return _noisy_mean(clipped, included, key, noise_std, expected_clients)
 
 
-def poisson_sample(key, num_clients: int, sampling_rate: float) -> jax.Array:
+def poisson_sample(key: jax.Array, num_clients: int, sampling_rate: float) -> jax.Array:
     """Each of `num_clients` clients taking part independently with probability q: a (clients,) 0/1 float mask."""
     validate.integer("num_clients", num_clients, 0)
     validate.probability("sampling_rate", sampling_rate)
@@ -125,17 +126,18 @@ def sample_capacity(num_clients: int, sampling_rate: float) -> int:
     return int(min(num_clients, math.ceil(mean + 6.0 * math.sqrt(mean * (1.0 - sampling_rate)) + 1.0)))
 
 
-def _clip_update(update, clip_norm):
+def _clip_update(update: dict, clip_norm: float | jax.Array) -> dict:
     norm = optax.tree.norm(update)
     scale = jnp.minimum(1.0, clip_norm / jnp.maximum(norm, 1e-30))
     return jax.tree.map(lambda u: u * scale, update)
 
 
-def _clip_updates(updates, clip_norm):
+def _clip_updates(updates: dict, clip_norm: float | jax.Array) -> dict:
     return jax.vmap(_clip_update, in_axes=(0, None))(updates, clip_norm)
 
 
-def _noisy_mean(clipped, included, key, noise_std, expected_clients):
+def _noisy_mean(clipped: dict, included: jax.Array, key: jax.Array, noise_std: float | jax.Array,
+                expected_clients: float | jax.Array) -> dict:
     leaves, treedef = jax.tree.flatten(clipped)
     keys = jax.random.split(key, len(leaves))
     out = [(jnp.tensordot(included.astype(x.dtype), x, axes=1) + noise_std * jax.random.normal(k, x.shape[1:], x.dtype))
@@ -143,18 +145,18 @@ def _noisy_mean(clipped, included, key, noise_std, expected_clients):
     return jax.tree.unflatten(treedef, out)
 
 
-def _poisson_sample(key, num_clients, sampling_rate):
+def _poisson_sample(key: jax.Array, num_clients: int, sampling_rate: float | jax.Array) -> jax.Array:
     return jax.random.bernoulli(key, sampling_rate, (num_clients,)).astype(jnp.float32)
 
 
-def _check_round(data, model, dp, server_learning_rate) -> None:
+def _check_round(data: ClientData, model: ModelConfig, dp: DPConfig, server_learning_rate: float) -> None:
     validate.instance("data", data, ClientData, "a fedavg.ClientData")
     validate.instance("model", model, ModelConfig, "a fedavg.ModelConfig")
     validate.instance("dp", dp, DPConfig, "a dp.DPConfig")
     validate.positive("server_learning_rate", server_learning_rate)
 
 
-def dp_fedavg_round(params: dict, data: ClientData, key, model: ModelConfig, dp: DPConfig,
+def dp_fedavg_round(params: dict, data: ClientData, key: jax.Array, model: ModelConfig, dp: DPConfig,
                     server_learning_rate: float = 1.0) -> tuple[dict, int]:
     """One DP-FedAvg round over the N clients of `data`: Poisson-sample, train the sampled clients (one
     vmapped call over `sample_capacity` slots), clip, sum, add noise, divide by q N.
@@ -186,7 +188,9 @@ def dp_fedavg_round(params: dict, data: ClientData, key, model: ModelConfig, dp:
 
 
 @functools.partial(jax.jit, static_argnames=("model", "cap"))
-def _round(params, data, key, model, cap, clip_norm, noise_std, sampling_rate, server_learning_rate):
+def _round(params: dict, data: ClientData, key: jax.Array, model: ModelConfig, cap: int, clip_norm: float | jax.Array,
+           noise_std: float | jax.Array, sampling_rate: float | jax.Array,
+           server_learning_rate: float | jax.Array) -> tuple[dict, jax.Array]:
     k_sample, k_noise = jax.random.split(key)
     n = data.x.shape[0]
     included = _poisson_sample(k_sample, n, sampling_rate)
@@ -198,7 +202,7 @@ def _round(params, data, key, model, cap, clip_norm, noise_std, sampling_rate, s
     return jax.tree.map(lambda p, d: p + server_learning_rate * d, params, step), included.sum()
 
 
-def dp_fedavg(params: dict, data: ClientData, key, model: ModelConfig, dp: DPConfig, rounds: int,
+def dp_fedavg(params: dict, data: ClientData, key: jax.Array, model: ModelConfig, dp: DPConfig, rounds: int,
               server_learning_rate: float = 1.0) -> tuple[dict, np.ndarray]:
     """`rounds` DP-FedAvg rounds in one compiled `lax.scan` (round r uses the r-th split of `key`); raises
     like `dp_fedavg_round` if a sample overflowed.
@@ -228,8 +232,10 @@ def dp_fedavg(params: dict, data: ClientData, key, model: ModelConfig, dp: DPCon
 
 
 @functools.partial(jax.jit, static_argnames=("model", "cap"))
-def _rounds(params, data, keys, model, cap, clip_norm, noise_std, sampling_rate, server_learning_rate):
-    def one(p, k):
+def _rounds(params: dict, data: ClientData, keys: jax.Array, model: ModelConfig, cap: int, clip_norm: float | jax.Array,
+            noise_std: float | jax.Array, sampling_rate: float | jax.Array,
+            server_learning_rate: float | jax.Array) -> tuple[dict, jax.Array]:
+    def one(p: dict, k: jax.Array) -> tuple[dict, jax.Array]:
         return _round(p, data, k, model, cap, clip_norm, noise_std, sampling_rate, server_learning_rate)
 
     return jax.lax.scan(one, params, keys)
@@ -266,7 +272,7 @@ def epsilon(sampling_rate: float, noise_multiplier: float, rounds: int, delta: f
 
 
 def rdp_curve(sampling_rate: float, noise_multiplier: float, rounds: int,
-              orders=RDP_ORDERS) -> tuple[np.ndarray, np.ndarray]:
+              orders: Sequence[float] = RDP_ORDERS) -> tuple[np.ndarray, np.ndarray]:
     """Renyi DP of the composed event at each order, from `dp-accounting`'s RDP accountant.
 
     Args:

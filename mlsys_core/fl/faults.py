@@ -15,6 +15,8 @@ from __future__ import annotations
 import dataclasses
 import heapq
 import math
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -42,7 +44,7 @@ class Topology:
     lease_s: float = 8.0  # the Coordinator's lock lease: it lapses this long after the last renewal
     lease_renew_s: float = 2.0  # a live Coordinator renews its lease this often
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         validate.integer("num_selectors", self.num_selectors, 1)
         validate.integer("num_aggregators", self.num_aggregators, 1)
         validate.boolean("merged", self.merged)
@@ -69,7 +71,7 @@ class Fault:
     time_s: float  # when it crashes (simulated s)
     index: int = 0  # which actor of that kind
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         validate.choice("kind", self.kind, ACTOR_KINDS)
         validate.number("time_s", self.time_s, 0.0)
         validate.integer("index", self.index, 0)
@@ -80,34 +82,34 @@ class LockService:
     holder keeps it by `renew`ing before it lapses. A crashed holder stops renewing, so its lease lapses
     `lease_s` after its last renewal and the next `acquire` wins; at most one lease on a name is live."""
 
-    def __init__(self, lease_s: float):
+    def __init__(self, lease_s: float) -> None:
         self.lease_s = validate.number("lease_s", lease_s, 0.0, low_open=True)
         self.holders: dict = {}  # name -> (owner, expires_s)
 
-    def holder(self, name, t: float) -> object | None:
+    def holder(self, name: str, t: float) -> object | None:
         """Who holds an unexpired lease on `name` at time `t` (None: nobody)."""
         owner, expires = self.holders.get(name, (None, -np.inf))
         return owner if t < expires else None
 
-    def expires_s(self, name) -> float:
+    def expires_s(self, name: str) -> float:
         """When the lease on `name` lapses (-inf: never granted)."""
         return self.holders.get(name, (None, -np.inf))[1]
 
-    def acquire(self, name, owner, t: float) -> bool:
+    def acquire(self, name: str, owner: object, t: float) -> bool:
         """`owner` takes the lease on `name` at `t` if nobody holds an unexpired one; True if it did."""
         if self.holder(name, t) is not None:
             return False
         self.holders[name] = (owner, t + self.lease_s)
         return True
 
-    def renew(self, name, owner, t: float) -> bool:
+    def renew(self, name: str, owner: object, t: float) -> bool:
         """`owner`, the holder, extends its lease on `name` to `t + lease_s`; False if it is not the holder."""
         if self.holder(name, t) != owner:
             return False
         self.holders[name] = (owner, t + self.lease_s)
         return True
 
-    def keep_alive(self, name, owner, every_s: float, t: float) -> bool:
+    def keep_alive(self, name: str, owner: object, every_s: float, t: float) -> bool:
         """The holder renewed every `every_s` (< lease_s, so no renewal came too late) from its last
         renewal up to time `t`: the lease now lapses `lease_s` after the last of those renewals.
 
@@ -157,7 +159,7 @@ def actor_counts(topology: Topology) -> dict[str, int]:
     return roles
 
 
-def check_faults(topology: Topology, faults) -> tuple[Fault, ...]:
+def check_faults(topology: Topology, faults: Sequence[Fault]) -> tuple[Fault, ...]:
     """`faults` as a tuple, each a `Fault` whose index names an actor of `topology` (an Aggregator fault in
     the merged topology crashes that Selector+Aggregator)."""
     validate.instance("topology", topology, Topology, "a faults.Topology")
@@ -171,7 +173,7 @@ def check_faults(topology: Topology, faults) -> tuple[Fault, ...]:
     return tuple(faults)
 
 
-def control_plane(topology: Topology, faults) -> ControlPlan:
+def control_plane(topology: Topology, faults: Sequence[Fault]) -> ControlPlan:
     """Run the fault schedule through heartbeats, the lock service and respawns, as an event loop.
 
     A fault crashes its actor if it is running (a fault on a dead actor, or one still being respawned,
@@ -194,12 +196,14 @@ def control_plane(topology: Topology, faults) -> ControlPlan:
     incarnation = 0
     owner = f"coordinator[0]#{incarnation}"
     lock.acquire(LOCK, owner, 0.0)
+    coordinators: list[list[Any]]  # [owner, up_from_s, up_until_s]
+    leases: list[list[Any]]  # [owner, granted_s, expires_s]
     coordinators, leases = [[owner, 0.0, np.inf]], [[owner, 0.0, np.inf]]
     pending: dict = {"coordinator": [], "master_aggregator": []}  # children waiting for their supervisor
     queue: list = []
     seq = 0
 
-    def push(t, kind, *args) -> None:
+    def push(t: float, kind: str, *args: Any) -> None:
         nonlocal seq
         seq += 1
         heapq.heappush(queue, (float(t), seq, kind, args))
@@ -208,7 +212,7 @@ def control_plane(topology: Topology, faults) -> ControlPlan:
         role = topo.role(f.kind)
         push(f.time_s, "crash", role, f.index)
 
-    def supervisor(role) -> str | None:
+    def supervisor(role: str) -> str | None:
         return {"aggregator": "master_aggregator", "master_aggregator": "coordinator"}.get(role)
 
     while queue:
@@ -235,6 +239,7 @@ def control_plane(topology: Topology, faults) -> ControlPlan:
         elif kind == "supervise":  # the supervisor notices the missing heartbeat and respawns the actor
             role, idx = args
             sup = supervisor(role)
+            assert sup is not None  # only Aggregators and the Master Aggregator are supervised
             if up[(sup, 0)]:
                 push(t + R, "back", role, idx, actor_name(sup, 0))
             else:

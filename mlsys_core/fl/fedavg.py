@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import NamedTuple
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -37,7 +38,7 @@ class ModelConfig:
     batch_size: int = 16  # local mini-batch
     epochs: int = 1  # local passes over a client's examples per round
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         for name in ("num_features", "hidden", "num_classes", "batch_size", "epochs"):
             validate.integer(name, getattr(self, name), 1)
         validate.number("learning_rate", self.learning_rate, 0.0, low_open=True)
@@ -48,12 +49,12 @@ class ClientData(NamedTuple):
     that `jit`, `vmap`, device placement and the `jax.lax.scan` loops of `dp.dp_fedavg` take apart and
     rebuild field by field."""
 
-    x: np.ndarray  # (C, S, F) features
-    y: np.ndarray  # (C, S) labels
-    mask: np.ndarray  # (C, S) 1 for a real example, 0 for padding
-    num_examples: np.ndarray  # (C,) real examples per client
+    x: np.ndarray | jax.Array  # (C, S, F) features
+    y: np.ndarray | jax.Array  # (C, S) labels
+    mask: np.ndarray | jax.Array  # (C, S) 1 for a real example, 0 for padding
+    num_examples: np.ndarray | jax.Array  # (C,) real examples per client
 
-    def take(self, idx) -> ClientData:
+    def take(self, idx: int | slice | np.ndarray) -> ClientData:
         """The clients `idx` (an index or mask over the clients axis)."""
         return ClientData(self.x[idx], self.y[idx], self.mask[idx], self.num_examples[idx])
 
@@ -133,7 +134,7 @@ def pad_clients(x: np.ndarray, y: np.ndarray, parts: list[np.ndarray], batch_siz
     return ClientData(xs, ys, mask, np.array([len(p) for p in parts], np.float32))
 
 
-def init_params(key, model: ModelConfig) -> dict:
+def init_params(key: jax.Array, model: ModelConfig) -> dict:
     """The MLP's initial weights (scaled normal) and zero biases, from PRNG `key`."""
     validate.instance("model", model, ModelConfig, "a fedavg.ModelConfig")
     k1, k2 = jax.random.split(key)
@@ -146,12 +147,13 @@ def init_params(key, model: ModelConfig) -> dict:
     }
 
 
-def logits_fn(params: dict, x) -> jax.Array:
+def logits_fn(params: dict, x: jax.Array | np.ndarray) -> jax.Array:
     """The MLP's logits for inputs x (..., F)."""
     return jnp.tanh(x @ params["w1"] + params["b1"]) @ params["w2"] + params["b2"]
 
 
-def masked_loss(params: dict, x, y, mask) -> jax.Array:
+def masked_loss(params: dict, x: jax.Array | np.ndarray, y: jax.Array | np.ndarray,
+                mask: jax.Array | np.ndarray) -> jax.Array:
     """Mean cross-entropy over the real (mask 1) examples; 0 for an all-padding batch.
 
     Args:
@@ -164,7 +166,8 @@ def masked_loss(params: dict, x, y, mask) -> jax.Array:
     return jnp.sum(losses * mask) / jnp.maximum(jnp.sum(mask), 1.0)
 
 
-def client_update(params: dict, x, y, mask, model: ModelConfig, mu: float = 0.0) -> dict:
+def client_update(params: dict, x: jax.Array | np.ndarray, y: jax.Array | np.ndarray, mask: jax.Array | np.ndarray,
+                  model: ModelConfig, mu: float = 0.0) -> dict:
     """One client's local training: `epochs` passes of SGD over its batches. Returns the delta.
 
     All-padding batches give zero gradients, so padding changes nothing. `mu` > 0 adds FedProx's proximal
@@ -183,7 +186,7 @@ def client_update(params: dict, x, y, mask, model: ModelConfig, mu: float = 0.0)
     nb = x.shape[0] // model.batch_size
     batches = jax.tree.map(lambda a: a.reshape(nb, model.batch_size, *a.shape[1:]), (x, y, mask))
 
-    def step(carry, batch) -> tuple:
+    def step(carry: tuple, batch: tuple) -> tuple:
         p, state = carry
         grads = jax.grad(masked_loss)(p, *batch)
         if mu:
@@ -191,14 +194,14 @@ def client_update(params: dict, x, y, mask, model: ModelConfig, mu: float = 0.0)
         updates, state = opt.update(grads, state, p)
         return (optax.apply_updates(p, updates), state), None
 
-    def epoch(carry, _) -> tuple:  # a scan over the batches in place: no copy of the data per epoch
+    def epoch(carry: tuple, _: None) -> tuple:  # a scan over the batches in place: no copy of the data per epoch
         return jax.lax.scan(step, carry, batches)[0], None
 
     (final, _), _ = jax.lax.scan(epoch, (params, opt.init(params)), length=model.epochs)
     return jax.tree.map(jnp.subtract, final, params)
 
 
-def weighted_mean(deltas: dict, weights) -> dict:
+def weighted_mean(deltas: dict, weights: jax.Array) -> dict:
     """Sum_k w_k delta_k / Sum_k w_k over the leading (clients) axis; zeros if all weights are 0."""
     total = jnp.sum(weights)
     scale = weights / jnp.where(total > 0, total, 1.0)
@@ -220,7 +223,7 @@ def client_deltas(params: dict, data: ClientData, model: ModelConfig, mu: float 
 
 
 @functools.partial(jax.jit, static_argnames="model")
-def vmap_round(params: dict, data: ClientData, weights, model: ModelConfig) -> dict:
+def vmap_round(params: dict, data: ClientData, weights: jax.Array, model: ModelConfig) -> dict:
     """One FedAvg round: train all clients (vmap) and apply the weighted mean of their deltas.
 
     Args:
@@ -235,7 +238,7 @@ def vmap_round(params: dict, data: ClientData, weights, model: ModelConfig) -> d
 _client_update_jit = jax.jit(client_update, static_argnames="model")
 
 
-def loop_round(params: dict, data: ClientData, weights, model: ModelConfig) -> dict:
+def loop_round(params: dict, data: ClientData, weights: np.ndarray, model: ModelConfig) -> dict:
     """The same round as `vmap_round`, one jitted call per client (FedJAX's default executor style).
 
     Args:
@@ -255,7 +258,7 @@ def loop_round(params: dict, data: ClientData, weights, model: ModelConfig) -> d
     return jax.tree.map(jnp.add, params, acc)
 
 
-def shard_clients(data: ClientData, weights: np.ndarray, devices) -> tuple[ClientData, jax.Array]:
+def shard_clients(data: ClientData, weights: np.ndarray, devices: Sequence[jax.Device]) -> tuple[ClientData, jax.Array]:
     """Place clients along a 'clients' mesh axis over `devices` (padding the client count to a multiple)."""
     from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
@@ -269,12 +272,12 @@ def shard_clients(data: ClientData, weights: np.ndarray, devices) -> tuple[Clien
 
 
 @jax.jit
-def accuracy(params: dict, x, y) -> jax.Array:
+def accuracy(params: dict, x: jax.Array | np.ndarray, y: jax.Array | np.ndarray) -> jax.Array:
     """Share of the inputs x (N, F) classified as their labels y (N,)."""
     return jnp.mean(jnp.argmax(logits_fn(params, x), -1) == y)
 
 
-def sgd_step(params: dict, x, y, model: ModelConfig) -> dict:
+def sgd_step(params: dict, x: jax.Array | np.ndarray, y: jax.Array | np.ndarray, model: ModelConfig) -> dict:
     """Centralised mini-batch SGD: one optax step on the batch (the FedSGD equivalence check).
 
     Args:
@@ -312,7 +315,7 @@ class ServerOptimizer:
 
     learning_rate: float = 1.0
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         validate.number("learning_rate", self.learning_rate, 0.0, low_open=True)
 
     @property
@@ -334,7 +337,7 @@ class FedProx(ServerOptimizer):
 
     mu: float = 0.01
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         super().__post_init__()
         validate.number("mu", self.mu, 0.0)
 
@@ -352,7 +355,7 @@ class FedAdam(ServerOptimizer):
     b2: float = 0.99
     eps: float = 1e-3
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         super().__post_init__()
         for name in ("b1", "b2"):
             validate.number(name, getattr(self, name), 0.0, 1.0, high_open=True)
@@ -374,7 +377,7 @@ SERVER_OPTIMIZERS: dict[str, type[ServerOptimizer]] = {"fedavg": FedAvg, "fedpro
                                                        "fedyogi": FedYogi}
 
 
-def server_optimizer(name: str, **kwargs) -> ServerOptimizer:
+def server_optimizer(name: str, **kwargs: Any) -> ServerOptimizer:
     """The registered server optimizer `name` (see SERVER_OPTIMIZERS) with its hyperparameters."""
     return SERVER_OPTIMIZERS[validate.choice("name", name, SERVER_OPTIMIZERS)](**kwargs)
 
@@ -385,7 +388,8 @@ def server_init(opt: ServerOptimizer, params: dict) -> optax.OptState:
     return opt.transform().init(params)
 
 
-def server_update(opt: ServerOptimizer, state, params: dict, mean_delta: dict) -> tuple[dict, optax.OptState]:
+def server_update(opt: ServerOptimizer, state: optax.OptState, params: dict,
+                  mean_delta: dict) -> tuple[dict, optax.OptState]:
     """One server step: feed -mean_delta to the optax transformation.
 
     Args:

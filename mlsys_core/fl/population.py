@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import numpy.typing as npt
 
 from mlsys_core import validate
 
@@ -51,7 +52,7 @@ class PopulationConfig:
     checkin_jitter_h: float = 0.0  # mean delay between a window opening and the first check-in
     drop_at_window_close: bool = True  # a session still running when the window closes drops out then
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         validate.integer("num_devices", self.num_devices, 1, 50_000_000)
         zones = validate.reals("time_zones", self.time_zones, ndim=2)
         if zones.shape[0] == 0 or zones.shape[1] != 2:
@@ -137,26 +138,26 @@ def make_population(config: PopulationConfig, seed: int) -> Population:
                       drops_at_close=np.full(n, config.drop_at_window_close))
 
 
-def local_hour(pop: Population, t_s, idx=slice(None)) -> np.ndarray:
+def local_hour(pop: Population, t_s: npt.ArrayLike, idx: slice | np.ndarray = slice(None)) -> np.ndarray:
     """Local hour of day in [0, 24) of devices `idx` at simulated UTC time(s) `t_s`."""
     return np.mod(np.asarray(t_s) / HOUR_S + pop.tz_offset_h[idx], 24.0)
 
 
-def _into_window_h(pop: Population, t_s, idx) -> tuple[np.ndarray, np.ndarray]:
+def _into_window_h(pop: Population, t_s: npt.ArrayLike, idx: slice | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Hours since devices `idx` can call in (window start + check-in delay), and how long they can."""
     delay = pop.checkin_delay_h[idx]
     into = np.mod(local_hour(pop, t_s, idx) - (pop.window_start_h[idx] + delay), 24.0)
     return into, pop.window_length_h[idx] - delay
 
 
-def is_eligible(pop: Population, t_s, idx=slice(None)) -> np.ndarray:
+def is_eligible(pop: Population, t_s: npt.ArrayLike, idx: slice | np.ndarray = slice(None)) -> np.ndarray:
     """Whether devices `idx` are idle, charging, on an unmetered network and past their check-in
     delay at time(s) `t_s`: whether they would call in then."""
     into, length = _into_window_h(pop, t_s, idx)
     return pop.unmetered[idx] & (into < length)
 
 
-def next_eligible_s(pop: Population, t_s, idx=slice(None)) -> np.ndarray:
+def next_eligible_s(pop: Population, t_s: npt.ArrayLike, idx: slice | np.ndarray = slice(None)) -> np.ndarray:
     """Earliest time >= `t_s` at which devices `idx` are eligible (inf for those never eligible)."""
     t_s = np.asarray(t_s, np.float64)
     into, length = _into_window_h(pop, t_s, idx)
@@ -164,7 +165,7 @@ def next_eligible_s(pop: Population, t_s, idx=slice(None)) -> np.ndarray:
     return np.where(pop.unmetered[idx], t_s + wait_h * HOUR_S, np.inf)
 
 
-def window_close_s(pop: Population, t_s: float, idx) -> np.ndarray:
+def window_close_s(pop: Population, t_s: float, idx: slice | np.ndarray) -> np.ndarray:
     """When the eligibility windows of devices `idx`, open at time `t_s`, close: `t_s` itself for a
     device whose window is already shut, inf for one that does not drop at the close."""
     into = np.mod(local_hour(pop, t_s, idx) - pop.window_start_h[idx], 24.0)

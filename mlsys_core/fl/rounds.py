@@ -18,6 +18,7 @@ import dataclasses
 import math
 
 import numpy as np
+import numpy.typing as npt
 
 from mlsys_core import validate
 from mlsys_core.fl.population import Population, window_close_s
@@ -40,7 +41,7 @@ class RoundConfig:
     pipelined: bool = True  # selection for round n+1 runs while round n reports
     recycle_late: bool = False  # keep late updates for a later round (the survey's proposal), else discard
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         validate.integer("goal_count", self.goal_count, 1)
         validate.number("over_selection", self.over_selection, 1.0, 100.0)
         validate.number("selection_timeout_s", self.selection_timeout_s, 0.0, low_open=True)
@@ -172,6 +173,7 @@ def reporting_outcome(report_s: np.ndarray, start_s: float, config: RoundConfig)
         end_s = float(report_s[first[-1]])
     else:
         accepted, end_s = arrived, deadline
+    assert config.min_reports is not None  # RoundConfig.__post_init__ replaces None by goal_count
     return ReportOutcome(end_s, accepted, bool(np.count_nonzero(accepted) >= config.min_reports))
 
 
@@ -244,7 +246,7 @@ class RecycleBuffer:
                              self.round[mask])
 
 
-def staleness_weight(staleness) -> np.ndarray:
+def staleness_weight(staleness: npt.ArrayLike) -> np.ndarray:
     """The survey's recycling weight (as in FedBuff): 1 / sqrt(1 + s) for an update s versions old."""
     return 1.0 / np.sqrt(1.0 + np.asarray(staleness, np.float64))
 

@@ -46,13 +46,18 @@ import dataclasses
 import functools
 import struct
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Concatenate, NoReturn, ParamSpec, TypeVar
 
 import numpy as np
+import numpy.typing as npt
 
 from mlsys_core import validate
 from mlsys_core.fl import crypto, shamir, wire
 from mlsys_core.fl.crypto import KEY_BYTES, NONCE_BYTES, MaskStream
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 SEED_BYTES, SESSION_BYTES = 16, 16
 PHASES = ("advertise_keys", "share_keys", "masked_input", "consistency_check", "unmasking")
@@ -73,7 +78,7 @@ class SecAggConfig:
     threshold: int  # t, devices needed at every round (and shares to rebuild a secret)
     modulus_bits: int = 32  # k: inputs and sums live in Z_{2^k}
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         n = validate.integer("num_devices", self.num_devices, 2)
         validate.integer("threshold", self.threshold, n // 2 + 1, n)
         validate.integer("modulus_bits", self.modulus_bits, 1, 64)
@@ -84,11 +89,11 @@ class RefusedRequest(ValueError):
     learn more than the sum (a forged signature, too few devices, a U3 other than the one it signed)."""
 
 
-def _timed(method):
+def _timed(method: Callable[Concatenate[Device, _P], _R]) -> Callable[Concatenate[Device, _P], _R]:
     """Add the method's compute time to `self.seconds`."""
 
     @functools.wraps(method)
-    def wrapper(self, *args, **kwargs):
+    def wrapper(self: Device, *args: _P.args, **kwargs: _P.kwargs) -> _R:
         t0 = time.perf_counter()
         try:
             return method(self, *args, **kwargs)
@@ -113,7 +118,8 @@ class Device:
     """
 
     def __init__(self, uid: int, x: np.ndarray, config: SecAggConfig, session: bytes, signing_key: bytes,
-                 pki: Mapping[int, bytes], source=None):
+                 pki: Mapping[int, bytes],
+                 source: crypto.SystemRandomness | crypto.SeededRandomness | None = None) -> None:
         self.uid, self.x, self.cfg, self.session = uid, x, config, session
         self._signing_key, self.pki = signing_key, pki
         self._random = crypto.SystemRandomness() if source is None else source
@@ -122,7 +128,7 @@ class Device:
         self.complaints: list[int] = []
         self.held: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # peer -> (share of s_sk, share of b)
 
-    def _refuse(self, why: str):
+    def _refuse(self, why: str) -> NoReturn:
         """Abort: refuse this request and every later one of the session."""
         self.done = COMPLETES
         raise RefusedRequest(f"device {self.uid} refuses: {why}")
@@ -185,7 +191,7 @@ class Device:
             out[v] = struct.pack("<II", self.uid, v) + blob
         return out
 
-    def _receive_share(self, u: int, blob: bytes, c) -> bool:
+    def _receive_share(self, u: int, blob: bytes, c: crypto.X25519PrivateKey) -> bool:
         """Decrypt and keep peer u's shares; False if the ciphertext fails authentication."""
         from cryptography.exceptions import InvalidTag
 
@@ -214,7 +220,7 @@ class Device:
         c = crypto.private_key(self.c_sk)
         self.complaints = [u for u, blob in received.items() if not self._receive_share(u, blob, c)]
         self.u2 = u2
-        y = self.x.astype(stream.dtype).copy()
+        y: np.ndarray = self.x.astype(stream.dtype).copy()
         stream.add(y, crypto.kdf(self.b, b"self mask"), +1)
         s = crypto.private_key(self.s_sk)
         for v in u2:
@@ -270,7 +276,7 @@ class SecAggResult:
     server_view: dict[int, bytes]  # masked-input messages the server received
 
 
-def dropout_rounds(dropout_round, n: int) -> np.ndarray:
+def dropout_rounds(dropout_round: npt.ArrayLike | None, n: int) -> np.ndarray:
     """The round each of n devices stops sending in, checked (None: nobody drops out)."""
     if dropout_round is None:
         return np.full(n, COMPLETES)
@@ -284,7 +290,7 @@ def dropout_rounds(dropout_round, n: int) -> np.ndarray:
 class _Server:
     """The server's bookkeeping: bytes and devices heard per round, the abort reason, compute seconds."""
 
-    def __init__(self, cfg: SecAggConfig):
+    def __init__(self, cfg: SecAggConfig) -> None:
         self.cfg = cfg
         self.seconds = 0.0
         self.telemetry: list[dict] = []
@@ -322,8 +328,8 @@ class GroupRun:
         insecure_seed: replays every key of the session from a seed (teaching only; None: the system's).
     """
 
-    def __init__(self, inputs: np.ndarray, cfg: SecAggConfig, dropout_round=None,
-                 tamper: Iterable[tuple[int, int]] = (), insecure_seed: int | None = None):
+    def __init__(self, inputs: np.ndarray, cfg: SecAggConfig, dropout_round: npt.ArrayLike | None = None,
+                 tamper: Iterable[tuple[int, int]] = (), insecure_seed: int | None = None) -> None:
         n = cfg.num_devices
         self.cfg, self.d = cfg, inputs.shape[1]
         self.drop, self.tamper = dropout_rounds(dropout_round, n), set(map(tuple, tamper))
@@ -331,12 +337,13 @@ class GroupRun:
         self.server = _Server(cfg)
         self.stream = MaskStream(self.d, wire.word_dtype(cfg.modulus_bits))
         self.masked: dict[int, bytes] = {}
-        self.total, self.u3 = None, []
+        self.total: np.ndarray | None = None
+        self.u3: list[int] = []
 
     def alive(self, r: int) -> list[int]:
         return [u for u in range(self.cfg.num_devices) if self.drop[u] > r]
 
-    def _ask(self, round_: int, among: Iterable[int], ask) -> dict[int, bytes]:
+    def _ask(self, round_: int, among: Iterable[int], ask: Callable[[Device], _R]) -> dict[int, _R]:
         """{device: answer} of the devices of `among` still there in `round_` that do not refuse `ask`."""
         out = {}
         for u in sorted(set(among) & set(self.alive(round_))):
@@ -389,7 +396,8 @@ class GroupRun:
         bodies = self._opened({u: m for u, m in masked.items() if u in self.u2}, 2)
         complaints = {u: wire.read_ids(body, nbytes) for u, body in bodies.items()}
         valid = {u: bodies[u] for u, c in complaints.items() if c is not None}
-        u3 = sorted(set(valid) - {v for u in valid for v in complaints[u]})
+        # `valid` holds only the devices whose complaints parsed, so complaints[u] is a list there
+        u3 = sorted(set(valid) - {v for u in valid for v in complaints[u]})  # type: ignore[union-attr]
         if not s.heard("masked_input", masked, u3):
             return self.result()
         acks = self._ask(3, u3, lambda dev: dev.consistency_check(u3))
@@ -429,7 +437,7 @@ class GroupRun:
             helpers = sorted(shares)[: cfg.threshold]
             chunks = shamir.reconstruct(np.array(helpers) + 1, np.stack([shares[h] for h in helpers]))
             secrets[u, kind] = shamir.field_to_secret(chunks, KEY_BYTES if kind == 0 else SEED_BYTES)
-        total = np.zeros(self.d, self.stream.dtype)
+        total: np.ndarray = np.zeros(self.d, self.stream.dtype)
         for u in u3:
             total += wire.unpack_bits(valid[u][:nbytes], self.d, cfg.modulus_bits, self.stream.dtype)
             self.stream.add(total, crypto.kdf(secrets[u, 1], b"self mask"), -1)
@@ -456,7 +464,8 @@ class GroupRun:
         return copy.deepcopy(self)
 
 
-def new_session(inputs, cfg: SecAggConfig, insecure_seed: int | None = None) -> tuple[bytes, dict, list[Device]]:
+def new_session(inputs: np.ndarray, cfg: SecAggConfig,
+                insecure_seed: int | None = None) -> tuple[bytes, dict, list[Device]]:
     """(session id, PKI, devices) for one group: each device's identity registered, a fresh session id."""
     if insecure_seed is not None:
         validate.seed("insecure_seed", insecure_seed)
@@ -468,8 +477,9 @@ def new_session(inputs, cfg: SecAggConfig, insecure_seed: int | None = None) -> 
     return session, pki, devices
 
 
-def secure_aggregate(inputs: np.ndarray, threshold: int, modulus_bits: int, *, dropout_round=None,
-                     tamper: Iterable[tuple[int, int]] = (), insecure_seed: int | None = None) -> SecAggResult:
+def secure_aggregate(inputs: np.ndarray, threshold: int, modulus_bits: int, *,
+                     dropout_round: npt.ArrayLike | None = None, tamper: Iterable[tuple[int, int]] = (),
+                     insecure_seed: int | None = None) -> SecAggResult:
     """Run one session for a group.
 
     Args:

@@ -13,6 +13,7 @@ import dataclasses
 import math
 
 import numpy as np
+import numpy.typing as npt
 
 from mlsys_core import validate
 from mlsys_core.fl.secagg import PHASES, dropout_rounds, secure_aggregate
@@ -30,7 +31,7 @@ class SecureRoundConfig:
     bits: int = 16
     clip: float = 0.05
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         validate.integer("min_group", self.min_group, 2)
         validate.number("threshold_fraction", self.threshold_fraction, 0.5, 1.0, high_open=True)
         validate.integer("bits", self.bits, 1, 32)
@@ -87,7 +88,8 @@ class SecureRound:
     aborted: list[str]  # per group: "" or why that group's aggregation aborted
 
 
-def secure_fedavg_mean(deltas: dict, weights, config: SecureRoundConfig, *, dropout_round=None,
+def secure_fedavg_mean(deltas: dict, weights: npt.ArrayLike, config: SecureRoundConfig, *,
+                       dropout_round: npt.ArrayLike | None = None,
                        insecure_seed: int | None = None) -> SecureRound:
     """FedAvg's weighted mean of the clients' deltas (leading axis: clients), computed by Secure
     Aggregation per Aggregator group and summed by the Master Aggregator. Groups that abort contribute

@@ -39,7 +39,7 @@ class SteeringMode:
         return self.name
 
     def delays(self, rng: np.random.Generator, steering: SteeringConfig, st: SteerState, n: int,
-               sync_in_s) -> np.ndarray:
+               sync_in_s: float | np.ndarray) -> np.ndarray:
         """Come-back delays (s) for `n` devices.
 
         Args:
@@ -57,7 +57,8 @@ class NoSteering(SteeringMode):
 
     name = "none"
 
-    def delays(self, rng, steering, st, n, sync_in_s) -> np.ndarray:
+    def delays(self, rng: np.random.Generator, steering: SteeringConfig, st: SteerState, n: int,
+               sync_in_s: float | np.ndarray) -> np.ndarray:
         return rng.uniform(0.5, 1.5, n) * steering.retry_s
 
 
@@ -66,7 +67,8 @@ class Spread(SteeringMode):
 
     name = "spread"
 
-    def delays(self, rng, steering, st, n, sync_in_s) -> np.ndarray:
+    def delays(self, rng: np.random.Generator, steering: SteeringConfig, st: SteerState, n: int,
+               sync_in_s: float | np.ndarray) -> np.ndarray:
         return rng.uniform(0.0, 2.0 * st.delay_s, n)
 
 
@@ -75,7 +77,8 @@ class Synchronise(SteeringMode):
 
     name = "synchronise"
 
-    def delays(self, rng, steering, st, n, sync_in_s) -> np.ndarray:
+    def delays(self, rng: np.random.Generator, steering: SteeringConfig, st: SteerState, n: int,
+               sync_in_s: float | np.ndarray) -> np.ndarray:
         return np.maximum(sync_in_s, 0.0) + rng.uniform(0.0, steering.sync_jitter_s, n)
 
 
@@ -88,7 +91,8 @@ class Auto(SteeringMode):
     def in_force(self, steering: SteeringConfig, config: RoundConfig, st: SteerState) -> str:
         return "synchronise" if st.active < steering.small_population_factor * config.target else "spread"
 
-    def delays(self, rng, steering, st, n, sync_in_s) -> np.ndarray:
+    def delays(self, rng: np.random.Generator, steering: SteeringConfig, st: SteerState, n: int,
+               sync_in_s: float | np.ndarray) -> np.ndarray:
         raise ValueError("'auto' draws no delays: ask the mode it picks (`in_force`), 'synchronise' or 'spread'")
 
 
@@ -110,7 +114,7 @@ class SteeringConfig:
     cooldown_s: float = 4 * 3600.0  # a device that took part comes back no sooner
     no_plan_retry_s: float = DAY_S  # a device without a plan for its runtime comes back after this
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         validate.choice("mode", self.mode, STEERING_MODES)
         for name in ("retry_s", "initial_delay_s", "min_delay_s", "checkin_headroom", "small_population_factor"):
             validate.number(name, getattr(self, name), 0.0, low_open=True)
@@ -131,7 +135,7 @@ def steer_mode(steering: SteeringConfig, config: RoundConfig, st: SteerState) ->
 
 
 def steer_delays(rng: np.random.Generator, steering: SteeringConfig, mode: str, st: SteerState, n: int,
-                 sync_in_s) -> np.ndarray:
+                 sync_in_s: float | np.ndarray) -> np.ndarray:
     """Come-back delays (s) for `n` devices under `mode` (the mode in force, see `steer_mode`).
 
     Args:

@@ -14,6 +14,7 @@ on their local held-out examples (federated evaluation), beside the central held
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -39,7 +40,7 @@ from mlsys_core.fl.fedavg import (
 )
 from mlsys_core.fl.population import HOUR_S, PopulationConfig, make_population
 from mlsys_core.fl.protocol import FLSimResult, Ragged, simulate
-from mlsys_core.fl.rounds import RoundConfig
+from mlsys_core.fl.rounds import RoundConfig, RoundResult
 from mlsys_core.fl.steering import SteeringConfig
 
 
@@ -56,7 +57,7 @@ class TrainConfig:
     rounds: int | None = None  # stop after this many committed rounds (model versions; None: all)
     eval_every: int = 5  # federated evaluation every this many committed rounds (0: never)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         validate.integer("num_devices", self.num_devices, 1)
         validate.number("alpha", self.alpha, 0.0, low_open=True)
         validate.integer("examples_per_device", self.examples_per_device, 1)
@@ -71,7 +72,7 @@ class TrainConfig:
 CONFIG_KINDS = {"round_config": RoundConfig, "steering": SteeringConfig, "train": TrainConfig, "model": ModelConfig}
 
 
-def _check_configs(**configs) -> None:
+def _check_configs(**configs: object) -> None:
     """Each config is of its kind (`CONFIG_KINDS`): a string where a config belongs is a TypeError naming it."""
     for name, value in configs.items():
         kind = CONFIG_KINDS[name]
@@ -88,7 +89,9 @@ class Task:
     test_y: np.ndarray  # (examples,) their labels
 
 
-def _split(seed: int, test_fraction: float):
+def _split(
+    seed: int, test_fraction: float
+) -> tuple[np.random.Generator, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     x, y = load_digits()
     order = rng.permutation(len(y))
@@ -108,7 +111,8 @@ def make_task(train: TrainConfig, model: ModelConfig, seed: int) -> Task:
 
 
 def simulate_task(round_config: RoundConfig, steering: SteeringConfig, train: TrainConfig, model: ModelConfig,
-                  seed: int, population: PopulationConfig | None = None, executor=None) -> FLSimResult:
+                  seed: int, population: PopulationConfig | None = None,
+                  executor: Callable[..., RoundResult] | None = None) -> FLSimResult:
     """The protocol run the training replays: the task's devices, their sessions as long as local training
     (`epochs` over their examples), for `train.hours` simulated hours.
 
@@ -132,7 +136,7 @@ def simulate_task(round_config: RoundConfig, steering: SteeringConfig, train: Tr
 
 
 @jax.jit
-def _flat_rows(deltas: dict):
+def _flat_rows(deltas: dict) -> jax.Array:
     """Each client's delta as one flat row, in `ravel_pytree`'s leaf order (so its unravel applies)."""
     return jnp.concatenate([leaf.reshape(leaf.shape[0], -1) for leaf in jax.tree.leaves(deltas)], axis=1)
 
@@ -234,7 +238,8 @@ def train_on_simulation(sim: FLSimResult, task: Task, model: ModelConfig, server
 
 def federated_training(round_config: RoundConfig, model: ModelConfig, train: TrainConfig, seed: int,
                        server: ServerOptimizer = FedAvg(), steering: SteeringConfig = SteeringConfig(),
-                       population: PopulationConfig | None = None, executor=None) -> TrainingRun:
+                       population: PopulationConfig | None = None,
+                       executor: Callable[..., RoundResult] | None = None) -> TrainingRun:
     """Train on the system: simulate the task's rounds, then replay them as FedAvg-family training.
 
     Args:

@@ -14,6 +14,8 @@ import dataclasses
 import functools
 import json
 import math
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -25,7 +27,7 @@ STRATEGIES = ("replicated", "wus")  # the update layouts `step_time` models at p
 MAX_CHIPS = 2**20  # the most chips the model takes: 256 times MLPerf v0.7's largest pod (4096)
 
 
-def _positive(obj, *names):
+def _positive(obj: object, *names: str) -> None:
     """Check that each field is a number > 0 and store it as a Python number."""
     for name in names:
         object.__setattr__(obj, name, validate.positive(name, getattr(obj, name)))
@@ -51,7 +53,7 @@ class Chip:
     link_latency_s: float
     utilisation: float = 0.4
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         validate.string("name", self.name)
         _positive(self, "peak_flops", "hbm_bytes_per_s", "link_bytes_per_s", "link_latency_s")
         object.__setattr__(self, "utilisation", validate.number("utilisation", self.utilisation, 0.0, 1.0,
@@ -87,7 +89,7 @@ class Workload:
     update_bytes_per_param: float = 28.0
     grad_bytes_per_param: float = 2.0
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         validate.string("name", self.name)
         object.__setattr__(self, "global_batch", validate.integer("global_batch", self.global_batch, 1))
         _positive(self, "params", "train_flops_per_example", "examples_to_train", "update_bytes_per_param",
@@ -409,7 +411,7 @@ class Sensitivity:
                 for k, o in enumerate(self.overlap)]
 
 
-def _settings(name: str, values, check) -> tuple:
+def _settings(name: str, values: Sequence, check: Callable[[str, Any], Any]) -> tuple:
     """`values`, a non-empty sequence, each checked by `check(name, value)`, as a tuple of what it returns."""
     if isinstance(values, (str, bytes)) or not hasattr(values, "__len__"):
         raise TypeError(f"{name} must be a sequence of values, got {values!r}")
@@ -418,8 +420,9 @@ def _settings(name: str, values, check) -> tuple:
     return tuple(check(name, v) for v in values)
 
 
-def sensitivity(model: str, link_gb_per_s=(70.0, 330.0), utilisation=(0.3, 0.45, 0.6),
-                overlap=(False, True)) -> Sensitivity:
+def sensitivity(model: str, link_gb_per_s: Sequence[float] = (70.0, 330.0),
+                utilisation: Sequence[float] = (0.3, 0.45, 0.6),
+                overlap: Sequence[bool] = (False, True)) -> Sensitivity:
     """`model_step_s` of a logged benchmark at its logged chips and batch, over every combination of
     the assumptions.
 

@@ -22,13 +22,21 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 
 from mlsys_core import backend, validate
 from mlsys_core.data import digits_split, epoch_batches
 from mlsys_core.fl import fedavg
 from mlsys_core.seeds import DEFAULT_SEEDS
+
+if TYPE_CHECKING:  # jax and the Trainer load lazily, on first training
+    import jax
+
+    from mlsys_core.sharding.strategies import Trainer
 
 MAX_DRAWS = 10**8  # replica-steps a run may draw (budget_steps x replicas): 800 MB of float64
 
@@ -49,7 +57,7 @@ class FaultConfig:
     recovery_steps: float = 1.0  # step times quorum commit spends restoring a failed replica's shard
     budget_steps: float = 2000.0  # step times of wall clock a run lasts; budget_steps x replicas <= MAX_DRAWS
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         validate.integer("replicas", self.replicas, 1)
         validate.probability("failure_rate", self.failure_rate, open_high=True)
         validate.integer("checkpoint_interval", self.checkpoint_interval, 1)
@@ -78,7 +86,7 @@ def fault_draws(config: FaultConfig, seed: int) -> np.ndarray:
     return np.random.default_rng(validate.seed("seed", seed)).random((slots, config.replicas))
 
 
-def _check_draws(config: FaultConfig, draws) -> np.ndarray:
+def _check_draws(config: FaultConfig, draws: npt.ArrayLike) -> np.ndarray:
     validate.instance("config", config, FaultConfig)
     draws = validate.reals("draws", draws, 0.0, 1.0, ndim=2)
     if draws.shape[1] != config.replicas:
@@ -105,7 +113,7 @@ def restart_from_checkpoint(config: FaultConfig, draws: np.ndarray) -> FaultPoli
     any_fail = (draws < config.failure_rate).any(axis=1)
     t, committed, saved, failures = 0.0, 0, 0, 0
     for i in range(len(draws)):
-        if any_fail[i]:
+        if any_fail[i]:  # type: ignore[index]  # any(axis=1) of a 2-D array is an array; the stubs allow a bool
             t += 1.0 + config.restart_steps
             if t > config.budget_steps:
                 break
@@ -146,8 +154,8 @@ class FaultGoodput:
         return getattr(self, validate.choice("policy", policy, FAULT_POLICIES))
 
 
-def goodput_grid(failure_rates, checkpoint_intervals=(50,), seeds=DEFAULT_SEEDS,
-                 config: FaultConfig = FaultConfig()) -> FaultGoodput:
+def goodput_grid(failure_rates: Sequence[float] | np.ndarray, checkpoint_intervals: Sequence[int] | np.ndarray = (50,),
+                 seeds: Iterable[int] = DEFAULT_SEEDS, config: FaultConfig = FaultConfig()) -> FaultGoodput:
     """Goodput of both policies over failure rates x checkpoint intervals x seeds.
 
     Args:
@@ -226,8 +234,8 @@ class StragglerGoodput:
     deadline: np.ndarray  # (chances, seeds) goodput committing at the reporting deadline
 
 
-def straggler_goodput(straggler_ps=(0.01, 0.03, 0.1, 0.3), deadline: float = 1.5, seeds=DEFAULT_SEEDS,
-                      **times_kwargs) -> StragglerGoodput:
+def straggler_goodput(straggler_ps: Sequence[float] | np.ndarray = (0.01, 0.03, 0.1, 0.3), deadline: float = 1.5,
+                      seeds: Iterable[int] = DEFAULT_SEEDS, **times_kwargs: Any) -> StragglerGoodput:
     """Goodput of waiting for all and of a reporting deadline at each straggler chance, per seed.
 
     Args:
@@ -245,24 +253,24 @@ def straggler_goodput(straggler_ps=(0.01, 0.03, 0.1, 0.3), deadline: float = 1.5
     return StragglerGoodput(np.asarray(straggler_ps, float), np.array(wait), np.array(cut))
 
 
-def _example_losses(params, x, y):
+def _example_losses(params: dict, x: jax.Array, y: jax.Array) -> jax.Array:
     import optax
 
     return optax.softmax_cross_entropy_with_integer_labels(fedavg.logits_fn(params, x), y)
 
 
-def _weighted_loss(params, batch):
+def _weighted_loss(params: dict, batch: tuple) -> jax.Array:
     """Mean of per-example weight x cross-entropy on this device's (x, y, weight) batch."""
     x, y, w = batch
     return (w * _example_losses(params, x, y)).mean()
 
 
-def _plain_loss(params, batch):
+def _plain_loss(params: dict, batch: tuple) -> jax.Array:
     x, y = batch
     return _example_losses(params, x, y).mean()
 
 
-def replica_weights(mask, per_replica_batch: int) -> np.ndarray:
+def replica_weights(mask: npt.ArrayLike, per_replica_batch: int) -> np.ndarray:
     """Per-example weights of one step: R / (replicas alive) for a surviving replica's examples, 0
     for a failed one's. Each device's mean loss times these, averaged over the R devices (the
     strategy's pmean), is the mean over the survivors: the quorum's gradient."""
@@ -282,7 +290,7 @@ class MaskedTraining:
 
 
 @functools.lru_cache(maxsize=8)
-def _wus_trainer(replicas: int, learning_rate: float, weighted: bool):
+def _wus_trainer(replicas: int, learning_rate: float, weighted: bool) -> Trainer:
     """One WUS Trainer (Adam) per mesh size and loss, so seeds and policies share its compiled step."""
     import optax
 
@@ -292,7 +300,7 @@ def _wus_trainer(replicas: int, learning_rate: float, weighted: bool):
                    strategy="wus")
 
 
-def masked_wus_training(masks, per_replica_batch: int = 8, learning_rate: float = 0.01, seed: int = 0,
+def masked_wus_training(masks: npt.ArrayLike, per_replica_batch: int = 8, learning_rate: float = 0.01, seed: int = 0,
                         eval_every: int = 1) -> MaskedTraining:
     """WUS training (Paper 1) of the digits MLP with Adam on a `len(masks[0])`-device mesh, step i on
     batch i with replica r's examples weighted by `replica_weights(masks[i])` (0: skipped).
@@ -323,7 +331,7 @@ def masked_wus_training(masks, per_replica_batch: int = 8, learning_rate: float 
     batches = epoch_batches(x, y, replicas * per_replica_batch, max(len(masks), 1), seed)
     state = trainer.init(params)
 
-    def evaluate(p):
+    def evaluate(p: dict) -> tuple[float, float]:
         return (float(_plain_loss(p, (xt, yt))), float(fedavg.accuracy(p, xt, yt)))
 
     curve = [evaluate(params)]
@@ -379,7 +387,8 @@ class FaultLoss:
         return getattr(self, validate.choice("policy", policy, FAULT_POLICIES))
 
 
-def loss_vs_failure_rate(failure_rates=(0.001, 0.003, 0.01, 0.03), seeds=DEFAULT_SEEDS,
+def loss_vs_failure_rate(failure_rates: Sequence[float] | np.ndarray = (0.001, 0.003, 0.01, 0.03),
+                         seeds: Iterable[int] = DEFAULT_SEEDS,
                          config: FaultConfig = FaultConfig(failure_rate=0.01, checkpoint_interval=10,
                                                            restart_steps=5.0, budget_steps=80.0),
                          per_replica_batch: int = 8) -> FaultLoss:
@@ -419,7 +428,7 @@ class FaultPoint:
 
 
 def explore_faults(failure_chance_log10: float = -3.0, checkpoint_interval: int = 50,
-                   restart_steps: float = 20.0, seeds=DEFAULT_SEEDS) -> FaultPoint:
+                   restart_steps: float = 20.0, seeds: Iterable[int] = DEFAULT_SEEDS) -> FaultPoint:
     """Goodput of quorum commit and of restarting from a checkpoint at one failure chance, checkpoint
     interval and restart time, per seed; the defaults are the explorer's opening setting.
 

@@ -23,6 +23,7 @@ import dataclasses
 
 import numba
 import numpy as np
+import numpy.typing as npt
 
 from mlsys_core import validate
 from mlsys_core.tictac.graph import OpGraph, popcount
@@ -37,7 +38,7 @@ class TimeOracle:
     gflops: float = 10.0  # GFLOP/s, a worker's compute rate
     op_overhead_us: float = 2.0  # us per compute op
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         for name in ("bandwidth_gbps", "gflops"):
             validate.positive(name, getattr(self, name))
         for name in ("latency_us", "op_overhead_us"):
@@ -53,7 +54,7 @@ class TimeOracle:
 
 
 @numba.njit(cache=True)
-def _popcount(x):
+def _popcount(x: np.uint64) -> np.uint64:
     x = x - ((x >> np.uint64(1)) & np.uint64(0x5555555555555555))
     x = (x & np.uint64(0x3333333333333333)) + ((x >> np.uint64(2)) & np.uint64(0x3333333333333333))
     x = (x + (x >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
@@ -61,19 +62,19 @@ def _popcount(x):
 
 
 @numba.njit(cache=True)
-def _lowest_bit(x):
+def _lowest_bit(x: np.uint64) -> np.int64:
     """Index of the lowest set bit of a nonzero uint64."""
     return np.int64(_popcount((x & (~x + np.uint64(1))) - np.uint64(1)))
 
 
 @numba.njit(cache=True, inline="always")
-def _bit(r):
+def _bit(r: int) -> np.uint64:
     """Mask of bit r within its 64-bit word (word r >> 6)."""
     return np.uint64(1) << np.uint64(r & 63)
 
 
 @numba.njit(cache=True)
-def _membership(sets, n_recv):
+def _membership(sets: np.ndarray, n_recv: int) -> tuple[np.ndarray, np.ndarray]:
     """CSR recv -> indices of the dependency sets containing it."""
     n_sets, words = sets.shape
     counts = np.zeros(n_recv + 1, dtype=np.int64)
@@ -108,7 +109,7 @@ def dependency_sets(graph: OpGraph, compute_seconds: np.ndarray) -> tuple[np.nda
 
 
 @numba.njit(cache=True)
-def _tic_kernel(bits, visit, cnt, n_recv):
+def _tic_kernel(bits: np.ndarray, visit: np.ndarray, cnt: np.ndarray, n_recv: int) -> np.ndarray:
     """Visit ops by ascending M (multi-recv ops first); each recv takes the M of the first op holding it."""
     words = bits.shape[1]
     covered = np.zeros(words, dtype=np.uint64)
@@ -144,7 +145,9 @@ def tic(graph: OpGraph) -> np.ndarray:
 
 
 @numba.njit(cache=True)
-def _tac_kernel(sets, weight, t, ptr, idx):
+def _tac_kernel(
+    sets: np.ndarray, weight: np.ndarray, t: np.ndarray, ptr: np.ndarray, idx: np.ndarray
+) -> np.ndarray:
     n_sets, words = sets.shape
     n_recv = t.size
     mset = np.zeros(n_sets)
@@ -240,7 +243,7 @@ def _tac_kernel(sets, weight, t, ptr, idx):
     return order
 
 
-def _oracle_times(name: str, seconds, n: int) -> np.ndarray:
+def _oracle_times(name: str, seconds: npt.ArrayLike, n: int) -> np.ndarray:
     """`seconds` checked as (n,) finite times >= 0, as float64."""
     seconds = validate.reals(name, seconds, 0.0, ndim=1)
     if seconds.size != n:
@@ -257,8 +260,8 @@ def tac(graph: OpGraph, recv_seconds: np.ndarray, compute_seconds: np.ndarray) -
     return _tac_kernel(sets, weight, t, ptr, idx)
 
 
-def properties(graph: OpGraph, recv_seconds, compute_seconds,
-               outstanding=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def properties(graph: OpGraph, recv_seconds: npt.ArrayLike, compute_seconds: npt.ArrayLike,
+               outstanding: npt.ArrayLike | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """M (n_compute,), P (n_recv,) and M⁺ (n_recv,) for the outstanding recvs (bool mask, default all).
 
     A direct dense evaluation of the definitions (O(ops x recvs)), for teaching and for checking
@@ -388,7 +391,8 @@ SCHEDULERS = {s.name: s for s in (RandomOrder(), LayerOrder(), ReverseOrder(), T
 
 
 def schedule(graph: OpGraph, scheduler: str, oracle: TimeOracle | None = None, workers: int = 1,
-             iterations: int = 1, seed: int = 0, recv_seconds=None, compute_seconds=None) -> np.ndarray:
+             iterations: int = 1, seed: int = 0, recv_seconds: np.ndarray | None = None,
+             compute_seconds: np.ndarray | None = None) -> np.ndarray:
     """Orders `(iterations, workers, n_recv)` for `scheduler` in SCHEDULERS.
 
     "random" draws a fresh permutation per iteration and per worker (stock TensorFlow: no order is
@@ -419,4 +423,5 @@ def schedule(graph: OpGraph, scheduler: str, oracle: TimeOracle | None = None, w
         oracle = oracle or TimeOracle()
         t = oracle.recv_seconds(graph, share=workers) if t is None else t
         c = oracle.compute_seconds(graph) if c is None else c
-    return chosen.orders(graph, t, c, workers, iterations, seed)
+    # An untimed scheduler gets None for times it never reads (the oracle is only consulted for a timed one).
+    return chosen.orders(graph, t, c, workers, iterations, seed)  # type: ignore[arg-type]

@@ -28,6 +28,7 @@ import dataclasses
 
 import numba
 import numpy as np
+import numpy.typing as npt
 
 from mlsys_core import validate
 from mlsys_core.tictac.executor import run_all, run_one
@@ -56,7 +57,7 @@ class Cluster:
     nic_gbps: float | None = None  # Gbit/s, each worker card's cap (None: no cap)
     placement: str = "round_robin"  # a `placement.PLACEMENTS` name
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         for name in ("workers", "parameter_servers", "parallel_ops"):
             validate.integer(name, getattr(self, name), low=1)
         validate.number("jitter", self.jitter, 0.0, 5.0, high_open=True)
@@ -125,9 +126,13 @@ class IterationResult:
 
 
 @numba.njit(cache=True)
-def _run_iterations(lat_pull, data_pull, lat_push, data_push, orders, server, n_servers, card, push, grad_op,
-                    recv_bytes, op_time, n_recv, indeg, ptr, idx, topo, pptr, pidx, slots, in_order, pipelined,
-                    arrival, push_arrival, push_comm, start, finish, pull_bytes, push_bytes):
+def _run_iterations(lat_pull: np.ndarray, data_pull: np.ndarray, lat_push: np.ndarray, data_push: np.ndarray,
+                    orders: np.ndarray, server: np.ndarray, n_servers: int, card: float, push: bool,
+                    grad_op: np.ndarray, recv_bytes: np.ndarray, op_time: np.ndarray, n_recv: int,
+                    indeg: np.ndarray, ptr: np.ndarray, idx: np.ndarray, topo: np.ndarray, pptr: np.ndarray,
+                    pidx: np.ndarray, slots: int, in_order: bool, pipelined: bool, arrival: np.ndarray,
+                    push_arrival: np.ndarray, push_comm: np.ndarray, start: np.ndarray, finish: np.ndarray,
+                    pull_bytes: np.ndarray, push_bytes: np.ndarray) -> None:
     """Pull, compute and (with `push`) push, iteration by iteration (see the module docstring).
 
     `down`/`up` (W, P): when each worker's downlink / uplink flow to each server frees up;
@@ -183,7 +188,7 @@ def _check_inputs(graph: OpGraph, cluster: Cluster, seed: int) -> None:
     validate.seed("seed", seed)
 
 
-def _check_orders(graph: OpGraph, orders, cluster: Cluster) -> np.ndarray:
+def _check_orders(graph: OpGraph, orders: npt.ArrayLike, cluster: Cluster) -> np.ndarray:
     orders = validate.integers("orders", orders, 0, graph.n_recv - 1, ndim=3)
     if orders.shape[1] != cluster.workers or orders.shape[2] != graph.n_recv:
         raise ValueError(f"orders must have shape (iterations, {cluster.workers}, {graph.n_recv}), got {orders.shape}")
@@ -275,7 +280,8 @@ class _Timing:
     push_bytes: np.ndarray
 
 
-def _check_mode(graph: OpGraph, cluster: Cluster, executor_name: str, pipelined: bool, push, credit_bytes) -> bool:
+def _check_mode(graph: OpGraph, cluster: Cluster, executor_name: str, pipelined: bool, push: bool | None,
+                credit_bytes: float | None) -> bool:
     """Check the simulation's switches against each other; return whether gradients are pushed."""
     validate.choice("executor", executor_name, EXECUTORS)
     validate.boolean("pipelined", pipelined)
@@ -290,16 +296,24 @@ def _check_mode(graph: OpGraph, cluster: Cluster, executor_name: str, pipelined:
     return push
 
 
-def _executor_args(graph: OpGraph, cluster: Cluster, executor_name: str) -> tuple:
+# The executor kernels' graph arguments, typed so that the kernels' calls with `*run` check.
+_ExecutorArgs = tuple[
+    np.ndarray, int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, bool
+]
+
+
+def _executor_args(graph: OpGraph, cluster: Cluster, executor_name: str) -> _ExecutorArgs:
     """The executor kernels' graph arguments: (op_time, n_recv, indeg, ptr, idx, topo, pptr, pidx, slots, in_order)."""
     op_time = cluster.oracle().compute_seconds(graph)
     ptr, idx = graph.succs
     indeg = np.bincount(graph.dst, minlength=graph.n_nodes).astype(np.int64)
-    return (op_time, graph.n_recv, indeg, ptr, idx, graph.topo, *graph.preds, cluster.parallel_ops,
-            executor_name == "in_order")
+    return (op_time, graph.n_recv, indeg, ptr, idx,
+            graph.topo,  # type: ignore[attr-defined]  # set in OpGraph.__post_init__, not a declared field
+            *graph.preds, cluster.parallel_ops, executor_name == "in_order")
 
 
-def _coupled(graph: OpGraph, orders, cluster: Cluster, seed: int, push: bool, pipelined: bool, run: tuple) -> _Timing:
+def _coupled(graph: OpGraph, orders: np.ndarray, cluster: Cluster, seed: int, push: bool, pipelined: bool,
+             run: _ExecutorArgs) -> _Timing:
     """Pulls, compute and pushes iteration by iteration (a card cap or pushes couple them)."""
     orders = np.ascontiguousarray(_check_orders(graph, orders, cluster), dtype=np.int64)
     (lat_pull, data_pull), (lat_push, data_push) = _latency_and_data(graph, cluster, orders.shape, seed, 2)
@@ -317,8 +331,8 @@ def _coupled(graph: OpGraph, orders, cluster: Cluster, seed: int, push: bool, pi
                    pull_bytes, push_bytes)
 
 
-def _pull_only(graph: OpGraph, orders, cluster: Cluster, seed: int, pipelined: bool, credit_bytes,
-               run: tuple) -> _Timing:
+def _pull_only(graph: OpGraph, orders: np.ndarray, cluster: Cluster, seed: int, pipelined: bool,
+               credit_bytes: float | None, run: _ExecutorArgs) -> _Timing:
     """Pulls first (vectorised, or under a credit window), then every worker's compute."""
     if credit_bytes is None:
         arrival = arrivals(graph, orders, cluster, seed, pipelined)
@@ -336,7 +350,7 @@ def _pull_only(graph: OpGraph, orders, cluster: Cluster, seed: int, pipelined: b
                    graph.recv_bytes[np.asarray(orders)].sum(axis=(1, 2)), np.zeros(arrival.shape[0]))
 
 
-def _compute_only(graph: OpGraph, run: tuple) -> float:
+def _compute_only(graph: OpGraph, run: _ExecutorArgs) -> float:
     """The makespan of one iteration's compute alone (every recv at time 0)."""
     solo = np.zeros((1, 1, graph.n_recv))
     s0, f0 = np.zeros((1, 1, graph.n_compute)), np.zeros((1, 1, graph.n_compute))

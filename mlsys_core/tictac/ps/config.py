@@ -36,7 +36,7 @@ class PSConfig:
     timeout_s: float = 120.0  # s, bound on the whole run
     fault: str = "none"  # one of FAULTS
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         from mlsys_core.tictac.models import MODELS, MODES
         from mlsys_core.tictac.placement import PLACEMENTS
 
