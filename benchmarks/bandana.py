@@ -4,11 +4,14 @@
    libCacheSim's `LRU.process_trace`: identical miss counts, and requests per second.
 2. The LRU hit-rate curve at 50 cache sizes: our one pass (stack distances) vs libCacheSim once per size.
 3. SHP vs KaHyPar *as KaHyPar ships it*: its own presets `km1_kKaHyPar_sea20.ini` (direct k-way with
-   flow refinement) and, as a second point, `km1_rKaHyPar_sea20.ini` (recursive bisection), copied
-   verbatim from kahypar/kahypar@4c79e48 into data/kahypar/ (only k, epsilon 0.03 and the seed are
-   set). Instances from the project's generator, 32 vectors a block: the earlier one (8,192 vectors,
-   256 communities of 32, every block exactly full: KaHyPar can make no move), the same with 3% spare
-   slots (k = ceil(1.03 n / 32)), communities of 20 and of 50 vectors (not matching the block), and a
+   flow refinement) and, as a second point, `km1_rKaHyPar_sea20.ini` (recursive bisection), from
+   kahypar/kahypar's `config/` folder, read unmodified from `--kahypar-presets` (default
+   `../shared/data/kahypar` beside the checkout, or $BANDANA_KAHYPAR_PRESETS; only k, epsilon 0.03 and the
+   seed are set). They are not in the project's tree (GPL-3.0); where they are absent the section says
+   where to get them and runs SHP, random and planted placement only. Instances from the project's
+   generator, 32 vectors a block: the earlier one (8,192 vectors, 256 communities of 32, every block
+   exactly full: KaHyPar can make no move), the same with 3% spare slots (k = ceil(1.03 n / 32)),
+   communities of 20 and of 50 vectors (not matching the block), and a
    65,536-vector instance. Each prints blocks read (km1 + #requests) for random, planted (vectors
    packed community by community), SHP and KaHyPar, with wall times. SHP runs with Giraph's
    max_move_ratio 0.1 and, on spare-slot instances, the same spare blocks (imbalance 0.045 then acts).
@@ -67,12 +70,9 @@ from mlsys_core.bandana import workload as W  # noqa: E402
 NUM_REQUESTS = 5_000_000
 SEED = 0
 
-KAHYPAR_DIR = pathlib.Path(__file__).resolve().parent.parent / "data" / "kahypar"
-KAHYPAR_PRESETS = {
-    "kKaHyPar": KAHYPAR_DIR / "km1_kKaHyPar_sea20.ini",
-    "rKaHyPar": KAHYPAR_DIR / "km1_rKaHyPar_sea20.ini",
-}
-KAHYPAR_COMMIT = "4c79e4870c435c70b22f65e7530d32b6da55c7f5"
+KAHYPAR_DIR = pathlib.Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "kahypar"
+KAHYPAR_PRESETS = {"kKaHyPar": "km1_kKaHyPar_sea20.ini", "rKaHyPar": "km1_rKaHyPar_sea20.ini"}
+KAHYPAR_COMMIT = "d207276070d176097273f7d4ee94043067eb97f0"  # config/ here equals the copies at 4c79e48
 
 
 def timed(fn, repeats: int = 1):
@@ -161,12 +161,19 @@ INSTANCES = {  # key: (name, vectors, community size, spare slots, presets)
 }
 
 
-def shp_comparison(instances=tuple(INSTANCES), large_kahypar: bool = False) -> tuple[float, float, int]:
+def shp_comparison(instances=tuple(INSTANCES), large_kahypar: bool = False,
+                   presets_dir: pathlib.Path = KAHYPAR_DIR) -> tuple[float, float, int]:
     """(worst SHP / kKaHyPar blocks read over the spare-slot instances run, kKaHyPar / SHP time on the
     current + spare instance, instances KaHyPar ran on); nan where an instance it needs was not run."""
     S.shp_placement(H.Hypergraph.from_edges(64, [[0, 1], [2, 3]]), 4, S.SHPConfig(iterations=1))  # compile
-    print(f"[3] KaHyPar presets from kahypar/kahypar@{KAHYPAR_COMMIT[:7]}: "
-          + ", ".join(p.name for p in KAHYPAR_PRESETS.values()))
+    paths = {name: presets_dir / file for name, file in KAHYPAR_PRESETS.items()}
+    have_presets = all(p.is_file() for p in paths.values())
+    if have_presets:
+        print(f"[3] KaHyPar presets from {presets_dir}: " + ", ".join(KAHYPAR_PRESETS.values()))
+    else:
+        print(f"[3] KaHyPar presets not found in {presets_dir}: KaHyPar is not run. Get "
+              f"config/{{{','.join(KAHYPAR_PRESETS.values())}}} from github.com/kahypar/kahypar at "
+              f"{KAHYPAR_COMMIT[:7]} (GPL-3.0) and pass their folder as --kahypar-presets")
     ratios, speedup, ran = [], float("nan"), 0
     for name, n, community, spare, presets in (INSTANCES[key] for key in instances):
         table = tables.EmbeddingTable("bench", n, 32, lookups_per_request=25.0, num_communities=n // community)
@@ -181,13 +188,15 @@ def shp_comparison(instances=tuple(INSTANCES), large_kahypar: bool = False) -> t
         print(f"    {name}: {graph.num_edges:,} requests, {graph.pins.size:,} pins, k={k} blocks "
               f"({k * table.block_capacity - n} spare slots); blocks read random {H.blocks_read(graph, start):,}, "
               f"planted {H.blocks_read(graph, planted_placement(table, SEED)):,}, SHP {shp_blocks:,} ({t_ours:.1f} s)")
+        if not have_presets:
+            continue
         if n > 8192 and not large_kahypar:
             print("      KaHyPar not run on this instance (minutes per 2,048 vectors here; "
                   "--kahypar-large or BANDANA_KAHYPAR_LARGE=1 runs it)")
             continue
         for preset in presets:
             (parts, kh_blocks), t_kh = timed(lambda preset=preset, g=graph, k=k: kahypar_blocks_read(
-                g, k, 0.03, str(KAHYPAR_PRESETS[preset])))
+                g, k, 0.03, str(paths[preset])))
             fullest = int(np.bincount(parts).max())
             print(f"      {preset}: {kh_blocks:,} ({t_kh:.1f} s, fullest block {fullest}); "
                   f"SHP / {preset} {shp_blocks / kh_blocks:.3f}")
@@ -306,6 +315,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--kahypar-large", action="store_true",
                         default=os.environ.get("BANDANA_KAHYPAR_LARGE") == "1",
                         help="run KaHyPar on the 65,536-vector instance too (also BANDANA_KAHYPAR_LARGE=1)")
+    parser.add_argument("--kahypar-presets", type=pathlib.Path,
+                        default=pathlib.Path(os.environ.get("BANDANA_KAHYPAR_PRESETS", KAHYPAR_DIR)),
+                        help="folder holding KaHyPar's km1_*_sea20.ini presets (also BANDANA_KAHYPAR_PRESETS)")
     return parser.parse_args(argv)
 
 
@@ -323,7 +335,8 @@ def main(argv=None) -> None:
             mrc_speedup, _ = mrc_comparison(path, sizes)
         del keys
     if "shp" in args.only:
-        fanout_ratio, shp_speedup, kahypar_ran = shp_comparison(args.instances, args.kahypar_large)
+        fanout_ratio, shp_speedup, kahypar_ran = shp_comparison(args.instances, args.kahypar_large,
+                                                                args.kahypar_presets)
     if "shards" in args.only:
         shards_mae = shards_comparison()
     if "queue" in args.only:
