@@ -106,35 +106,22 @@ def test_empty_truncated_or_foreign_npz_files_say_so_with_their_path(tmp_path):
 
 
 @pytest.mark.parametrize("rows, named", [
+    # a row of the wrong length
     ("0,post,1\n1,post\n2,post,3\n", r"line 3: 2 fields, the header has 3 \(request_id,table,vector_id\)"),
     ("0,post,1\n\n", r"line 3: 0 fields, the header has 3"),
     ("0,post,1\n1,post,2,9\n", r"line 3: 4 fields, the header has 3"),
-])
-def test_a_csv_row_of_the_wrong_length_names_its_line(tmp_path, rows, named):
-    path = _csv(tmp_path, rows)
-    with pytest.raises(ValueError, match=_at(path, named)):
-        T.load_trace(path, TABLES)
-
-
-@pytest.mark.parametrize("rows, named", [
+    # a cell that is not a whole number: its column is named
     ("0,post,1\n1,post,2.5\n", r"line 3: vector_id must hold whole numbers, got '2.5'"),
     ("0,post,1\n1.0,post,2\n", r"line 3: request_id must hold whole numbers, got '1.0'"),
     ("0,post,x\n", r"line 2: vector_id must hold whole numbers, got 'x'"),
     ("0,post,1\n1,post,99999999999999999999\n", r"line 3: vector_id must hold whole numbers, got '9+'"),
-])
-def test_a_csv_cell_that_is_not_a_whole_number_names_its_line_and_column(tmp_path, rows, named):
-    path = _csv(tmp_path, rows)
-    with pytest.raises(ValueError, match=_at(path, named)):
-        T.load_trace(path, TABLES)
-
-
-@pytest.mark.parametrize("rows, named", [
+    # a value out of range
     ("0,post,1\n1,photos,2\n", r"line 3: unknown table 'photos'; known tables are \['post', 'user'\]"),
     ("0,post,1\n1,post,64\n", r"line 3: vector_id 64 is outside table 'post' \(ids 0..63\)"),
     ("0,post,1\n0,user,-1\n", r"line 3: vector_id -1 is outside table 'user' \(ids 0..47\)"),
     ("3,post,1\n3,post,2\n1,post,2\n", r"line 4: request_id 1 follows 3: request ids must be in time order"),
 ])
-def test_a_csv_value_out_of_range_names_its_line(tmp_path, rows, named):
+def test_a_bad_csv_row_names_its_line(tmp_path, rows, named):
     path = _csv(tmp_path, rows)
     with pytest.raises(ValueError, match=_at(path, named)):
         T.load_trace(path, TABLES)

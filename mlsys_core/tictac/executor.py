@@ -146,24 +146,8 @@ def run_in_order(arrival, op_time, n_recv, topo, pptr, pidx, slots, free0, start
 @numba.njit(cache=True)
 def run_one(arrival, op_time, n_recv, indeg, ptr, idx, topo, pptr, pidx, slots, in_order, free0, start,
             finish) -> None:
-    """One worker's iteration with the chosen executor: `run_in_order` if `in_order`, else `run_dynamic`.
-
-    Args:
-        arrival: (n_recv,) s, when each recv arrived.
-        op_time: (n_compute,) s per compute op.
-        n_recv: recvs in the graph.
-        indeg: (n_nodes,) int64 predecessors per node.
-        ptr: (n_nodes + 1,) CSR offsets of the successors.
-        idx: successor node ids.
-        topo: (n_nodes,) node ids in program order.
-        pptr: (n_nodes + 1,) CSR offsets of the predecessors.
-        pidx: predecessor node ids.
-        slots: ops the worker runs at once.
-        in_order: run ops in program order.
-        free0: s, when the slots first free up.
-        start: (n_compute,) s, written: when each op starts.
-        finish: (n_compute,) s, written: when each op finishes.
-    """
+    """One worker's iteration with the chosen executor: `run_in_order` if `in_order`, else `run_dynamic`;
+    the other arguments are theirs (`indeg`, `ptr`, `idx` for the one, `topo`, `pptr`, `pidx` for the other)."""
     if in_order:
         run_in_order(arrival, op_time, n_recv, topo, pptr, pidx, slots, free0, start, finish)
     else:
@@ -173,25 +157,9 @@ def run_one(arrival, op_time, n_recv, indeg, ptr, idx, topo, pptr, pidx, slots, 
 @numba.njit(cache=True)
 def run_all(arrival, op_time, n_recv, indeg, ptr, idx, topo, pptr, pidx, slots, in_order, pipelined,
             start, finish) -> None:
-    """Every iteration and worker of `arrival`; with `pipelined` an iteration's ops start no earlier
-    than the worker's previous iteration's last op finished, else every iteration at time 0.
-
-    Args:
-        arrival: (I, W, n_recv) s, when each recv arrived.
-        op_time: (n_compute,) s per compute op.
-        n_recv: recvs in the graph.
-        indeg: (n_nodes,) int64 predecessors per node.
-        ptr: (n_nodes + 1,) CSR offsets of the successors.
-        idx: successor node ids.
-        topo: (n_nodes,) node ids in program order.
-        pptr: (n_nodes + 1,) CSR offsets of the predecessors.
-        pidx: predecessor node ids.
-        slots: ops a worker runs at once.
-        in_order: run ops in program order.
-        pipelined: chain each worker's iterations.
-        start: (I, W, n_compute) s, written: when each op starts.
-        finish: (I, W, n_compute) s, written: when each op finishes.
-    """
+    """Every iteration and worker of `arrival` (I, W, n_recv) through `run_one`, writing `start` and `finish`
+    (I, W, n_compute); with `pipelined` an iteration's ops start no earlier than the worker's previous
+    iteration's last op finished, else every iteration at time 0. The other arguments are `run_one`'s."""
     n_iter, n_workers, _ = arrival.shape
     for w in range(n_workers):
         free0 = 0.0

@@ -20,6 +20,7 @@ checks the name and asks that object for its orders. Adding a policy is adding a
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import numba
 import numpy as np
@@ -347,33 +348,14 @@ class RandomOrder(Scheduler):
 
 
 @dataclasses.dataclass(frozen=True)
-class LayerOrder(Scheduler):
-    """`layer_order`: recvs by their first consumer in program order."""
+class GraphRule(Scheduler):
+    """An order read off the graph alone, blind to the oracle: `layer_order`, `reverse_order` or `tic`."""
 
-    name: str = "layer"
-
-    def order(self, graph: OpGraph, recv_seconds: np.ndarray, compute_seconds: np.ndarray) -> np.ndarray:
-        return layer_order(graph)
-
-
-@dataclasses.dataclass(frozen=True)
-class ReverseOrder(Scheduler):
-    """`reverse_order`: layer order reversed."""
-
-    name: str = "reverse"
+    name: str
+    rule: Callable[[OpGraph], np.ndarray]  # graph -> (n_recv,) recv ids in sending order
 
     def order(self, graph: OpGraph, recv_seconds: np.ndarray, compute_seconds: np.ndarray) -> np.ndarray:
-        return reverse_order(graph)
-
-
-@dataclasses.dataclass(frozen=True)
-class TIC(Scheduler):
-    """`tic`: by M⁺ under unit transfer times (blind to the oracle)."""
-
-    name: str = "tic"
-
-    def order(self, graph: OpGraph, recv_seconds: np.ndarray, compute_seconds: np.ndarray) -> np.ndarray:
-        return tic(graph)
+        return self.rule(graph)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -387,7 +369,8 @@ class TAC(Scheduler):
         return tac(graph, recv_seconds, compute_seconds)
 
 
-SCHEDULERS = {s.name: s for s in (RandomOrder(), LayerOrder(), ReverseOrder(), TIC(), TAC())}
+SCHEDULERS = {s.name: s for s in (RandomOrder(), GraphRule("layer", layer_order), GraphRule("reverse", reverse_order),
+                                   GraphRule("tic", tic), TAC())}
 
 
 def schedule(graph: OpGraph, scheduler: str, oracle: TimeOracle | None = None, workers: int = 1,
