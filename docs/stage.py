@@ -36,6 +36,9 @@ def stage(target: pathlib.Path) -> list[str]:
         shutil.copy2(ROOT / "notebooks" / name, target / "notebooks" / name)
     report = ROOT / "build" / "report.md"
     (target / "report.md").write_text(report.read_text() if report.is_file() else NO_REPORT)
+    if report.is_file():
+        for figure in report.parent.glob("sensitivity_*.png"):  # the report's tornado figures
+            shutil.copy2(figure, target / figure.name)
     return notebooks
 
 

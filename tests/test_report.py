@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import os
 import pathlib
@@ -16,20 +17,23 @@ import pytest  # noqa: E402
 
 from mlsys_core import claims, report  # noqa: E402
 from mlsys_core.claims import rules  # noqa: E402
-from mlsys_core.claims.registry import Claim, Sweep  # noqa: E402
-from mlsys_core.report import record, render, run  # noqa: E402
+from mlsys_core.claims.registry import Assumption, Claim  # noqa: E402
+from mlsys_core.report import record, render, run, sweep, tornado  # noqa: E402
 
+BANDWIDTH = Assumption("bandwidth_gbps", "link bandwidth", "Gbit/s", 1.0, (1.0, 10.0), "suite's choice")
+WORKERS = Assumption("workers", "workers", "", 4.0, (2.0, 4.0, 8.0), "suite's choice")
 SWEPT = Claim(
     id="suite.test_swept", paper="Suite check", statement="gain over bandwidth", paper_value="up to 1.377x",
-    source="abstract", unit="x", rule=rules.at_least(1.2, partly=1.05, exceeds=1.377),
-    assumptions=("10 GFLOP/s per worker",), sweep=Sweep("link bandwidth", "Gbit/s", (1.0, 10.0), default=1.0),
+    source="abstract", unit="x", rule=rules.at_least(1.2, partly=1.05, exceeds=1.377), kind="reproduction",
+    measure="mlsys_core.test:gain", parameters=(BANDWIDTH, WORKERS), assumptions=("10 GFLOP/s per worker",),
 )
 
 
 @pytest.fixture
 def registry(monkeypatch):
-    """The real suite claim plus a swept one, as the whole registry."""
-    fake = {"suite.shard_bytes": claims.get("suite.shard_bytes"), SWEPT.id: SWEPT}
+    """The real suite claim (without its assumptions) plus a swept one, as the whole registry."""
+    shard_bytes = dataclasses.replace(claims.get("suite.shard_bytes"), parameters=(), measure="")
+    fake = {"suite.shard_bytes": shard_bytes, SWEPT.id: SWEPT}
     monkeypatch.setattr(claims, "REGISTRY", fake)
     return fake
 
@@ -59,7 +63,7 @@ def test_check_without_env_writes_nothing(tmp_path, monkeypatch):
 def test_check_embeds_a_figure_as_png(registry):
     fig, ax = plt.subplots()
     ax.plot([1, 2], [1.0, 1.5])
-    r = report.check(SWEPT.id, sweep=[1.5, 1.1], figure=fig)
+    r = report.check(SWEPT.id, sweep={"bandwidth_gbps": [1.5, 1.1]}, figure=fig)
     plt.close(fig)
     assert r.figure_png and r.row()["figure_png"].startswith("iVBOR")  # base64 of a PNG header
     assert r.row()["holds_over"] == "link bandwidth: exceeds paper at 1 Gbit/s; partly reproduced at 10 Gbit/s"
@@ -82,7 +86,10 @@ def test_check_refuses_bad_input(args, kwargs, error, match):
     [("suite.shard_bytes", float("inf"), None, "measured must be finite, got inf"),
      ("suite.shard_bytes", float("nan"), None, "measured must be finite, got nan"),
      ("suite.shard_bytes", [0.125, float("-inf"), 0.125], None, r"measured must hold finite numbers; measured\[1\]"),
-     (SWEPT.id, None, [1.3, float("inf")], "measured at link bandwidth 10 must be finite")],
+     (SWEPT.id, None, {"bandwidth_gbps": [1.3, float("inf")]}, "measured at bandwidth_gbps 10 must be finite"),
+     (SWEPT.id, None, {"cores": [1.3, 1.3]}, r"sweep names 'cores', the declared parameters are \['bandwidth"),
+     (SWEPT.id, None, {"bandwidth_gbps": [1.3]}, "one measurement per bandwidth_gbps in"),
+     (SWEPT.id, None, [1.3, 1.3], "sweep must map a declared parameter's name")],
 )
 def test_check_refuses_a_non_finite_measurement(registry, claim_id, measured, sweep, match):
     with pytest.raises(ValueError, match=match):
@@ -105,7 +112,7 @@ def test_collect_marks_unchecked_and_double_checked_claims(registry, tmp_path):
     assert rows[1].keys() == rows[0].keys()  # claims.json has one shape, checked or not
     assert problems == [f"{SWEPT.id} was not checked by any notebook"]
     stray = json.loads(json.dumps(once.row()) .replace("suite.shard_bytes", "suite.gone"))
-    path = _jsonl(tmp_path / "b.jsonl", once, once, report.check(SWEPT.id, sweep=[1.3, 1.3]))
+    path = _jsonl(tmp_path / "b.jsonl", once, once, report.check(SWEPT.id, sweep={"bandwidth_gbps": [1.3, 1.3]}))
     path.write_text(path.read_text() + json.dumps(stray) + "\n")
     _, problems = record.collect(path)
     assert problems[0].startswith("suite.shard_bytes was checked 2 times")
@@ -129,23 +136,66 @@ def test_collect_names_the_file_and_line_of_a_damaged_row(registry, tmp_path, da
         record.collect(path)
 
 
-def test_markdown_and_html_show_summary_sensitivity_and_figures(registry, tmp_path):
+def _gain(bandwidth_gbps: float = 1.0, workers: float = 4.0) -> list[float]:
+    """A stand-in measure: the gain falls as workers are added."""
+    return [1.5 - 0.06 * workers + d for d in (-0.005, 0.0, 0.005)]
+
+
+@pytest.fixture
+def measured(monkeypatch):
+    monkeypatch.setattr(sweep, "load_measure", lambda claim: _gain)
+
+
+def test_the_report_sweeps_what_the_notebook_did_not_and_names_the_flipping_change(registry, measured):
+    r = report.check(SWEPT.id, _gain(), sweep={"bandwidth_gbps": [_gain(), _gain()]})
+    assert [a.name for a in sweep.unswept(r.evaluation)] == ["workers"]
+    done = sweep.complete(r.evaluation)
+    workers = done.sweeps[1]
+    assert workers.by == "report" and [p.assumption_value for p in workers.points] == [2.0, 4.0, 8.0]
+    assert workers.points[1].estimate == r.evaluation.estimate  # the default point is the notebook's own
+    assert [p.verdict for p in workers.points] == ["reproduced", "reproduced", "not reproduced"]
+    assert done.depends_on == ("workers",) and sweep.unswept(done) == ()
+    assert done.flip == "not reproduced at workers = 8 (default 4)"
+    assert sweep.complete(r.evaluation, stopped=lambda: True) == r.evaluation  # a stop signal measures nothing
+
+
+def test_a_row_rebuilds_the_result_it_was_written_from(registry, measured):
+    r = report.check(SWEPT.id, _gain(), sweep={"bandwidth_gbps": [_gain(), [1.0, 1.01, 1.02]]}, details="d")
+    again = record.Result.from_row(json.loads(json.dumps(r.row())))
+    assert again.row() == r.row()
+
+
+def test_markdown_and_html_show_summary_sensitivity_and_figures(registry, measured, tmp_path):
     fig, _ = plt.subplots()
-    path = _jsonl(tmp_path / "c.jsonl", report.check("suite.shard_bytes", 0.25),
-                  report.check(SWEPT.id, sweep=[[1.3, 1.31, 1.29], 1.0], figure=fig))
+    swept = report.check(SWEPT.id, sweep={"bandwidth_gbps": [[1.3, 1.31, 1.29], [1.0, 1.01, 1.0]]}, figure=fig)
+    path = _jsonl(tmp_path / "c.jsonl", report.check("suite.shard_bytes", 0.25), swept)
     plt.close(fig)
     rows, problems = record.collect(path)
+    rows, failed, _ = run.sweep_rows(rows, run._Stop())
+    assert failed == []
     assert render.summary(rows)["Suite check"]["not reproduced"] == 1
     assert render.summary(rows)["Suite check"]["reproduced"] == 1
+    assert render.by_kind(rows)["reproduction"]["reproduced"] == 1
     notebooks = {"00_start_here.ipynb": "ok (3 s)"}
     md = render.render_markdown(rows, "cpu: 8 x cpu", problems, notebooks)
     assert "Backend: cpu: 8 x cpu" in md and "Machine: " in md
-    assert "| Suite check | 1 | 0 | 0 | 1 | 0 | 0 |" in md  # reproduced, exceeds, partly, not, n/c, not checked
-    assert "### Sensitivity" in md and "  - 10 Gbit/s: 1 x → not reproduced" in md
+    assert "| Suite check | 1 | 0 | 0 | 1 | 0 | 0 | 0 |" in md  # reproduced, exceeds, partly, not, inconclusive, ...
+    assert "  - over link bandwidth (by the notebook): 1 Gbit/s: 1.3 [1.28, 1.32] x → reproduced; " in md
+    assert "## Verdicts that depend on an assumption" in md
+    assert f"- `{SWEPT.id}` (reproduced): not reproduced at workers = 8 (default 4)" in md
+    assert f"![Sensitivity of Suite check]({tornado.slug('Suite check')})" in md
     assert "- `00_start_here.ipynb`: ok (3 s)" in md and "## Problems" not in md
     page = render.render_html(rows, "cpu: 8 x cpu", problems, notebooks)
-    assert page.count("data:image/png;base64,") == 1 and "http" not in page.replace("charset", "")
+    assert page.count("data:image/png;base64,") == 2 and "http" not in page.replace("charset", "")
     assert "<td class='v-reproduced'>reproduced</td>" in page and "<td class='v-not'>not reproduced</td>" in page
+
+
+def test_the_tornado_puts_each_swing_in_distances_to_the_nearest_edge(registry):
+    r = report.check(SWEPT.id, sweep={"bandwidth_gbps": [[1.3, 1.3], [1.0, 1.0]]}).row()
+    (bar,) = tornado.swings(r)
+    assert bar.low == pytest.approx((1.0 - 1.3) / (1.377 - 1.3)) and bar.high == 0.0 and bar.flips  # 1.377 is nearest
+    assert tornado.swings(report.check("suite.shard_bytes", 0.125).row()) == []  # nothing swept
+    assert tornado.slug("Paper 4 — TicTac") == "sensitivity_paper_4_tictac.png"
 
 
 def _notebook(path: pathlib.Path, *sources: str) -> None:
@@ -155,7 +205,7 @@ def _notebook(path: pathlib.Path, *sources: str) -> None:
 
 
 @pytest.mark.slow
-def test_main_writes_three_reports_and_fails_on_unchecked_claims_and_broken_notebooks(registry, tmp_path):
+def test_main_writes_three_reports_and_fails_on_unchecked_claims_and_broken_notebooks(registry, measured, tmp_path):
     nbs = tmp_path / "nbs"
     nbs.mkdir()
     _notebook(nbs / "a.ipynb", "from mlsys_core import report\nreport.check('suite.shard_bytes', 1 / 8)")
@@ -169,11 +219,12 @@ def test_main_writes_three_reports_and_fails_on_unchecked_claims_and_broken_note
 
     declare = (  # the kernel has the real registry: declare the test's swept claim there too
         "from mlsys_core import claims, report\nfrom mlsys_core.claims import rules\n"
-        "from mlsys_core.claims.registry import Claim, Sweep\n"
+        "from mlsys_core.claims.registry import Assumption, Claim\n"
+        "a = Assumption('bandwidth_gbps', 'link bandwidth', 'Gbit/s', 1.0, (1.0, 10.0), 'suite')\n"
         f"claims.REGISTRY[{SWEPT.id!r}] = Claim({SWEPT.id!r}, 'Suite check', 's', 'v', 'abstract', 'x', "
-        "rules.at_least(1.2, partly=1.05), sweep=Sweep('link bandwidth', 'Gbit/s', (1.0, 10.0), 1.0))\n"
+        "rules.at_least(1.2, partly=1.05), parameters=(a,))\n"
     )
-    _notebook(nbs / "b.ipynb", declare + f"report.check({SWEPT.id!r}, sweep=[1.3, 1.0])")
+    _notebook(nbs / "b.ipynb", declare + f"report.check({SWEPT.id!r}, sweep={{'bandwidth_gbps': [1.3, 1.0]}})")
     assert run.main([str(nbs), "--out", str(out), "--timeout", "120"]) == 0
     _notebook(nbs / "c.ipynb", "raise ValueError('broken on purpose')", "print('after')")
     committed = nbformat.read(nbs / "c.ipynb", as_version=4)
@@ -246,3 +297,14 @@ def test_a_signal_stops_the_run_and_leaves_the_previous_report(tmp_path, signals
     name = signals[0].name
     assert f"interrupted by {name} after 1 of 3 notebooks; {out / 'report.md'} is from an earlier run" in stderr
     assert seconds < run.GRACE_S  # the cell stopped at the first signal, or its kernel was killed at the second
+
+
+def test_the_sweep_command_finds_claims_by_id_or_prefix(registry, measured, capsys):
+    assert [c.id for c in sweep.matching(["suite."])] == ["suite.shard_bytes", SWEPT.id]
+    assert [c.id for c in sweep.matching([SWEPT.id, "suite.test"])] == [SWEPT.id]
+    with pytest.raises(ValueError, match="no declared claim id starts with 'tictac.nothing'"):
+        sweep.matching(["tictac.nothing"])
+    assert sweep.main([SWEPT.id]) == 0
+    out = capsys.readouterr().out
+    assert f"{SWEPT.id}: reproduced" in out and "workers: reproduced for 2-4; not reproduced at 8" in out
+    assert "flips: not reproduced at workers = 8 (default 4)" in out

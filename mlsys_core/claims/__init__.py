@@ -10,7 +10,18 @@ from __future__ import annotations
 import importlib
 
 from mlsys_core import validate
-from mlsys_core.claims.registry import MIN_SEEDS, PAPERS, SOURCES, Claim, Estimate, Evaluation, Sweep, evaluate
+from mlsys_core.claims.registry import (
+    KINDS,
+    MIN_SEEDS,
+    PAPERS,
+    SOURCES,
+    Assumption,
+    Claim,
+    Estimate,
+    Evaluation,
+    Sweep,
+    evaluate,
+)
 from mlsys_core.claims.rules import VERDICTS
 
 MODULES = ("suite", "sharding", "bandana", "fl", "tictac", "synergy")
@@ -37,6 +48,6 @@ def get(claim_id: str) -> Claim:
 
 
 __all__ = [
-    "MIN_SEEDS", "MODULES", "PAPERS", "REGISTRY", "SOURCES", "VERDICTS",
-    "Claim", "Estimate", "Evaluation", "Sweep", "evaluate", "get",
+    "KINDS", "MIN_SEEDS", "MODULES", "PAPERS", "REGISTRY", "SOURCES", "VERDICTS",
+    "Assumption", "Claim", "Estimate", "Evaluation", "Sweep", "evaluate", "get",
 ]

@@ -9,7 +9,8 @@ A single value gets the verdict of its band; a value exactly on an edge gets the
 (reproduced > exceeds paper > partly > not), except where the rule says otherwise (`direction`: no
 move at all is not reproduced). An interval that lies in one band gets that band's
 verdict; one that spans "reproduced" and "exceeds paper" only is "reproduced" (the paper's range is
-among the values it admits); any other interval that straddles an edge is "partly reproduced".
+among the values it admits); any other interval that straddles an edge is "inconclusive": the measurement
+cannot tell the two bands apart, and the report shows the verdict of the mean beside it (`Bands.point`).
 `qualitative(reason)` is the rule for a claim no number of ours can be compared with.
 """
 
@@ -25,8 +26,9 @@ REPRODUCED = "reproduced"
 EXCEEDS = "exceeds paper"
 PARTLY = "partly reproduced"
 NOT_REPRODUCED = "not reproduced"
+INCONCLUSIVE = "inconclusive"
 NOT_COMPARABLE = "not comparable"
-VERDICTS = (REPRODUCED, EXCEEDS, PARTLY, NOT_REPRODUCED, NOT_COMPARABLE)
+VERDICTS = (REPRODUCED, EXCEEDS, PARTLY, NOT_REPRODUCED, INCONCLUSIVE, NOT_COMPARABLE)
 _RANK = {NOT_REPRODUCED: 0, PARTLY: 1, EXCEEDS: 2, REPRODUCED: 3}
 
 
@@ -66,7 +68,7 @@ class Bands:
         touched = set(self.verdicts[bisect.bisect_right(self.edges, lo) : bisect.bisect_left(self.edges, hi) + 1])
         if len(touched) == 1:
             return touched.pop()
-        return REPRODUCED if touched <= {REPRODUCED, EXCEEDS} else PARTLY
+        return REPRODUCED if touched <= {REPRODUCED, EXCEEDS} else INCONCLUSIVE
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,6 +82,9 @@ class Qualitative:
         return f"not comparable: {self.reason}"
 
     def __call__(self, lo: float, hi: float | None = None) -> str:
+        return NOT_COMPARABLE
+
+    def point(self, x: float) -> str:
         return NOT_COMPARABLE
 
 

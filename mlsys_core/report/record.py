@@ -9,33 +9,46 @@ import io
 import json
 import os
 import pathlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mlsys_core import claims, validate
-from mlsys_core.claims.registry import Estimate, Evaluation, show
+from mlsys_core.claims.registry import Assumption, Estimate, Evaluation, Sensitivity, show
 
 ENV_REPORT_PATH = "MLSYS_REPORT_PATH"
 ENV_NOTEBOOK = "MLSYS_NOTEBOOK"
 NOT_CHECKED = "not checked"
 STATUSES = (*claims.VERDICTS, NOT_CHECKED)
 FIELDS = (
-    "id", "paper", "statement", "paper_value", "source", "unit", "rule", "assumptions", "sample", "measured",
-    "measured_text", "interval", "seeds", "verdict", "sweep", "holds_over", "details", "notebook", "cell", "figure_png",
+    "id", "paper", "kind", "statement", "paper_value", "source", "unit", "rule", "assumptions", "parameters", "sample",
+    "interval_method", "measured", "measured_text", "interval", "seeds", "values", "verdict", "mean_verdict",
+    "sweeps", "holds_over", "depends_on", "flip", "details", "notebook", "cell", "figure_png",
 )  # the keys of a row of claims.jsonl and claims.json
+
+
+def _parameter(a: Assumption) -> dict:
+    return {"name": a.name, "label": a.label, "unit": a.unit, "default": a.default, "values": list(a.values),
+            "source": a.source}
 
 
 def declared(claim: claims.Claim) -> dict:
     """What the registry says of a claim, as the first fields of its JSON object."""
     return {
-        "id": claim.id, "paper": claim.paper, "statement": claim.statement, "paper_value": claim.paper_value,
-        "source": claim.source, "unit": claim.unit, "rule": claim.rule.text, "assumptions": list(claim.assumptions),
-        "sample": claim.sample,
+        "id": claim.id, "paper": claim.paper, "kind": claim.kind, "statement": claim.statement,
+        "paper_value": claim.paper_value, "source": claim.source, "unit": claim.unit, "rule": claim.rule.text,
+        "assumptions": list(claim.assumptions), "parameters": [_parameter(a) for a in claim.parameters],
+        "sample": claim.sample, "interval_method": claim.interval_method,
     }
 
 
 def _interval(estimate: Estimate) -> list | None:
     return list(estimate.interval) if estimate.interval else None
+
+
+def _sweep(s: Sensitivity) -> dict:
+    points = [{"value": p.assumption_value, "measured": p.estimate.value, "interval": _interval(p.estimate),
+               "values": p.estimate.measured, "verdict": p.verdict} for p in s.points]
+    return {**_parameter(s.assumption), "by": s.by, "holds_over": s.holds_over, "points": points}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,18 +64,22 @@ class Result:
     def row(self) -> dict:
         """The result as one JSON object (the shape of build/claims.json)."""
         e, c = self.evaluation, self.evaluation.claim
-        sweep = None
-        if c.sweep is not None:
-            points = [{"value": p.assumption_value, "measured": p.estimate.value, "interval": _interval(p.estimate),
-                       "verdict": p.verdict} for p in e.sweep]
-            sweep = {"assumption": c.sweep.assumption, "unit": c.sweep.unit, "default": c.sweep.default,
-                     "points": points}
         return {
             **declared(c),
             "measured": e.estimate.value, "measured_text": show(c, e.estimate), "interval": _interval(e.estimate),
-            "seeds": e.estimate.seeds, "verdict": e.verdict, "sweep": sweep, "holds_over": e.holds_over,
-            "details": self.details, "notebook": self.notebook, "cell": self.cell, "figure_png": self.figure_png,
+            "seeds": e.estimate.seeds, "values": e.estimate.measured, "verdict": e.verdict,
+            "mean_verdict": e.mean_verdict, "sweeps": [_sweep(s) for s in e.sweeps], "holds_over": e.holds_over,
+            "depends_on": list(e.depends_on), "flip": e.flip, "details": self.details, "notebook": self.notebook,
+            "cell": self.cell, "figure_png": self.figure_png,
         }
+
+    @classmethod
+    def from_row(cls, row: dict) -> Result:
+        """The result a row of claims.jsonl was written from (its claim as declared now)."""
+        claim = claims.get(row["id"])
+        by_notebook = {s["name"]: [p["values"] for p in s["points"]] for s in row["sweeps"] if s["by"] == "notebook"}
+        evaluation = claims.evaluate(claim, row["values"], by_notebook or None)
+        return cls(evaluation, row["details"], row["notebook"], row["cell"], row["figure_png"])
 
     def __repr__(self) -> str:
         e = self.evaluation
@@ -76,13 +93,20 @@ def _cell(text: object) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
+def verdict_text(row: dict) -> str:
+    """The verdict as the report prints it: an inconclusive one names the band of its mean."""
+    if row["verdict"] == claims.rules.INCONCLUSIVE:
+        return f"{row['verdict']} (mean: {row['mean_verdict']})"
+    return row["verdict"]
+
+
 def table(rows: list[dict], with_notes: bool = False) -> str:
     """Claims as a Markdown table (statement, paper, measured, rule, verdict), with their notes if asked."""
     lines = ["| claim | paper reports | we measure | rule | verdict |", "|---|---|---|---|---|"]
     for r in rows:
         lines.append(
             f"| {_cell(r['statement'])} | {_cell(r['paper_value'])} ({_cell(r['source'])}) "
-            f"| {_cell(r['measured_text'])} | {_cell(r['rule'])} | {r['verdict']} |"
+            f"| {_cell(r['measured_text'])} | {_cell(r['rule'])} | {verdict_text(r)} |"
         )
     if with_notes:
         lines += [f"\n{r['holds_over']}" for r in rows if r["holds_over"]]
@@ -105,14 +129,16 @@ def _png(figure: Any) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def check(claim_id: str, measured: Any = None, *, sweep: Sequence | None = None, details: str = "",
+def check(claim_id: str, measured: Any = None, *, sweep: Mapping[str, Sequence] | None = None, details: str = "",
           figure: Any = None) -> Result:
     """Check a declared claim against a measurement and return the `Result`.
 
     Args:
         claim_id: a claim declared in `mlsys_core.claims`.
         measured: a number, or per-seed values (the claim's rule is applied to their 95% interval).
-        sweep: for a claim that declares a sweep, one measurement per value of its assumption, in order.
+        sweep: {parameter name: one measurement per value of that declared parameter, in order} for the
+            assumptions the notebook itself measures over their range; without `measured`, the headline is
+            the first one's default point.
         details: a short text of supporting numbers, shown beside the verdict.
         figure: a matplotlib Figure, inline in report.html.
     """
@@ -178,8 +204,8 @@ def collect(path: pathlib.Path) -> tuple[list[dict], list[str]]:
             problems.append(f"{claim_id} was not checked by any notebook")
             rows.append({
                 **declared(claim), "measured": None, "measured_text": "", "interval": None, "seeds": 0,
-                "verdict": NOT_CHECKED, "sweep": None, "holds_over": "", "details": "", "notebook": "", "cell": None,
-                "figure_png": "",
+                "values": None, "verdict": NOT_CHECKED, "mean_verdict": NOT_CHECKED, "sweeps": [], "holds_over": "",
+                "depends_on": [], "flip": "", "details": "", "notebook": "", "cell": None, "figure_png": "",
             })
     problems += [f"{claim_id} is not a declared claim" for claim_id in checked]
     return rows, problems

@@ -1,7 +1,9 @@
-"""`python -m mlsys_core.report notebooks --out build`: run every notebook headless and write the report.
+"""`python -m mlsys_core.report notebooks --out build`: run every notebook headless, sweep each claim's declared
+assumptions, and write the report.
 
 Notebooks run one after another through nbclient's per-cell API, from cleared outputs, in a temporary folder
-beside `--out`; the report (report.md, report.html, claims.json) and the executed copies move into `--out` only
+beside `--out`; then each checked claim is measured again over every assumption its notebook did not sweep
+(`sweep.complete`); the report (report.md, report.html, claims.json) and the executed copies move into `--out` only
 when the run finishes. SIGINT or SIGTERM stops the run (see `_Stop`) and leaves `--out` as it was; the exit
 status is non-zero when a notebook failed, a declared claim was checked by no cell or by several, or the run
 was stopped.
@@ -12,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import pathlib
@@ -23,8 +26,10 @@ import time
 from typing import Any
 
 from mlsys_core import claims
-from mlsys_core.report.record import ENV_NOTEBOOK, ENV_REPORT_PATH, collect
+from mlsys_core.report import tornado
+from mlsys_core.report.record import ENV_NOTEBOOK, ENV_REPORT_PATH, NOT_CHECKED, Result, collect
 from mlsys_core.report.render import render_html, render_markdown
+from mlsys_core.report.sweep import complete
 
 GRACE_S = 5.0  # after SIGINT or SIGTERM, how long the running cell has to stop before its kernel is killed
 
@@ -174,22 +179,48 @@ async def _execute_all(
     return statuses, failed
 
 
-def write(out: pathlib.Path, claims_path: pathlib.Path, backend: str, notebooks: dict[str, str]) -> list[str]:
-    """Write report.md, report.html and claims.json into `out` from the checks in `claims_path`; return the
-    problems. `backend` and `notebooks` are as for `render.render_markdown`."""
-    rows, problems = collect(claims_path)
+def sweep_rows(rows: list[dict], stop: _Stop) -> tuple[list[dict], list[str], float]:
+    """Each checked claim's row with every declared assumption swept (`sweep.complete`); the problems (a
+    measure function that failed) and the seconds the sweeps took. A stop signal ends the sweeps early."""
+    from tqdm import tqdm
+
+    out, problems, start = [], [], time.perf_counter()
+    for row in tqdm(rows, unit="claim", desc="sweeps"):
+        if row["verdict"] == NOT_CHECKED or stop.signum is not None:
+            out.append(row)
+            continue
+        result = Result.from_row(row)
+        try:
+            evaluation = complete(result.evaluation, lambda: stop.signum is not None)
+        except Exception as e:  # noqa: BLE001 — a failing measure: name it in the report, keep the notebook's row
+            problems.append(f"{row['id']}: its sweep failed: {type(e).__name__}: {e}")
+            evaluation = result.evaluation
+        out.append(dataclasses.replace(result, evaluation=evaluation).row())
+    return out, problems, time.perf_counter() - start
+
+
+def write(out: pathlib.Path, rows: list[dict], backend: str, problems: list[str], notebooks: dict[str, str]) -> None:
+    """Write report.md, report.html, claims.json and the sensitivity figures into `out`; the arguments are as
+    for `render.render_markdown`."""
     (out / "report.md").write_text(render_markdown(rows, backend, problems, notebooks), encoding="utf-8")
     (out / "report.html").write_text(render_html(rows, backend, problems, notebooks), encoding="utf-8")
     (out / "claims.json").write_text(json.dumps(rows, indent=1), encoding="utf-8")
-    return problems
+    for paper in dict.fromkeys(r["paper"] for r in rows):
+        picture = tornado.png(rows, paper)
+        if picture:
+            (out / tornado.slug(paper)).write_bytes(picture)
 
 
-def _finish(staging: pathlib.Path, statuses: dict[str, str]) -> list[str]:
-    """Write the report of a finished run into `staging`; return its problems."""
+def _finish(staging: pathlib.Path, statuses: dict[str, str], stop: _Stop) -> list[str]:
+    """Sweep the claims and write the report of a finished run into `staging`; return its problems."""
     from mlsys_core import backend
 
     backend.setup()
-    return write(staging, staging / "claims.jsonl", str(backend.info()), statuses)
+    rows, problems = collect(staging / "claims.jsonl")
+    rows, failed, seconds = sweep_rows(rows, stop)
+    statuses = {**statuses, "assumption sweeps": f"{'FAILED: ' if failed else 'ok'} ({seconds:.0f} s)"}
+    write(staging, rows, str(backend.info()), problems + failed, statuses)
+    return problems + failed
 
 
 def _interrupted(signum: int, done: int, total: int, out: pathlib.Path) -> int:
@@ -219,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         statuses, failed = asyncio.run(_execute_all(paths, staging, args.timeout, stop))
         if stop.signum is None:
-            problems = _finish(staging, statuses)
+            problems = _finish(staging, statuses, stop)
         if stop.signum is not None:  # also a signal that came while the report was written
             return _interrupted(stop.signum, len(statuses), len(paths), args.out)
         out.mkdir(exist_ok=True)
