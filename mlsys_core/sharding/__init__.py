@@ -13,6 +13,8 @@
 - `launch`: the same training under `jax.distributed` in several processes.
 - `experiments`: the notebook's experiments as seeded functions that return typed results, one module
   per section of notebook 01.
+- `measures`: the measurement behind each claim (`claims.sharding`, `claims.suite`) as a function of the
+  claim's declared assumptions, for the report's sweeps.
 - `plots`: figures for the notebook (take results, compute nothing).
 
 Importing this package never starts a JAX backend; call `mlsys_core.backend.setup()` first.

@@ -60,8 +60,10 @@ class Chip:
                                                                 low_open=True))
 
 
-# Peak bf16 FLOP/s and HBM bandwidth: Google's published TPU-v3 figures. Link bandwidth, hop latency
-# and utilisation: assumptions for illustration.
+# Peak bf16 FLOP/s and HBM bandwidth: Google's published TPU-v3 figures (Cloud TPU's v3 page). Link
+# bandwidth, hop latency and utilisation: assumptions for illustration. 70 GB/s is the low end of the range
+# the claims vary (`claims.sharding.LINK`: up to ~330 GB/s per chip, Cloud TPU's 340 TB/s of all-reduce
+# bandwidth per 1,024-chip pod); the claims against the MLPerf logs pass their own link bandwidth.
 TPU_V3 = Chip("TPU-v3 (approx.)", peak_flops=123e12, hbm_bytes_per_s=900e9,
               link_bytes_per_s=70e9, link_latency_s=1e-6, utilisation=0.4)
 
@@ -101,18 +103,21 @@ class Workload:
         return self.examples_to_train / self.global_batch
 
 
-# Assumed round figures (not from the MLPerf logs): ResNet-50 25.6 M params, ~4.1 G multiply-adds
-# forward per 224px image (x2 FLOPs, x3 for forward+backward), ImageNet 1.28 M images for 88 epochs.
+# Assumed round figures: ResNet-50 25.6 M params, ~4.1 G multiply-adds forward per 224px image (x2 FLOPs,
+# x3 for forward+backward); BERT-large-like 334 M params, 512 tokens x 6 FLOPs per param per token, LAMB.
+# The data to train is the logs' (data/mlperf, the median run): ImageNet's 1,281,167 images for 92 epochs
+# (4 of 5 runs), 496 steps of BERT (9 of 10 runs reached the target at step 496, one at 558).
 RESNET50 = Workload("ResNet-50", params=25.6e6, train_flops_per_example=3 * 2 * 4.1e9, global_batch=65536,
-                    examples_to_train=88 * 1.281e6, update_bytes_per_param=20.0)
-# BERT-large-like: 334 M params, 512 tokens x 6 FLOPs per param per token, LAMB.
+                    examples_to_train=92 * 1_281_167, update_bytes_per_param=20.0)
 BERT_LARGE = Workload("BERT-large", params=334e6, train_flops_per_example=6 * 334e6 * 512, global_batch=8192,
-                      examples_to_train=8192 * 600, update_bytes_per_param=28.0)
+                      examples_to_train=8192 * 496, update_bytes_per_param=28.0)
 
-# MLPerf v0.7 Google submissions (PAPERS.md): benchmark -> (chips, seconds, global batch).
+# MLPerf v0.7 Google submissions (mlcommons/training_results_v0.7, Google/results; the score is the mean of
+# the runs without the fastest and the slowest): benchmark -> (chips, seconds, global batch). ResNet-50 and
+# BERT are the JAX runs whose logs are in data/mlperf (`LoggedRuns.score_s` recomputes 28.3 s and 24.0 s).
 MLPERF_V07 = {
     "ResNet-50": (4096, 28.3, 65536),
-    "BERT": (4096, 23.6, 8192),
+    "BERT": (4096, 24.0, 8192),
     "Transformer": (4096, 15.5, 2048),
     "SSD": (4096, 27.7, 4096),
     "Mask R-CNN": (512, 8.13 * 60, 256),
@@ -317,21 +322,17 @@ def side_by_side_step_s(compute_s: float, update_s: float, devices: int, strateg
 
 MLPERF_LOGS = "mlperf/google_v07_tpu_v3_4096.json"  # under data/, remade by data/mlperf/extract_google_v07.py
 LOGGED_WORKLOADS = {"ResNet-50": "ResNet-50", "BERT": "BERT-large"}  # log name -> WORKLOADS name
-_STEPS_PER_COUNT = {  # log name -> training steps in one unit of a logged block's `count`
-    "ResNet-50": lambda run: run["train_samples"] / run["global_batch"],  # blocks count epochs
-    "BERT": lambda run: 1.0,  # blocks count steps
-}
 
 
 @dataclasses.dataclass(frozen=True)
 class LoggedRuns:
     """Google's MLPerf v0.7 JAX runs of one benchmark on 4096 TPU-v3 chips, read from the logs.
 
-    `step_ms[i]`: run i's median milliseconds per training step over its blocks after the first
-    (the first includes compilation warm-up). A ResNet-50 block is 4 epochs of 1,281,167 images at
-    batch 65,536 (19.5 steps each), its evaluation included; a BERT block is 62 steps. `run_s`: the
-    MLPerf clock, run_start to run_stop. `stopped_at`: the epoch (ResNet-50) or step (BERT) of the
-    evaluation that reached the target.
+    `step_ms[i]`: run i's step time from device-synchronous events, the median spacing of its
+    evaluation results over the training steps between them (an evaluation per interval included).
+    `host_step_ms[i]`: the same read from the host's block_start/block_stop stamps, which asynchronous
+    dispatch lets run ahead of the chips (BERT: every evaluation result comes after the last block_stop).
+    `steps[i]`: training steps up to the evaluation that reached the target. `run_s`: the MLPerf clock.
     """
 
     model: str  # the benchmark: "ResNet-50" or "BERT"
@@ -339,14 +340,26 @@ class LoggedRuns:
     global_batch: int  # examples per step, the same in every run
     files: tuple[str, ...]  # the log file of each run
     commit: str  # of mlcommons/training_results_v0.7 the logs come from
-    step_ms: tuple[float, ...]  # each run's median milliseconds per step (blocks after the first)
+    step_ms: tuple[float, ...]  # each run's device-synchronous milliseconds per step
+    host_step_ms: tuple[float, ...]  # each run's block_start/block_stop milliseconds per step
+    steps: tuple[float, ...]  # each run's training steps to the target
     run_s: tuple[float, ...]  # each run's MLPerf clock, seconds
     stopped_at: tuple[int, ...]  # each run's epoch or step of the evaluation that reached the target
 
     @property
     def median_step_ms(self) -> float:
-        """The median over the runs of their median step time."""
+        """The median over the runs of their device-synchronous step time."""
         return float(np.median(self.step_ms))
+
+    @property
+    def median_steps(self) -> float:
+        """The median over the runs of their training steps to the target."""
+        return float(np.median(self.steps))
+
+    @property
+    def score_s(self) -> float:
+        """MLPerf's score: the mean MLPerf clock of the runs without the fastest and the slowest."""
+        return float(np.mean(sorted(self.run_s)[1:-1]))
 
 
 def mlperf_logs(model: str) -> LoggedRuns:
@@ -356,17 +369,13 @@ def mlperf_logs(model: str) -> LoggedRuns:
     validate.choice("model", model, tuple(LOGGED_WORKLOADS))
     doc = json.loads((DATA_DIR / MLPERF_LOGS).read_text())
     runs = doc["runs"][model]
-    steps, totals, stops = [], [], []
-    for run in runs.values():
-        per_unit = _STEPS_PER_COUNT[model](run)
-        steps.append(float(np.median([b["ms"] / (b["count"] * per_unit) for b in run["blocks"][1:]])))
-        totals.append(run["run_s"])
-        stops.append(run["last_eval_at"])
     batch = {run["global_batch"] for run in runs.values()}
     if len(batch) != 1:
         raise ValueError(f"the {model} runs log different global batches {sorted(batch)}")
-    return LoggedRuns(model, int(doc["chips"]), batch.pop(), tuple(runs), doc["commit"], tuple(steps),
-                      tuple(totals), tuple(stops))
+    field = {k: tuple(run[k] for run in runs.values())
+             for k in ("step_ms", "host_step_ms", "steps", "run_s", "last_eval_at")}
+    return LoggedRuns(model, int(doc["chips"]), batch.pop(), tuple(runs), doc["commit"], field["step_ms"],
+                      field["host_step_ms"], field["steps"], field["run_s"], field["last_eval_at"])
 
 
 def model_step_s(workload: Workload, chip: Chip, chips: int, overlap: bool = False,

@@ -39,33 +39,45 @@ from .equivalence import (
     transform_exactness,
 )
 from .explore import GRAD_DTYPES, ConfigResult, explore_config, explore_scaling
-from .memory import MEMORY_VARIANTS, FsdpSchedule, MemoryComparison, fsdp_schedule, memory_comparison
+from .memory import (
+    MEMORY_VARIANTS,
+    FsdpSchedule,
+    MemoryComparison,
+    fsdp_schedule,
+    memory_comparison,
+    shard_fraction,
+)
 from .mlperf import (
-    LINK_SWEEP,
-    UTILISATION_SWEEP,
     Roofline,
-    model_step_ms_vs_utilisation,
+    model_step_ms,
+    model_time_to_train_s,
     roofline,
+    step_ms_vs_chips,
     time_to_train_vs_link,
 )
 from .step_time import (
     MODEL_TERMS,
     StrategyMeasure,
     StrategyProfile,
+    TimedRuns,
     calibrate_collectives,
     calibrate_one_device,
+    collective_runs,
     ffn_step,
+    optimizer_state_fraction,
     profile_strategies,
     profile_with_cost_model,
+    timed_runs,
 )
 
 __all__ = [
-    "BASELINES", "EXACT_TRANSFORMS", "GRAD_DTYPES", "LEARNING_RATES", "LINK_SWEEP", "MEMORY_VARIANTS", "MODEL_TERMS",
-    "UTILISATION_SWEEP", "Agreement", "ConfigResult", "FsdpSchedule", "MegatronCheck", "MemoryComparison",
-    "PrecisionRun", "Roofline", "StrategyMeasure", "StrategyProfile", "StrategyRun", "TransformExactness",
-    "bf16_experiment", "bn_agreement", "bn_group_experiment", "calibrate_collectives", "calibrate_one_device",
+    "BASELINES", "EXACT_TRANSFORMS", "GRAD_DTYPES", "LEARNING_RATES", "MEMORY_VARIANTS", "MODEL_TERMS",
+    "Agreement", "ConfigResult", "FsdpSchedule", "MegatronCheck", "MemoryComparison", "PrecisionRun", "Roofline",
+    "StrategyMeasure", "StrategyProfile", "StrategyRun", "TimedRuns", "TransformExactness", "bf16_experiment",
+    "bn_agreement", "bn_group_experiment", "calibrate_collectives", "calibrate_one_device", "collective_runs",
     "compare_strategies", "explore_config", "explore_scaling", "ffn_step", "fsdp_schedule", "max_param_diff",
-    "megatron_transformer", "memory_comparison", "model_step_ms_vs_utilisation", "profile_strategies",
-    "profile_with_cost_model", "roofline", "strategy_agreement", "time_mesh_shapes", "time_to_train_vs_link",
+    "megatron_transformer", "memory_comparison", "model_step_ms", "model_time_to_train_s",
+    "optimizer_state_fraction", "profile_strategies", "profile_with_cost_model", "roofline", "shard_fraction",
+    "step_ms_vs_chips", "strategy_agreement", "time_mesh_shapes", "time_to_train_vs_link", "timed_runs",
     "transform_exactness",
 ]

@@ -123,3 +123,25 @@ def fsdp_schedule(model: models.FFNStack, prefetch: bool, batch: int = 16,
             runs.append([what, 1])
     return FsdpSchedule(prefetch, tuple((w, n) for w, n in runs), inspection.has_async_collectives(compiled),
                         inspection.xla_memory(compiled).temporaries_bytes)
+
+
+def shard_fraction(devices: int = backend.MESH_DEVICES, rows: int = 16, columns: int = 8) -> float:
+    """Bytes of device 0's shard of a (rows x columns) float32 array split by rows over a 1-D mesh of
+    `devices`, over the array's bytes (1/devices when `devices` divides `rows`): the start-here check.
+
+    Args:
+        devices: devices in the mesh (count).
+        rows: rows of the array, split over the devices (a multiple of `devices`).
+        columns: columns, whole on every device.
+    """
+    from jax.sharding import NamedSharding
+    from jax.sharding import PartitionSpec as P
+
+    devices = validate.integer("devices", devices, 1)
+    rows = validate.integer("rows", rows, 1)
+    if rows % devices:
+        raise ValueError(f"rows must be a multiple of devices ({devices}), got {rows}")
+    mesh = jax.make_mesh((devices,), ("data",), devices=backend.mesh_devices(devices))
+    x = jax.device_put(jax.numpy.arange(rows * validate.integer("columns", columns, 1), dtype=jax.numpy.float32)
+                       .reshape(rows, columns), NamedSharding(mesh, P("data")))
+    return x.addressable_shards[0].data.nbytes / x.nbytes

@@ -1,64 +1,76 @@
-"""Notebook 01, section 3 (Reproduce): the cost model against MLPerf v0.7 - the time to train on 4096
-TPU-v3 chips over the assumed link bandwidth, the step time against Google's logged step over the
-assumed utilisation, and the data-parallel roofline.
+"""Notebook 01, section 3 (Reproduce): the cost model against MLPerf v0.7 - its step and its time to train
+on 4096 TPU-v3 chips against Google's JAX logs (device-synchronous step, logged steps to the target), over
+the assumptions that decide it (link bandwidth, utilisation, overlap, chips), and the data-parallel roofline.
 
-The sweeps of the assumptions that decide a verdict are the claims' own (`claims.sharding`).
+The assumptions' ranges are the claims' own (`claims.sharding`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
 import numpy as np
 
 from mlsys_core import validate
-from mlsys_core.claims.sharding import LINK_SWEEP, UTILISATION_SWEEP
+from mlsys_core.claims.sharding import CHIPS, LINK, OVERLAP, UTILISATION
 
 from .. import cost_model
 
 
-def time_to_train_vs_link(workload: str = "ResNet-50", link_gb_per_s=LINK_SWEEP.values, chips: int = 4096,
-                          utilisation: float = 0.4, strategy: str = "wus") -> np.ndarray:
-    """The cost model's seconds to train a named workload on `chips` TPU-v3-like chips, one value per
-    assumed per-chip link bandwidth; torus all-reduce, the workload's own gradient precision.
-
-    Args:
-        workload: a name in `cost_model.WORKLOADS`.
-        link_gb_per_s: the link bandwidths per chip to try (GB/s; by default the claims' sweep, 70-330).
-        chips: chips in the pod (count).
-        utilisation: achieved fraction of peak FLOP/s (0-1].
-        strategy: the update layout, a name in `cost_model.STRATEGIES`.
-    """
-    validate.choice("workload", workload, cost_model.WORKLOADS)
-    w = cost_model.WORKLOADS[workload]
-    out = []
-    for bw in link_gb_per_s:
-        chip = dataclasses.replace(cost_model.TPU_V3, link_bytes_per_s=validate.positive("link_gb_per_s", bw) * 1e9,
-                                   utilisation=utilisation)
-        out.append(cost_model.time_to_train_s(w, chip, chips, strategy))
-    return np.array(out)
+def _pod(model: str, link_gb_per_s: float, utilisation: float, chips: int | None) -> tuple:
+    """(logged runs, workload at the logged batch, chip at the assumptions, chip count) of a logged benchmark."""
+    logs = cost_model.mlperf_logs(model)
+    w = dataclasses.replace(cost_model.WORKLOADS[cost_model.LOGGED_WORKLOADS[model]], global_batch=logs.global_batch)
+    link = validate.positive("link_gb_per_s", link_gb_per_s) * 1e9
+    chip = dataclasses.replace(cost_model.TPU_V3, link_bytes_per_s=link,
+                               utilisation=validate.number("utilisation", utilisation, 0.0, 1.0, low_open=True))
+    return logs, w, chip, logs.chips if chips is None else validate.integer("chips", chips, 1, cost_model.MAX_CHIPS)
 
 
-def model_step_ms_vs_utilisation(model: str = "ResNet-50", utilisation=None, link_gb_per_s: float = 70.0,
-                                 overlap: bool = False) -> np.ndarray:
-    """The cost model's milliseconds per step for a logged benchmark at the logs' chip count and global
-    batch, one value per assumed utilisation.
+def model_step_ms(model: str = "ResNet-50", link_gb_per_s: float = LINK.default,
+                  utilisation: float = UTILISATION.default, overlap: bool = bool(OVERLAP.default),
+                  chips: int | None = None) -> float:
+    """The cost model's milliseconds per step (WUS, torus) of a logged benchmark at the logs' global batch.
 
     Args:
         model: a logged benchmark, "ResNet-50" or "BERT".
-        utilisation: achieved fractions of peak FLOP/s to try, each in [0, 1] (None: the claims'
-            sweep, `claims.sharding.UTILISATION_SWEEP`).
         link_gb_per_s: link bandwidth per chip (GB/s).
+        utilisation: achieved fraction of peak FLOP/s, in (0, 1].
         overlap: hide the gradient all-reduce under the compute.
+        chips: chips in the pod (None: the logs' 4096).
     """
-    if utilisation is None:
-        utilisation = UTILISATION_SWEEP.values
-    logs = cost_model.mlperf_logs(model)
-    w = dataclasses.replace(cost_model.WORKLOADS[cost_model.LOGGED_WORKLOADS[model]], global_batch=logs.global_batch)
-    bw = validate.positive("link_gb_per_s", link_gb_per_s) * 1e9
-    return np.array([1e3 * cost_model.model_step_s(
-        w, dataclasses.replace(cost_model.TPU_V3, utilisation=validate.number("utilisation", u, 0.0, 1.0),
-                               link_bytes_per_s=bw), logs.chips, overlap) for u in utilisation])
+    logs, w, chip, chips = _pod(model, link_gb_per_s, utilisation, chips)
+    return 1e3 * cost_model.model_step_s(w, chip, chips, validate.boolean("overlap", overlap))
+
+
+def model_time_to_train_s(model: str = "ResNet-50", link_gb_per_s: float = LINK.default,
+                          utilisation: float = UTILISATION.default, overlap: bool = bool(OVERLAP.default),
+                          chips: int | None = None) -> float:
+    """The cost model's seconds of training steps to the target: `model_step_ms` times the logs' median
+    steps to the target (ResNet-50: 92 epochs; BERT: 496 steps). No start-up or evaluation time, which the
+    MLPerf clock includes.
+
+    Args:
+        model: a logged benchmark, "ResNet-50" or "BERT".
+        link_gb_per_s: link bandwidth per chip (GB/s).
+        utilisation: achieved fraction of peak FLOP/s, in (0, 1].
+        overlap: hide the gradient all-reduce under the compute.
+        chips: chips in the pod (None: the logs' 4096).
+    """
+    steps = cost_model.mlperf_logs(model).median_steps
+    return model_step_ms(model, link_gb_per_s, utilisation, overlap, chips) * steps / 1e3
+
+
+def time_to_train_vs_link(model: str = "ResNet-50", link_gb_per_s: Sequence[float] = LINK.values) -> np.ndarray:
+    """`model_time_to_train_s` of a logged benchmark, one value per link bandwidth (GB/s), the other
+    assumptions at the claims' defaults."""
+    return np.array([model_time_to_train_s(model, bw) for bw in link_gb_per_s])
+
+
+def step_ms_vs_chips(model: str = "ResNet-50", chips: Sequence[float] = CHIPS.values) -> np.ndarray:
+    """`model_step_ms` of a logged benchmark at the logs' global batch, one value per chip count."""
+    return np.array([model_step_ms(model, chips=int(c)) for c in chips])
 
 
 @dataclasses.dataclass(frozen=True)

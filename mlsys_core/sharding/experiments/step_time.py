@@ -8,6 +8,7 @@ run per round), so a busy moment on a shared machine does not favour one run.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -17,6 +18,7 @@ from jax import lax
 from jax.sharding import PartitionSpec as P
 
 from mlsys_core import backend, timing, validate
+from mlsys_core.seeds import DEFAULT_SEEDS
 
 from .. import cost_model, inspection, models, optimizers, strategies
 
@@ -114,7 +116,12 @@ class StrategyProfile:
     @property
     def medians_ms(self) -> dict[str, float]:
         """Median milliseconds per step of each strategy."""
-        return {s: 1e3 * self.timings[s].median_s for s in strategies.STRATEGIES}
+        return {s: 1e3 * self.timings[s].median_s for s in strategies.STRATEGIES if s in self.timings}
+
+    @property
+    def speedup(self) -> float:
+        """Replicated over WUS median step time."""
+        return self.timings["replicated"].median_s / self.timings["wus"].median_s
 
     @property
     def measured_speedups(self) -> np.ndarray:
@@ -171,25 +178,31 @@ def profile_with_cost_model(model: models.FFNStack, batch: int = 16, devices: in
                            timings, backend.shares_one_host(mesh_devices))
 
 
-def _one_device_runs(model: models.FFNStack, batch: int, seed: int, device=None) -> dict:
+def _term_programs(model: models.FFNStack) -> tuple:
+    """(optimizer, jitted gradient, jitted Adam update(params, opt_state, grads)) of the one-device terms."""
+    optimizer = optax.adam(1e-3)
+    grad_fn = jax.jit(jax.grad(models.regression_loss(model)))
+
+    @jax.jit
+    def update(params, opt_state, grads):
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state
+
+    return optimizer, grad_fn, update
+
+
+def _one_device_runs(model: models.FFNStack, batch: int, seed: int, device=None, programs=None) -> dict:
     """{"forward_backward", "update"}: (step, state, batch) runs on one device (`device`, else JAX's
-    default) for `timing`."""
+    default) for `timing`; `programs` from `_term_programs` (made here when None)."""
     params = model.init(jax.random.key(seed))
     host_batch = models.regression_batch(jax.random.key(seed + 1), batch, model.d_model)
     if device is not None:
         params, host_batch = jax.device_put((params, host_batch), device)
-    optimizer = optax.adam(1e-3)
-    grad_fn = jax.jit(jax.grad(models.regression_loss(model)))
+    optimizer, grad_fn, update = programs or _term_programs(model)
     grads = grad_fn(params, host_batch)
-
-    @jax.jit
-    def update(params, opt_state):
-        updates, opt_state = optimizer.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state
-
     return {
         "forward_backward": (lambda p, b: (p, grad_fn(p, b)), params, host_batch),
-        "update": (lambda s, _: (update(*s), 0.0), (params, optimizer.init(params)), None),
+        "update": (lambda s, g: (update(*s, g), 0.0), (params, optimizer.init(params)), grads),
     }
 
 
@@ -237,3 +250,128 @@ def calibrate_collectives(n_params: int, devices: int = backend.MESH_DEVICES,
     These are the communication terms of the cost model, measured on this machine's mesh.
     """
     return timing.time_interleaved(_collective_runs(n_params, devices), repeats=repeats)
+
+
+# ---- independent timed runs: the unit of the timing claims ------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class TimedRuns:
+    """Independent timed runs of the FFN stack's step, replicated and WUS (and, with the cost model's terms,
+    those too). Run i draws its own weights and batch from `seeds[i]`, places them afresh, warms up and
+    times `repeats` interleaved rounds; its value is a ratio of its own medians. The rounds of one run
+    share its arrays, caches and moment of load, so they are not independent: the run is the unit. The
+    compiled programs are shared by the runs: compiling the same program again gives the same binary.
+    """
+
+    seeds: tuple[int, ...]  # one per run
+    per_device_batch: int  # examples per device
+    profiles: tuple[StrategyProfile, ...]  # one per run, its memory, collective bytes and timings
+
+    @property
+    def speedups(self) -> np.ndarray:
+        """Per run: replicated over WUS median step time."""
+        return np.array([p.speedup for p in self.profiles])
+
+    @property
+    def measured_over_predicted(self) -> np.ndarray:
+        """Per run: its measured speed-up over the one the cost model predicts from its terms' medians."""
+        return np.array([p.speedup / p.predicted_speedup for p in self.profiles])
+
+    @property
+    def medians_ms(self) -> dict[str, float]:
+        """Median over the runs of each strategy's median milliseconds per step."""
+        return {s: float(np.median([p.medians_ms[s] for p in self.profiles])) for s in self.profiles[0].medians_ms}
+
+
+TIMED_STRATEGIES = ("replicated", "wus")  # the two the timing claims compare
+
+
+def timed_runs(model: models.FFNStack | None = None, per_device_batch: int = 2,
+               devices: int = backend.MESH_DEVICES, seeds: Sequence[int] = DEFAULT_SEEDS, repeats: int = 3,
+               terms: bool = False) -> TimedRuns:
+    """Time replicated and WUS (with `terms`, also the cost model's terms) in independent runs, one per seed.
+
+    Args:
+        model: the FFN stack (None: 4 blocks of 384 x 1536, 4.7 M parameters, Adam: optimizer-heavy).
+        per_device_batch: examples per device (2: BERT's per-chip batch at 4096 chips).
+        devices: devices in the 1-D data mesh (count).
+        seeds: one per run; each draws the run's weights and batch.
+        repeats: interleaved rounds timed in each run, after its warm-up.
+        terms: also time forward+backward and one Adam update on one device, and the gradient's
+            all-reduce and reduce-scatter + all-gather, in the same rounds (for `measured_over_predicted`).
+    """
+    model = models.FFNStack(384, 1536, 4) if model is None else model
+    validate.instance("model", model, models.FFNStack, "a models.FFNStack")
+    per_device_batch = validate.integer("per_device_batch", per_device_batch, 1)
+    seeds = validate.seeds("seeds", seeds)
+    batch = per_device_batch * devices
+    mesh_devices = backend.mesh_devices(devices)
+    params = model.init(jax.random.key(seeds[0]))
+    host_batch = models.regression_batch(jax.random.key(seeds[0] + 1), batch, model.d_model)
+    programs, memory, comm = {}, {}, {}
+    for name in TIMED_STRATEGIES:
+        trainer, state, placed, lowered = ffn_step(model, params, host_batch, name, "adam", devices)
+        compiled = lowered.compile()
+        programs[name] = (trainer, compiled)
+        memory[name] = inspection.memory_per_device(trainer, state, compiled)
+        comm[name] = inspection.bytes_by_kind(inspection.collectives(compiled))
+    if terms:
+        term_programs = _term_programs(model)
+        n_params = models.parameter_count(params)
+        collectives = _collective_runs(n_params, devices)
+    profiles = []
+    for seed in seeds:
+        params = model.init(jax.random.key(seed))
+        host_batch = models.regression_batch(jax.random.key(seed + 1), batch, model.d_model)
+        runs = {name: (compiled, trainer.init(params), trainer.shard_batch(host_batch))
+                for name, (trainer, compiled) in programs.items()}
+        if terms:
+            runs.update(_one_device_runs(model, batch, seed, mesh_devices[0], term_programs))
+            runs["all_reduce"], runs["reduce_scatter_all_gather"] = collectives["replicated"], collectives["wus"]
+        timings = timing.time_interleaved(runs, repeats=repeats, warmup=1)
+        profiles.append(StrategyProfile(devices, memory, comm, timings, backend.shares_one_host(mesh_devices)))
+    return TimedRuns(seeds, per_device_batch, tuple(profiles))
+
+
+def collective_runs(n_params: int, devices: int = backend.MESH_DEVICES, runs: int = 5,
+                    repeats: int = 6) -> np.ndarray:
+    """Per independent run: median reduce-scatter + all-gather time over median all-reduce time of
+    `n_params` float32 values on a `devices` mesh. Each run warms up afresh and times `repeats` interleaved
+    rounds; the compiled collectives are shared by the runs (the same binary).
+
+    Args:
+        n_params: values in the gradient (count).
+        devices: devices in the 1-D data mesh (count).
+        runs: independent runs (>= 2).
+        repeats: interleaved rounds timed in each run.
+    """
+    runs = validate.integer("runs", runs, 2)
+    programs = _collective_runs(n_params, devices)
+    out = []
+    for _ in range(runs):
+        t = timing.time_interleaved(programs, repeats=repeats, warmup=1)
+        out.append(t["wus"].median_s / t["replicated"].median_s)
+    return np.array(out)
+
+
+def optimizer_state_fraction(model: models.FFNStack | None = None, devices: int = backend.MESH_DEVICES,
+                             optimizer: str = "adam", seed: int = 0) -> float:
+    """Optimizer-state bytes device 0 holds between steps under WUS over those under replicated training
+    (1/N when every leaf divides by N), read from the arrays' shards; nothing is compiled.
+
+    Args:
+        model: the FFN stack (None: 4 blocks of 384 x 1536, 4.7 M parameters).
+        devices: devices in the 1-D data mesh (count, N).
+        optimizer: a name in `optimizers.OPTIMIZERS`.
+        seed: draws the initial weights.
+    """
+    model = models.FFNStack(384, 1536, 4) if model is None else model
+    validate.instance("model", model, models.FFNStack, "a models.FFNStack")
+    params = model.init(jax.random.key(validate.seed("seed", seed)))
+    held = {}
+    for name in ("wus", "replicated"):
+        trainer = strategies.Trainer(models.regression_loss(model), optimizers.make(optimizer, 1e-3),
+                                     strategies.data_mesh(devices), name)
+        held[name] = inspection.memory_per_device(trainer, trainer.init(params)).opt_state_bytes
+    return held["wus"] / held["replicated"]
