@@ -456,55 +456,54 @@ def test_latency_profile_maps_block_reads_through_the_device_model():
 # --- the claims' measurements ----------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def study():
-    return E.seed_study(seeds=(0, 1), affinities=(0.0, 0.8), default_affinity=0.8, scale=0.1, num_requests=3000)
+TINY = {"seeds": (0, 1), "scale": 0.1, "num_requests": 3000}  # two tiny workloads per affinity
 
 
-def test_seed_study_gain_grows_with_co_access(study):
-    assert study.gain_cache.shape == study.gain_no_cache.shape == (2, 2)
-    assert np.all(study.gains_at(0.8) > study.gains_at(0.0) + 0.2)  # communities that SHP can learn
-    assert np.all(study.gain_no_cache[1] > study.gain_no_cache[0])
-    with pytest.raises(ValueError, match="affinity must be one of"):
-        study.gains_at(0.5)
+def test_placement_gains_grow_with_co_access():
+    strong, none = E.placement_gains(0.8, **TINY), E.placement_gains(0.0, **TINY)
+    assert strong.with_cache.shape == strong.without_cache.shape == (2,)
+    assert np.all(strong.with_cache > none.with_cache + 0.2)  # communities that SHP can learn
+    assert np.all(strong.without_cache > none.without_cache)
 
 
-def test_seed_study_default_point_measurements(study):
-    assert study.blocks_ratio.shape == study.kmeans_ratio.shape == study.dram_saved.shape == (2,)
-    assert study.gain_oracle.shape == study.hit_rate_lost.shape == (2,)
-    assert np.all(study.hit_rate_lost >= 0)  # the oracle t is never worse in hit rate than the mini-caches' t
-    assert np.all(study.hit_rate_lost < 0.05)  # ... and the mini-caches' choice is not far off
-    assert np.all(study.blocks_ratio > 1.5)  # SHP reads far fewer post-table blocks than id order
-    assert np.all(study.kmeans_ratio > 1.0)  # and fewer than semantic k-means
-    assert np.all((study.dram_saved > 0.2) & (study.dram_saved < 1.0))
-    assert study.tail_ratio.shape == (len(E.UTILISATIONS), 2) and np.all(study.tail_ratio > 1.0)
-    assert np.array_equal(study.tail_at(0.5), study.tail_ratio[list(E.UTILISATIONS).index(0.5)])
-    with pytest.raises(ValueError, match="utilisation must be one of"):
-        study.tail_at(0.33)
-    assert not np.array_equal(study.blocks_ratio[0], study.blocks_ratio[1])  # seeds give different workloads
+def test_study_measurements_at_the_default_point():
+    blocks, kmeans = E.blocks_ratios(0.8, **TINY), E.kmeans_ratios(0.8, **TINY)
+    saved, oracle = E.dram_saved(0.8, 0.1, **TINY), E.oracle_gains(0.8, 0.1, **TINY)
+    assert blocks.shape == kmeans.shape == saved.shape == oracle.gain.shape == (2,)
+    assert np.all(oracle.hit_rate_lost >= 0)  # the oracle t is never worse in hit rate than the mini-caches' t
+    assert np.all(oracle.hit_rate_lost < 0.05)  # ... and the mini-caches' choice is not far off
+    assert np.all(blocks > 1.5)  # SHP reads far fewer post-table blocks than id order
+    assert np.all(kmeans > 1.0)  # and fewer than semantic k-means
+    assert np.all((saved > 0.2) & (saved < 1.0))
+    assert not np.array_equal(blocks[0], blocks[1])  # seeds give different workloads
+    tails = E.latency_tails((0.2, 0.9), **TINY)
+    assert tails.shape == (2, 2) and np.all(tails > 1.0)
 
 
-def test_seed_study_rejects_bad_arguments():
-    with pytest.raises(ValueError, match="default_affinity must be one of"):
-        E.seed_study(seeds=(0, 1), affinities=(0.2,), default_affinity=0.8)
-    with pytest.raises(ValueError, match=">= 2 seeds"):
-        E.seed_study(seeds=(0,))
+def test_study_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="cache_fraction must be one of"):
+        E.dram_saved(0.8, 0.07, **TINY)
+    with pytest.raises(ValueError, match=">= 2 independent workloads"):
+        E.blocks_ratios(0.8, seeds=(0,))
     with pytest.raises(TypeError, match="seeds"):
-        E.seed_study(seeds=(0, 1.5))
+        E.blocks_ratios(0.8, seeds=(0, 1.5))
+    with pytest.raises(ValueError, match="affinity"):
+        E.placement_gains(1.5, **TINY)
 
 
-def test_minicache_loss_is_zero_at_full_rate_and_matches_the_grids():
+def test_minicache_losses_are_zero_at_full_rate_and_match_the_grids():
     exp = EV.Experiment.from_config(SMALL)
     blocks = exp.blocks(EV.learn_placements(exp.past, "shp"))
     ts, fr = [0, 2, C.NO_PREFETCH], [0.05, 0.2]
     full = {n: E.threshold_table(exp, blocks, n, ts, fr) for n in ("post", "user")}
-    assert E.minicache_loss(exp, blocks, full, ts, fr, 1.0, 0) == 0.0
+    assert np.array_equal(E.minicache_losses(exp, blocks, full, ts, fr, 1.0, 0), np.zeros((2, 2)))
     mini = E.threshold_table(exp, blocks, "post", ts, fr, rate=0.2, seed=3)
     rows = [ts.index(t) for t in mini.best_threshold()]
-    expected = (full["post"].hit_rates.max(axis=0) - full["post"].hit_rates[rows, [0, 1]]).max()
-    assert E.minicache_loss(exp, blocks, {"post": full["post"]}, ts, fr, 0.2, 3) == pytest.approx(expected)
+    expected = full["post"].hit_rates.max(axis=0) - full["post"].hit_rates[rows, [0, 1]]
+    got = E.minicache_losses(exp, blocks, {"post": full["post"]}, ts, fr, 0.2, 3)
+    assert got.shape == (1, 2) and np.allclose(got[0], expected)
     with pytest.raises(ValueError, match="share thresholds"):
-        E.minicache_loss(exp, blocks, {"post": full["post"]}, [0, 1, 4], fr, 0.2, 3)
+        E.minicache_losses(exp, blocks, {"post": full["post"]}, [0, 1, 4], fr, 0.2, 3)
 
 
 def test_shards_errors_per_seed(small_trace):
@@ -549,7 +548,7 @@ def test_bandana_claims_are_declared_with_failing_bands():
     assert claims.get("bandana.latency_tail").rule(1.6) == "not reproduced"
     assert claims.get("bandana.drives_over_budget").rule(0.0) == "not reproduced"
     assert claims.get("bandana.minicache_t").rule(0.1) == "not reproduced"
+    assert claims.get("bandana.minicache_t").interval == "bootstrap"
     assert claims.get("bandana.dram_saved").rule(0.1) == "not reproduced"
-    swept = {i: claims.get(i).sweep for i in ids if claims.get(i).sweep is not None}
-    assert set(swept) >= {"bandana.bandwidth_gain", "bandana.pod_cost", "bandana.drives_over_budget"}
-    assert swept["bandana.bandwidth_gain"].values == (0.2, 0.5, 0.8)
+    assert all(claims.get(i).parameters for i in ids)
+    assert gain.parameter("affinity").values == (0.2, 0.5, 0.8)

@@ -16,6 +16,7 @@ Modules (import them: `from mlsys_core.bandana import placement`):
 - `queueing`: the device as a queue (arrivals, service times).
 - `store`: a real file-backed block store, O_DIRECT reads and their measurement.
 - `experiments`: the notebook's experiments as pure functions, one module per section.
+- `measures`: the measurement behind each claim, as a function of its declared assumptions.
 - `plots`: the notebook's figures.
 
 NumPy + numba only: importing this never starts JAX.

@@ -163,12 +163,13 @@ def useful_bandwidth(vectors_per_block, curves: dict) -> Figure:
     return fig
 
 
-def gain_vs_affinity(study) -> Figure:
-    """SHP's effective-bandwidth gain over sequential placement against the workload's co-access strength
-    (`experiments.SeedStudy`, mean over its seeds)."""
+def gain_vs_affinity(gains: dict) -> Figure:
+    """SHP's effective-bandwidth gain over sequential placement against the workload's co-access strength:
+    `gains` maps each affinity to its `experiments.PlacementGains` (the mean over seeds is drawn)."""
     fig, ax = viz.figure()
-    ax.plot(study.affinities, study.gain_no_cache.mean(axis=1), marker="o", label="no cache")
-    ax.plot(study.affinities, study.gain_cache.mean(axis=1), marker="s", label="with cache, t from the past")
+    affinities = list(gains)
+    ax.plot(affinities, [g.without_cache.mean() for g in gains.values()], marker="o", label="no cache")
+    ax.plot(affinities, [g.with_cache.mean() for g in gains.values()], marker="s", label="with cache, t from the past")
     ax.axhspan(2, 3, color="tab:green", alpha=0.15, label="paper: 2-3x")
     ax.set_xlabel("post-table affinity (share of lookups from the request's community)")
     ax.set_ylabel("SHP / sequential effective bandwidth")

@@ -31,18 +31,32 @@ from mlsys_core.bandana.trace import Trace
 class ServiceTimes:
     """The distribution of a read's work, normalised to mean 1."""
 
-    kind: str = "exponential"  # "exponential", "deterministic" (every read 1) or "empirical" (`samples`)
+    kind: str = "exponential"  # "exponential", "deterministic" (every read 1), "gamma" (`gamma_scv`) or
+    #                            "empirical" (`samples`)
     samples: np.ndarray | None = None  # measured latencies, resampled (divided by their mean) for "empirical"
     source: str = "exponential (memoryless), mean 1"  # where the distribution comes from
+    gamma_scv: float = 1.0  # the squared coefficient of variation of kind "gamma" (> 0)
 
     def __post_init__(self) -> None:
-        validate.choice("kind", self.kind, ("exponential", "deterministic", "empirical"))
+        validate.choice("kind", self.kind, ("exponential", "deterministic", "gamma", "empirical"))
         validate.string("source", self.source)
+        validate.positive("gamma_scv", self.gamma_scv)
         if self.kind == "empirical":
             s = validate.reals("samples", self.samples, ndim=1)
             if s.size < 2 or np.any(s <= 0):
                 raise ValueError("samples must be a 1-D array of >= 2 finite latencies > 0 for kind 'empirical'")
             object.__setattr__(self, "samples", s / s.mean())
+
+    @staticmethod
+    def with_scv(scv: float) -> ServiceTimes:
+        """Service times of mean 1 and squared coefficient of variation `scv` (>= 0): deterministic at 0,
+        exponential at 1, a gamma distribution (shape 1 / scv) otherwise."""
+        scv = validate.number("scv", scv, 0.0)
+        if scv == 0:
+            return ServiceTimes("deterministic", source="deterministic (every read the same), mean 1")
+        if scv == 1:
+            return ServiceTimes()
+        return ServiceTimes("gamma", source=f"gamma, mean 1, squared coefficient of variation {scv:g}", gamma_scv=scv)
 
     @staticmethod
     def from_latencies(latencies_us: np.ndarray, source: str) -> ServiceTimes:
@@ -57,6 +71,8 @@ class ServiceTimes:
             return rng.exponential(1.0, n)
         if self.kind == "deterministic":
             return np.ones(n)
+        if self.kind == "gamma":
+            return rng.gamma(1.0 / self.gamma_scv, self.gamma_scv, n)
         assert self.samples is not None  # "empirical": __post_init__ checked and normalised samples
         return self.samples[rng.integers(0, self.samples.size, n)]
 
@@ -67,6 +83,8 @@ class ServiceTimes:
             return 1.0
         if self.kind == "deterministic":
             return 0.0
+        if self.kind == "gamma":
+            return self.gamma_scv
         assert self.samples is not None  # "empirical": __post_init__ checked and normalised samples
         return float(self.samples.var())
 

@@ -1,7 +1,7 @@
 """Section 5 of notebook 02, The survey's critique: NVM endurance under skewed refresh rates, and a
 pod's memory bill on NVM behind a DRAM cache over the DRAM / NVM price ratio.
 
-(The latency-tail critique reads `system.queue_profile` and `reproduce.seed_study`.)
+(The latency-tail critique reads `system.queue_profile` and `study.latency_tails`.)
 """
 
 from __future__ import annotations
