@@ -30,6 +30,8 @@
   attacks and DP sweeps; `inversion`: gradient inversion of one update, against DP and Secure Aggregation.
 - `experiments`: a package, one module per section of notebook 03, one pure, seeded function per figure or
   claim (per-seed values for the claims registry, `mlsys_core.claims.fl`).
+- `measures`: the measurement behind each claim of `mlsys_core.claims.fl` as a function of its declared
+  assumptions (time-zone mix, window length, drop-out, retry delay, ...), which the report varies.
 - `plots`: figures for notebooks 03 and 03b (results in, Figure out).
 
 Importing this package does not start JAX.

@@ -291,8 +291,9 @@ def rdp_curve(sampling_rate: float, noise_multiplier: float, rounds: int,
     return np.asarray(acc.orders, float), np.asarray(acc.rdp, float)
 
 
-def moments_accountant_epsilon(sampling_rate: float, noise_multiplier: float, rounds: int, delta: float) -> float:
-    """Abadi et al. (2016)'s conversion: min over integer orders a of RDP(a) + log(1/delta) / (a - 1).
+def moments_accountant_epsilon(sampling_rate: float, noise_multiplier: float, rounds: int, delta: float,
+                               max_order: float = RDP_ORDERS[-1]) -> float:
+    """Abadi et al. (2016)'s conversion: min over integer orders a <= `max_order` of RDP(a) + log(1/delta) / (a - 1).
 
     The RDP values (the log moments) come from `dp-accounting`; only the tail bound (Abadi et al.'s Theorem 2,
     Mironov 2017's Proposition 3) is applied here. `dp-accounting` itself converts with a tighter bound
@@ -303,7 +304,9 @@ def moments_accountant_epsilon(sampling_rate: float, noise_multiplier: float, ro
         noise_multiplier: z (> 0).
         rounds: T, steps composed.
         delta: the delta of (epsilon, delta)-DP, in (0, 1).
+        max_order: the largest order of `RDP_ORDERS` used (>= 2; the 2016 paper used orders up to 32).
     """
     validate.number("delta", delta, 0.0, 1.0, low_open=True, high_open=True)
-    orders, rdp = rdp_curve(sampling_rate, noise_multiplier, rounds)
+    validate.number("max_order", max_order, 2.0)
+    orders, rdp = rdp_curve(sampling_rate, noise_multiplier, rounds, tuple(a for a in RDP_ORDERS if a <= max_order))
     return float(np.min(rdp + np.log(1.0 / delta) / (orders - 1.0)))

@@ -117,10 +117,75 @@ class InversionStudy:
     reconstructions: np.ndarray  # (settings, seeds, 64)
 
 
+SETTINGS = ("clear", "dp", "secagg", "secagg_dp")  # what the server sees, in `attack_over_seeds`' row order
+
+
+def _observed(x: np.ndarray, y: np.ndarray, seed: int, group: int, clip_norm: float,
+              noise_multiplier: float) -> tuple[dict, np.ndarray, dict]:
+    """One seed's case: the model, the target's index among the digits, and what the server sees in each of
+    `SETTINGS` (the seed picks the target and the other clients' digits, the model, the noise)."""
+    rng = np.random.default_rng(seed)
+    ids = rng.choice(len(x), group, replace=False)
+    k_init, k_noise, _ = jax.random.split(jax.random.key(seed), 3)
+    params = init_params(k_init, ModelConfig())
+    updates = [update_of(params, jnp.asarray(x[i][None]), jnp.asarray(y[i][None])) for i in ids]
+    target = updates[0]
+    summed = jax.tree.map(lambda *u: sum(u), *updates)
+    clipped_sum = jax.tree.map(lambda *u: sum(u), *[clip_and_noise(u, clip_norm, 0.0, k_noise) for u in updates])
+    seen = {"clear": target, "dp": clip_and_noise(target, clip_norm, noise_multiplier * clip_norm, k_noise),
+            "secagg": summed, "secagg_dp": clip_and_noise(clipped_sum, 1e9, noise_multiplier * clip_norm, k_noise)}
+    return params, ids, seen
+
+
+def _check_attack(seeds, group: int, clip_norm: float, noise_multiplier: float, steps: int) -> tuple[int, ...]:
+    validate.integer("group", group, 2)
+    validate.positive("clip_norm", clip_norm)
+    validate.number("noise_multiplier", noise_multiplier, 0.0)
+    validate.integer("steps", steps, 1)
+    return validate.seeds("seeds", seeds)
+
+
+def attack_psnr(setting: str, seeds=DEFAULT_SEEDS, group: int = 16, clip_norm: float = 1.0,
+                noise_multiplier: float = 1.0, steps: int = 200) -> np.ndarray:
+    """PSNR (dB) of the target digit reconstructed from what the server sees in one of `SETTINGS`, one
+    value per seed: the same numbers as that row of `attack_over_seeds`, without the other settings' attacks.
+
+    Args:
+        setting: one of `SETTINGS`.
+        seeds: one target each.
+        group: clients in a Secure Aggregation sum (>= 2).
+        clip_norm: DP-FedAvg's L2 clip norm C.
+        noise_multiplier: DP-FedAvg's z (noise std z x C).
+        steps: Adam steps of each reconstruction.
+    """
+    from mlsys_core.data import load_digits
+
+    validate.choice("setting", setting, SETTINGS)
+    seeds = _check_attack(seeds, group, clip_norm, noise_multiplier, steps)
+    x, y = load_digits()
+    out = np.zeros(len(seeds))
+    for j, s in enumerate(seeds):
+        params, ids, seen = _observed(x, y, s, group, clip_norm, noise_multiplier)
+        upd = seen[setting]
+        rec, _ = reconstruct(params, upd, infer_label(upd), jax.random.split(jax.random.key(s), 3)[2], steps=steps)
+        out[j] = psnr(rec, x[ids[0]])
+    return out
+
+
+def mean_digit_psnr(seeds=DEFAULT_SEEDS, group: int = 16) -> np.ndarray:
+    """PSNR (dB) of the mean training digit against each seed's target: what knowing nothing scores."""
+    from mlsys_core.data import load_digits
+
+    validate.integer("group", group, 2)
+    x, _ = load_digits()
+    targets = [np.random.default_rng(s).choice(len(x), group, replace=False)[0] for s in validate.seeds("seeds", seeds)]
+    return np.array([psnr(x.mean(0), x[i]) for i in targets])
+
+
 def attack_over_seeds(seeds=DEFAULT_SEEDS, group: int = 16, clip_norm: float = 1.0,
                       noise_multiplier: float = 1.0, steps: int = 200) -> InversionStudy:
     """Gradient inversion of one client's digit (one example, FedSGD on the untrained MLP) in four
-    settings: the raw update; clipped to `clip_norm` with Gaussian noise of std noise_multiplier *
+    settings (`SETTINGS`): the raw update; clipped to `clip_norm` with Gaussian noise of std noise_multiplier *
     clip_norm (DP-FedAvg's noise on one update); the Secure Aggregation sum of `group` clients' raw
     updates (the target's among them); that sum clipped and noised per DP-FedAvg. A seed picks the
     target and the other clients' digits, the model's initialisation, the noise and the start.
@@ -134,11 +199,7 @@ def attack_over_seeds(seeds=DEFAULT_SEEDS, group: int = 16, clip_norm: float = 1
     """
     from mlsys_core.data import load_digits
 
-    seeds = validate.seeds("seeds", seeds)
-    validate.integer("group", group, 2)
-    validate.positive("clip_norm", clip_norm)
-    validate.number("noise_multiplier", noise_multiplier, 0.0)
-    validate.integer("steps", steps, 1)
+    seeds = _check_attack(seeds, group, clip_norm, noise_multiplier, steps)
     x, y = load_digits()
     names = ("update in the clear", f"DP: clip {clip_norm:g}, noise z = {noise_multiplier:g}",
              f"Secure Aggregation: sum of {group}", f"Secure Aggregation + DP (sum of {group})")
@@ -149,20 +210,12 @@ def attack_over_seeds(seeds=DEFAULT_SEEDS, group: int = 16, clip_norm: float = 1
     baseline = np.zeros(len(seeds))
     mean_digit = x.mean(0)
     for j, s in enumerate(seeds):
-        rng = np.random.default_rng(s)
-        ids = rng.choice(len(x), group, replace=False)
-        k_init, k_noise, k_start = jax.random.split(jax.random.key(s), 3)
-        params = init_params(k_init, ModelConfig())
-        updates = [update_of(params, jnp.asarray(x[i][None]), jnp.asarray(y[i][None])) for i in ids]
-        target = updates[0]
-        summed = jax.tree.map(lambda *u: sum(u), *updates)
-        seen = (target, clip_and_noise(target, clip_norm, noise_multiplier * clip_norm, k_noise), summed,
-                clip_and_noise(jax.tree.map(lambda *u: sum(u), *[clip_and_noise(u, clip_norm, 0.0, k_noise)
-                                                                 for u in updates]),
-                               1e9, noise_multiplier * clip_norm, k_noise))
+        params, ids, seen = _observed(x, y, s, group, clip_norm, noise_multiplier)
+        k_start = jax.random.split(jax.random.key(s), 3)[2]
         truth[j] = x[ids[0]]
         baseline[j] = psnr(mean_digit, x[ids[0]])
-        for i, upd in enumerate(seen):
+        for i, setting in enumerate(SETTINGS):
+            upd = seen[setting]
             label = infer_label(upd)
             labels_ok[i, j] = label == int(y[ids[0]])
             rec, _ = reconstruct(params, upd, label, k_start, steps=steps)

@@ -12,6 +12,7 @@ drop-out chance. Everything is a NumPy array of length N, so a population of 10 
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import numpy.typing as npt
@@ -22,11 +23,38 @@ HOUR_S = 3600.0
 DAY_S = 86400.0
 
 # (UTC offset in hours, share of devices): weighted towards the Americas and Europe, as a phone
-# keyboard's users might be. The mix sets the size of the diurnal swing.
+# keyboard's users might be. The mix sets the size of the diurnal swing; `time_zone_mix` makes it more
+# or less concentrated.
 DEFAULT_TIME_ZONES = (
     (-8.0, 0.15), (-6.0, 0.1), (-5.0, 0.2), (-3.0, 0.1), (0.0, 0.06),
     (1.0, 0.14), (3.0, 0.05), (5.5, 0.08), (8.0, 0.07), (9.0, 0.05),
 )
+
+
+def time_zone_mix(main_zone_share: float, zones: tuple[tuple[float, float], ...] = DEFAULT_TIME_ZONES
+                  ) -> tuple[tuple[float, float], ...]:
+    """`zones` with its largest zone holding `main_zone_share` of the devices and the others scaled to share
+    the rest in their old proportions: one number for how concentrated the population is in time (the
+    paper's 4x diurnal swing is for a US-centric population, Bonawitz et al. 2019, Sec. 9). At the largest
+    zone's own share (0.2 for the default mix) the mix is `zones` unchanged.
+
+    Args:
+        main_zone_share: the largest zone's share, in (0, 1).
+        zones: (UTC offset h, weight) pairs with at least two zones.
+    """
+    share = validate.number("main_zone_share", main_zone_share, 0.0, 1.0, low_open=True, high_open=True)
+    table = validate.reals("zones", zones, ndim=2)
+    if table.shape[0] < 2 or table.shape[1] != 2 or (table[:, 1] < 0).any() or table[:, 1].sum() <= 0:
+        raise ValueError(f"zones must be >= 2 (offset_h, weight >= 0) pairs with weights summing to > 0, got {zones!r}")
+    weights = table[:, 1] / table[:, 1].sum()
+    main = int(np.argmax(weights))
+    rest = 1.0 - weights[main]
+    if rest <= 0:
+        raise ValueError(f"zones must give the zones besides the largest some weight, got {zones!r}")
+    if math.isclose(share, weights[main], rel_tol=1e-12):
+        return tuple((float(o), float(w)) for o, w in zones)
+    scaled = np.where(np.arange(len(weights)) == main, share, weights * (1.0 - share) / rest)
+    return tuple((float(o), float(w)) for o, w in zip(table[:, 0], scaled))
 
 
 @dataclasses.dataclass(frozen=True)

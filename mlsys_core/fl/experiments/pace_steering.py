@@ -56,22 +56,26 @@ class SteeringGain:
 
 
 def steering_over_seeds(pop_config: PopulationConfig, config: RoundConfig, hours: float,
-                        seeds=DEFAULT_SEEDS) -> SteeringGain:
-    """Check-ins the server handles per committed round, without steering ("none": retry in about a
-    minute) over with "auto" steering, and the committed-round ratio auto / none; one value per seed.
+                        seeds=DEFAULT_SEEDS, steering: SteeringConfig = SteeringConfig()) -> SteeringGain:
+    """Check-ins the server handles per committed round, without steering ("none": a rejected device retries
+    after about `steering.retry_s`) over with "auto" steering, and the committed-round ratio auto / none; one
+    value per seed.
 
     Args:
         pop_config: the population (drawn once per seed).
         config: the round configuration.
         hours: simulated hours per run.
         seeds: one population and pair of runs each.
+        steering: the timings of both runs (its `mode` is set to "none", then "auto").
     """
+    validate.instance("steering", steering, SteeringConfig, "a steering.SteeringConfig")
     cut, rounds = [], []
     for s in validate.seeds("seeds", seeds):
         pop = make_population(pop_config, s)
         per = {}
         for mode in ("none", "auto"):
-            res = simulate(pop, config, SteeringConfig(mode=mode), hours * HOUR_S, s, traced_devices=0)
+            res = simulate(pop, config, dataclasses.replace(steering, mode=mode), hours * HOUR_S, s,
+                           traced_devices=0)
             per[mode] = (float(res.checkins_per_bin.sum()), max(int(res.counters.column("committed").sum()), 1))
         cut.append((per["none"][0] / per["none"][1]) / (per["auto"][0] / per["auto"][1]))
         rounds.append(per["auto"][1] / per["none"][1])
