@@ -59,7 +59,8 @@ def test_workers_sweep_gain_approaches_one_when_the_link_dominates(small_graph):
 def test_gain_sweep_is_bounded_by_the_headroom_and_varies_with_seed_only_in_the_baseline():
     gs = experiments.gain_sweep("infer", bandwidths_gbps=(1.0, 10.0), seeds=(0, 1, 2), model_names=("mlp", "cnn"))
     assert gs.speedup.shape == (2, 2, 3)
-    np.testing.assert_array_equal(gs.best, gs.speedup.max(axis=1))
+    np.testing.assert_allclose(gs.geomean, np.sqrt(gs.speedup[:, 0] * gs.speedup[:, 1]))  # two models
+    assert (gs.geomean < gs.speedup.max(axis=1)).all()  # an aggregate, not the best model
     for b, bw in enumerate((1.0, 10.0)):
         cluster = Cluster(workers=4, bandwidth_gbps=bw)
         for m, model in enumerate(("mlp", "cnn")):
@@ -72,7 +73,7 @@ def test_gain_sweep_is_bounded_by_the_headroom_and_varies_with_seed_only_in_the_
     again = experiments.gain_sweep("infer", bandwidths_gbps=(1.0, 10.0), seeds=(0, 1, 2), model_names=("mlp", "cnn"))
     np.testing.assert_array_equal(gs.speedup, again.speedup)
     ax = plots.gain_sweep([gs], paper={"infer": 1.377}).axes[0]
-    np.testing.assert_allclose(ax.containers[0].lines[0].get_ydata(), gs.best.mean(axis=1))
+    np.testing.assert_allclose(ax.containers[0].lines[0].get_ydata(), gs.geomean.mean(axis=1))
     assert [ln.get_ydata()[0] for ln in ax.lines if ln.get_linestyle() == ":"] == [1.377]
     with pytest.raises(ValueError, match="mode"):
         experiments.gain_sweep("serve")
@@ -143,13 +144,25 @@ def test_interleaved_speedups_pair_each_iteration_after_warmup():
         experiments.interleaved_speedups({"random": trials["random"], "tac": trial("tac", [1.0, 1.0, 2.0], 2)})
 
 
-def test_heuristic_cost_keeps_every_run_and_its_best():
-    cost = experiments.heuristic_cost(blocks=(1, 3), repeats=2)
-    assert cost.tac_runs_s.shape == cost.tic_runs_s.shape == (2, 2)
+def test_heuristic_cost_times_every_variant_and_extrapolates_the_naive_one_per_run():
+    cost = experiments.heuristic_cost(blocks=(1, 2, 3), target_blocks=6, repeats=2)
+    assert cost.tac_runs_s.shape == cost.tic_runs_s.shape == cost.naive_runs_s.shape == (3, 2)
     np.testing.assert_array_equal(cost.tac_s, cost.tac_runs_s.min(axis=1))
-    assert cost.ops[1] > cost.ops[0] and cost.recvs[1] > cost.recvs[0]
+    np.testing.assert_array_equal(cost.naive_s, cost.naive_runs_s.min(axis=1))
+    assert (np.diff(cost.ops) > 0).all() and (np.diff(cost.recvs) > 0).all() and cost.target_ops > cost.ops[-1]
+    assert cost.target_tac_runs_s.shape == (2,) and cost.naive_target_s.shape == (2,)
+    # the extrapolation is each run's own line through its timings, evaluated at the target's size
+    a, b = cost.naive_fit()[0]
+    work = cost.ops * cost.recvs.astype(float) ** 2
+    slope, intercept = np.polyfit(np.log(work), np.log(cost.naive_runs_s[:, 0]), 1)
+    assert (a, b) == pytest.approx((intercept, slope))
+    assert cost.naive_target_s[0] == pytest.approx(np.exp(a + b * np.log(cost.target_ops * cost.target_recvs ** 2.0)))
+    ax = plots.heuristic_cost(cost).axes[0]
+    np.testing.assert_allclose(ax.lines[2].get_ydata(), cost.naive_s)
     with pytest.raises(ValueError, match="repeats"):
-        experiments.heuristic_cost(blocks=(1,), repeats=0)
+        experiments.heuristic_cost(blocks=(1, 2), repeats=0)
+    with pytest.raises(ValueError, match="blocks"):
+        experiments.heuristic_cost(blocks=(1,))
 
 
 def test_push_traffic_doubles_the_bytes_and_costs_a_comm_bound_graph_time():

@@ -158,13 +158,15 @@ def run_one(arrival, op_time, n_recv, indeg, ptr, idx, topo, pptr, pidx, slots, 
 def run_all(arrival, op_time, n_recv, indeg, ptr, idx, topo, pptr, pidx, slots, in_order, pipelined,
             start, finish) -> None:
     """Every iteration and worker of `arrival` (I, W, n_recv) through `run_one`, writing `start` and `finish`
-    (I, W, n_compute); with `pipelined` an iteration's ops start no earlier than the worker's previous
-    iteration's last op finished, else every iteration at time 0. The other arguments are `run_one`'s."""
+    (I, W, n_compute); `op_time` (I, W, n_compute) holds each iteration's and worker's op times (compute
+    noise differs per worker and iteration). With `pipelined` an iteration's ops start no earlier than the
+    worker's previous iteration's last op finished, else every iteration at time 0. The other arguments
+    are `run_one`'s."""
     n_iter, n_workers, _ = arrival.shape
     for w in range(n_workers):
         free0 = 0.0
         for i in range(n_iter):
-            run_one(arrival[i, w], op_time, n_recv, indeg, ptr, idx, topo, pptr, pidx, slots, in_order, free0,
-                    start[i, w], finish[i, w])
+            run_one(arrival[i, w], op_time[i, w], n_recv, indeg, ptr, idx, topo, pptr, pidx, slots, in_order,
+                    free0, start[i, w], finish[i, w])
             if pipelined:
                 free0 = finish[i, w].max()

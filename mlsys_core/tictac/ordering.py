@@ -1,6 +1,6 @@
 """Transfer orders: TicTac's TIC and TAC heuristics and the baselines they are measured against.
 
-Definitions (PAPERS.md, after the authors' code). R is the set of outstanding recvs; for a compute op,
+Definitions (the TicTac paper's, after the authors' code). R is the set of outstanding recvs; for a compute op,
 deps = the recvs it needs (transitively). With a time oracle `time(.)`:
   M(op)  = sum of time(r) over deps(op) ∩ R          (communication still blocking op)
   P(r)   = sum of time(op) over ops with deps ∩ R = {r}   (compute that r alone unblocks)
@@ -12,6 +12,7 @@ TAC repeatedly takes the head of the order "A before B iff min(P_B, M_A) < min(P
 two-machine rule with M(r) = time(r) — ties by smaller M⁺, then recv index; it removes the head
 from R and updates the properties incrementally (numba kernel): a step costs a pass over the recvs
 (and over the distinct dependency sets only to break a tie) instead of a full recomputation.
+`tac_recompute` is that full recomputation at every step, for timing the naive algorithm.
 
 `SCHEDULERS` holds the policies as objects (random, layer, reverse, TIC, TAC); `schedule(graph, name, ...)`
 checks the name and asks that object for its orders. Adding a policy is adding an object to `SCHEDULERS`.
@@ -259,6 +260,70 @@ def tac(graph: OpGraph, recv_seconds: np.ndarray, compute_seconds: np.ndarray) -
     sets, weight = dependency_sets(graph, c)
     ptr, idx = _membership(sets, graph.n_recv)
     return _tac_kernel(sets, weight, t, ptr, idx)
+
+
+@numba.njit(cache=True)
+def _tac_recompute_kernel(needs: np.ndarray, t: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """TAC with M, P and M⁺ recomputed from scratch over every op (rows of `needs`) before each selection."""
+    n_ops, n_recv = needs.shape
+    alive = np.ones(n_recv, dtype=np.bool_)
+    m_ops = np.zeros(n_ops)
+    count = np.zeros(n_ops, dtype=np.int64)
+    p = np.zeros(n_recv)
+    m_plus = np.zeros(n_recv)
+    order = np.empty(n_recv, dtype=np.int64)
+    for step in range(n_recv):
+        p[:] = 0.0
+        m_plus[:] = np.inf
+        for o in range(n_ops):  # M(op), outstanding recvs per op, and P(r) from the ops r alone blocks
+            m, cnt, last = 0.0, 0, -1
+            for r in range(n_recv):
+                if needs[o, r] and alive[r]:
+                    m += t[r]
+                    cnt += 1
+                    last = r
+            m_ops[o], count[o] = m, cnt
+            if cnt == 1:
+                p[last] += c[o]
+        for o in range(n_ops):  # M⁺(r): the cheapest op needing r and another outstanding recv
+            if count[o] > 1:
+                for r in range(n_recv):
+                    if needs[o, r] and alive[r] and m_ops[o] < m_plus[r]:
+                        m_plus[r] = m_ops[o]
+        best1, best2 = np.inf, -1.0  # Johnson's head: smallest M among {M <= P}, else largest P
+        for r in range(n_recv):
+            if alive[r]:
+                if t[r] <= p[r]:
+                    best1 = min(best1, t[r])
+                else:
+                    best2 = max(best2, p[r])
+        head, head_value = -1, np.inf
+        for r in range(n_recv):  # ties: smallest M⁺, then recv index
+            short = best1 < np.inf and t[r] <= p[r] and t[r] == best1
+            if alive[r] and (short or (best1 == np.inf and p[r] == best2)):
+                if head < 0 or m_plus[r] < head_value:
+                    head, head_value = r, m_plus[r]
+        order[step] = head
+        alive[head] = False
+    return order
+
+
+def tac_recompute(graph: OpGraph, recv_seconds: np.ndarray, compute_seconds: np.ndarray) -> np.ndarray:
+    """TAC order (n_recv,) computed the naive way: before every selection, M, P and M⁺ are recomputed from
+    scratch over every compute op and recv (a numba kernel over the dense (ops, recvs) dependency matrix:
+    O(ops x recvs) per step, O(ops x recvs²) in all) — the recompute-every-step algorithm whose cost the
+    survey criticises. Same rule and tie-breaks as `tac` (Johnson's head, then smallest M⁺, then recv
+    index), so the same order; `tac` is the suite's incremental variant.
+
+    Args:
+        graph: the op DAG.
+        recv_seconds: (n_recv,) s per transfer.
+        compute_seconds: (n_compute,) s per compute op.
+    """
+    t = _oracle_times("recv_seconds", recv_seconds, graph.n_recv)
+    c = _oracle_times("compute_seconds", compute_seconds, graph.n_compute)
+    bits = np.unpackbits(graph.deps[graph.n_recv:].view(np.uint8), axis=1, bitorder="little")
+    return _tac_recompute_kernel(np.ascontiguousarray(bits[:, : graph.n_recv].astype(np.bool_)), t, c)
 
 
 def properties(graph: OpGraph, recv_seconds: npt.ArrayLike, compute_seconds: npt.ArrayLike,

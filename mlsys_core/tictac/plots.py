@@ -110,10 +110,17 @@ def oracle_error(result: OracleError) -> Figure:
 
 
 def heuristic_cost(cost: HeuristicCost) -> Figure:
-    """Ordering time against graph size."""
+    """Ordering time against graph size: TIC, incremental TAC and the naive TAC (best run each), and the
+    naive TAC's extrapolation to the target graph (geometric mean of the runs' fits, range of the runs)."""
     fig, ax = viz.figure()
     ax.loglog(cost.ops, cost.tic_s, marker="o", label="TIC")
-    ax.loglog(cost.ops, cost.tac_s, marker="s", label="TAC")
+    ax.loglog(cost.ops, cost.tac_s, marker="s", label="TAC, incremental")
+    ax.loglog(cost.ops, cost.naive_s, marker="^", label="TAC, recomputed every step")
+    target = cost.naive_target_s
+    middle = float(np.exp(np.log(target).mean()))
+    ax.errorbar([cost.target_ops], [middle], yerr=[[middle - target.min()], [target.max() - middle]], marker="^",
+                mfc="none", capsize=3, ls="none", color="tab:green", label=f"extrapolated, {cost.target_recvs} recvs")
+    ax.loglog([cost.target_ops], [cost.target_tac_runs_s.min()], marker="s", mfc="none", ls="none", color="tab:orange")
     ax.set_xlabel("compute ops in the graph")
     ax.set_ylabel("ordering time (s)")
     ax.legend(fontsize=8)
@@ -145,15 +152,16 @@ def bars(values: dict, ylabel: str) -> Figure:
 
 
 def gain_sweep(sweeps: Iterable[GainSweep], paper: dict | None = None) -> Figure:
-    """The best model's throughput over random order against link bandwidth, one line per
+    """The models' geometric-mean throughput over random order against link bandwidth, one line per
     `experiments.GainSweep` (mean over seeds, bars from the lowest to the highest seed), and the
     paper's "up to" figure per mode (`paper`: {mode: ratio}) as a dotted line."""
     fig, ax = viz.figure()
     for s in sweeps:
-        best = s.best
-        mean = best.mean(axis=1)
-        line = ax.errorbar(s.bandwidth_gbps, mean, yerr=[mean - best.min(axis=1), best.max(axis=1) - mean],
-                           marker="o", capsize=3, label=f"{s.mode}, TAC (best model, {best.shape[1]} seeds)")
+        gm = s.geomean
+        mean = gm.mean(axis=1)
+        line = ax.errorbar(s.bandwidth_gbps, mean, yerr=[mean - gm.min(axis=1), gm.max(axis=1) - mean],
+                           marker="o", capsize=3, label=f"{s.mode}, TAC (geometric mean of {len(s.models)} models, "
+                           f"{gm.shape[1]} seeds)")
         if paper and s.mode in paper:
             ax.axhline(paper[s.mode], color=line[0].get_color(), ls=":", lw=1,
                        label=f"{s.mode}, paper: up to {paper[s.mode]:.3f}x")

@@ -16,7 +16,10 @@ Training (a graph with `gradient_op`): when the op producing a gradient finishes
 it to the parameter's server (same bytes as the pull, first ready first sent on each uplink). The PS
 is synchronous: a parameter's update is done when every worker's gradient has arrived (the update
 itself takes no time), and the next iteration's pull of that parameter waits for it. An iteration
-ends when the slowest worker's last transfer (pull, compute or push) does. Inference stays
+ends when the slowest worker's last transfer (pull, compute or push) does. Compute noise
+(`Cluster.compute_noise`) stretches every op by a log-normal factor, one per (iteration, worker, op),
+drawn from the seed alone: two schedulers simulated with the same seed and iterations see the same
+draws, so only their orders differ (TAC still plans with the noise-free oracle). Inference stays
 pull-only. Pull-only arrival times are vectorised over iterations x workers in NumPy; the list
 scheduling (`executor`), the links (`links`) and training's pull-compute-push loop are numba kernels.
 `simulate` is a short driver: check the arguments, run the pulls (and pushes), then derive the bounds.
@@ -44,7 +47,7 @@ EXECUTORS = ("dynamic", "in_order")
 class Cluster:
     """The simulated cluster. `bandwidth_gbps` is each server link's rate per direction, `nic_gbps`
     each worker card's (None: no cap); `placement` names a `placement.PLACEMENTS` entry; `jitter`
-    is the sigma of log-normal noise on each transfer's time."""
+    is the sigma of log-normal noise on each transfer's time, `compute_noise` on each compute op's."""
 
     workers: int = 4  # workers sharing each server link
     parameter_servers: int = 1  # servers P
@@ -54,6 +57,7 @@ class Cluster:
     op_overhead_us: float = 2.0  # us per compute op
     parallel_ops: int = 1  # ops a worker runs at once
     jitter: float = 0.0  # sigma of log-normal noise on each transfer's time
+    compute_noise: float = 0.0  # sigma of log-normal noise on each compute op's time
     nic_gbps: float | None = None  # Gbit/s, each worker card's cap (None: no cap)
     placement: str = "round_robin"  # a `placement.PLACEMENTS` name
 
@@ -61,6 +65,7 @@ class Cluster:
         for name in ("workers", "parameter_servers", "parallel_ops"):
             validate.integer(name, getattr(self, name), low=1)
         validate.number("jitter", self.jitter, 0.0, 5.0, high_open=True)
+        validate.number("compute_noise", self.compute_noise, 0.0, 5.0, high_open=True)
         if self.nic_gbps is not None:
             validate.positive("nic_gbps", self.nic_gbps)
         validate.choice("placement", self.placement, PLACEMENTS)
@@ -91,8 +96,9 @@ class Cluster:
 class IterationResult:
     """Per iteration and worker: `arrival` (I, W, n_recv), op `start`/`finish` (I, W, n_compute),
     `makespan` (I, W); per iteration `iteration_time` (I,) = slowest worker and `straggler` (I,) =
-    slowest - fastest. `comm` (I, W) last arrival, `comp` compute-only makespan; `lower`/`upper`
-    (I, W) the bounds L = max(comm, comp), U = comm + comp; `efficiency` (I, W) = (U - makespan) / (U - L).
+    slowest - fastest. `comm` (I, W) last arrival, `comp` the noise-free compute-only makespan; `lower`/`upper`
+    (I, W) the bounds L = max(comm, comp), U = comm + comp (with compute noise, each worker-iteration's own
+    compute-only makespan in place of `comp`); `efficiency` (I, W) = (U - makespan) / (U - L).
     Training also has `push_arrival` (I, W, n_recv), when each gradient reached its server (last
     axis empty without push), and `push_comm` (I, W), the busiest uplink's total push time, which
     joins the bounds: L = max(comm, comp, push_comm), U = comm + comp + push_comm. `pull_bytes`,
@@ -105,7 +111,7 @@ class IterationResult:
     iteration_time: np.ndarray  # (I,) s, the slowest worker's makespan
     straggler: np.ndarray  # (I,) s, slowest - fastest worker
     comm: np.ndarray  # (I, W) s, last arrival
-    comp: float  # s, compute-only makespan
+    comp: float  # s, compute-only makespan without compute noise
     lower: np.ndarray  # (I, W) s, bound L
     upper: np.ndarray  # (I, W) s, bound U
     efficiency: np.ndarray  # (I, W) scheduling efficiency E in [0, 1]
@@ -160,7 +166,7 @@ def _run_iterations(lat_pull: np.ndarray, data_pull: np.ndarray, lat_push: np.nd
                       arrival[i, w])
             for r in range(n_recv):
                 pull_bytes[i] += recv_bytes[r]
-            run_one(arrival[i, w], op_time, n_recv, indeg, ptr, idx, topo, pptr, pidx, slots, in_order,
+            run_one(arrival[i, w], op_time[i, w], n_recv, indeg, ptr, idx, topo, pptr, pidx, slots, in_order,
                     free0[w], start[i, w], finish[i, w])
             if push:
                 for r in range(n_recv):
@@ -215,6 +221,25 @@ def transfer_seconds(graph: OpGraph, cluster: Cluster, shape: tuple, seed: int =
         return [seconds] * draws
     rng = np.random.default_rng(seed)
     return [seconds * rng.lognormal(0.0, cluster.jitter, shape) for _ in range(draws)]
+
+
+def op_seconds(graph: OpGraph, cluster: Cluster, shape: tuple, seed: int = 0) -> np.ndarray:
+    """(I, W, n_compute) seconds of every compute op per iteration and worker: the oracle's time times
+    log-normal noise of sigma `cluster.compute_noise`, one factor per (iteration, worker, op), drawn from
+    `seed` on a stream of its own (the transfer noise's draws do not move it).
+
+    Args:
+        graph: the op DAG.
+        cluster: the simulated cluster.
+        shape: (iterations, workers).
+        seed: seeds the noise (int >= 0).
+    """
+    _check_inputs(graph, cluster, seed)
+    shape = tuple(validate.integer("shape", n, 1) for n in shape) + (graph.n_compute,)
+    seconds = cluster.oracle().compute_seconds(graph)
+    if cluster.compute_noise <= 0:
+        return np.ascontiguousarray(np.broadcast_to(seconds, shape))
+    return seconds * np.random.default_rng([1, seed]).lognormal(0.0, cluster.compute_noise, shape)
 
 
 def _latency_and_data(graph: OpGraph, cluster: Cluster, shape: tuple, seed: int, draws: int) -> list:
@@ -296,15 +321,15 @@ def _check_mode(graph: OpGraph, cluster: Cluster, executor_name: str, pipelined:
     return push
 
 
-# The executor kernels' graph arguments, typed so that the kernels' calls with `*run` check.
+# The executor kernels' arguments, typed so that the kernels' calls with `*run` check.
 _ExecutorArgs = tuple[
     np.ndarray, int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, bool
 ]
 
 
-def _executor_args(graph: OpGraph, cluster: Cluster, executor_name: str) -> _ExecutorArgs:
-    """The executor kernels' graph arguments: (op_time, n_recv, indeg, ptr, idx, topo, pptr, pidx, slots, in_order)."""
-    op_time = cluster.oracle().compute_seconds(graph)
+def _executor_args(graph: OpGraph, cluster: Cluster, executor_name: str, op_time: np.ndarray) -> _ExecutorArgs:
+    """The executor kernels' arguments: (op_time (I, W, n_compute), n_recv, indeg, ptr, idx, topo, pptr, pidx,
+    slots, in_order)."""
     ptr, idx = graph.succs
     indeg = np.bincount(graph.dst, minlength=graph.n_nodes).astype(np.int64)
     return (op_time, graph.n_recv, indeg, ptr, idx,
@@ -350,15 +375,16 @@ def _pull_only(graph: OpGraph, orders: np.ndarray, cluster: Cluster, seed: int, 
                    graph.recv_bytes[np.asarray(orders)].sum(axis=(1, 2)), np.zeros(arrival.shape[0]))
 
 
-def _compute_only(graph: OpGraph, run: _ExecutorArgs) -> float:
-    """The makespan of one iteration's compute alone (every recv at time 0)."""
-    solo = np.zeros((1, 1, graph.n_recv))
-    s0, f0 = np.zeros((1, 1, graph.n_compute)), np.zeros((1, 1, graph.n_compute))
+def _compute_only(graph: OpGraph, run: _ExecutorArgs) -> np.ndarray:
+    """(I, W) the makespan of each iteration's and worker's compute alone (every recv at time 0)."""
+    shape = run[0].shape
+    solo = np.zeros(shape[:2] + (graph.n_recv,))
+    s0, f0 = np.zeros(shape), np.zeros(shape)
     run_all(solo, *run, False, s0, f0)
-    return float(f0.max(initial=0.0))
+    return f0.max(axis=-1, initial=0.0)
 
 
-def _result(timing: _Timing, comp: float, pipelined: bool) -> IterationResult:
+def _result(timing: _Timing, comp_iw: np.ndarray, comp: float, pipelined: bool) -> IterationResult:
     """Makespans, bounds L and U and efficiency E from the timings (see `IterationResult`)."""
     arrival, finish, push_comm = timing.arrival, timing.finish, timing.push_comm
     end = np.maximum(np.maximum(finish.max(axis=-1, initial=0.0), arrival.max(axis=-1)), timing.push_end)
@@ -367,7 +393,7 @@ def _result(timing: _Timing, comp: float, pipelined: bool) -> IterationResult:
         comm = np.diff(arrival.max(axis=-1), axis=0, prepend=0.0)
     else:
         makespan, comm = end, arrival.max(axis=-1)
-    lower, upper = np.maximum(np.maximum(comm, comp), push_comm), comm + comp + push_comm
+    lower, upper = np.maximum(np.maximum(comm, comp_iw), push_comm), comm + comp_iw + push_comm
     gap = upper - lower
     efficiency = np.clip(np.where(gap > 0, (upper - makespan) / np.where(gap > 0, gap, 1.0), 1.0), 0.0, 1.0)
     iteration_time = makespan.max(axis=1)
@@ -392,7 +418,8 @@ def simulate(graph: OpGraph, orders: np.ndarray, cluster: Cluster, seed: int = 0
         graph: the op DAG.
         orders: (iterations, workers, n_recv) each worker's transfer order per iteration.
         cluster: the simulated cluster.
-        seed: seeds the transfer-time noise (int >= 0; used when `cluster.jitter` > 0).
+        seed: seeds the transfer-time and compute noise (int >= 0; used when `cluster.jitter` or
+            `cluster.compute_noise` > 0).
         executor: "dynamic" (ops run as their inputs are ready) or "in_order" (program order).
         pipelined: stream the next iteration's transfers behind this one's.
         push: push gradients back (None: whether the graph has gradients).
@@ -400,9 +427,13 @@ def simulate(graph: OpGraph, orders: np.ndarray, cluster: Cluster, seed: int = 0
     """
     _check_inputs(graph, cluster, seed)
     push = _check_mode(graph, cluster, executor, pipelined, push, credit_bytes)
-    run = _executor_args(graph, cluster, executor)
+    orders = _check_orders(graph, orders, cluster)
+    run = _executor_args(graph, cluster, executor, op_seconds(graph, cluster, orders.shape[:2], seed))
     if push or cluster.nic_gbps is not None:
         timing = _coupled(graph, orders, cluster, seed, push, pipelined, run)
     else:
         timing = _pull_only(graph, orders, cluster, seed, pipelined, credit_bytes, run)
-    return _result(timing, _compute_only(graph, run), pipelined)
+    comp_iw = _compute_only(graph, run)
+    exact = dataclasses.replace(cluster, compute_noise=0.0)
+    comp = _compute_only(graph, _executor_args(graph, exact, executor, op_seconds(graph, exact, (1, 1), seed)))
+    return _result(timing, comp_iw, float(comp[0, 0]), pipelined)

@@ -53,10 +53,14 @@ class OrderStudy:
 
 
 def order_study(n_dags: int = ORDER_DAGS, n_recv: int = 6, layers: int = 4, max_width: int = 3,
-                cluster: Cluster | None = None, first_seed: int = 0) -> OrderStudy:
-    """Layer order, TIC and TAC against the best of all n_recv! orders (brute force: every order is
-    one iteration of one simulate call) on `n_dags` random layered DAGs (`graph.layered_graph`,
-    seeds first_seed..), inference on one worker and one server by default (1 Gbit/s, 10 GFLOP/s).
+                cluster: Cluster | None = None, first_seed: int = 0, iterations: int = 5) -> OrderStudy:
+    """Layer order, TIC and TAC against the best of all n_recv! orders on `n_dags` random layered DAGs
+    (`graph.layered_graph`, seeds first_seed..), inference on one worker and one server by default
+    (1 Gbit/s, 10 GFLOP/s).
+
+    Each fixed order runs `iterations` iterations seeded by its DAG's seed, so with noise (the cluster's
+    `jitter`, `compute_noise`) every order sees the same draws; its time is their mean. The brute force
+    (every order is one iteration of one simulate call) runs on the noise-free cluster: a reference.
 
     Args:
         n_dags: DAGs in the family.
@@ -65,21 +69,25 @@ def order_study(n_dags: int = ORDER_DAGS, n_recv: int = 6, layers: int = 4, max_
         max_width: most ops per layer.
         cluster: the simulated cluster (None: one worker, one server).
         first_seed: the first DAG's seed (int >= 0).
+        iterations: simulated iterations per fixed order (>= 1).
     """
     validate.seed("first_seed", first_seed)
     validate.integer("n_dags", n_dags, low=1)
     validate.integer("n_recv", n_recv, low=1, high=8)
+    validate.integer("iterations", iterations, low=1)
     cluster = Cluster(workers=1) if cluster is None else validate.instance("cluster", cluster, Cluster,
                                                                           "a simulate.Cluster or None")
+    exact = dataclasses.replace(cluster, jitter=0.0, compute_noise=0.0)
     perms = np.array(list(itertools.permutations(range(n_recv))))
     seeds = tuple(range(first_seed, first_seed + n_dags))
     best, fixed = np.empty(n_dags), np.empty((n_dags, len(ORDERS)))
     for k, seed in enumerate(seeds):
         g = layered_graph(n_recv, layers, max_width, seed)
         every = np.broadcast_to(perms[:, None, :], (perms.shape[0], cluster.workers, n_recv))
-        best[k] = simulate(g, every, cluster).iteration_time.min()
-        orders = np.stack([ordering.schedule(g, name, cluster.oracle(), cluster.workers)[0] for name in ORDERS])
-        fixed[k] = simulate(g, orders, cluster).iteration_time
+        best[k] = simulate(g, every, exact).iteration_time.min()
+        for j, name in enumerate(ORDERS):
+            orders = ordering.schedule(g, name, cluster.oracle(), cluster.workers, iterations)
+            fixed[k, j] = simulate(g, orders, cluster, seed).iteration_time.mean()
     return OrderStudy(ORDERS, seeds, best, fixed)
 
 
