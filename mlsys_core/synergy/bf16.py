@@ -1,10 +1,12 @@
 """Synergy 3: does bfloat16 communication help phones more than pods?
 
-Halving the bytes on the wire (f32 -> bf16) saves half the communication share of a step, without
-overlap (`bf16_saving`). A pod's share comes from Paper 1's cost model (`bf16_saving_tpu`), a phone's
-from FL's drawn population (`bf16_saving_edge`); `bf16_pod_vs_phone` and `bf16_vs_phone_link` compare
-them over the assumptions that decide it. `fedavg_delta_dtype` / `bf16_accuracy_gap` measure what bf16
-deltas cost FedAvg's accuracy. `explore_bf16` is one point of notebook 05's explorer.
+Halving the bytes on the wire (f32 -> bf16) saves half the communication share of a step when nothing
+overlaps (`bf16_saving`: a phone's session, which downloads, trains and uploads in turn). A pod's saving
+comes from Paper 1's cost model, with or without the all-reduce hidden under the compute
+(`bf16_saving_tpu`), a phone's from FL's drawn population (`bf16_saving_edge`); `bf16_pod_vs_phone` and
+`bf16_gap_points` compare them over the assumptions that decide it. `fedavg_delta_dtype` /
+`bf16_accuracy_gap` measure what bf16 deltas cost FedAvg's accuracy. `explore_bf16` is one point of
+notebook 05's explorer.
 """
 
 from __future__ import annotations
@@ -46,9 +48,12 @@ class Bf16Saving:
 
 
 def bf16_saving_tpu(workload: str = "BERT-large", chips=(16, 256, 1024, 4096), *, link_gb_per_s: float = 70.0,
-                    utilisation: float = 0.4) -> Bf16Saving:
+                    utilisation: float = 0.4, overlap: bool = False) -> Bf16Saving:
     """bf16 gradients on a TPU-v3 pod (Paper 1's cost model, WUS): step saving at each chip count.
 
+    The saving is 1 - step(bf16 gradients) / step(f32 gradients), both steps from
+    `cost_model.model_step_s`: without `overlap` compute + all-reduce + update, with it the all-reduce
+    hidden under the compute (then bf16 saves only what the all-reduce sticks out beyond the compute).
     `link_gb_per_s` (per chip) and `utilisation` (achieved fraction of peak FLOP/s) are the cost
     model's assumptions; compute falls as 1/chips at a fixed global batch, the all-reduce does not.
 
@@ -57,17 +62,22 @@ def bf16_saving_tpu(workload: str = "BERT-large", chips=(16, 256, 1024, 4096), *
         chips: pod sizes (each >= 1).
         link_gb_per_s: GB/s, each chip's link (> 0).
         utilisation: achieved fraction of peak FLOP/s, in (0, 1].
+        overlap: whether the all-reduce hides under the compute.
     """
     base = pod_workload(workload)
     link_bytes_per_s = validate.positive("link_gb_per_s", link_gb_per_s) * 1e9
     utilisation = validate.number("utilisation", utilisation, 0.0, 1.0, low_open=True)
+    overlap = validate.boolean("overlap", overlap)
     chip = dataclasses.replace(cost_model.TPU_V3, link_bytes_per_s=link_bytes_per_s, utilisation=utilisation)
     f32 = dataclasses.replace(base, grad_bytes_per_param=4.0)
+    low = dataclasses.replace(base, grad_bytes_per_param=2.0)
     chips = tuple(validate.integer("chips", c, 1) for c in chips)
     rows = [cost_model.step_time(f32, chip, c, "wus") for c in chips]
     compute = np.array([r.compute_s + r.update_s for r in rows])
     comm = np.array([r.allreduce_s for r in rows])
-    return Bf16Saving(compute, comm, bf16_saving(compute, comm), np.asarray(chips))
+    step32 = np.array([cost_model.model_step_s(f32, chip, c, overlap, "wus") for c in chips])
+    step16 = np.array([cost_model.model_step_s(low, chip, c, overlap, "wus") for c in chips])
+    return Bf16Saving(compute, comm, 1 - step16 / step32, np.asarray(chips))
 
 
 def bf16_saving_edge(model_params: float = 1.4e6, epochs: int = 1, devices: int = 100_000,
@@ -145,7 +155,7 @@ class Bf16PodVsPhone:
 
 def bf16_pod_vs_phone(link_gb_per_s=(70.0, 100.0, 150.0, 200.0, 250.0, 330.0), utilisation=(0.3, 0.4, 0.5, 0.6),
                       pod_chips: int = 4096, workload: str = "BERT-large", model_params: float = 1.4e6,
-                      devices: int = 100_000, seeds=DEFAULT_SEEDS) -> Bf16PodVsPhone:
+                      devices: int = 100_000, seeds=DEFAULT_SEEDS, overlap: bool = False) -> Bf16PodVsPhone:
     """bf16's saving for a TPU-v3 pod (every `POD_CHIPS` size) at each link bandwidth x utilisation,
     against the median phone of `len(seeds)` drawn FL populations (`bf16_saving_edge`).
 
@@ -157,29 +167,32 @@ def bf16_pod_vs_phone(link_gb_per_s=(70.0, 100.0, 150.0, 200.0, 250.0, 330.0), u
         model_params: the phones' model's parameters (> 0).
         devices: each population's size (>= 1).
         seeds: one population per seed.
+        overlap: whether the pod's all-reduce hides under its compute.
     """
     bws = tuple(validate.positive("link_gb_per_s", b) for b in link_gb_per_s)
     utils = tuple(validate.number("utilisation", u, 0.0, 1.0, low_open=True) for u in utilisation)
     validate.choice("pod_chips", pod_chips, POD_CHIPS)
     if not bws or not utils:
         raise ValueError(f"link_gb_per_s and utilisation need >= 1 value each, got {bws!r} and {utils!r}")
-    pod = np.array([[bf16_saving_tpu(workload, POD_CHIPS, link_gb_per_s=b, utilisation=u).saving for u in utils]
-                    for b in bws])
+    pod = np.array([[bf16_saving_tpu(workload, POD_CHIPS, link_gb_per_s=b, utilisation=u, overlap=overlap).saving
+                     for u in utils] for b in bws])
     phone = np.array([np.median(bf16_saving_edge(model_params, 1, devices, s).saving)
                       for s in validate.seeds("seeds", seeds)])
     return Bf16PodVsPhone(np.array(bws), np.array(utils), np.array(POD_CHIPS), pod, phone, int(pod_chips))
 
 
-def bf16_vs_phone_link(link_factors=(0.25, 0.5, 1.0, 2.0, 4.0), pod_link_gb_per_s: float = 70.0,
-                       utilisation: float = 0.4, pod_chips: int = 4096, workload: str = "BERT-large",
-                       model_params: float = 1.4e6, devices: int = 100_000, seeds=DEFAULT_SEEDS) -> np.ndarray:
-    """(len(link_factors), len(seeds)) median phone's bf16 saving minus the `pod_chips` pod's, in
-    percentage points, when the phones' link medians are scaled by each factor (> 0: FL gains more).
+def bf16_gap_points(link_gb_per_s: float = 70.0, utilisation: float = 0.4, overlap: bool = False,
+                    phone_link_factor: float = 1.0, pod_chips: int = 4096, workload: str = "BERT-large",
+                    model_params: float = 1.4e6, devices: int = 100_000, seeds=DEFAULT_SEEDS) -> np.ndarray:
+    """(len(seeds),) the median phone's bf16 saving minus the `pod_chips` pod's, in percentage points
+    (> 0: FL gains more, the survey's claim); seed s draws the phones' population.
 
     Args:
-        link_factors: x the phones' link medians (each > 0).
-        pod_link_gb_per_s: GB/s, the pod's per-chip link (> 0).
+        link_gb_per_s: GB/s, the pod's per-chip link (> 0).
         utilisation: the pod's achieved fraction of peak FLOP/s, in (0, 1].
+        overlap: whether the pod's all-reduce hides under its compute (a phone's session cannot: it
+            needs the model before it trains and the update after).
+        phone_link_factor: x the phones' link medians (> 0).
         pod_chips: the pod's size (one of `POD_CHIPS`).
         workload: a `cost_model.WORKLOADS` name.
         model_params: the phones' model's parameters (> 0).
@@ -187,11 +200,11 @@ def bf16_vs_phone_link(link_factors=(0.25, 0.5, 1.0, 2.0, 4.0), pod_link_gb_per_
         seeds: one population per seed.
     """
     validate.choice("pod_chips", pod_chips, POD_CHIPS)
-    pod = bf16_saving_tpu(workload, (pod_chips,), link_gb_per_s=pod_link_gb_per_s, utilisation=utilisation)
-    seeds = validate.seeds("seeds", seeds)
-    phone = np.array([[np.median(bf16_saving_edge(model_params, 1, devices, s, link_factor=f).saving)
-                       for s in seeds] for f in link_factors])
-    return 100 * (phone - pod.saving[0])
+    pod = bf16_saving_tpu(workload, (pod_chips,), link_gb_per_s=link_gb_per_s, utilisation=utilisation,
+                          overlap=overlap).saving[0]
+    phone = np.array([np.median(bf16_saving_edge(model_params, 1, devices, s, link_factor=phone_link_factor).saving)
+                      for s in validate.seeds("seeds", seeds)])
+    return 100 * (phone - pod)
 
 
 def fedavg_delta_dtype(dtype: str = "bfloat16", rounds: int = 30, clients_per_round: int = 20,

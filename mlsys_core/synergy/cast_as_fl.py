@@ -78,7 +78,7 @@ def round_batches(shards, rounds: int, local_steps: int = 1, batch: int = 16, se
 
 
 def protocol_participants(devices: int = 100, goal_count: int = 10, rounds: int = 30, seed: int = 0,
-                          model_bytes: int = 9640) -> list[np.ndarray]:
+                          model_bytes: int = 9640, drop_out: float = 0.08) -> list[np.ndarray]:
     """Device ids in each of the first `rounds` committed rounds of FL's round protocol (Paper 3).
 
     The population is notebook 03's, but always eligible (a data centre's own devices: charging,
@@ -89,24 +89,32 @@ def protocol_participants(devices: int = 100, goal_count: int = 10, rounds: int 
     Args:
         devices: the population's size (>= 1).
         goal_count: updates a round aims to aggregate (1 to devices).
-        rounds: committed rounds wanted (>= 1); the protocol runs 300 s of simulated time per round.
+        rounds: committed rounds wanted (>= 1); the protocol runs 300 s of simulated time per round, twice or
+            four times that when too few rounds commit.
         seed: draws the population and the protocol's run.
         model_bytes: bytes of the checkpoint downloaded and of the update uploaded.
+        drop_out: the devices' mean chance of dropping out of a session, in [0, 0.9]; each device draws its
+            own within +-0.02 of it (0.08: the population's default 6-10%).
     """
     from mlsys_core.fl import protocol
 
+    drop_out = validate.number("drop_out", drop_out, 0.0, 0.9)
+    drop_range = (max(drop_out - 0.02, 0.0), drop_out + 0.02)
     devices = validate.integer("devices", devices, 1)
     goal_count = validate.integer("goal_count", goal_count, 1, devices)
     rounds = validate.integer("rounds", rounds, 1)
     pop = make_population(PopulationConfig(num_devices=devices, window_length_h=23.5, window_length_std_h=0.0,
-                                           unmetered_fraction=1.0), validate.seed("seed", seed))
+                                           unmetered_fraction=1.0, drop_out_range=drop_range),
+                          validate.seed("seed", seed))
     config = protocol.RoundConfig(goal_count=goal_count, checkpoint_bytes=model_bytes, update_bytes=model_bytes)
-    res = protocol.simulate(pop, config, protocol.SteeringConfig(cooldown_s=0.0), 300.0 * rounds, seed)
-    part = protocol.round_participants(res)
-    ids = [part.ids_of(r) for r in np.flatnonzero(part.committed)]
-    if len(ids) < rounds:
-        raise ValueError(f"the protocol committed {len(ids)} rounds, fewer than rounds={rounds}")
-    return ids[:rounds]
+    for horizon in (1, 2, 4):  # rounds that fail (too many drop-outs) cost time: simulate longer if needed
+        res = protocol.simulate(pop, config, protocol.SteeringConfig(cooldown_s=0.0), 300.0 * rounds * horizon,
+                                seed)
+        part = protocol.round_participants(res)
+        ids = [part.ids_of(r) for r in np.flatnonzero(part.committed)]
+        if len(ids) >= rounds:
+            return ids[:rounds]
+    raise ValueError(f"the protocol committed {len(ids)} rounds in {1200 * rounds} s, fewer than rounds={rounds}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -226,7 +234,7 @@ CAST_CONFIGS = {  # name -> how the digits are dealt (`SPLITS`) and who takes pa
 
 def cast_as_fl(configs=tuple(CAST_CONFIGS), devices: int = 100, goal_count: int = 10, rounds: int = 30,
                local_steps: int = 1, alpha: float = 0.5, seeds=DEFAULT_SEEDS, batch: int = 16,
-               horizon: int = 3) -> CastAsFL:
+               horizon: int = 3, drop_out: float = 0.08) -> CastAsFL:
     """Dispatch the digits to `devices` and train with FedAvg rounds in each configuration of
     `CAST_CONFIGS` (split x participation: everyone, or the protocol's committed devices with
     `goal_count`); up to `horizon` x `rounds` rounds to see whether they catch up with the reference
@@ -242,6 +250,7 @@ def cast_as_fl(configs=tuple(CAST_CONFIGS), devices: int = 100, goal_count: int 
         seeds: one run of every configuration per seed.
         batch: examples per local step (>= 1).
         horizon: the FL runs last horizon x rounds rounds (>= 1).
+        drop_out: the protocol's devices' mean drop-out chance (`protocol_participants`).
     """
     seeds = validate.seeds("seeds", seeds)
     rounds = validate.integer("rounds", rounds, 1)
@@ -257,7 +266,7 @@ def cast_as_fl(configs=tuple(CAST_CONFIGS), devices: int = 100, goal_count: int 
             cfg = CAST_CONFIGS[validate.choice("configs", name, tuple(CAST_CONFIGS))]
             shards, data = dispatch(cfg["split"], devices, alpha, s)
             if cfg["participation"] == "protocol" and part is None:
-                part = protocol_participants(devices, goal_count, long, s)
+                part = protocol_participants(devices, goal_count, long, s, drop_out=drop_out)
             idx = round_batches(shards, long, local_steps, batch, s)
             acc[name].append(federated_rounds(idx, data, [len(p) for p in shards],
                                               part if cfg["participation"] == "protocol" else None, batch=batch,

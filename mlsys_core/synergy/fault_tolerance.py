@@ -153,6 +153,12 @@ class FaultGoodput:
         """(rates, intervals, seeds) goodput of `policy` (a `FAULT_POLICIES` name)."""
         return getattr(self, validate.choice("policy", policy, FAULT_POLICIES))
 
+    @property
+    def quorum_gain(self) -> np.ndarray:
+        """(rates, intervals, seeds) quorum's goodput minus restart's, in fractions of a failure-free pod's
+        training: a difference, which stays defined where restart's goodput falls to zero (a ratio would not)."""
+        return self.quorum - self.restart
+
 
 def goodput_grid(failure_rates: Sequence[float] | np.ndarray, checkpoint_intervals: Sequence[int] | np.ndarray = (50,),
                  seeds: Iterable[int] = DEFAULT_SEEDS, config: FaultConfig = FaultConfig()) -> FaultGoodput:

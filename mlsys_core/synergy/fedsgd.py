@@ -89,7 +89,7 @@ def data_parallel_vs_fedsgd(devices: int = backend.MESH_DEVICES, steps: int = 10
 
 
 def fedsgd_equivalence(seeds=DEFAULT_SEEDS, devices: int = backend.MESH_DEVICES, steps: int = 10,
-                       per_device_batch: int = 16) -> np.ndarray:
+                       per_device_batch: int = 16, learning_rate: float = 0.1) -> np.ndarray:
     """(len(seeds),) `relative_diff` of `data_parallel_vs_fedsgd` per seed (data order and initial weights).
 
     Args:
@@ -97,6 +97,7 @@ def fedsgd_equivalence(seeds=DEFAULT_SEEDS, devices: int = backend.MESH_DEVICES,
         devices: mesh devices, and FedSGD clients (>= 1).
         steps: SGD steps, and FedSGD rounds (>= 1).
         per_device_batch: examples per device and step (>= 1).
+        learning_rate: SGD's step size (> 0).
     """
-    return np.array([data_parallel_vs_fedsgd(devices, steps, per_device_batch, seed=s).relative_diff
+    return np.array([data_parallel_vs_fedsgd(devices, steps, per_device_batch, learning_rate, seed=s).relative_diff
                      for s in validate.seeds("seeds", seeds)])

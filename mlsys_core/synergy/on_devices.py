@@ -59,6 +59,22 @@ class EvalOnDevices:
     pod: np.ndarray  # (seeds,) the pod's distributed accuracy (Paper 1, `spmd.distributed_accuracy` on the mesh)
     everyone: np.ndarray  # (seeds,) the federated round with every device
     error: dict  # goal count -> (seeds,) RMS over the committed rounds of the federated estimate - the pod's
+    sampling_error: dict  # goal count -> (seeds,) RMS over the same rounds of `binomial_standard_error`
+
+    @property
+    def error_over_sampling(self) -> dict:
+        """goal count -> (seeds,) `error` over `sampling_error`: 1 when a round's estimate is as good as a
+        random sample of as many test digits would give; above 1 when the devices' label skew adds to it."""
+        return {g: self.error[g] / self.sampling_error[g] for g in self.error}
+
+
+def binomial_standard_error(accuracy: float, examples, population: int) -> np.ndarray:
+    """Standard error of an accuracy measured on `examples` test digits drawn at random, without replacement,
+    from `population` whose accuracy is `accuracy`: sqrt(p (1 - p) / n x (N - n) / (N - 1))."""
+    p = validate.probability("accuracy", accuracy)
+    population = validate.integer("population", population, 2)
+    n = validate.reals("examples", examples, 1.0, population)
+    return np.sqrt(p * (1 - p) / n * (population - n) / (population - 1))
 
 
 def evaluation_on_devices(goal_counts=(4, 10, 20), devices: int = 40, split: str = "dirichlet", alpha: float = 0.5,
@@ -82,7 +98,7 @@ def evaluation_on_devices(goal_counts=(4, 10, 20), devices: int = 40, split: str
     seeds = validate.seeds("seeds", seeds)
     split = validate.choice("split", split, SPLITS)
     devices = validate.integer("devices", devices, 1)
-    pod, everyone, error = [], [], {g: [] for g in goal_counts}
+    pod, everyone, error, sampling = [], [], {g: [] for g in goal_counts}, {g: [] for g in goal_counts}
     mesh = data_mesh(backend.MESH_DEVICES)
     for s in seeds:
         shards, data = dispatch("iid", backend.MESH_DEVICES, seed=s)
@@ -97,9 +113,13 @@ def evaluation_on_devices(goal_counts=(4, 10, 20), devices: int = 40, split: str
         right, count = device_counts(np.asarray(_mlp_labels(run.params, xt)) == yt, test_shards)
         everyone.append(_pooled(right, count))
         for g in goal_counts:
-            est = [_pooled(right, count, ids) for ids in protocol_participants(devices, g, rounds, s)]
+            committed = protocol_participants(devices, g, rounds, s)
+            est = [_pooled(right, count, ids) for ids in committed]
             error[g].append(float(np.sqrt(np.mean((np.array(est) - exact) ** 2))))
-    return EvalOnDevices(np.array(pod), np.array(everyone), {g: np.array(v) for g, v in error.items()})
+            scored = np.array([count[np.asarray(ids, np.int64)].sum() for ids in committed])
+            sampling[g].append(float(np.sqrt(np.mean(binomial_standard_error(exact, scored, len(yt)) ** 2))))
+    return EvalOnDevices(np.array(pod), np.array(everyone), {g: np.array(v) for g, v in error.items()},
+                         {g: np.array(v) for g, v in sampling.items()})
 
 
 def _mlp_labels(params, x):

@@ -34,7 +34,7 @@ class TicTacVsLink:
 
 def tictac_vs_bandwidth(model: str = "resnet", mode: str = "train", bandwidths_gbps=(10.0, 1.0, 0.1, 0.01),
                         latency_us: float = 50.0, workers: int = 4, iterations: int = 10, seed: int = 0,
-                        local_steps: int = 1) -> TicTacVsLink:
+                        local_steps: int = 1, gflops: float = 10.0) -> TicTacVsLink:
     """TAC's throughput over random order as the link slows from data-centre to phone speeds.
 
     Also returns the headroom S = (U - L) / L of perfect overlap: when transfers dominate, S -> 0,
@@ -51,14 +51,16 @@ def tictac_vs_bandwidth(model: str = "resnet", mode: str = "train", bandwidths_g
         iterations: iterations simulated per bandwidth (>= 1).
         seed: draws the random orders.
         local_steps: steps per download (>= 1).
+        gflops: GFLOP/s, each worker's compute rate (> 0).
     """
     validate.seed("seed", seed)
     local_steps = validate.integer("local_steps", local_steps, 1)
+    gflops = validate.positive("gflops", gflops)
     graph = tictac_compare.model_graph(model, mode)
     speedup, headroom, comm_share = [], [], []
     for bw in bandwidths_gbps:
         bw = validate.positive("bandwidths_gbps", bw)
-        cluster = Cluster(workers=workers, bandwidth_gbps=bw, latency_us=latency_us)
+        cluster = Cluster(workers=workers, bandwidth_gbps=bw, latency_us=latency_us, gflops=gflops)
         res = tictac_compare.compare(graph, cluster, ("random", "tac"), iterations, seed)
         r, tac = res["random"], res["tac"]
         more = (local_steps - 1) * r.comp  # the steps after the first, the same for every order
@@ -111,7 +113,7 @@ class PhoneTicTac:
 
 def tictac_phone_percentiles(percentiles=(10, 25, 50, 75, 90), seeds=DEFAULT_SEEDS, model: str = "resnet",
                              mode: str = "train", iterations: int = 10, local_steps: int = 1,
-                             devices: int = 100_000) -> PhoneTicTac:
+                             devices: int = 100_000, gflops: float = 10.0) -> PhoneTicTac:
     """TAC/random for one phone at each percentile of the FL population's downlink.
 
     Seed s draws the population (so the link at each percentile) and the random orders.
@@ -124,11 +126,12 @@ def tictac_phone_percentiles(percentiles=(10, 25, 50, 75, 90), seeds=DEFAULT_SEE
         iterations: iterations simulated per link (>= 1).
         local_steps: steps per download (>= 1).
         devices: each population's size (>= 1).
+        gflops: GFLOP/s, the phone's compute rate (> 0).
     """
     seeds = validate.seeds("seeds", seeds)
     links = np.array([phone_downlink_mbit(percentiles, devices, s) for s in seeds]).T
     gain = np.array([tictac_vs_bandwidth(model, mode, tuple(links[:, j] / 1e3), 50.0, 1, iterations, s,
-                                         local_steps).tac_speedup for j, s in enumerate(seeds)]).T
+                                         local_steps, gflops).tac_speedup for j, s in enumerate(seeds)]).T
     return PhoneTicTac(np.asarray(percentiles, float), links, gain)
 
 
@@ -171,7 +174,7 @@ class PodTicTac:
 
 def tictac_pod(link_gb_per_s=(70.0, 100.0, 150.0, 200.0, 250.0, 330.0), seeds=DEFAULT_SEEDS, model: str = "resnet",
                mode: str = "train", iterations: int = 10, workload: str = "BERT-large",
-               chips: int = 4096) -> PodTicTac:
+               chips: int = 4096, utilisation: float = 0.4) -> PodTicTac:
     """TAC/random on a `pod_cluster` at each per-chip link bandwidth and seed, with the simulated
     step's transfer share of U (pulls and pushes) at each bandwidth.
 
@@ -183,12 +186,13 @@ def tictac_pod(link_gb_per_s=(70.0, 100.0, 150.0, 200.0, 250.0, 330.0), seeds=DE
         iterations: iterations simulated per bandwidth and seed (>= 1).
         workload: a `cost_model.WORKLOADS` name.
         chips: the pod's size (>= 2).
+        utilisation: the cost model's achieved fraction of peak FLOP/s, in (0, 1].
     """
     graph = tictac_compare.model_graph(model, mode)
     seeds = validate.seeds("seeds", seeds)
     gain, share = [], []
     for bw in link_gb_per_s:
-        cluster = pod_cluster(graph, bw, workload, chips)
+        cluster = pod_cluster(graph, bw, workload, chips, utilisation)
         row = []
         for s in seeds:
             res = tictac_compare.compare(graph, cluster, ("random", "tac"), iterations, s)
