@@ -42,21 +42,21 @@ def test_check_returns_the_rules_verdict_and_appends_when_asked(tmp_path, monkey
     path = tmp_path / "claims.jsonl"
     monkeypatch.setenv(record.ENV_REPORT_PATH, str(path))
     monkeypatch.setenv(record.ENV_NOTEBOOK, "00_start_here.ipynb")
-    good = report.check("suite.shard_bytes", 0.125, details="8 devices")
-    bad = report.check("suite.shard_bytes", 0.5)
+    good = report.check("suite.shard_bytes", 1.0, details="8 devices")
+    bad = report.check("suite.shard_bytes", 4.0)
     assert good.evaluation.verdict == "reproduced" and bad.evaluation.verdict == "not reproduced"
     rows = [json.loads(line) for line in path.read_text().splitlines()]
     assert [r["verdict"] for r in rows] == ["reproduced", "not reproduced"]
     assert rows[0]["notebook"] == "00_start_here.ipynb" and rows[0]["details"] == "8 devices"
     assert rows[0]["rule"] == claims.get("suite.shard_bytes").rule.text and rows[0]["source"].startswith("suite")
     md = good._repr_markdown_()
-    assert "| 0.125 of the array |" in md and md.rstrip().endswith("8 devices")
+    assert "| 1.0000 x 1/N of the array |" in md and md.rstrip().endswith("8 devices")
 
 
 def test_check_without_env_writes_nothing(tmp_path, monkeypatch):
     monkeypatch.delenv(record.ENV_REPORT_PATH, raising=False)
     monkeypatch.chdir(tmp_path)
-    report.check("suite.shard_bytes", 0.125)
+    report.check("suite.shard_bytes", 1.0)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -97,7 +97,7 @@ def test_check_refuses_a_non_finite_measurement(registry, claim_id, measured, sw
 
 
 def test_a_result_row_has_the_fields_collect_requires():
-    assert tuple(report.check("suite.shard_bytes", 0.125).row()) == record.FIELDS
+    assert tuple(report.check("suite.shard_bytes", 1.0).row()) == record.FIELDS
 
 
 def _jsonl(path: pathlib.Path, *results: report.Result) -> pathlib.Path:
@@ -106,7 +106,7 @@ def _jsonl(path: pathlib.Path, *results: report.Result) -> pathlib.Path:
 
 
 def test_collect_marks_unchecked_and_double_checked_claims(registry, tmp_path):
-    once = report.check("suite.shard_bytes", 0.125)
+    once = report.check("suite.shard_bytes", 1.0)
     rows, problems = record.collect(_jsonl(tmp_path / "a.jsonl", once))
     assert [r["verdict"] for r in rows] == ["reproduced", record.NOT_CHECKED]
     assert rows[1].keys() == rows[0].keys()  # claims.json has one shape, checked or not
@@ -129,7 +129,7 @@ def test_collect_marks_unchecked_and_double_checked_claims(registry, tmp_path):
      (lambda line: line.replace('"id": "suite.shard_bytes"', '"id": 7'), "id must be a claim id")],
 )
 def test_collect_names_the_file_and_line_of_a_damaged_row(registry, tmp_path, damage, match):
-    path = _jsonl(tmp_path / "claims.jsonl", report.check("suite.shard_bytes", 0.125))
+    path = _jsonl(tmp_path / "claims.jsonl", report.check("suite.shard_bytes", 1.0))
     line = path.read_text().strip()
     path.write_text(f"{line}\n\n{damage(line)}\n")
     with pytest.raises(ValueError, match=f"{re.escape(str(path))}, line 3: {match}"):
@@ -168,7 +168,7 @@ def test_a_row_rebuilds_the_result_it_was_written_from(registry, measured):
 def test_markdown_and_html_show_summary_sensitivity_and_figures(registry, measured, tmp_path):
     fig, _ = plt.subplots()
     swept = report.check(SWEPT.id, sweep={"bandwidth_gbps": [[1.3, 1.31, 1.29], [1.0, 1.01, 1.0]]}, figure=fig)
-    path = _jsonl(tmp_path / "c.jsonl", report.check("suite.shard_bytes", 0.25), swept)
+    path = _jsonl(tmp_path / "c.jsonl", report.check("suite.shard_bytes", 4.0), swept)
     plt.close(fig)
     rows, problems = record.collect(path)
     rows, failed, _ = run.sweep_rows(rows, run._Stop())
@@ -190,11 +190,11 @@ def test_markdown_and_html_show_summary_sensitivity_and_figures(registry, measur
     assert "<td class='v-reproduced'>reproduced</td>" in page and "<td class='v-not'>not reproduced</td>" in page
 
 
-def test_the_tornado_puts_each_swing_in_distances_to_the_nearest_edge(registry):
+def test_the_tornado_puts_each_swing_in_distances_to_the_next_edge_it_moves_towards(registry):
     r = report.check(SWEPT.id, sweep={"bandwidth_gbps": [[1.3, 1.3], [1.0, 1.0]]}).row()
     (bar,) = tornado.swings(r)
-    assert bar.low == pytest.approx((1.0 - 1.3) / (1.377 - 1.3)) and bar.high == 0.0 and bar.flips  # 1.377 is nearest
-    assert tornado.swings(report.check("suite.shard_bytes", 0.125).row()) == []  # nothing swept
+    assert bar.low == pytest.approx((1.0 - 1.3) / (1.3 - 1.2)) and bar.high == 0.0 and bar.flips  # the edge below
+    assert tornado.swings(report.check("suite.shard_bytes", 1.0).row()) == []  # nothing swept
     assert tornado.slug("Paper 4 — TicTac") == "sensitivity_paper_4_tictac.png"
 
 
@@ -208,7 +208,7 @@ def _notebook(path: pathlib.Path, *sources: str) -> None:
 def test_main_writes_three_reports_and_fails_on_unchecked_claims_and_broken_notebooks(registry, measured, tmp_path):
     nbs = tmp_path / "nbs"
     nbs.mkdir()
-    _notebook(nbs / "a.ipynb", "from mlsys_core import report\nreport.check('suite.shard_bytes', 1 / 8)")
+    _notebook(nbs / "a.ipynb", "from mlsys_core import report\nreport.check('suite.shard_bytes', 1.0)")
     out = tmp_path / "out"
     assert run.main([str(nbs), "--out", str(out), "--timeout", "120"]) == 1  # SWEPT was never checked
     data = json.loads((out / "claims.json").read_text())
@@ -222,7 +222,7 @@ def test_main_writes_three_reports_and_fails_on_unchecked_claims_and_broken_note
         "from mlsys_core.claims.registry import Assumption, Claim\n"
         "a = Assumption('bandwidth_gbps', 'link bandwidth', 'Gbit/s', 1.0, (1.0, 10.0), 'suite')\n"
         f"claims.REGISTRY[{SWEPT.id!r}] = Claim({SWEPT.id!r}, 'Suite check', 's', 'v', 'abstract', 'x', "
-        "rules.at_least(1.2, partly=1.05), parameters=(a,))\n"
+        "rules.at_least(1.2, partly=1.05), kind='reproduction', parameters=(a,))\n"
     )
     _notebook(nbs / "b.ipynb", declare + f"report.check({SWEPT.id!r}, sweep={{'bandwidth_gbps': [1.3, 1.0]}})")
     assert run.main([str(nbs), "--out", str(out), "--timeout", "120"]) == 0
@@ -256,7 +256,7 @@ def _interrupted_run(tmp_path: pathlib.Path, signals: list[signal.Signals], igno
     nbs = tmp_path / "nbs"
     nbs.mkdir()
     pid_file, c_started = tmp_path / "kernel.pid", tmp_path / "c-started"
-    _notebook(nbs / "a.ipynb", "from mlsys_core import report\nreport.check('suite.shard_bytes', 1 / 8)")
+    _notebook(nbs / "a.ipynb", "from mlsys_core import report\nreport.check('suite.shard_bytes', 1.0)")
     ignore = "signal.signal(signal.SIGINT, signal.SIG_IGN)\n" if ignore_sigint else ""
     _notebook(nbs / "b.ipynb", f"import os, pathlib, signal, time\n{ignore}"
               f"pathlib.Path({str(pid_file)!r}).write_text(str(os.getpid()))\ntime.sleep(60)", "print('after')")

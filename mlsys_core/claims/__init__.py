@@ -19,7 +19,6 @@ from mlsys_core.claims.registry import (
     Claim,
     Estimate,
     Evaluation,
-    Sweep,
     evaluate,
 )
 from mlsys_core.claims.rules import VERDICTS
@@ -49,5 +48,5 @@ def get(claim_id: str) -> Claim:
 
 __all__ = [
     "KINDS", "MIN_SEEDS", "MODULES", "PAPERS", "REGISTRY", "SOURCES", "VERDICTS",
-    "Assumption", "Claim", "Estimate", "Evaluation", "Sweep", "evaluate", "get",
+    "Assumption", "Claim", "Estimate", "Evaluation", "evaluate", "get",
 ]

@@ -90,25 +90,6 @@ class Assumption:
 
 
 @dataclasses.dataclass(frozen=True)
-class Sweep:
-    """An assumption the suite picked, and the range a claim is measured over."""
-
-    assumption: str
-    unit: str
-    values: tuple[float, ...]
-    default: float
-
-    def __post_init__(self) -> None:
-        validate.string("Sweep.assumption", self.assumption)
-        if len(self.values) < 2:
-            raise ValueError(f"Sweep.values needs at least 2 points, got {self.values}")
-        for v in self.values:
-            validate.number("Sweep.values", v)
-        if self.default not in self.values:
-            raise ValueError(f"Sweep.default must be one of Sweep.values {self.values}, got {self.default!r}")
-
-
-@dataclasses.dataclass(frozen=True)
 class Claim:
     """One claim the suite checks. `source` is one of SOURCES, optionally followed by ": where".
 
@@ -137,11 +118,9 @@ class Claim:
     parameters: tuple[Assumption, ...] = ()
     assumptions: tuple[str, ...] = ()
     seeds: int = 0
-    sweep: Sweep | None = None
     fmt: str = ".3g"  # how the measured value prints
     sample: str = "seed"
     interval: str = "t"
-    geometric: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.id, str) or not _ID.match(self.id):
@@ -152,8 +131,7 @@ class Claim:
         validate.string(f"{self.id}: unit", self.unit, empty=True)
         validate.choice(f"{self.id}: source", self.source.split(":")[0], SOURCES)
         validate.instance(f"{self.id}: rule", self.rule, (rules.Bands, rules.Qualitative), "a rule from claims.rules")
-        if self.kind:
-            validate.choice(f"{self.id}: kind", self.kind, KINDS)
+        validate.choice(f"{self.id}: kind", self.kind, KINDS)
         if self.measure and not _MEASURE.match(self.measure):
             raise ValueError(f"{self.id}: measure must be 'mlsys_core.<module>:<function>', got {self.measure!r}")
         for p in self.parameters:
@@ -164,11 +142,8 @@ class Claim:
         seeds = validate.integer(f"{self.id}: seeds", self.seeds, 0)
         if 0 < seeds < MIN_SEEDS:
             raise ValueError(f"{self.id}: seeds must be 0 (deterministic) or >= {MIN_SEEDS}, got {seeds}")
-        if self.sweep is not None:
-            validate.instance(f"{self.id}: sweep", self.sweep, Sweep)
         validate.choice(f"{self.id}: sample", self.sample, SAMPLES)
         validate.choice(f"{self.id}: interval", self.interval, INTERVALS)
-        validate.boolean(f"{self.id}: geometric", self.geometric)
         try:
             format(1.0, self.fmt)
         except (TypeError, ValueError):
@@ -181,10 +156,6 @@ class Claim:
                 return p
         names = [p.name for p in self.parameters]
         raise ValueError(f"{self.id}: sweep names {name!r}, the declared parameters are {names}")
-
-    @property
-    def interval_method(self) -> str:
-        return "log-t" if self.geometric else self.interval
 
 
 def load_measure(claim: Claim) -> Callable[..., Any]:
@@ -336,33 +307,25 @@ def _sensitivity(claim: Claim, a: Assumption, measured: Sequence, by: str) -> Se
         raise ValueError(f"{claim.id}: sweep must hold one measurement per {a.name} in {a.values}, got {measured!r}")
     points = []
     for value, m in zip(a.values, measured, strict=True):
-        est = estimate(m, claim.seeds, claim.interval_method, f"measured at {a.name} {value:g}")
+        est = estimate(m, claim.seeds, claim.interval, f"measured at {a.name} {value:g}")
         points.append(SweepPoint(value, est, claim.rule(*est.bounds)))
     return Sensitivity(a, tuple(points), by)
 
 
-def evaluate(claim: Claim, measured: Any = None, sweep: Mapping[str, Sequence] | Sequence | None = None) -> Evaluation:
+def evaluate(claim: Claim, measured: Any = None, sweep: Mapping[str, Sequence] | None = None) -> Evaluation:
     """Apply `claim.rule` to `measured` (a number, or values of independent runs) and, where the notebook
     measured the claim over one or more of its assumptions, to `sweep` ({parameter name: one measurement per
     value}); with a sweep and no `measured`, the headline is the first swept parameter's default point."""
-    if sweep is not None and claim.sweep is not None and not isinstance(sweep, Mapping):  # declared with Sweep
-        a = Assumption("legacy", claim.sweep.assumption, claim.sweep.unit, claim.sweep.default, claim.sweep.values,
-                       "suite")
-        sweep = {"legacy": sweep}
-        lookup = {"legacy": a}.__getitem__
-    elif sweep is not None:
-        if not isinstance(sweep, Mapping) or not sweep:
-            raise ValueError(f"{claim.id}: sweep must map a declared parameter's name to its measurements, "
-                             f"got {sweep!r}")
-        lookup = claim.parameter
-    sweeps = tuple(_sensitivity(claim, lookup(name), m, "notebook") for name, m in (sweep or {}).items())
+    if sweep is not None and (not isinstance(sweep, Mapping) or not sweep):
+        raise ValueError(f"{claim.id}: sweep must map a declared parameter's name to its measurements, got {sweep!r}")
+    sweeps = tuple(_sensitivity(claim, claim.parameter(name), m, "notebook") for name, m in (sweep or {}).items())
     if measured is None:
         if not sweeps:
             raise ValueError(f"{claim.id} needs a measured value")
         first = sweeps[0]
         est = first.points[first.assumption.values.index(first.assumption.default)].estimate
     else:
-        est = estimate(measured, claim.seeds, claim.interval_method)
+        est = estimate(measured, claim.seeds, claim.interval)
     return Evaluation(claim, est, claim.rule(*est.bounds), sweeps)
 
 

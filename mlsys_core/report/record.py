@@ -37,7 +37,7 @@ def declared(claim: claims.Claim) -> dict:
         "id": claim.id, "paper": claim.paper, "kind": claim.kind, "statement": claim.statement,
         "paper_value": claim.paper_value, "source": claim.source, "unit": claim.unit, "rule": claim.rule.text,
         "assumptions": list(claim.assumptions), "parameters": [_parameter(a) for a in claim.parameters],
-        "sample": claim.sample, "interval_method": claim.interval_method,
+        "sample": claim.sample, "interval_method": claim.interval,
     }
 
 

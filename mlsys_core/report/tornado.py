@@ -1,9 +1,10 @@
 """A paper's sensitivity as a tornado figure: how far each declared assumption moves each claim's measurement.
 
 Claims measure different quantities, so each swing is put on one scale: the change of the measured mean over
-an assumption's range, divided by the distance from the headline to the rule's nearest band edge. A bar that
-reaches ±1 crosses an edge somewhere in its range (the verdict changes); a short bar means the verdict is far
-from every edge whatever the assumption.
+an assumption's range, divided by the distance from the headline to the rule's next band edge in the direction
+of the change. A bar that reaches ±1 takes the mean across an edge somewhere in its range; a short bar means the
+verdict is far from every edge whatever the assumption. Red bars change the verdict (an interval that comes to
+straddle an edge does so before its mean crosses it).
 """
 
 from __future__ import annotations
@@ -38,11 +39,13 @@ def swings(row: dict) -> list[Swing]:
     if not isinstance(rule, claims.rules.Bands) or row["measured"] is None:
         return []
     head = row["measured"]
-    gaps = [abs(e - head) for e in rule.edges if e != head] or [1.0]
-    scale = min(gaps)
+    above = [e - head for e in rule.edges if e > head]
+    below = [head - e for e in rule.edges if e < head]
+    up = min(above or below or [1.0])  # no edge on one side: scale by the other side's
+    down = min(below or above or [1.0])
     out = []
     for s in row["sweeps"]:
-        moved = [(p["measured"] - head) / scale for p in s["points"]]
+        moved = [(p["measured"] - head) / (up if p["measured"] > head else down) for p in s["points"]]
         flips = any(p["verdict"] != row["verdict"] for p in s["points"])
         out.append(Swing(row["id"], s["label"], min(0.0, *moved), max(0.0, *moved), flips))
     return out
@@ -66,8 +69,8 @@ def figure(rows: list[dict], paper: str) -> Figure | None:
         ax.axvline(x, color="k", lw=0.8, ls="--")
     ax.axvline(0.0, color="k", lw=0.8)
     ax.set_xlim(-CLIP - 0.1, CLIP + 0.1)
-    ax.set_xlabel("change of the measurement over the assumption's range, in distances to the nearest band edge "
-                  "(red: the verdict changes)", fontsize=8)
+    ax.set_xlabel("change of the measured mean over the assumption's range, in distances to the next band edge\n"
+                  "(±1: the mean reaches an edge; red: the verdict changes somewhere in the range)", fontsize=8)
     ax.set_title(f"{paper}: what each assumption does to each verdict", fontsize=10)
     return fig
 
@@ -78,7 +81,7 @@ def png(rows: list[dict], paper: str) -> bytes | None:
     if fig is None:
         return None
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=80)
+    fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
     return buf.getvalue()
 
 
