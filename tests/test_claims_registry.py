@@ -48,6 +48,11 @@ def test_every_claim_declares_its_kind_assumptions_and_a_measure_that_takes_them
             assert signature.parameters[a.name].default == a.default, (c.id, a.name)
 
 
+def test_no_two_claims_share_one_measurement():
+    measures = [c.measure for c in claims.REGISTRY.values() if c.measure]
+    assert len(measures) == len(set(measures))
+
+
 def test_no_claim_names_a_file_outside_the_repository_or_tracker_history():
     for c in claims.REGISTRY.values():
         text = " ".join([c.statement, c.paper_value, c.source, *c.assumptions, *(a.source for a in c.parameters)])
