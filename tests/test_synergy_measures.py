@@ -31,6 +31,29 @@ def test_each_claim_names_a_measure_taking_exactly_its_parameters_with_their_def
     assert signature.return_annotation in ("float", "np.ndarray")
 
 
+def test_the_pod_link_defaults_to_cloud_tpus_documented_330_gb_per_s_everywhere():
+    """Cloud TPU's v3 page: 340 TB/s of all-reduce bandwidth per 1,024-chip pod, ~330 GB/s per chip."""
+    from mlsys_core.claims import sharding as sharding_claims
+    from mlsys_core.claims import synergy as synergy_claims
+    from mlsys_core.sharding import experiments as sharding_experiments
+
+    assert cost_model.TPU_V3.link_bytes_per_s == 330e9
+    assert synergy_claims.LINK.default == sharding_claims.LINK.default == 330.0
+    for c in CLAIMS:
+        for p in c.parameters:
+            if p.name == "link_gb_per_s":
+                assert p.default == 330.0 and p.values == (70.0, 200.0, 330.0) and "v3" in p.source, c.id
+    for fn in (bf16.bf16_saving_tpu, bf16.bf16_gap_points, nvm.pod_chip, nvm.nvm_optimizer_state,
+               nvm.nvm_movable_memory, sharding_experiments.explore_scaling):
+        assert inspect.signature(fn).parameters["link_gb_per_s"].default == 330.0, fn.__name__
+    assert inspect.signature(bf16.explore_bf16).parameters["pod_link_gb_per_s"].default == 330.0
+    # a caller that relies on the default gets the documented link: same step as passing 330 GB/s explicitly
+    assert nvm.pod_chip() == dataclasses.replace(cost_model.TPU_V3, link_bytes_per_s=330e9)
+    default = bf16.bf16_saving_tpu(chips=(4096,)).saving[0]
+    assert default == bf16.bf16_saving_tpu(chips=(4096,), link_gb_per_s=330.0).saving[0]
+    assert default < bf16.bf16_saving_tpu(chips=(4096,), link_gb_per_s=70.0).saving[0]
+
+
 def test_sanity_checks_are_the_claims_true_by_construction():
     sanity = {c.id for c in CLAIMS if c.kind == "sanity check"}
     assert sanity == {"synergy.dp_equals_fedsgd", "synergy.federated_eval_equals_pod"}
@@ -63,13 +86,14 @@ def test_sweep_measures_each_declared_value_in_order():
 def test_bf16_pod_saving_without_overlap_is_half_the_all_reduce_share():
     r = bf16.bf16_saving_tpu(chips=(256, 4096))
     # the all-reduce's hop latency does not halve with the bytes, so the cost model's saving sits just under
-    np.testing.assert_allclose(r.saving, bf16.bf16_saving(r.compute_s, r.comm_s), rtol=0.02)
+    # (at 330 GB/s per chip a 4096-chip torus's 252 hops of 1 us are ~3 % of its 8 ms f32 all-reduce)
+    np.testing.assert_allclose(r.saving, bf16.bf16_saving(r.compute_s, r.comm_s), rtol=0.04)
     assert np.all(r.saving < bf16.bf16_saving(r.compute_s, r.comm_s))
 
 
 def test_bf16_saves_a_pod_nothing_when_its_all_reduce_hides_under_the_compute():
     r = bf16.bf16_saving_tpu(chips=(4096,), overlap=True)
-    assert r.comm_s[0] < r.compute_s[0]  # at the cost model's 70 GB/s the f32 all-reduce fits under the compute
+    assert r.comm_s[0] < r.compute_s[0]  # at the cost model's 330 GB/s the f32 all-reduce fits under the compute
     assert r.saving[0] == 0.0
     gap = bf16.bf16_gap_points(overlap=True, devices=2000, seeds=(0, 1))
     phones = [np.median(bf16.bf16_saving_edge(devices=2000, seed=s).saving) for s in (0, 1)]

@@ -16,10 +16,10 @@ MEASURES = "mlsys_core.synergy.measures:"
 
 _COST_MODEL = "Paper 1's cost model (sharding.cost_model)"
 LINK = Assumption(
-    "link_gb_per_s", "pod link bandwidth per chip", "GB/s", 70.0, (70.0, 200.0, 330.0),
-    "Cloud TPU v3 page: all-reduce bandwidth 340 TB/s per 1,024-chip pod, about 330 GB/s per chip; 70 GB/s is "
-    "the cost model's default link (sharding.cost_model.TPU_V3, an assumption the suite made); the paper "
-    "gives no per-chip figure",
+    "link_gb_per_s", "pod link bandwidth per chip", "GB/s", 330.0, (70.0, 200.0, 330.0),
+    "Cloud TPU's v3 page (cloud.google.com/tpu/docs/v3): all-reduce bandwidth 340 TB/s per 1,024-chip pod, "
+    "about 330 GB/s per chip (the default, sharding.cost_model.TPU_V3's link); suite's choice: 70 GB/s as the "
+    "low end of the range, a slower interconnect (the paper gives no per-chip figure)",
 )
 OVERLAP = Assumption(
     "overlap", "all-reduce hidden under the compute (0 no, 1 yes)", "", 0.0, (0.0, 1.0),

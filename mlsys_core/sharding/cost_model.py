@@ -4,8 +4,9 @@ A back-of-the-envelope model of data-parallel training at a fixed global batch (
 as chips grow, per-chip compute shrinks as 1/n, the all-reduce's bandwidth term stays ~constant
 and its latency term grows with the hops, and the replicated weight update stays constant - so at
 thousands of chips the update and the collectives dominate, and weight-update sharding removes the
-update's share (it becomes 1/n). `TPU_V3` holds approximate public TPU-v3 figures; link bandwidth,
-latency and achieved utilisation are assumptions, stated as such wherever they are shown.
+update's share (it becomes 1/n). `TPU_V3` holds approximate public TPU-v3 figures (peak FLOP/s, HBM and
+link bandwidth: Cloud TPU's v3 page); hop latency and achieved utilisation are assumptions, stated as such
+wherever they are shown, and the link bandwidth is varied over a range wherever a verdict rests on it.
 """
 
 from __future__ import annotations
@@ -61,11 +62,11 @@ class Chip:
 
 
 # Peak bf16 FLOP/s and HBM bandwidth: Google's published TPU-v3 figures (Cloud TPU's v3 page). Link
-# bandwidth, hop latency and utilisation: assumptions for illustration. 70 GB/s is the low end of the range
-# the claims vary (`claims.sharding.LINK`: up to ~330 GB/s per chip, Cloud TPU's 340 TB/s of all-reduce
-# bandwidth per 1,024-chip pod); the claims against the MLPerf logs pass their own link bandwidth.
+# bandwidth: Cloud TPU's v3 page (cloud.google.com/tpu/docs/v3) gives 340 TB/s of all-reduce bandwidth per
+# 1,024-chip pod, about 330 GB/s per chip; the claims vary it down to 70 GB/s, a slower interconnect
+# (`claims.sharding.LINK`). Hop latency and utilisation: assumptions for illustration.
 TPU_V3 = Chip("TPU-v3 (approx.)", peak_flops=123e12, hbm_bytes_per_s=900e9,
-              link_bytes_per_s=70e9, link_latency_s=1e-6, utilisation=0.4)
+              link_bytes_per_s=330e9, link_latency_s=1e-6, utilisation=0.4)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -47,7 +47,7 @@ class Bf16Saving:
     chips: np.ndarray | None = None  # the pod sizes (None: phones)
 
 
-def bf16_saving_tpu(workload: str = "BERT-large", chips=(16, 256, 1024, 4096), *, link_gb_per_s: float = 70.0,
+def bf16_saving_tpu(workload: str = "BERT-large", chips=(16, 256, 1024, 4096), *, link_gb_per_s: float = 330.0,
                     utilisation: float = 0.4, overlap: bool = False) -> Bf16Saving:
     """bf16 gradients on a TPU-v3 pod (Paper 1's cost model, WUS): step saving at each chip count.
 
@@ -181,7 +181,7 @@ def bf16_pod_vs_phone(link_gb_per_s=(70.0, 100.0, 150.0, 200.0, 250.0, 330.0), u
     return Bf16PodVsPhone(np.array(bws), np.array(utils), np.array(POD_CHIPS), pod, phone, int(pod_chips))
 
 
-def bf16_gap_points(link_gb_per_s: float = 70.0, utilisation: float = 0.4, overlap: bool = False,
+def bf16_gap_points(link_gb_per_s: float = 330.0, utilisation: float = 0.4, overlap: bool = False,
                     phone_link_factor: float = 1.0, pod_chips: int = 4096, workload: str = "BERT-large",
                     model_params: float = 1.4e6, devices: int = 100_000, seeds=DEFAULT_SEEDS) -> np.ndarray:
     """(len(seeds),) the median phone's bf16 saving minus the `pod_chips` pod's, in percentage points
@@ -291,7 +291,7 @@ class Bf16Point:
 
 
 def explore_bf16(model_millions: float = 1.4, phone_link_factor: float = 1.0,
-                 pod_link_gb_per_s: float = 70.0) -> Bf16Point:
+                 pod_link_gb_per_s: float = 330.0) -> Bf16Point:
     """bf16's saving for 20,000 phones (seed 0) training a `model_millions` M-parameter model on links
     `phone_link_factor` x the population's medians, and for BERT-large on 256 / 1024 / 4096-chip pods;
     the defaults are the explorer's opening setting."""

@@ -30,7 +30,7 @@ def dp_equals_fedsgd(learning_rate: float = 0.1) -> np.ndarray:
     return fedsgd.fedsgd_equivalence(DEFAULT_SEEDS, learning_rate=learning_rate)
 
 
-def bf16_fl_gains_more(link_gb_per_s: float = 70.0, overlap: float = 0.0, utilisation: float = 0.4,
+def bf16_fl_gains_more(link_gb_per_s: float = 330.0, overlap: float = 0.0, utilisation: float = 0.4,
                        phone_link_factor: float = 1.0, chips: float = 4096.0) -> np.ndarray:
     """(seeds,) percentage points: the median phone's bf16 saving minus the pod's (BERT-large, WUS)."""
     return bf16.bf16_gap_points(link_gb_per_s, utilisation, bool(overlap), phone_link_factor, int(chips),
@@ -42,14 +42,14 @@ def bf16_deltas_keep_accuracy(alpha: float = 0.5) -> np.ndarray:
     return bf16.bf16_accuracy_gap(DEFAULT_SEEDS, "bfloat16", 30, alpha=alpha).final_gap
 
 
-def nvm_optimizer_state_slowdown(chips: float = 1024.0, link_gb_per_s: float = 70.0, overlap: float = 0.0,
+def nvm_optimizer_state_slowdown(chips: float = 1024.0, link_gb_per_s: float = 330.0, overlap: float = 0.0,
                                  peak_kiops: float = 585.0) -> float:
     """x step time: BERT-large's WUS optimizer-state shard streamed whole from NVM each step."""
     return nvm.nvm_optimizer_state("BERT-large", int(chips), link_gb_per_s=link_gb_per_s, overlap=bool(overlap),
                                    peak_kiops=peak_kiops).wus.slowdown
 
 
-def nvm_sparse_state_slowdown(cache_fraction: float = 0.1, chips: float = 1024.0, link_gb_per_s: float = 70.0,
+def nvm_sparse_state_slowdown(cache_fraction: float = 0.1, chips: float = 1024.0, link_gb_per_s: float = 330.0,
                               overlap: float = 0.0, peak_kiops: float = 585.0) -> float:
     """x step time: the same shard read at Bandana's measured effective bandwidth (SHP, this DRAM cache)."""
     useful = nvm.bandana_effective_bandwidth("shp", cache_fraction)
@@ -58,7 +58,7 @@ def nvm_sparse_state_slowdown(cache_fraction: float = 0.1, chips: float = 1024.0
 
 
 def nvm_pod_memory_bill(peak_kiops: float = 585.0, model: float = 0.0, chips: float = 1024.0,
-                        link_gb_per_s: float = 70.0, overlap: float = 0.0) -> float:
+                        link_gb_per_s: float = 330.0, overlap: float = 0.0) -> float:
     """% of the pod's memory bill saved by the memory NVM can hold without slowing the step."""
     workload = NVM_WORKLOADS[validate.integer("model", int(model), 0, len(NVM_WORKLOADS) - 1)]
     return 100 * nvm.nvm_movable_memory(workload, int(chips), link_gb_per_s=link_gb_per_s, overlap=bool(overlap),
@@ -71,7 +71,7 @@ def tictac_helps_fl(percentile: float = 50.0, local_steps: float = 1.0, phone_gf
                                                  local_steps=int(local_steps), gflops=phone_gflops).tac_speedup[0]
 
 
-def tictac_helps_pods(link_gb_per_s: float = 70.0, chips: float = 4096.0, utilisation: float = 0.4) -> np.ndarray:
+def tictac_helps_pods(link_gb_per_s: float = 330.0, chips: float = 4096.0, utilisation: float = 0.4) -> np.ndarray:
     """(seeds,) TAC over random order on a cluster with the pod step's transfer/compute balance."""
     return tictac_links.tictac_pod((link_gb_per_s,), DEFAULT_SEEDS, chips=int(chips),
                                    utilisation=utilisation).tac_speedup[0]

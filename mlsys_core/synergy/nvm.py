@@ -63,7 +63,7 @@ class NVMOptimizerState:
     chips: int  # the pod's size
 
 
-def pod_chip(link_gb_per_s: float = 70.0, utilisation: float = 0.4) -> cost_model.Chip:
+def pod_chip(link_gb_per_s: float = 330.0, utilisation: float = 0.4) -> cost_model.Chip:
     """Paper 1's cost model's TPU-v3 chip with this per-chip link (GB/s) and achieved utilisation."""
     return dataclasses.replace(cost_model.TPU_V3, link_bytes_per_s=validate.positive("link_gb_per_s", link_gb_per_s)
                                * 1e9, utilisation=validate.number("utilisation", utilisation, 0.0, 1.0,
@@ -78,7 +78,7 @@ def nvm_drive(peak_kiops: float = 585.0) -> NVMDevice:
 
 def nvm_optimizer_state(workload: str = "BERT-large", chips: int = 1024, hbm_bytes_per_chip: float = 32e9,
                         state_bytes_per_param: float = 8.0, useful_fraction: float = 1.0,
-                        prices: MemoryPrices = MemoryPrices(), *, link_gb_per_s: float = 70.0,
+                        prices: MemoryPrices = MemoryPrices(), *, link_gb_per_s: float = 330.0,
                         utilisation: float = 0.4, overlap: bool = False,
                         peak_kiops: float = 585.0) -> NVMOptimizerState:
     """Optimizer state (Adam/LAMB: m and v, 8 B per parameter) on one Optane drive per chip.
@@ -142,7 +142,7 @@ class NVMMovable:
 
 
 def nvm_movable_memory(workload: str = "BERT-large", chips: int = 1024, hbm_bytes_per_chip: float = 32e9,
-                       prices: MemoryPrices = MemoryPrices(), *, link_gb_per_s: float = 70.0,
+                       prices: MemoryPrices = MemoryPrices(), *, link_gb_per_s: float = 330.0,
                        utilisation: float = 0.4, overlap: bool = False, peak_kiops: float = 585.0) -> NVMMovable:
     """The memory a chip can move to NVM without slowing its step, and the bill that saves (the survey's sum).
 

@@ -66,7 +66,7 @@ def explore_config(devices: int = backend.MESH_DEVICES, strategy: str = "wus", o
     return ConfigResult(memory, comm, 1e3 * result.median_s, models.parameter_count(params))
 
 
-def explore_scaling(workload: str = "BERT-large", utilisation: float = 0.4, link_gb_per_s: float = 70.0,
+def explore_scaling(workload: str = "BERT-large", utilisation: float = 0.4, link_gb_per_s: float = 330.0,
                     grad_bits: int = 16, max_chips: int = 4096) -> cost_model.ScalingCurve:
     """`cost_model.scaling_curve` over 16, 32, ... `max_chips` chips for a named workload on TPU-v3
     with the given assumptions.
