@@ -17,6 +17,7 @@ one numba pass over the events (arrivals and completions), O(reads x slots).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import numba
 import numpy as np
@@ -27,18 +28,41 @@ from mlsys_core.bandana.nvm import NVMDevice, latency_percentiles
 from mlsys_core.bandana.trace import Trace
 
 
+@dataclasses.dataclass(frozen=True)
+class _Shape:
+    """One kind of service-time distribution: how it draws n works of mean 1, and its squared coefficient of
+    variation, each from the `ServiceTimes` that holds its parameters."""
+
+    draw: Callable[[ServiceTimes, int, np.random.Generator], np.ndarray]
+    scv: Callable[[ServiceTimes], float]
+
+
+def _samples(s: ServiceTimes) -> np.ndarray:
+    assert s.samples is not None  # kind "empirical": __post_init__ checked and normalised them
+    return s.samples
+
+
+SHAPES: dict[str, _Shape] = {
+    "exponential": _Shape(lambda s, n, rng: rng.exponential(1.0, n), lambda s: 1.0),
+    "deterministic": _Shape(lambda s, n, rng: np.ones(n), lambda s: 0.0),
+    "gamma": _Shape(lambda s, n, rng: rng.gamma(1.0 / s.gamma_scv, s.gamma_scv, n), lambda s: s.gamma_scv),
+    "empirical": _Shape(lambda s, n, rng: _samples(s)[rng.integers(0, _samples(s).size, n)],
+                        lambda s: float(_samples(s).var())),
+}
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class ServiceTimes:
     """The distribution of a read's work, normalised to mean 1."""
 
-    kind: str = "exponential"  # "exponential", "deterministic" (every read 1), "gamma" (`gamma_scv`) or
-    #                            "empirical" (`samples`)
+    kind: str = "exponential"  # one of SHAPES: "exponential", "deterministic" (every read 1), "gamma"
+    #                            (`gamma_scv`) or "empirical" (`samples`)
     samples: np.ndarray | None = None  # measured latencies, resampled (divided by their mean) for "empirical"
     source: str = "exponential (memoryless), mean 1"  # where the distribution comes from
     gamma_scv: float = 1.0  # the squared coefficient of variation of kind "gamma" (> 0)
 
     def __post_init__(self) -> None:
-        validate.choice("kind", self.kind, ("exponential", "deterministic", "gamma", "empirical"))
+        validate.choice("kind", self.kind, tuple(SHAPES))
         validate.string("source", self.source)
         validate.positive("gamma_scv", self.gamma_scv)
         if self.kind == "empirical":
@@ -67,26 +91,12 @@ class ServiceTimes:
         """(n,) work of n reads, mean 1."""
         validate.integer("n", n, 0)
         validate.instance("rng", rng, np.random.Generator)
-        if self.kind == "exponential":
-            return rng.exponential(1.0, n)
-        if self.kind == "deterministic":
-            return np.ones(n)
-        if self.kind == "gamma":
-            return rng.gamma(1.0 / self.gamma_scv, self.gamma_scv, n)
-        assert self.samples is not None  # "empirical": __post_init__ checked and normalised samples
-        return self.samples[rng.integers(0, self.samples.size, n)]
+        return SHAPES[self.kind].draw(self, n, rng)
 
     @property
     def scv(self) -> float:
         """Squared coefficient of variation (1 for exponential, 0 for deterministic)."""
-        if self.kind == "exponential":
-            return 1.0
-        if self.kind == "deterministic":
-            return 0.0
-        if self.kind == "gamma":
-            return self.gamma_scv
-        assert self.samples is not None  # "empirical": __post_init__ checked and normalised samples
-        return float(self.samples.var())
+        return SHAPES[self.kind].scv(self)
 
 
 @numba.njit(cache=True)
