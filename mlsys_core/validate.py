@@ -78,6 +78,22 @@ def integer(name: str, value: Any, low: float = -math.inf, high: float = math.in
     return number(name, value, low, high, integer=True)
 
 
+def whole(name: str, value: Any, low: float = -math.inf, high: float = math.inf) -> int:
+    """Check that `value` is a whole number in [low, high], an int or an integral float (4096.0, as a claim's
+    declared assumption passes a count); return it as an int."""
+    x = number(name, value, low, high)
+    if x != int(x):
+        raise ValueError(f"{name} must be a whole number, got {value!r}")
+    return int(x)
+
+
+def flag(name: str, value: Any) -> bool:
+    """Check that `value` is a switch given as a bool or as the number 0 or 1; return it as a bool."""
+    if isinstance(value, bool):
+        return value
+    return bool(choice(name, number(name, value), (0, 1)))
+
+
 def positive(name: str, value: Any, *, allow_inf: bool = False) -> float:
     """Check that `value` is a number > 0; return it."""
     return number(name, value, 0.0, low_open=True, allow_inf=allow_inf)
@@ -236,3 +252,20 @@ def callable_(name: str, value: Any) -> Callable:
     if not callable(value):
         raise TypeError(f"{name} must be callable, got {value!r}")
     return value
+
+
+def numeric_arguments(fn: Callable[..., T]) -> Callable[..., T]:
+    """Wrap a function whose every argument is a number (a claim's measure: one per declared assumption), so
+    that a non-number or a non-finite value is refused naming its parameter before any work starts."""
+    import functools
+    import inspect
+
+    signature = inspect.signature(fn)
+
+    @functools.wraps(fn)
+    def checked(*args: Any, **kwargs: Any) -> T:
+        for name, value in signature.bind(*args, **kwargs).arguments.items():
+            number(name, value)
+        return fn(*args, **kwargs)
+
+    return checked

@@ -146,5 +146,5 @@ def test_a_cluster_parameter_moves_the_measure_and_counts_arrive_as_floats():
     assert measures.inference_gain(parameter_servers=2.0).mean() < measures.inference_gain().mean()
     with pytest.raises(ValueError, match="whole number"):
         measures.cluster(workers=2.5)
-    with pytest.raises(TypeError, match="whole number"):
+    with pytest.raises(TypeError, match="workers must be a number"):
         measures.cluster(workers="4")

@@ -126,3 +126,33 @@ def test_reals_refuses_non_finite_and_out_of_range():
 def test_a_large_whole_bound_is_written_in_full():
     with pytest.raises(ValueError, match=r"obj_size must be in \[1, 4294967295\], got 4294967296"):
         V.integer("obj_size", 2**32, 1, 2**32 - 1)
+
+
+def test_whole_takes_an_int_or_an_integral_float_and_names_a_fraction():
+    assert V.whole("chips", 4096.0) == 4096 and isinstance(V.whole("chips", np.int64(8)), int)
+    with pytest.raises(ValueError, match="chips must be a whole number, got 4096.5"):
+        V.whole("chips", 4096.5)
+    with pytest.raises(TypeError, match="chips must be a number"):
+        V.whole("chips", "4096")
+
+
+def test_flag_takes_a_bool_or_zero_or_one():
+    assert V.flag("overlap", 1.0) is True and V.flag("overlap", False) is False
+    with pytest.raises(ValueError, match="overlap must be one of"):
+        V.flag("overlap", -3.0)
+
+
+def test_numeric_arguments_refuses_a_non_number_before_the_work_starts():
+    calls = []
+
+    @V.numeric_arguments
+    def measure(chips: float = 4096.0, link_gb_per_s: float = 330.0) -> float:
+        calls.append(chips)
+        return chips * link_gb_per_s
+
+    assert measure(chips=2.0) == 660.0 and measure(1.0, 2.0) == 2.0
+    with pytest.raises(TypeError, match="link_gb_per_s must be a number, got 'fast'"):
+        measure(link_gb_per_s="fast")
+    with pytest.raises(ValueError, match="chips must be finite"):
+        measure(chips=float("nan"))
+    assert calls == [2.0, 1.0]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import jax
 import numpy as np
 
+from mlsys_core import validate
 from mlsys_core.seeds import DEFAULT_SEEDS
 
 from . import experiments, models
@@ -21,12 +22,19 @@ FFN = (384, 1536, 4)  # the optimizer-heavy FFN stack: d_model, d_ff, blocks (4.
 
 
 def _pod(model: str, link_gb_per_s: float, utilisation: float, overlap: float, chips: float) -> dict:
-    return {"model": model, "link_gb_per_s": float(link_gb_per_s), "utilisation": float(utilisation),
-            "overlap": bool(overlap), "chips": int(chips)}
+    return {
+        "model": model,
+        "link_gb_per_s": float(link_gb_per_s),
+        "utilisation": float(utilisation),
+        "overlap": validate.flag("overlap", overlap),
+        "chips": validate.whole("chips", chips),
+    }
 
 
-def resnet50_step_4096(link_gb_per_s: float = 330.0, utilisation: float = 0.4, overlap: float = 0.0,
-                       chips: float = 4096.0) -> float:
+@validate.numeric_arguments
+def resnet50_step_4096(
+    link_gb_per_s: float = 330.0, utilisation: float = 0.4, overlap: float = 0.0, chips: float = 4096.0
+) -> float:
     """The cost model's ResNet-50 step (ms) at the logged batch 65,536 (`experiments.model_step_ms`).
 
     Args:
@@ -38,8 +46,10 @@ def resnet50_step_4096(link_gb_per_s: float = 330.0, utilisation: float = 0.4, o
     return experiments.model_step_ms(**_pod("ResNet-50", link_gb_per_s, utilisation, overlap, chips))
 
 
-def bert_step_4096(link_gb_per_s: float = 330.0, utilisation: float = 0.4, overlap: float = 0.0,
-                   chips: float = 4096.0) -> float:
+@validate.numeric_arguments
+def bert_step_4096(
+    link_gb_per_s: float = 330.0, utilisation: float = 0.4, overlap: float = 0.0, chips: float = 4096.0
+) -> float:
     """The cost model's BERT step (ms) at the logged batch 8,192 (`experiments.model_step_ms`).
 
     Args:
@@ -51,8 +61,10 @@ def bert_step_4096(link_gb_per_s: float = 330.0, utilisation: float = 0.4, overl
     return experiments.model_step_ms(**_pod("BERT", link_gb_per_s, utilisation, overlap, chips))
 
 
-def resnet50_time_4096(link_gb_per_s: float = 330.0, utilisation: float = 0.4, overlap: float = 0.0,
-                       chips: float = 4096.0) -> float:
+@validate.numeric_arguments
+def resnet50_time_4096(
+    link_gb_per_s: float = 330.0, utilisation: float = 0.4, overlap: float = 0.0, chips: float = 4096.0
+) -> float:
     """The cost model's seconds of ResNet-50 training steps to the logged target (`model_time_to_train_s`).
 
     Args:
@@ -64,8 +76,10 @@ def resnet50_time_4096(link_gb_per_s: float = 330.0, utilisation: float = 0.4, o
     return experiments.model_time_to_train_s(**_pod("ResNet-50", link_gb_per_s, utilisation, overlap, chips))
 
 
-def bert_time_4096(link_gb_per_s: float = 330.0, utilisation: float = 0.4, overlap: float = 0.0,
-                   chips: float = 4096.0) -> float:
+@validate.numeric_arguments
+def bert_time_4096(
+    link_gb_per_s: float = 330.0, utilisation: float = 0.4, overlap: float = 0.0, chips: float = 4096.0
+) -> float:
     """The cost model's seconds of BERT training steps to the logged target (`model_time_to_train_s`).
 
     Args:
@@ -77,58 +91,81 @@ def bert_time_4096(link_gb_per_s: float = 330.0, utilisation: float = 0.4, overl
     return experiments.model_time_to_train_s(**_pod("BERT", link_gb_per_s, utilisation, overlap, chips))
 
 
+@validate.numeric_arguments
 def wus_matches_replicated(devices: float = 8.0) -> np.ndarray:
     """Per seed, max |WUS - replicated| after 20 Adam steps of the digits MLP on `devices` devices."""
-    return experiments.strategy_agreement("wus", "replicated", ("adam",), seeds=DEFAULT_SEEDS, steps=20,
-                                          devices=int(devices)).worst_per_seed
+    return experiments.strategy_agreement(
+        "wus", "replicated", ("adam",), seeds=DEFAULT_SEEDS, steps=20, devices=validate.whole("devices", devices)
+    ).worst_per_seed
 
 
+@validate.numeric_arguments
 def lamb_lars_shard_exact(devices: float = 8.0) -> np.ndarray:
     """Per seed, the worse of LAMB and LARS: max |WUS - one device| after 20 steps on `devices` devices."""
-    return experiments.strategy_agreement("wus", "single", ("lamb", "lars"), seeds=DEFAULT_SEEDS, steps=20,
-                                          devices=int(devices)).worst_per_seed
+    return experiments.strategy_agreement(
+        "wus", "single", ("lamb", "lars"), seeds=DEFAULT_SEEDS, steps=20, devices=validate.whole("devices", devices)
+    ).worst_per_seed
 
 
+@validate.numeric_arguments
 def every_transform_exact(devices: float = 8.0) -> float:
     """The worst max |Δparam| of nine optax transforms under WUS and FSDP against one device."""
-    exact = experiments.transform_exactness(devices=int(devices), strategy_names=("wus", "fsdp"))
+    exact = experiments.transform_exactness(devices=validate.whole("devices", devices), strategy_names=("wus", "fsdp"))
     return float(exact.max_diff.max())
 
 
+@validate.numeric_arguments
 def distributed_bn_global(per_replica_batch: float = 4.0) -> np.ndarray:
     """Per seed, max |BN over 8 replicas - one-device BN| after 10 LARS steps."""
-    return experiments.bn_agreement(seeds=DEFAULT_SEEDS, steps=10,
-                                    per_replica_batch=int(per_replica_batch)).worst_per_seed
+    return experiments.bn_agreement(
+        seeds=DEFAULT_SEEDS, steps=10, per_replica_batch=validate.whole("per_replica_batch", per_replica_batch)
+    ).worst_per_seed
 
 
+@validate.numeric_arguments
 def wus_optimizer_state_fraction(devices: float = 8.0) -> float:
     """WUS's optimizer-state bytes per device over replicated's, times N (1 = exactly 1/N)."""
-    n = int(devices)
+    n = validate.whole("devices", devices)
     return experiments.optimizer_state_fraction(models.FFNStack(*FFN), devices=n) * n
 
 
+@validate.numeric_arguments
 def wus_collective_time(d_model: float = 384.0) -> np.ndarray:
     """Per independent run, reduce-scatter + all-gather over all-reduce time of the FFN stack's gradient
     (width `d_model`, 4 blocks) on the 8-device mesh."""
-    model = models.FFNStack(int(d_model), 4 * int(d_model), FFN[2])
+    model = models.FFNStack(validate.whole("d_model", d_model), 4 * validate.whole("d_model", d_model), FFN[2])
     n_params = models.parameter_count(jax.eval_shape(model.init, jax.random.key(0)))
     return experiments.collective_runs(n_params, devices=8, runs=5, repeats=6)
 
 
+@validate.numeric_arguments
 def wus_speedup(per_device_batch: float = 2.0) -> np.ndarray:
     """Per independent timed run, replicated over WUS median step time of the FFN stack with Adam."""
-    return experiments.timed_runs(models.FFNStack(*FFN), per_device_batch=int(per_device_batch), devices=8,
-                                  seeds=DEFAULT_SEEDS, repeats=3).speedups
+    return experiments.timed_runs(
+        models.FFNStack(*FFN),
+        per_device_batch=validate.whole("per_device_batch", per_device_batch),
+        devices=8,
+        seeds=DEFAULT_SEEDS,
+        repeats=3,
+    ).speedups
 
 
+@validate.numeric_arguments
 def cost_model_speedup(per_device_batch: float = 2.0) -> np.ndarray:
     """Per independent timed run, the measured WUS speed-up over the cost model's prediction from the
     run's own terms (`cost_model.shared_host_step_s` on simulated devices)."""
-    return experiments.timed_runs(models.FFNStack(*FFN), per_device_batch=int(per_device_batch), devices=8,
-                                  seeds=DEFAULT_SEEDS, repeats=3, terms=True).measured_over_predicted
+    return experiments.timed_runs(
+        models.FFNStack(*FFN),
+        per_device_batch=validate.whole("per_device_batch", per_device_batch),
+        devices=8,
+        seeds=DEFAULT_SEEDS,
+        repeats=3,
+        terms=True,
+    ).measured_over_predicted
 
 
+@validate.numeric_arguments
 def shard_bytes(devices: float = 8.0) -> float:
     """Bytes of one device's shard of an (16 x 8) float32 array split over `devices` rows, over the
     array's bytes, times N (1 = exactly 1/N)."""
-    return experiments.shard_fraction(int(devices)) * int(devices)
+    return experiments.shard_fraction(validate.whole("devices", devices)) * validate.whole("devices", devices)

@@ -14,14 +14,21 @@ from __future__ import annotations
 
 import numpy as np
 
+from mlsys_core import validate
 from mlsys_core.seeds import DEFAULT_SEEDS
 from mlsys_core.tictac import experiments
 from mlsys_core.tictac.compare import model_graph
 from mlsys_core.tictac.simulate import Cluster
 
 
-def cluster(parameter_servers: float = 1, workers: float = 4, op_overhead_us: float = 2.0, latency_us: float = 50.0,
-            compute_noise: float = 0.0, bandwidth_gbps: float = 1.0) -> Cluster:
+def cluster(
+    parameter_servers: float = 1,
+    workers: float = 4,
+    op_overhead_us: float = 2.0,
+    latency_us: float = 50.0,
+    compute_noise: float = 0.0,
+    bandwidth_gbps: float = 1.0,
+) -> Cluster:
     """The simulated cluster at one point of the claims' parameters (10 GFLOP/s per worker, round-robin
     placement, no card cap, no transfer jitter).
 
@@ -33,48 +40,70 @@ def cluster(parameter_servers: float = 1, workers: float = 4, op_overhead_us: fl
         compute_noise: log-normal sigma on every op's time.
         bandwidth_gbps: Gbit/s, each server link.
     """
-    return Cluster(workers=_count("workers", workers), parameter_servers=_count("parameter_servers",
-                                                                                 parameter_servers),
-                   bandwidth_gbps=float(bandwidth_gbps), latency_us=float(latency_us),
-                   op_overhead_us=float(op_overhead_us), compute_noise=float(compute_noise))
+    return Cluster(
+        workers=validate.whole("workers", workers),
+        parameter_servers=validate.whole("parameter_servers", parameter_servers),
+        bandwidth_gbps=float(bandwidth_gbps),
+        latency_us=float(latency_us),
+        op_overhead_us=float(op_overhead_us),
+        compute_noise=float(compute_noise),
+    )
 
 
-def _count(name: str, value: float) -> int:
-    """A count passed as a float by the report, back to an int (a fractional count is refused)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a whole number, got {value!r}")
-    if float(value) != int(value):
-        raise ValueError(f"{name} must be a whole number, got {value!r}")
-    return int(value)
-
-
-def inference_gain(bandwidth_gbps: float = 1.0, parameter_servers: float = 1, workers: float = 4,
-                   op_overhead_us: float = 2.0, latency_us: float = 50.0, compute_noise: float = 0.0) -> np.ndarray:
+@validate.numeric_arguments
+def inference_gain(
+    bandwidth_gbps: float = 1.0,
+    parameter_servers: float = 1,
+    workers: float = 4,
+    op_overhead_us: float = 2.0,
+    latency_us: float = 50.0,
+    compute_noise: float = 0.0,
+) -> np.ndarray:
     """(seeds,) TAC's inference throughput over random order, the geometric mean over the four bundled
     models per seed (`experiments.gain_sweep`, 20 iterations). Args: see `cluster`."""
     c = cluster(parameter_servers, workers, op_overhead_us, latency_us, compute_noise)
     return experiments.gain_sweep("infer", (bandwidth_gbps,), DEFAULT_SEEDS, c).geomean[0]
 
 
-def training_gain(bandwidth_gbps: float = 1.0, parameter_servers: float = 1, workers: float = 4,
-                  op_overhead_us: float = 2.0, latency_us: float = 50.0, compute_noise: float = 0.0) -> np.ndarray:
+@validate.numeric_arguments
+def training_gain(
+    bandwidth_gbps: float = 1.0,
+    parameter_servers: float = 1,
+    workers: float = 4,
+    op_overhead_us: float = 2.0,
+    latency_us: float = 50.0,
+    compute_noise: float = 0.0,
+) -> np.ndarray:
     """(seeds,) TAC's training throughput over random order (gradients pushed), the geometric mean over
     the four bundled models per seed. Args: see `cluster`."""
     c = cluster(parameter_servers, workers, op_overhead_us, latency_us, compute_noise)
     return experiments.gain_sweep("train", (bandwidth_gbps,), DEFAULT_SEEDS, c).geomean[0]
 
 
-def straggler_spread(jitter: float = 0.3, parameter_servers: float = 1, workers: float = 4,
-                     op_overhead_us: float = 2.0, latency_us: float = 50.0, compute_noise: float = 0.0,
-                     bandwidth_gbps: float = 1.0) -> np.ndarray:
+@validate.numeric_arguments
+def straggler_spread(
+    jitter: float = 0.3,
+    parameter_servers: float = 1,
+    workers: float = 4,
+    op_overhead_us: float = 2.0,
+    latency_us: float = 50.0,
+    compute_noise: float = 0.0,
+    bandwidth_gbps: float = 1.0,
+) -> np.ndarray:
     """(seeds,) TAC's mean straggler spread as a fraction of random order's, ResNet-style inference, 50
     iterations, transfer noise of sigma `jitter` (`experiments.straggler_sweep`). Args: see `cluster`."""
     c = cluster(parameter_servers, workers, op_overhead_us, latency_us, compute_noise, bandwidth_gbps)
     return experiments.straggler_sweep(model_graph("resnet", "infer"), (jitter,), DEFAULT_SEEDS, c, 50).relative[0]
 
 
-def gain_rises_then_falls(parameter_servers: float = 1, op_overhead_us: float = 2.0, latency_us: float = 50.0,
-                          compute_noise: float = 0.0, bandwidth_gbps: float = 1.0) -> np.ndarray:
+@validate.numeric_arguments
+def gain_rises_then_falls(
+    parameter_servers: float = 1,
+    op_overhead_us: float = 2.0,
+    latency_us: float = 50.0,
+    compute_noise: float = 0.0,
+    bandwidth_gbps: float = 1.0,
+) -> np.ndarray:
     """(seeds,) how far TAC's gain over 1-128 workers rises to its peak and falls after it
     (`experiments.rise_and_fall` of `experiments.workers_gain`), ResNet-style inference. Args: see `cluster`."""
     c = cluster(parameter_servers, 1, op_overhead_us, latency_us, compute_noise, bandwidth_gbps)
@@ -82,17 +111,30 @@ def gain_rises_then_falls(parameter_servers: float = 1, op_overhead_us: float = 
     return experiments.rise_and_fall(gains)
 
 
-def tic_close_to_tac(parameter_servers: float = 1, workers: float = 4, op_overhead_us: float = 2.0,
-                     latency_us: float = 50.0, compute_noise: float = 0.0, bandwidth_gbps: float = 1.0) -> float:
+@validate.numeric_arguments
+def tic_close_to_tac(
+    parameter_servers: float = 1,
+    workers: float = 4,
+    op_overhead_us: float = 2.0,
+    latency_us: float = 50.0,
+    compute_noise: float = 0.0,
+    bandwidth_gbps: float = 1.0,
+) -> float:
     """The largest relative throughput gap between TIC and TAC over the eight bundled graphs
     (`experiments.order_gap` of `experiments.speedup_table`, 20 iterations, seed 0). Args: see `cluster`."""
     c = cluster(parameter_servers, workers, op_overhead_us, latency_us, compute_noise, bandwidth_gbps)
     return experiments.order_gap(experiments.speedup_table(c, iterations=20, seed=0), "tic")
 
 
-def layer_order_matches_tac(parameter_servers: float = 1, workers: float = 4, op_overhead_us: float = 2.0,
-                            latency_us: float = 50.0, compute_noise: float = 0.0,
-                            bandwidth_gbps: float = 1.0) -> float:
+@validate.numeric_arguments
+def layer_order_matches_tac(
+    parameter_servers: float = 1,
+    workers: float = 4,
+    op_overhead_us: float = 2.0,
+    latency_us: float = 50.0,
+    compute_noise: float = 0.0,
+    bandwidth_gbps: float = 1.0,
+) -> float:
     """The largest relative throughput gap between layer order and TAC over the chain models' six graphs
     (`experiments.order_gap`, 20 iterations, seed 0). Args: see `cluster`."""
     c = cluster(parameter_servers, workers, op_overhead_us, latency_us, compute_noise, bandwidth_gbps)
@@ -100,23 +142,37 @@ def layer_order_matches_tac(parameter_servers: float = 1, workers: float = 4, op
     return experiments.order_gap(rows, "layer", model_names=experiments.CHAIN_MODELS)
 
 
-def tac_beats_layer_on_branching(parameter_servers: float = 1, workers: float = 1, op_overhead_us: float = 2.0,
-                                 latency_us: float = 50.0, compute_noise: float = 0.0,
-                                 bandwidth_gbps: float = 1.0) -> np.ndarray:
+@validate.numeric_arguments
+def tac_beats_layer_on_branching(
+    parameter_servers: float = 1,
+    workers: float = 1,
+    op_overhead_us: float = 2.0,
+    latency_us: float = 50.0,
+    compute_noise: float = 0.0,
+    bandwidth_gbps: float = 1.0,
+) -> np.ndarray:
     """(DAGs,) layer-order time / TAC time on each of the 60 random layered DAGs (`experiments.order_study`,
     inference, 5 iterations per order). Args: see `cluster`."""
     c = cluster(parameter_servers, workers, op_overhead_us, latency_us, compute_noise, bandwidth_gbps)
     return experiments.order_study(cluster=c).ratio("layer", "tac")
 
 
-def efficiency_gain(parameter_servers: float = 1, workers: float = 4, op_overhead_us: float = 2.0,
-                    latency_us: float = 50.0, compute_noise: float = 0.0, bandwidth_gbps: float = 1.0) -> np.ndarray:
+@validate.numeric_arguments
+def efficiency_gain(
+    parameter_servers: float = 1,
+    workers: float = 4,
+    op_overhead_us: float = 2.0,
+    latency_us: float = 50.0,
+    compute_noise: float = 0.0,
+    bandwidth_gbps: float = 1.0,
+) -> np.ndarray:
     """(seeds,) mean scheduling efficiency E of TAC minus random order's over the eight bundled graphs
     (`experiments.efficiency`, 20 iterations). Args: see `cluster`."""
     c = cluster(parameter_servers, workers, op_overhead_us, latency_us, compute_noise, bandwidth_gbps)
     return experiments.efficiency(c, seeds=DEFAULT_SEEDS, iterations=20).gain
 
 
+@validate.numeric_arguments
 def real_ps_gain(bandwidth_gbps: float = 1.0) -> np.ndarray:
     """(runs,) random order's iteration time over TAC's on the real loopback parameter server, the
     geometric mean of each fresh-process run's interleaved ratios (`experiments.real_ps_runs`, 5 runs:
@@ -128,6 +184,7 @@ def real_ps_gain(bandwidth_gbps: float = 1.0) -> np.ndarray:
     return experiments.run_gains(experiments.real_ps_runs(bandwidth_gbps))
 
 
+@validate.numeric_arguments
 def heuristic_cost(blocks: float = 96) -> np.ndarray:
     """(timed runs,) s, the naive TAC (properties recomputed at every step) on a ResNet-style training graph
     of `blocks` blocks, extrapolated per timed run from graphs of `experiments.NAIVE_BLOCKS` blocks
@@ -136,5 +193,7 @@ def heuristic_cost(blocks: float = 96) -> np.ndarray:
     Args:
         blocks: ResNet-style blocks of the target graph (a whole number >= 1).
     """
-    cost = experiments.heuristic_cost(experiments.NAIVE_BLOCKS, target_blocks=_count("blocks", blocks), repeats=5)
+    cost = experiments.heuristic_cost(
+        experiments.NAIVE_BLOCKS, target_blocks=validate.whole("blocks", blocks), repeats=5
+    )
     return cost.naive_target_s
