@@ -48,6 +48,15 @@ def test_every_claim_declares_its_kind_assumptions_and_a_measure_that_takes_them
             assert signature.parameters[a.name].default == a.default, (c.id, a.name)
 
 
+def test_every_measure_refuses_a_non_number_naming_its_parameter_before_any_work():
+    for c in claims.REGISTRY.values():
+        if c.measure:
+            measure = registry.load_measure(c)
+            for a in c.parameters:
+                with pytest.raises(TypeError, match=f"{a.name} must be a number, got 'x'"):
+                    measure(**{a.name: "x"})
+
+
 def test_no_two_claims_share_one_measurement():
     measures = [c.measure for c in claims.REGISTRY.values() if c.measure]
     assert len(measures) == len(set(measures))
