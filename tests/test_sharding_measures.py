@@ -4,10 +4,8 @@ The BERT step the cost-model claims compare with is the device-synchronous one (
 evaluation results), not the host's block stamps, which asynchronous dispatch lets run ahead of the chips.
 """
 
-import importlib.util
 import inspect
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,7 +19,6 @@ from mlsys_core.sharding import cost_model, experiments, measures, models
 
 CLAIMS = (*sharding_claims.CLAIMS, *suite.CLAIMS)
 DOC = json.loads((DATA_DIR / cost_model.MLPERF_LOGS).read_text())
-RAW = Path(__file__).resolve().parents[2] / "shared" / "data" / "mlperf" / "v0.7"
 CHEAP = ("sharding.resnet50_step_4096", "sharding.bert_step_4096", "sharding.resnet50_time_4096",
          "sharding.bert_time_4096", "sharding.wus_optimizer_state_fraction", "suite.shard_bytes")
 
@@ -115,13 +112,3 @@ def test_timed_runs_give_one_value_per_independent_run():
         experiments.collective_runs(1000, devices=4, runs=1)
     with pytest.raises(ValueError, match="per_device_batch"):
         experiments.timed_runs(models.FFNStack(16, 32, 1), per_device_batch=0)
-
-
-@pytest.mark.skipif(not RAW.is_dir(), reason="the raw MLPerf logs (../shared/data/mlperf) are not on this machine")
-def test_the_extractor_remakes_the_committed_figures_from_the_logs():
-    spec = importlib.util.spec_from_file_location("extract", DATA_DIR / "mlperf" / "extract_google_v07.py")
-    extract = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(extract)
-    for model in extract.RUNS:
-        for name, run in DOC["runs"][model].items():
-            assert extract.parse(RAW / name, model) == run
