@@ -97,7 +97,7 @@ def test_interval_across_both_sides_of_a_two_sided_band_is_inconclusive():
 
 
 def test_a_straddling_interval_is_inconclusive_whatever_its_mean_and_point_gives_the_means_band():
-    """An interval across the target edge used to read "partly" even with its mean well inside "reproduced"."""
+    """An interval across the target edge cannot tell the bands apart, even with its mean well inside one."""
     assert GAIN(1.19, 1.35) == INCONCLUSIVE and GAIN.point(1.27) == REPRODUCED
     assert GAIN(1.04, 1.19) == INCONCLUSIVE and GAIN.point(1.06) == PARTLY
 

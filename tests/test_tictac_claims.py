@@ -31,7 +31,7 @@ def test_throughput_gains_over_the_bandwidth_sweep(claim_id):
     def over_bandwidth(value):
         return verdict(claim_id, sweep={"bandwidth_gbps": [seeds(value)] * n})
 
-    assert over_bandwidth(0.97) == "not reproduced"  # a slowdown is no longer "partly"
+    assert over_bandwidth(0.97) == "not reproduced"  # a slowdown is not "partly"
     assert over_bandwidth(1.07) == "partly reproduced"
     assert over_bandwidth(1.479) == "exceeds paper"
     assert over_bandwidth(1.15) == ("reproduced" if "training" in claim_id else "partly reproduced")
