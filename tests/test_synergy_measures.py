@@ -15,6 +15,7 @@ from mlsys_core import claims
 from mlsys_core.claims import rules
 from mlsys_core.claims.registry import load_measure
 from mlsys_core.claims.synergy import CLAIMS
+from mlsys_core.report import sweep
 from mlsys_core.sharding import cost_model
 from mlsys_core.synergy import bf16, cast_as_fl, fault_tolerance, measures, nvm, on_devices, tictac_links
 
@@ -76,8 +77,8 @@ def test_a_cheap_measure_at_its_defaults_gives_what_its_rule_decides(name):
     assert (evaluation.estimate.seeds == claim.seeds) or (claim.seeds == 0 and evaluation.estimate.seeds == 0)
 
 
-def test_sweep_measures_each_declared_value_in_order():
-    out = measures.sweep("synergy.nvm_pod_memory_bill", "peak_kiops", "chips")
+def test_over_measures_each_declared_value_in_order():
+    out = sweep.over("synergy.nvm_pod_memory_bill", "peak_kiops", "chips")
     assert list(out) == ["peak_kiops", "chips"] and [len(v) for v in out.values()] == [2, 3]
     assert out["peak_kiops"][0] == measures.nvm_pod_memory_bill()
     assert out["peak_kiops"][1] > out["peak_kiops"][0]  # a faster drive holds more without slowing the step

@@ -126,9 +126,10 @@ def _counts_html(title: str, counts: dict[str, dict[str, int]]) -> list[str]:
     return out + ["</table>"]
 
 
-def render_html(rows: list[dict], backend: str, problems: list[str], notebooks: dict[str, str]) -> str:
+def render_html(rows: list[dict], backend: str, problems: list[str], notebooks: dict[str, str],
+                figures: dict[str, bytes | None] | None = None) -> str:
     """The same report as one self-contained HTML page (figures inline as data URIs); arguments as for
-    `render_markdown`."""
+    `render_markdown`, and `figures`: each paper's tornado PNG (`tornado.png`), drawn here when not given."""
     e = html.escape
     counts = summary(rows)
     out = [f"<!doctype html><html><head><meta charset='utf-8'><title>Reproduction report</title><style>{_CSS}</style>",
@@ -144,7 +145,7 @@ def render_html(rows: list[dict], backend: str, problems: list[str], notebooks: 
         out += ["<h2>Problems</h2><ul>"] + [f"<li>{e(p)}</li>" for p in problems] + ["</ul>"]
     for paper in counts:
         out.append(f"<h2>{e(paper)}</h2>")
-        picture = tornado.png(rows, paper)
+        picture = figures[paper] if figures is not None else tornado.png(rows, paper)
         if picture:
             data = base64.b64encode(picture).decode("ascii")
             out.append(f"<img alt='sensitivity of {e(paper)}' src='data:image/png;base64,{data}'>")

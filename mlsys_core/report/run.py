@@ -202,11 +202,11 @@ def sweep_rows(rows: list[dict], stop: _Stop) -> tuple[list[dict], list[str], fl
 def write(out: pathlib.Path, rows: list[dict], backend: str, problems: list[str], notebooks: dict[str, str]) -> None:
     """Write report.md, report.html, claims.json and the sensitivity figures into `out`; the arguments are as
     for `render.render_markdown`."""
+    figures = {paper: tornado.png(rows, paper) for paper in dict.fromkeys(r["paper"] for r in rows)}
     (out / "report.md").write_text(render_markdown(rows, backend, problems, notebooks), encoding="utf-8")
-    (out / "report.html").write_text(render_html(rows, backend, problems, notebooks), encoding="utf-8")
+    (out / "report.html").write_text(render_html(rows, backend, problems, notebooks, figures), encoding="utf-8")
     (out / "claims.json").write_text(json.dumps(rows, indent=1), encoding="utf-8")
-    for paper in dict.fromkeys(r["paper"] for r in rows):
-        picture = tornado.png(rows, paper)
+    for paper, picture in figures.items():
         if picture:
             (out / tornado.slug(paper)).write_bytes(picture)
 

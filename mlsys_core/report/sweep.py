@@ -2,6 +2,7 @@
 
 `complete` takes a notebook's evaluation of a claim and measures every parameter the notebook did not sweep
 itself, one at a time, the others at their defaults; the default point is the notebook's own measurement.
+`over` measures a claim over some of its parameters for a notebook's own sweep.
 `python -m mlsys_core.report.sweep <claim id or prefix> ...` measures claims from scratch and prints, per
 claim, where each verdict holds, the change that flips it, and what the sweep cost.
 """
@@ -42,6 +43,17 @@ def complete(evaluation: Evaluation, stopped: Callable[[], bool] = lambda: False
             points.append(evaluation.estimate.measured if value == a.default else measure(**{a.name: value}))
         evaluation = with_sweep(evaluation, a.name, points)
     return evaluation
+
+
+def over(claim_id: str, *names: str) -> dict[str, list]:
+    """{name: the claim's measurement at each declared value of that parameter, the others at their defaults}
+    for the parameters `names`: what a notebook passes to `report.check(..., sweep=...)`. The default point
+    is measured once and shared by every name."""
+    claim = claims.get(claim_id)
+    measure = load_measure(claim)
+    at_default = measure()
+    return {n: [at_default if v == a.default else measure(**{n: v}) for v in a.values]
+            for n, a in ((n, claim.parameter(n)) for n in names)}
 
 
 def matching(patterns: list[str]) -> list[Claim]:

@@ -22,6 +22,15 @@ FFN = (384, 1536, 4)  # the optimizer-heavy FFN stack: d_model, d_ff, blocks (4.
 
 
 def _pod(model: str, link_gb_per_s: float, utilisation: float, overlap: float, chips: float) -> dict:
+    """The cost-model arguments of one pod claim.
+
+    Args:
+        model: "ResNet-50" or "BERT".
+        link_gb_per_s: link bandwidth per chip (GB/s).
+        utilisation: achieved fraction of peak FLOP/s.
+        overlap: 1 hides the all-reduce under the compute, 0 does not.
+        chips: chips in the pod.
+    """
     return {
         "model": model,
         "link_gb_per_s": float(link_gb_per_s),
@@ -35,14 +44,8 @@ def _pod(model: str, link_gb_per_s: float, utilisation: float, overlap: float, c
 def resnet50_step_4096(
     link_gb_per_s: float = 330.0, utilisation: float = 0.4, overlap: float = 0.0, chips: float = 4096.0
 ) -> float:
-    """The cost model's ResNet-50 step (ms) at the logged batch 65,536 (`experiments.model_step_ms`).
-
-    Args:
-        link_gb_per_s: link bandwidth per chip (GB/s).
-        utilisation: achieved fraction of peak FLOP/s.
-        overlap: 1 hides the all-reduce under the compute, 0 does not.
-        chips: chips in the pod.
-    """
+    """The cost model's ResNet-50 step (ms) at the logged batch 65,536
+    (`experiments.model_step_ms`). Args: see `_pod`."""
     return experiments.model_step_ms(**_pod("ResNet-50", link_gb_per_s, utilisation, overlap, chips))
 
 
@@ -50,14 +53,8 @@ def resnet50_step_4096(
 def bert_step_4096(
     link_gb_per_s: float = 330.0, utilisation: float = 0.4, overlap: float = 0.0, chips: float = 4096.0
 ) -> float:
-    """The cost model's BERT step (ms) at the logged batch 8,192 (`experiments.model_step_ms`).
-
-    Args:
-        link_gb_per_s: link bandwidth per chip (GB/s).
-        utilisation: achieved fraction of peak FLOP/s.
-        overlap: 1 hides the all-reduce under the compute, 0 does not.
-        chips: chips in the pod.
-    """
+    """The cost model's BERT step (ms) at the logged batch 8,192
+    (`experiments.model_step_ms`). Args: see `_pod`."""
     return experiments.model_step_ms(**_pod("BERT", link_gb_per_s, utilisation, overlap, chips))
 
 
@@ -65,14 +62,8 @@ def bert_step_4096(
 def resnet50_time_4096(
     link_gb_per_s: float = 330.0, utilisation: float = 0.4, overlap: float = 0.0, chips: float = 4096.0
 ) -> float:
-    """The cost model's seconds of ResNet-50 training steps to the logged target (`model_time_to_train_s`).
-
-    Args:
-        link_gb_per_s: link bandwidth per chip (GB/s).
-        utilisation: achieved fraction of peak FLOP/s.
-        overlap: 1 hides the all-reduce under the compute, 0 does not.
-        chips: chips in the pod.
-    """
+    """The cost model's seconds of ResNet-50 training steps to the logged target
+    (`experiments.model_time_to_train_s`). Args: see `_pod`."""
     return experiments.model_time_to_train_s(**_pod("ResNet-50", link_gb_per_s, utilisation, overlap, chips))
 
 
@@ -80,14 +71,8 @@ def resnet50_time_4096(
 def bert_time_4096(
     link_gb_per_s: float = 330.0, utilisation: float = 0.4, overlap: float = 0.0, chips: float = 4096.0
 ) -> float:
-    """The cost model's seconds of BERT training steps to the logged target (`model_time_to_train_s`).
-
-    Args:
-        link_gb_per_s: link bandwidth per chip (GB/s).
-        utilisation: achieved fraction of peak FLOP/s.
-        overlap: 1 hides the all-reduce under the compute, 0 does not.
-        chips: chips in the pod.
-    """
+    """The cost model's seconds of BERT training steps to the logged target
+    (`experiments.model_time_to_train_s`). Args: see `_pod`."""
     return experiments.model_time_to_train_s(**_pod("BERT", link_gb_per_s, utilisation, overlap, chips))
 
 

@@ -5,18 +5,16 @@ claim's parameters (defaults: the parameters' defaults), and it returns what not
 `report.check` for that claim, a number or one value per seed. The report calls them to vary each
 assumption over its range; the notebook takes its headlines from the same calls (or from the same
 experiment with the same arguments and seeds). The work is done in the synergy's modules; these only
-translate a parameter (a float from the claim's declaration) into their arguments. `sweep` measures a
-claim over some of its parameters, for the notebook's `report.check(..., sweep=...)`.
+translate a parameter (a float from the claim's declaration) into their arguments.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 
 import numpy as np
 
-from mlsys_core import claims, validate
+from mlsys_core import validate
 from mlsys_core.seeds import DEFAULT_SEEDS
 from mlsys_core.synergy import bf16, cast_as_fl, fault_tolerance, fedsgd, nvm, on_devices, tictac_links
 
@@ -210,10 +208,3 @@ def bn_groups_on_devices(alpha: float = 0.1) -> np.ndarray:
     bn = on_devices.bn_on_devices(group_sizes=(1, 8), alpha=alpha, seeds=DEFAULT_SEEDS)
     return bn[8] - bn[1]
 
-
-def sweep(claim_id: str, *names: str) -> dict[str, list]:
-    """{parameter: [the claim's measurement at each of its declared values]} for `names` (the claim's
-    parameters), the others at their defaults: what `report.check(..., sweep=...)` takes."""
-    claim = claims.get(claim_id)
-    measure: Callable = globals()[claim.measure.split(":")[1]]
-    return {n: [measure(**{n: v}) for v in claim.parameter(n).values] for n in names}

@@ -433,7 +433,8 @@ def simulate(graph: OpGraph, orders: np.ndarray, cluster: Cluster, seed: int = 0
         timing = _coupled(graph, orders, cluster, seed, push, pipelined, run)
     else:
         timing = _pull_only(graph, orders, cluster, seed, pipelined, credit_bytes, run)
-    comp_iw = _compute_only(graph, run)
     exact = dataclasses.replace(cluster, compute_noise=0.0)
-    comp = _compute_only(graph, _executor_args(graph, exact, executor, op_seconds(graph, exact, (1, 1), seed)))
-    return _result(timing, comp_iw, float(comp[0, 0]), pipelined)
+    comp = _compute_only(graph, _executor_args(graph, exact, executor, op_seconds(graph, exact, (1, 1), seed)))[0, 0]
+    # each worker-iteration's own compute-only makespan differs from the noise-free one only under noise
+    comp_iw = _compute_only(graph, run) if cluster.compute_noise > 0 else np.full(orders.shape[:2], comp)
+    return _result(timing, comp_iw, float(comp), pipelined)
